@@ -27,14 +27,18 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false", "no")
 
 
-class build_ext(_build_ext):  # noqa: N801 - setuptools looks the command up by this name
-    user_options = [
+class build_ext(_build_ext):
+    user_options = [  # noqa: RUF012 - extends the distutils class attribute
         *_build_ext.user_options,
         ("cython-always", None, "run cythonize() even if the .c files are present"),
         ("cython-annotate", None, "produce a colorized HTML version of the Cython source"),
         ("cython-directives=", None, "Cython compiler directives, as a=b,c=d"),
     ]
-    boolean_options = [*_build_ext.boolean_options, "cython-always", "cython-annotate"]
+    boolean_options = [  # noqa: RUF012 - extends the distutils class attribute
+        *_build_ext.boolean_options,
+        "cython-always",
+        "cython-annotate",
+    ]
 
     def initialize_options(self) -> None:
         super().initialize_options()
@@ -99,7 +103,7 @@ def _selected_modules() -> tuple[str, ...]:
     chosen = tuple(name.strip() for name in only.split(",") if name.strip())
     unknown = sorted(set(chosen) - set(NATIVE_MODULES))
     if unknown:
-        raise SystemExit(f"TACH_BUILD_ONLY names unknown modules {unknown}; known: {NATIVE_MODULES}")
+        raise SystemExit(f"TACH_BUILD_ONLY names unknown modules {unknown}; known {NATIVE_MODULES}")
     return chosen
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -15,10 +16,8 @@ import orjson
 
 def pin_to_cpu(cpu: int = 0) -> None:
     """Pin this process to one CPU where the machine allows it (fewer migrations, less noise)."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {cpu})
-    except (AttributeError, OSError):
-        pass
 
 
 def per_call_ns(fn: Callable[[], object], number: int, repeat: int) -> list[float]:

@@ -56,7 +56,9 @@ def run(repeat: int) -> dict[str, object]:
             codec.__name__: (lambda c=codec: c.decode(c.encode(2, REPORT)))
             for codec in (native, reference)
         },
-        "stream": {codec.__name__: _stream_case(codec, stream, 4096) for codec in (native, reference)},
+        "stream": {
+            codec.__name__: _stream_case(codec, stream, 4096) for codec in (native, reference)
+        },
     }
     numbers = {"raw": 200_000, "json": 100_000, "stream": 200}
     per_frame = {"raw": 1, "json": 1, "stream": 1000}

@@ -170,7 +170,8 @@ class FrameDecoder:
                 end = pos + HEADER_SIZE + length
                 if len(buf) < end:
                     break
-                frames.append((kind, flags, _payload_object(flags, bytes(buf[pos + HEADER_SIZE : end]))))
+                payload = _payload_object(flags, bytes(buf[pos + HEADER_SIZE : end]))
+                frames.append((kind, flags, payload))
                 pos = end
         except FrameError as exc:
             exc.frames = frames

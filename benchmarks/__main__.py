@@ -1,0 +1,39 @@
+"""``tach-bench SUBJECT [options]``: run one of Tach's benchmarks (``tach-bench --list``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: subject -> (module under tach.bench, what it measures)
+SUBJECTS = {
+    "frame": ("bench_frame", "frame codec: Cython against the pure-Python reference"),
+    "ring": ("bench_ring", "shared-memory ring against a pipe and a socketpair, two processes"),
+    "fork": ("bench_fork", "fork+exit+wait from 25/100/400 MiB processes, native vs os.fork, THP"),
+    "discovery": ("bench_discovery", "static discovery against pytest --collect-only"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: tach-bench SUBJECT [--json] [options]   (tach-bench SUBJECT --help)", ""]
+    lines += [f"  {name:10s} {what}" for name, (_, what) in SUBJECTS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to the benchmark named by the first argument."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "--list"):
+        print(_usage())
+        return 0 if args else 4
+    subject, rest = args[0], args[1:]
+    if subject not in SUBJECTS:
+        print(f"tach-bench: unknown subject {subject!r}\n\n{_usage()}", file=sys.stderr)
+        return 4
+    module = importlib.import_module(f"tach.bench.{SUBJECTS[subject][0]}")
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
