@@ -1,0 +1,227 @@
+"""The pytest plugin Tach installs in the zygote; workers and test processes inherit it by fork.
+
+In the zygote it replaces two of pytest's hooks: ``pytest_collection`` (the zygote collects
+nothing; it loads the conftests of every test directory and the warm imports instead) and
+``pytest_runtestloop`` (the zygote serves fork requests instead of running tests). Everything
+else — configuration, plugins, session start and finish — is pytest's own.
+
+In a test process it turns pytest's reporting hooks into messages on the slot's result ring:
+``pytest_runtest_logstart`` -> ``TestStart``, ``pytest_runtest_logreport`` -> ``TestReport``,
+``pytest_warning_recorded`` -> ``Warning``. Reports cross the process boundary only through
+``pytest_report_to_serializable`` (pytest's own serialisation, so plugins that extend reports
+keep working), plus the rendered ``longreprtext`` so that the supervisor never needs pytest.
+
+It also keeps the *progress word* of the running test process up to date — the index of the item
+it is running and the phase it is in — in a shared anonymous mapping that the worker reads when a
+test process dies, to blame exactly that test and phase.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tach.protocol import MessageKind, encode
+
+if TYPE_CHECKING:
+    from tach._native.ring import Ring
+    from tach.zygote import Zygote
+
+#: Phases as stored in the progress word.
+PHASE_NONE, PHASE_SETUP, PHASE_CALL, PHASE_TEARDOWN = 0, 1, 2, 3
+PHASE_NAMES = {
+    PHASE_NONE: "setup",
+    PHASE_SETUP: "setup",
+    PHASE_CALL: "call",
+    PHASE_TEARDOWN: "teardown",
+}
+_PROGRESS = struct.Struct("<iI")  # item index (-1: none yet), phase
+_NOTES_OFFSET = 64
+_NOTES_LENGTH = struct.Struct("<I")
+
+
+class Progress:
+    """Which item of its batch a test process is running, and in which phase.
+
+    A shared anonymous mapping made by the worker before it forks, so it survives the child.
+    After the progress word, a small *notes* area lets the child leave the worker a JSON note.
+    """
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, mmap.PAGESIZE)
+        self.set(-1, PHASE_NONE)
+
+    def set(self, index: int, phase: int) -> None:
+        _PROGRESS.pack_into(self._map, 0, index, phase)
+
+    def set_phase(self, phase: int) -> None:
+        struct.pack_into("<I", self._map, 4, phase)
+
+    def get(self) -> tuple[int, int]:
+        index, phase = _PROGRESS.unpack_from(self._map, 0)
+        return index, phase
+
+    def write_notes(self, data: bytes) -> None:
+        start = _NOTES_OFFSET + _NOTES_LENGTH.size
+        if start + len(data) > len(self._map):
+            raise ValueError(f"a note of {len(data)} bytes does not fit the progress page")
+        self._map[start : start + len(data)] = data
+        _NOTES_LENGTH.pack_into(self._map, _NOTES_OFFSET, len(data))
+
+    def read_notes(self) -> bytes:
+        (length,) = _NOTES_LENGTH.unpack_from(self._map, _NOTES_OFFSET)
+        start = _NOTES_OFFSET + _NOTES_LENGTH.size
+        return bytes(self._map[start : start + min(length, len(self._map) - start)])
+
+
+def quiet_terminal_reporter(config: pytest.Config) -> None:
+    """Replace pytest's terminal reporter with one that has its API but none of its hooks.
+
+    The supervisor does all the reporting. Plugins still find a ``terminalreporter`` (with a
+    writer to /dev/null) when they ask for it, but no progress, no summary, and no
+    ``pytest_terminal_summary`` work is done in the zygote, the workers or the test processes:
+    that work can be costly (a plugin may import a large package for its summary) and its
+    output would go nowhere.
+    """
+    from _pytest.terminal import TerminalReporter
+
+    manager = config.pluginmanager
+    current = manager.get_plugin("terminalreporter")
+    if current is None:
+        return
+    quiet_class = type(
+        "QuietTerminalReporter",
+        (TerminalReporter,),
+        {name: _no_hook for name in dir(TerminalReporter) if name.startswith("pytest_")},
+    )
+    manager.unregister(current, name="terminalreporter")
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    manager.register(quiet_class(config, devnull), "terminalreporter")
+
+
+def _no_hook(self: object) -> None:
+    """Stands in for every hook of the quiet terminal reporter."""
+
+
+class TachPlugin:
+    """Hooks of the zygote, the workers and the test processes (one object, inherited by fork)."""
+
+    def __init__(self, zygote: Zygote) -> None:
+        self.zygote = zygote
+        self.config: pytest.Config | None = None
+        #: Set in a worker: the slot's ring, and the pid allowed to write to it (a test that
+        #: forks must not have its child write reports).
+        self.ring: Ring | None = None
+        self.producer_pid = 0
+        self.slot = -1
+        self.progress: Progress | None = None
+        #: Index of the item the test process is about to run (in its batch).
+        self.item_index = -1
+        #: Collection reports that failed, and the count of deselected items, per unit.
+        self.collect_errors: list[dict[str, Any]] = []
+        self.deselected = 0
+
+    # -- zygote -------------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+        quiet_terminal_reporter(config)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        self.zygote.prepare(session)
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        self.zygote.serve(session)
+        return True
+
+    # -- worker and test processes ------------------------------------------------------------
+
+    def send(self, kind: MessageKind, payload: dict[str, Any]) -> None:
+        """Put a message on the slot's ring, from the process that owns it only."""
+        if self.ring is not None and os.getpid() == self.producer_pid:
+            self.ring.push(encode(kind, payload))
+
+    def serialize_report(self, report: pytest.TestReport | pytest.CollectReport) -> dict[str, Any]:
+        """pytest's serialised report, plus what the supervisor needs to show it without pytest."""
+        assert self.config is not None
+        status = None
+        if isinstance(report, pytest.TestReport):
+            status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        if report.longrepr is not None:
+            data["longreprtext"] = report.longreprtext
+        if report.failed:
+            data["head_line"] = report.head_line
+        # pytest's own verdict on the report (plugins such as subtests and xfail take part; the
+        # subtests plugin may turn a passing call into a failed one, so it is asked before the
+        # report is serialised, as the terminal reporter would).
+        if status is not None:
+            category, letter, word = status
+            if isinstance(word, tuple):
+                word, markup = word
+                data["word_markup"] = markup
+            data["teststatus"] = [category, letter, word]
+            data["outcome"] = report.outcome
+        data["count_towards_summary"] = getattr(report, "count_towards_summary", True)
+        data["slot"] = self.slot
+        data["pid"] = os.getpid()
+        return data
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed or (report.skipped and report.nodeid):
+            self.collect_errors.append(self.serialize_report(report))
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        if self.progress is not None:
+            self.progress.set(self.item_index, PHASE_SETUP)
+        self.send(MessageKind.TestStart, {"id": nodeid, "pid": os.getpid(), "slot": self.slot})
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if self.progress is not None:
+            self.progress.set_phase(PHASE_SETUP)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        if self.progress is not None:
+            self.progress.set_phase(PHASE_CALL)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        if self.progress is not None:
+            self.progress.set_phase(PHASE_TEARDOWN)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.ring is not None and os.getpid() == self.producer_pid:
+            self.send(MessageKind.TestReport, {"report": self.serialize_report(report)})
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        if self.progress is not None:
+            self.progress.set(self.item_index + 1, PHASE_NONE)
+
+    def pytest_warning_recorded(
+        self, warning_message: Any, when: str, nodeid: str, location: tuple[str, int, str] | None
+    ) -> None:
+        self.send(
+            MessageKind.Warning,
+            {
+                "message": str(warning_message.message),
+                "category": warning_message.category.__name__,
+                "filename": warning_message.filename,
+                "lineno": warning_message.lineno,
+                "when": when,
+                "nodeid": nodeid,
+            },
+        )

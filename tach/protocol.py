@@ -1,0 +1,155 @@
+"""Messages between the supervisor, the zygote, the workers and the test processes.
+
+Every message is one frame of :mod:`tach._native.frame` (8-byte header, orjson payload); the
+kind is a :class:`MessageKind`. Three kinds of channel carry them:
+
+* the **control channel**, a socketpair between the supervisor and the zygote;
+* one **command channel** per worker slot, a socketpair between the supervisor and whichever
+  worker holds that slot (created by the supervisor, inherited by the zygote, handed to each
+  worker it forks for the slot);
+* one **result ring** per worker slot (:mod:`tach._native.ring`), written by the slot's worker and
+  by the test process it forks, one at a time, and read only by the supervisor.
+
+The exchange of one run:
+
+1. The supervisor starts ``python -m tach.zygote`` with the spec (pytest arguments, fds, slots)
+   and the fds of every channel. The zygote runs ``pytest.main`` with Tach's plugin: pytest parses
+   its configuration, loads plugins and initial conftests, starts the session; the plugin loads
+   the conftests of every test directory and the warm imports, then freezes the heap.
+2. Zygote -> supervisor: ``ZygoteReady`` {pid, rootdir, pytest_version, python, warm_imports,
+   warm_failures, threads}. If pytest stops before that (a usage error, a conftest that raises),
+   the zygote exits with pytest's exit code and its stderr says why.
+3. Supervisor -> zygote: ``SpawnWorker`` {slot}, once per slot (again if a worker dies).
+   The zygote forks a worker; zygote -> supervisor ``WorkerExited`` {slot, pid, status} when it
+   is reaped.
+4. Worker -> ring: ``WorkerReady`` {slot, pid}.
+5. Supervisor -> worker: ``RunUnit`` {unit, args, isolation}: collect ``args`` (file paths or node
+   ids) with pytest and run the items.
+6. Worker -> ring: ``UnitCollected`` {unit, ids, errors}: pytest's own collection of the unit
+   (``errors``: collection reports that failed, serialised by pytest's hooks).
+7. Test process -> ring, per test: ``TestStart`` {id, pid}, then ``TestReport`` {report} once per
+   phase (setup, call, teardown), ``report`` being ``pytest_report_to_serializable``'s output plus
+   ``longreprtext`` and the worker's ``slot``; ``Warning`` {message, category, filename, lineno,
+   nodeid} for each warning recorded.
+8. Worker -> ring: ``TestReport`` for a test whose process died (a crash report the worker builds
+   for the phase the process was in), and for a wider fixture's teardown error.
+9. Worker -> ring: ``UnitFinished`` {unit}. Back to 5 until the supervisor sends ``StopWorker``.
+10. Worker -> ring: ``WorkerDone`` {slot}; the worker tears down what it holds and exits.
+11. Supervisor -> zygote: ``Shutdown``; the zygote finishes pytest's session and exits.
+
+Message kinds are numbered from 1 without gaps, so the frame decoder's ``max_kind`` check is the
+whole validity check of a kind.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+from typing import Any
+
+from tach._native import frame
+
+__all__ = ["Channel", "Message", "MessageKind", "ProtocolError", "decode_frames", "encode"]
+
+
+class MessageKind(enum.IntEnum):
+    """The kind of a frame: what its payload means (see the module docstring)."""
+
+    SpawnWorker = 1
+    Shutdown = 2
+    ZygoteReady = 3
+    WorkerExited = 4
+    RunUnit = 5
+    StopWorker = 6
+    WorkerReady = 7
+    UnitCollected = 8
+    TestStart = 9
+    TestReport = 10
+    Warning = 11
+    UnitFinished = 12
+    WorkerDone = 13
+
+
+MAX_KIND = max(MessageKind)
+
+Message = tuple[MessageKind, dict[str, Any]]
+
+
+class ProtocolError(RuntimeError):
+    """A peer sent bytes that are not a valid message; the channel cannot be trusted any more."""
+
+
+def encode(kind: MessageKind, payload: dict[str, Any]) -> bytes:
+    """One message as a frame."""
+    return frame.encode(kind, payload)
+
+
+def decode_frames(frames: list[tuple[int, int, Any]]) -> list[Message]:
+    """Decoded frames as messages (payloads are JSON objects)."""
+    messages: list[Message] = []
+    for kind, _flags, payload in frames:
+        if not isinstance(payload, dict):
+            raise ProtocolError(
+                f"message of kind {kind} carries {type(payload).__name__}, not an object"
+            )
+        messages.append((MessageKind(kind), payload))
+    return messages
+
+
+def decode_one(data: bytes) -> Message:
+    """The single message that is the whole of ``data`` (a record taken from a result ring)."""
+    try:
+        kind, flags, payload, size = frame.decode(data, MAX_KIND)
+    except frame.FrameError as exc:
+        raise ProtocolError(str(exc)) from exc
+    if size != len(data):
+        raise ProtocolError(f"{len(data) - size} stray bytes after a message of kind {kind}")
+    return decode_frames([(kind, flags, payload)])[0]
+
+
+class Channel:
+    """Framed messages over a connected stream socket (blocking sends, buffered receives)."""
+
+    def __init__(self, sock: socket.socket, name: str) -> None:
+        self.sock = sock
+        self.name = name
+        self._decoder = frame.FrameDecoder(max_kind=MAX_KIND)
+        self._pending: list[Message] = []
+
+    @classmethod
+    def from_fd(cls, fd: int, name: str) -> Channel:
+        """A channel over an inherited socket file descriptor (the channel owns it)."""
+        return cls(socket.socket(fileno=fd), name)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: MessageKind, payload: dict[str, Any]) -> None:
+        """Send one message; raises OSError (BrokenPipeError...) when the peer is gone."""
+        self.sock.sendall(frame.encode(kind, payload))
+
+    def read_available(self) -> list[Message] | None:
+        """Receive what one ``recv`` brings (call when readable); ``None`` at end of stream."""
+        data = self.sock.recv(1 << 16)
+        if not data:
+            try:
+                self._decoder.eof()
+            except frame.FrameError as exc:
+                raise ProtocolError(f"{self.name}: {exc}") from exc
+            return None
+        try:
+            return decode_frames(self._decoder.feed(data))
+        except frame.FrameError as exc:
+            raise ProtocolError(f"{self.name}: {exc}") from exc
+
+    def recv(self) -> Message | None:
+        """Block until one whole message arrives; ``None`` when the peer closed the channel."""
+        while not self._pending:
+            messages = self.read_available()
+            if messages is None:
+                return None
+            self._pending.extend(messages)
+        return self._pending.pop(0)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,50 @@
+"""Reporters: what a run tells people (terminal), machines (NDJSON) and CI (JUnit XML).
+
+Every reporter implements :class:`tach.scheduler.Reporter`; :class:`Reporters` fans one run's
+events out to several of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tach.results import TestResult
+from tach.scheduler import Reporter, RunSummary, Unit
+
+
+class Reporters:
+    """Several reporters behind one: each event goes to all of them, in order."""
+
+    def __init__(self, reporters: Sequence[Reporter]) -> None:
+        self.reporters = list(reporters)
+
+    def on_run_start(self, info: dict[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_run_start(info)
+
+    def on_collected(
+        self, unit: Unit, ids: Sequence[str], errors: Sequence[dict[str, Any]]
+    ) -> None:
+        for reporter in self.reporters:
+            reporter.on_collected(unit, ids, errors)
+
+    def on_test_start(self, result: TestResult) -> None:
+        for reporter in self.reporters:
+            reporter.on_test_start(result)
+
+    def on_report(self, result: TestResult, report: dict[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_report(result, report)
+
+    def on_test_finished(self, result: TestResult) -> None:
+        for reporter in self.reporters:
+            reporter.on_test_finished(result)
+
+    def on_warning(self, warning: dict[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_warning(warning)
+
+    def on_run_finished(self, summary: RunSummary) -> None:
+        for reporter in self.reporters:
+            reporter.on_run_finished(summary)

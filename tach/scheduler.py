@@ -1,0 +1,152 @@
+"""Scheduling policy: units of work, their order, and the interface results are reported through.
+
+Pure policy, no processes: the event loop in :mod:`tach.lifecycle` asks a :class:`UnitQueue`
+what to run next and tells a :class:`Reporter` what happened.
+
+A *unit* is a test module (or a list of node ids inside one, when the remaining tests of a unit
+are retried in a fresh process). Units are handed out longest first — by the durations recorded
+in ``.tach/durations.json`` by earlier runs, else by their static test counts — so that the last
+unit to finish is a short one and workers finish together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from tach.results import Stats, TestResult
+
+#: The time a test with no recorded duration is assumed to take.
+DEFAULT_TEST_SECONDS = 0.005
+#: A unit's fixed cost (collection and a fork), in the same currency.
+UNIT_OVERHEAD_SECONDS = 0.01
+
+
+@dataclasses.dataclass
+class Unit:
+    """A piece of work for one worker: pytest collection arguments and what we expect of them."""
+
+    id: str
+    #: Arguments for ``session.perform_collect`` (absolute paths or node ids).
+    args: list[str]
+    #: Node ids static discovery expects (may be empty when unknown).
+    expected: list[str] = dataclasses.field(default_factory=list)
+    weight: float = 0.0
+    #: How often this unit was started; a unit whose worker died twice is not tried again.
+    attempts: int = 0
+
+
+class UnitQueue:
+    """Units in the order they are handed out: the heaviest first."""
+
+    def __init__(self, units: Iterable[Unit], durations: dict[str, float] | None = None) -> None:
+        durations = durations or {}
+        self._units = list(units)
+        for unit in self._units:
+            if not unit.weight:
+                unit.weight = estimate_weight(unit, durations)
+        self._units.sort(key=lambda unit: unit.weight)  # popped from the end: heaviest first
+
+    def __len__(self) -> int:
+        return len(self._units)
+
+    def pop(self) -> Unit | None:
+        return self._units.pop() if self._units else None
+
+    def push_front(self, unit: Unit) -> None:
+        """Run ``unit`` next (a retry of the rest of a unit whose process died)."""
+        self._units.append(unit)
+
+    def clear(self) -> list[Unit]:
+        dropped, self._units = self._units, []
+        return dropped
+
+
+def estimate_weight(unit: Unit, durations: dict[str, float]) -> float:
+    known = [durations[i] for i in unit.expected if i in durations]
+    unknown = len(unit.expected) - len(known)
+    return (
+        UNIT_OVERHEAD_SECONDS
+        + sum(known)
+        + max(unknown, 1 if not known else 0) * DEFAULT_TEST_SECONDS
+    )
+
+
+def load_durations(cache_dir: Path) -> dict[str, float]:
+    """Test durations recorded by earlier runs (empty when none or unreadable)."""
+    try:
+        data = orjson.loads((cache_dir / "durations.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        k: float(v) for k, v in data.items() if isinstance(k, str) and isinstance(v, int | float)
+    }
+
+
+def save_durations(cache_dir: Path, results: Iterable[TestResult], old: dict[str, float]) -> None:
+    """Record this run's durations (merged over the old ones), atomically."""
+    merged = dict(old)
+    for result in results:
+        if result.status is not None:
+            merged[result.id] = round(result.duration, 6)
+    write_atomically(cache_dir / "durations.json", orjson.dumps(merged))
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Reporter(Protocol):
+    """What the run tells the outside world; reporters never talk to workers."""
+
+    def on_run_start(self, info: dict[str, Any]) -> None: ...
+
+    def on_collected(
+        self, unit: Unit, ids: Sequence[str], errors: Sequence[dict[str, Any]]
+    ) -> None: ...
+
+    def on_test_start(self, result: TestResult) -> None: ...
+
+    def on_report(self, result: TestResult, report: dict[str, Any]) -> None: ...
+
+    def on_test_finished(self, result: TestResult) -> None: ...
+
+    def on_warning(self, warning: dict[str, Any]) -> None: ...
+
+    def on_run_finished(self, summary: RunSummary) -> None: ...
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """The outcome of a whole run, from which the command line picks the exit code."""
+
+    stats: Stats
+    results: dict[str, TestResult]
+    collect_errors: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    duration: float
+    collect_only: bool = False
+    usage_errors: list[str] = dataclasses.field(default_factory=list)
+    internal_errors: list[str] = dataclasses.field(default_factory=list)
+    interrupted: str | None = None
+    #: Set when the zygote (that is, pytest) stopped before the run started.
+    zygote_exit_code: int | None = None
+    zygote_output: str = ""
+    deselected: int = 0

@@ -1,0 +1,448 @@
+"""The pytest-side unit runner: a worker holds one slot, collects units and runs their items.
+
+A worker is a fork of the zygote. For each ``RunUnit`` it collects the unit with pytest
+(``session.perform_collect``: pytest is the authority on which items a unit holds), then runs the
+items according to the isolation mode:
+
+``none``
+    in the worker itself, like pytest does.
+``module``
+    in a child forked per unit. Fixtures wider than the unit (package, session) are *primed* in
+    the worker first, so they are set up once per worker and survive the child.
+``test``
+    in a child forked per test, with everything wider than the test (class, module, package,
+    session) primed in the worker before each fork.
+
+Priming, as pytest's ``SetupState`` sees it (a worked example, module mode)::
+
+    worker stack before the fork:  [Session, Dir tests, Package tests/pkg]      (+ session fixtures)
+    child runs item 1:             [Session, Dir, Package, Module, Function 1]
+    child tears down item 1 up to item 2's chain; item 2 ... ; the last item is torn down up to a
+    Boundary whose chain is the worker's stack, so the child pops Module and below, never Package.
+    worker, before the next unit:  teardown_exact(up to the next unit's worker chain)
+
+A wider fixture is requested at its *effective* scope (an indirect parametrization can narrow
+it), with exactly the item's parameter; items are run in groups of equal wide parameters, one
+child per group, so a child never sees a parameter the worker did not prime (which would make the
+child ``finish()`` the worker's copy). A wider fixture that a child sets up itself (through
+``request.getfixturevalue``) is torn down by that child before it exits and primed by the worker
+from then on, so it is neither left without teardown nor set up again for every test.
+
+A child that dies — a signal, ``os._exit``, an exception that escapes pytest — is blamed on the
+item and phase its progress word names; the worker reports that test as failed in that phase with
+the tail of the child's output, and runs the rest of the batch in a fresh child.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import gc
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from _pytest.runner import CallInfo, get_reraise_exceptions
+from _pytest.scope import Scope
+
+from tach._native import proc
+from tach._native.memfd import LogBuffer
+from tach.plugin import PHASE_CALL, PHASE_NAMES, PHASE_NONE, PHASE_SETUP, PHASE_TEARDOWN, Progress
+from tach.protocol import Channel, MessageKind
+
+if TYPE_CHECKING:
+    from tach._native.ring import Ring
+    from tach.plugin import TachPlugin
+
+#: How much of a dead test process's output goes into its report.
+CRASH_OUTPUT_TAIL = 64 * 1024
+#: Exit status of a test process whose pytest run was ended by an exception escaping pytest.
+EXIT_ESCAPED = 70
+
+
+class Boundary:
+    """A stand-in for pytest's ``nextitem``: ``SetupState.teardown_exact`` pops nodes until the
+    stack is a prefix of ``listchain()``, so this chain is where a teardown stops."""
+
+    def __init__(self, chain: Sequence[pytest.Item | pytest.Collector]) -> None:
+        self._chain = list(chain)
+        self.nodeid = self._chain[-1].nodeid if self._chain else ""
+
+    def listchain(self) -> list[pytest.Item | pytest.Collector]:
+        return self._chain
+
+    def __repr__(self) -> str:
+        return f"<Boundary {self.nodeid!r}>"
+
+
+def effective_scope(item: pytest.Item, name: str) -> Scope | None:
+    """The scope ``name`` has for ``item`` (indirect parametrization can narrow it)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and name in callspec._arg2scope:
+        return callspec._arg2scope[name]
+    defs = item._fixtureinfo.name2fixturedefs.get(name)  # type: ignore[attr-defined]
+    return defs[-1]._scope if defs else None
+
+
+def worker_chain(item: pytest.Item) -> list[pytest.Item | pytest.Collector]:
+    """The nodes a worker owns in module mode: the session and the directories above the file."""
+    chain = item.listchain()
+    depth = 0
+    for node in chain:
+        if not isinstance(node, pytest.Session | pytest.Directory):
+            break
+        depth += 1
+    return chain[:depth]
+
+
+def describe_status(pid: int, status: int) -> str:
+    """What happened to a process, for a crash report."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"Test process {pid} was killed by signal {sig} ({name})"
+    code = os.WEXITSTATUS(status)
+    if code == EXIT_ESCAPED:
+        return f"Test process {pid} ended: an exception escaped pytest's test protocol"
+    return f"Test process {pid} exited with status {code} in the middle of the test"
+
+
+class Worker:
+    """One worker slot: receives units on its command channel, reports on its result ring."""
+
+    def __init__(
+        self,
+        plugin: TachPlugin,
+        session: pytest.Session,
+        slot: int,
+        channel: Channel,
+        ring: Ring,
+        *,
+        isolation: str,
+        capture_output: bool,
+        collect_only: bool,
+    ) -> None:
+        self.plugin = plugin
+        self.session = session
+        self.config = session.config
+        self.slot = slot
+        self.channel = channel
+        self.ring = ring
+        self.isolation = isolation
+        self.capture_output = capture_output
+        self.collect_only = collect_only
+        self.progress = Progress()
+        self.output = LogBuffer(f"tach-test-output-{slot}")
+        #: Wider fixtures that a child set up itself; primed by the worker from then on.
+        self.dynamic_wide: set[str] = set()
+        #: The last item this worker (or its children) ran: teardown errors of what the worker
+        #: holds are reported against it, as pytest reports them against the session's last test.
+        self.last_item: pytest.Item | None = None
+        self.reraise = get_reraise_exceptions(self.config)
+
+        plugin.ring = ring
+        plugin.slot = slot
+        plugin.producer_pid = os.getpid()
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run units until told to stop, then tear down what the worker holds."""
+        self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
+        while True:
+            message = self.channel.recv()
+            if message is None or message[0] is MessageKind.StopWorker:
+                break
+            if message[0] is MessageKind.RunUnit:
+                self.run_unit(message[1])
+        self.teardown_to([], blame=self.last_item)
+        self.plugin.send(MessageKind.WorkerDone, {"slot": self.slot, "pid": os.getpid()})
+
+    def run_unit(self, unit: dict[str, Any]) -> None:
+        items = self.collect(unit)
+        if items and not self.collect_only:
+            if self.isolation == "none":
+                self.run_inline(items)
+            else:
+                self.run_forked(items, per_test=self.isolation == "test")
+        self.plugin.send(MessageKind.UnitFinished, {"unit": unit["unit"]})
+
+    def collect(self, unit: dict[str, Any]) -> list[pytest.Item]:
+        plugin = self.plugin
+        plugin.collect_errors = []
+        plugin.deselected = 0
+        usage_error = None
+        try:
+            items = list(self.session.perform_collect(unit["args"]))
+        except pytest.UsageError as exc:
+            items, usage_error = [], "\n".join(str(arg) for arg in exc.args)
+        self.plugin.send(
+            MessageKind.UnitCollected,
+            {
+                "unit": unit["unit"],
+                "ids": [item.nodeid for item in items],
+                "locations": [list(item.location) for item in items],
+                "errors": plugin.collect_errors,
+                "deselected": plugin.deselected,
+                "usage_error": usage_error,
+            },
+        )
+        return items
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run_inline(self, items: list[pytest.Item]) -> None:
+        """Isolation ``none``: the worker runs the items itself."""
+        self.teardown_to(worker_chain(items[0]), blame=self.last_item)
+        boundary = Boundary(worker_chain(items[-1]))
+        hook = self.config.hook
+        for index, item in enumerate(items):
+            self.plugin.item_index = index
+            nextitem = items[index + 1] if index + 1 < len(items) else boundary
+            hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            self.last_item = item
+
+    def run_forked(self, items: list[pytest.Item], per_test: bool) -> None:
+        """Isolation ``module`` or ``test``: each batch of items runs in a fresh child."""
+        start = 0
+        while start < len(items):
+            end = start + 1 if per_test else self.group_end(items, start)
+            owned = items[start].listchain()[:-1] if per_test else worker_chain(items[start])
+            self.teardown_to(owned, blame=self.last_item)
+            for item in items[start:end]:
+                self.prime(item, owned, Scope.Function if per_test else Scope.Module)
+            # The child stops its teardown at what the worker holds; in module mode that is the
+            # worker chain, also when a group of other wide parameters follows in this unit.
+            boundary = Boundary(owned)
+            start = self.run_child(items, start, end, boundary)
+        # Module mode: the worker chain stays for the next unit. Test mode: the worker holds the
+        # unit's module and class; tear them down now, blaming the unit's last test.
+        if per_test:
+            self.teardown_to(worker_chain(items[-1]), blame=items[-1])
+
+    def group_end(self, items: list[pytest.Item], start: int) -> int:
+        """End of the run of items from ``start`` whose wider-than-module parameters are equal."""
+        key = self.wide_params(items[start])
+        end = start + 1
+        while end < len(items) and self.wide_params(items[end]) == key:
+            end += 1
+        return end
+
+    @staticmethod
+    def wide_params(item: pytest.Item) -> tuple[tuple[str, int], ...]:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None:
+            return ()
+        return tuple(
+            sorted(
+                (name, index)
+                for name, index in callspec.indices.items()
+                if (scope := effective_scope(item, name)) is not None and scope > Scope.Module
+            )
+        )
+
+    def prime(
+        self, item: pytest.Item, owned: list[pytest.Item | pytest.Collector], level: Scope
+    ) -> None:
+        """Set up the nodes ``owned`` and every fixture of ``item`` wider than ``level``."""
+        setupstate = self.session._setupstate
+        for node in owned[len(setupstate.stack) :]:
+            setupstate.stack[node] = ([node.teardown], None)
+            try:
+                node.setup()
+            except Exception as exc:  # recorded as SetupState.setup does; every item re-raises it
+                setupstate.stack[node] = (setupstate.stack[node][0], (exc, exc.__traceback__))
+                return
+        request = getattr(item, "_request", None)
+        if not request or not hasattr(item, "_fixtureinfo"):
+            return  # doctests and plugin items: nothing to prime
+        names = [
+            name
+            for name in item.fixturenames  # type: ignore[attr-defined]
+            if (scope := effective_scope(item, name)) is not None and scope > level
+        ]
+        names += sorted(self.dynamic_wide - set(names))
+        setupstate.stack[item] = ([], None)  # briefly, so that pytest 9.1+ sees an active node
+        try:
+            for name in names:
+                try:
+                    request.getfixturevalue(name)
+                except pytest.FixtureLookupError:
+                    continue  # a dynamically requested name this item cannot see
+                except Exception:
+                    # Cached in the FixtureDef: the child re-raises it in the item's setup, as
+                    # pytest would for every test that requests the fixture.
+                    break
+        finally:
+            finalizers, _ = setupstate.stack.pop(item)
+            assert not finalizers, "priming attached finalizers to the item itself"
+
+    def teardown_to(
+        self, chain: list[pytest.Item | pytest.Collector], blame: pytest.Item | None
+    ) -> None:
+        """Tear the worker's stack down to a prefix of ``chain``; errors are ``blame``'s."""
+        setupstate = self.session._setupstate
+        if list(setupstate.stack) == chain[: len(setupstate.stack)]:
+            return
+        call = CallInfo.from_call(
+            lambda: setupstate.teardown_exact(Boundary(chain)),
+            when="teardown",
+            reraise=self.reraise,
+        )
+        if call.excinfo is not None and blame is not None:
+            report = blame.ihook.pytest_runtest_makereport(item=blame, call=call)
+            self.plugin.send(
+                MessageKind.TestReport, {"report": self.plugin.serialize_report(report)}
+            )
+
+    def run_child(self, items: list[pytest.Item], start: int, end: int, boundary: Boundary) -> int:
+        """Fork a child to run ``items[start:end]``; return where the next child must start."""
+        self.progress.set(start, PHASE_NONE)
+        self.progress.write_notes(b"")
+        self.output.reset()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        gc.freeze()
+        pid = proc.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = self.child_main(items, start, end, boundary)
+            finally:
+                os._exit(code)
+        began = time.time()
+        result = proc.wait4(pid, 0)
+        index, phase = self.progress.get()
+        self.absorb_child_notes()
+        if index >= end:
+            self.last_item = items[end - 1]
+            return end
+        # The child died before finishing its batch: blame the item and phase it was in.
+        index = max(index, start)
+        self.report_crash(items[index], phase, pid, result.status, time.time() - began)
+        self.last_item = items[index]
+        return index + 1
+
+    def child_main(self, items: list[pytest.Item], start: int, end: int, boundary: Boundary) -> int:
+        """In the forked child: run the batch through pytest's own protocol."""
+        me = os.getpid()
+        proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.plugin.producer_pid)
+        self.plugin.producer_pid = me
+        self.plugin.progress = self.progress
+        self.isolate_output()
+        setupstate = self.session._setupstate
+        inherited = {node: len(finalizers) for node, (finalizers, _) in setupstate.stack.items()}
+        hook = self.config.hook
+        try:
+            for index in range(start, end):
+                item = items[index]
+                self.plugin.item_index = index
+                nextitem = items[index + 1] if index + 1 < end else boundary
+                hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                if os.getpid() != me:  # a test forked and its child came back here
+                    os._exit(0)
+            self.finish_own_wide_fixtures(inherited, items[end - 1])
+        except BaseException:
+            if os.getpid() != me:
+                os._exit(0)
+            traceback.print_exc()
+            sys.stderr.flush()
+            return EXIT_ESCAPED
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return 0
+
+    def isolate_output(self) -> None:
+        """Give the child its own fds 1/2 (the memfd) and its own pytest capture files."""
+        if not self.capture_output:
+            return
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        inherited = getattr(capman, "_global_capturing", None) if capman else None
+        if inherited is not None:
+            # Drop the zygote's capture without reading it: its temp files are shared with
+            # every other test process, which would interleave their output.
+            inherited.stop_capturing()
+            capman._global_capturing = None
+        self.output.redirect((1, 2))
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+        if inherited is not None:
+            capman.start_global_capturing()
+            capman.suspend_global_capture()
+
+    def finish_own_wide_fixtures(self, inherited: dict[Any, int], last: pytest.Item) -> None:
+        """Tear down wider fixtures this child set up itself, and tell the worker their names."""
+        setupstate = self.session._setupstate
+        own: list[Any] = []
+        for node, count in inherited.items():
+            entry = setupstate.stack.get(node)
+            if entry is not None and len(entry[0]) > count:
+                own.extend(entry[0][count:])
+                del entry[0][count:]
+        if not own:
+            return
+        names = sorted(
+            {
+                fin.func.__self__.argname
+                for fin in own
+                if hasattr(getattr(fin, "func", None), "__self__")
+            }
+        )
+        self.progress.write_notes(orjson.dumps({"dynamic_wide": names}))
+
+        def run_finalizers() -> None:
+            errors = []
+            for fin in reversed(own):
+                try:
+                    fin()
+                except BaseException as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+
+        call = CallInfo.from_call(run_finalizers, when="teardown", reraise=self.reraise)
+        if call.excinfo is not None:
+            report = last.ihook.pytest_runtest_makereport(item=last, call=call)
+            self.plugin.send(
+                MessageKind.TestReport, {"report": self.plugin.serialize_report(report)}
+            )
+
+    def absorb_child_notes(self) -> None:
+        notes = self.progress.read_notes()
+        if notes:
+            self.dynamic_wide.update(orjson.loads(notes).get("dynamic_wide", ()))
+
+    def report_crash(
+        self, item: pytest.Item, phase: int, pid: int, status: int, duration: float
+    ) -> None:
+        from _pytest.reports import TestReport
+
+        tail = self.output.read_tail(CRASH_OUTPUT_TAIL).decode("utf-8", "replace")
+        size = self.output.size()
+        header = describe_status(pid, status)
+        when = PHASE_NAMES[phase] if phase in (PHASE_SETUP, PHASE_CALL, PHASE_TEARDOWN) else "setup"
+        text = f"{header} (during {when})."
+        if tail:
+            cut = f" (last {len(tail)} of {size} bytes)" if size > len(tail) else ""
+            text += f"\n\nOutput of the test process{cut}:\n{tail}"
+        report = TestReport(
+            nodeid=item.nodeid,
+            location=item.location,
+            keywords=dict.fromkeys(item.keywords, 1),
+            outcome="failed",
+            longrepr=text,
+            when=when,
+            sections=[],
+            duration=duration,
+            user_properties=[],
+        )
+        payload = self.plugin.serialize_report(report)
+        payload["crash"] = {"pid": pid, "status": status, "phase": when}
+        self.plugin.send(MessageKind.TestReport, {"report": payload})

@@ -1,0 +1,244 @@
+"""The zygote: a pytest process that is fully set up once and then only forks workers.
+
+``python -m tach.zygote SPEC`` (SPEC: a JSON object the supervisor writes) runs
+``pytest.main`` with Tach's plugin. pytest parses its configuration, loads plugins and initial
+conftests and starts the session exactly as it would on its own; then, in place of collection, the
+zygote loads the conftests of every test directory and imports the warm modules, freezes the heap
+(``gc.freeze()``, so that forked workers do not copy it by touching reference counts in garbage
+collection), reports ``ZygoteReady`` and serves ``SpawnWorker`` requests.
+
+Each worker is a fork that leaves the serving loop and runs :class:`tach.worker.Worker`; when the
+worker is told to stop, it returns through pytest's own ``pytest_runtestloop`` exit, so
+``pytest_sessionfinish`` and ``pytest_unconfigure`` run in the worker as they would in pytest. The
+worker carries ``config.workerinput`` as pytest-xdist's workers do, so plugins that must not act
+in every worker (the cache provider writing ``lastfailed``) know where they are.
+
+The zygote is single-threaded when it forks (it checks, and says so when a warm import started a
+thread); it never runs a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import os
+import selectors
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tach._native import proc
+from tach._native.ring import Ring
+from tach.plugin import TachPlugin
+from tach.protocol import Channel, MessageKind
+from tach.worker import Worker
+
+#: Exit status of a worker that failed outside any test (an internal error).
+EXIT_WORKER_BROKEN = 3
+#: How long the zygote waits for workers to exit after ``Shutdown`` before killing them.
+SHUTDOWN_GRACE_S = 10.0
+
+
+class Zygote:
+    """The zygote's state: its spec, its channels, and the workers it has forked."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.pid = os.getpid()
+        self.control = Channel.from_fd(spec["control_fd"], "control channel")
+        self.slots = {
+            slot["slot"]: (slot["command_fd"], Ring.attach(*slot["ring_fds"]))
+            for slot in spec["slots"]
+        }
+        for slot in spec["slots"]:  # Ring.attach took copies of the ring fds
+            for fd in slot["ring_fds"]:
+                os.close(fd)
+        self.ready = False
+        self.is_worker = False
+        self.plugin = TachPlugin(self)
+        #: pidfd -> (slot, pid) of the live workers.
+        self.workers: dict[int, tuple[int, int]] = {}
+
+    # -- set-up (pytest_collection) -------------------------------------------------------------
+
+    def prepare(self, session: pytest.Session) -> None:
+        """Load conftests and warm imports, freeze the heap, and tell the supervisor."""
+        config = session.config
+        self._load_conftests(config)
+        factory = getattr(config, "_tmp_path_factory", None)
+        if factory is not None:
+            # One base temp directory for every worker, made before the fork: workers that each
+            # made their own would prune each other's (pytest keeps only the last three).
+            factory.getbasetemp()
+        warm_failures = self._warm_imports()
+        gc.collect()
+        gc.freeze()
+        threads = proc.thread_count()
+        self.ready = True
+        self.control.send(
+            MessageKind.ZygoteReady,
+            {
+                "pid": self.pid,
+                "rootdir": str(config.rootpath),
+                "inifile": str(config.inipath) if config.inipath else None,
+                "pytest_version": pytest.__version__,
+                "python": sys.version.split()[0],
+                "warm_imports": self.spec.get("warm_imports", []),
+                "warm_failures": warm_failures,
+                "threads": threads,
+                "plugins": sorted(
+                    {dist.project_name for _, dist in config.pluginmanager.list_plugin_distinfo()}
+                ),
+            },
+        )
+
+    def _load_conftests(self, config: pytest.Config) -> None:
+        manager = config.pluginmanager
+        importmode = config.getoption("importmode")
+        namespace = config.getini("consider_namespace_packages")
+        for directory in self.spec.get("conftest_dirs", []):
+            try:
+                manager._loadconftestmodules(
+                    Path(directory),
+                    importmode,
+                    rootpath=config.rootpath,
+                    consider_namespace_packages=namespace,
+                )
+            except Exception:
+                # The worker's collection meets the same error and reports it for the files it
+                # concerns, as pytest would.
+                continue
+
+    def _warm_imports(self) -> dict[str, str]:
+        failures: dict[str, str] = {}
+        for name in self.spec.get("warm_imports", []):
+            try:
+                importlib.import_module(name)
+            except BaseException as exc:  # an import may raise anything, even SystemExit
+                failures[name] = f"{type(exc).__name__}: {exc}"
+        return failures
+
+    # -- serving (pytest_runtestloop) -----------------------------------------------------------
+
+    def serve(self, session: pytest.Session) -> None:
+        """Fork workers on request until ``Shutdown``; in a worker, run it and return."""
+        selector = selectors.DefaultSelector()
+        selector.register(self.control.fileno(), selectors.EVENT_READ, None)
+        shutting_down = False
+        deadline = 0.0
+        while not shutting_down or self.workers:
+            timeout = max(0.0, deadline - time.monotonic()) if shutting_down else None
+            events = selector.select(timeout)
+            if shutting_down and not events and time.monotonic() >= deadline:
+                self._kill_workers(selector)
+                continue
+            for key, _ in events:
+                if key.data is None:
+                    messages = self.control.read_available() if not shutting_down else []
+                    if messages is None:  # the supervisor is gone
+                        selector.unregister(self.control.fileno())
+                        self._kill_workers(selector)
+                        shutting_down = True
+                        deadline = time.monotonic()
+                        continue
+                    for kind, payload in messages:
+                        if kind is MessageKind.SpawnWorker:
+                            if self._spawn(session, selector, payload["slot"]):
+                                return  # this process is now a worker whose work is done
+                        elif kind is MessageKind.Shutdown:
+                            shutting_down = True
+                            deadline = time.monotonic() + SHUTDOWN_GRACE_S
+                            selector.unregister(self.control.fileno())
+                else:
+                    self._reap(selector, key.fd)
+        selector.close()
+
+    def _spawn(self, session: pytest.Session, selector: selectors.BaseSelector, slot: int) -> bool:
+        """Fork the worker of ``slot``. Returns True in the worker once it has finished."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = proc.fork()
+        if pid:
+            pidfd = proc.pidfd_open(pid)
+            self.workers[pidfd] = (slot, pid)
+            selector.register(pidfd, selectors.EVENT_READ, slot)
+            return False
+        try:
+            self.is_worker = True
+            proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.pid)
+            selector.close()
+            for pidfd in self.workers:
+                os.close(pidfd)
+            self.workers.clear()
+            self.control.close()
+            command_fd, ring = self.slots[slot]
+            for other, (fd, other_ring) in self.slots.items():
+                if other != slot:
+                    os.close(fd)
+                    other_ring.close()
+            config = session.config
+            config.workerinput = {  # type: ignore[attr-defined]
+                "workerid": f"tach{slot}",
+                "workercount": len(self.slots),
+                "testrunuid": self.spec.get("run_id", ""),
+            }
+            config.workeroutput = {}  # type: ignore[attr-defined]
+            worker = Worker(
+                self.plugin,
+                session,
+                slot,
+                Channel.from_fd(command_fd, f"command channel of slot {slot}"),
+                ring,
+                isolation=self.spec["isolation"],
+                capture_output=self.spec.get("capture_output", True),
+                collect_only=self.spec.get("collect_only", False),
+            )
+            worker.serve()
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(EXIT_WORKER_BROKEN)
+        return True
+
+    def _reap(self, selector: selectors.BaseSelector, pidfd: int) -> None:
+        slot, pid = self.workers.pop(pidfd)
+        selector.unregister(pidfd)
+        os.close(pidfd)
+        result = proc.wait4(pid, 0)
+        status = result.status if result is not None else 0
+        with contextlib.suppress(OSError):  # the supervisor is gone; we are shutting down anyway
+            self.control.send(
+                MessageKind.WorkerExited, {"slot": slot, "pid": pid, "status": status}
+            )
+
+    def _kill_workers(self, selector: selectors.BaseSelector) -> None:
+        for pidfd in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):
+                proc.pidfd_send_signal(pidfd, signal.SIGKILL)
+            self._reap(selector, pidfd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m tach.zygote SPEC``."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = orjson.loads(args[0])
+    proc.set_pdeathsig(signal.SIGKILL, parent_pid=spec["supervisor_pid"])
+    sys.path[:0] = spec.get("python_path", [])
+    zygote = Zygote(spec)
+    code = pytest.main(spec["pytest_args"], plugins=[zygote.plugin])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if zygote.is_worker:
+        os._exit(0)  # the zygote's atexit handlers are not the worker's
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
