@@ -1,0 +1,251 @@
+"""Per-file discovery cache under ``<rootdir>/.tach/``.
+
+One orjson document, ``.tach/discovery-v<N>.json``, maps each absolute file path to
+``{"size", "mtime_ns", "hash", "seen_ns", "summary"}``. A file whose size and ``mtime_ns``
+match its entry is not read at all, unless it was modified less than a second before the entry
+was made (a write in the same timestamp granule could hide behind an equal mtime); then, as for
+any changed stat, the file is read and its blake2b content hash compared: an equal hash reuses
+the summary without parsing.
+
+Robustness: the document is checked for its schema tag and version; each entry is checked for
+shape and for the summary version; anything else (truncated JSON, a foreign file, an entry of
+another version) is ignored and rebuilt, never trusted. Writes go to a temporary file in the
+same directory and are moved into place with ``os.replace``, so a reader sees either the old or
+the new document, and two processes writing at once each replace the whole document (the last
+one wins; neither corrupts it).
+
+:class:`CacheStats` counts what happened, so tests can assert that a second run parsed nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .parse import SUMMARY_VERSION, summarize
+
+SCHEMA = "tach-discovery-cache"
+CACHE_VERSION = 1
+_RACY_NS = 1_000_000_000
+
+
+@dataclass
+class CacheStats:
+    """What the cache did during one discovery."""
+
+    #: files parsed with ast (cache miss or changed content).
+    parsed: int = 0
+    #: files whose entry was used without reading the file.
+    hits: int = 0
+    #: files read and hashed whose content was unchanged (summary reused).
+    rehashed: int = 0
+    #: entries dropped because they were malformed or of another version.
+    rejected: int = 0
+    #: whether the cache document itself was unreadable and ignored.
+    corrupt: bool = False
+
+
+def content_hash(data: bytes) -> str:
+    """The content hash used in cache keys."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _valid_entry(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("mtime_ns"), int)
+        and isinstance(entry.get("hash"), str)
+        and isinstance(entry.get("seen_ns"), int)
+        and isinstance(entry.get("summary"), dict)
+        and entry["summary"].get("v") == SUMMARY_VERSION
+    )
+
+
+class SummaryCache:
+    """Summaries of source files, read from and written back to ``<dir>/discovery-v1.json``."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.path = directory / f"discovery-v{CACHE_VERSION}.json" if directory else None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.stats = CacheStats()
+        self.dirty = False
+        #: set by discovery to record what it read
+        self.inputs: Inputs | None = None
+        self._load()
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            raw = self.path.read_bytes()
+        except OSError:
+            return
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.stats.corrupt = True
+            self.dirty = True
+            return
+        if not (isinstance(doc, dict) and doc.get("schema") == SCHEMA
+                and doc.get("version") == CACHE_VERSION
+                and isinstance(doc.get("entries"), dict)):
+            self.stats.corrupt = True
+            self.dirty = True
+            return
+        for key, entry in doc["entries"].items():
+            if _valid_entry(entry):
+                self.entries[key] = entry
+            else:
+                self.stats.rejected += 1
+                self.dirty = True
+
+    def summary(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
+        """The summary of ``path`` and None, or None and an error message (unreadable file)."""
+        key = str(path)
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}"
+        if self.inputs is not None:
+            self.inputs.file(path, st)
+        entry = self.entries.get(key)
+        if (entry is not None and entry["size"] == st.st_size
+                and entry["mtime_ns"] == st.st_mtime_ns
+                and st.st_mtime_ns < entry["seen_ns"] - _RACY_NS):
+            self.stats.hits += 1
+            return entry["summary"], None
+        try:
+            with open(key, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}"
+        digest = content_hash(data)
+        now = time.time_ns()
+        if entry is not None and entry["hash"] == digest:
+            self.stats.rehashed += 1
+            summary = entry["summary"]
+        else:
+            self.stats.parsed += 1
+            summary = summarize(data, key)
+        self.entries[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": digest,
+                             "seen_ns": now, "summary": summary}
+        self.dirty = True
+        return summary, None
+
+    def save(self) -> None:
+        """Write the document atomically (temp file + ``os.replace``) if anything changed."""
+        if self.path is None or self.directory is None or not self.dirty:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            gitignore = self.directory / ".gitignore"
+            if not gitignore.exists():
+                _atomic_write(gitignore, b"# created by tach\n*\n")
+            doc = {"schema": SCHEMA, "version": CACHE_VERSION, "entries": self.entries}
+            _atomic_write(self.path, orjson.dumps(doc))
+            self.dirty = False
+        except OSError:
+            # A read-only checkout still lists its tests; the cache is an optimisation.
+            pass
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class Inputs:
+    """What one discovery looked at: files read and directories whose contents mattered.
+
+    A later run can skip discovery entirely when :func:`inputs_unchanged` says that every file
+    still has its size and ``mtime_ns`` and every directory still lists the same names (so no
+    file appeared where discovery looked for one, and none vanished).
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[int, int]] = {}
+        self.dirs: set[str] = set()
+
+    def file(self, path: Path, st: os.stat_result) -> None:
+        """Record a file that was read."""
+        self.files[str(path)] = (st.st_size, st.st_mtime_ns)
+        self.dirs.add(str(path.parent))
+
+    def probe(self, path: Path) -> None:
+        """Record that the existence of ``path`` mattered."""
+        d = path.parent
+        while not d.is_dir() and d.parent != d:
+            d = d.parent
+        self.dirs.add(str(d))
+
+    def directory(self, path: Path) -> None:
+        """Record a directory whose listing was walked."""
+        self.dirs.add(str(path))
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state of the inputs now."""
+        dirs = {}
+        for d in sorted(self.dirs):
+            try:
+                dirs[d] = sorted(os.listdir(d))
+            except OSError:
+                dirs[d] = None
+        return {"taken_ns": time.time_ns(), "files": self.files, "dirs": dirs}
+
+
+def inputs_unchanged(snap: Any) -> bool:
+    """Whether the inputs recorded in ``snap`` are all as they were (see :class:`Inputs`)."""
+    try:
+        limit = snap["taken_ns"] - _RACY_NS
+        for path, (size, mtime_ns) in snap["files"].items():
+            st = os.stat(path)
+            if st.st_size != size or st.st_mtime_ns != mtime_ns or mtime_ns >= limit:
+                return False
+        for d, names in snap["dirs"].items():
+            try:
+                now = sorted(os.listdir(d))
+            except OSError:
+                now = None
+            if now != names:
+                return False
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def read_document(path: Path, schema: str) -> dict[str, Any] | None:
+    """An orjson document with ``schema`` and :data:`CACHE_VERSION`, or None."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if isinstance(doc, dict) and doc.get("schema") == schema and \
+            doc.get("version") == CACHE_VERSION:
+        return doc
+    return None
+
+
+def write_document(path: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` atomically; errors are ignored (the cache is an optimisation)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, orjson.dumps(doc))
+    except OSError:
+        pass

@@ -1,0 +1,922 @@
+"""Module summaries -> tests and fixtures, as pytest's Module/Class collectors would make them.
+
+This follows ``_pytest/python.py`` (``PyCollector.collect``, ``pytest_pycollect_makeitem``,
+``Class.collect``, ``_genfunctions``), ``_pytest/unittest.py`` (``UnitTestCase.collect``) and
+``_pytest/fixtures.py`` (``parsefactories``, ``getfuncargnames``). In short:
+
+* A module's names are visited in ``__dict__`` order (first binding), each with its last value.
+  Functions matching ``python_functions`` (and not fixtures) become tests; classes matching
+  ``python_classes`` (and not abstract, without ``__init__``/``__new__``, ``__test__`` not
+  false) are collected; any subclass of ``unittest.TestCase`` is collected whatever its name,
+  with the methods ``unittest.TestLoader`` finds (names starting with ``test``, sorted).
+  Imported and aliased functions/classes are collected under the name they are bound to.
+* In a class, the class's own names and then each base's (MRO order) are visited, and the
+  per-class lists are concatenated base first (reverse MRO).
+* Marks come from decorators (bottom-up), then class ``pytestmark``/decorators over the MRO
+  (base first), then module ``pytestmark``; ``parametrize`` marks expand in that order.
+
+Anything the source does not settle becomes a *dynamic* record with the reason.
+"""
+
+from __future__ import annotations
+
+import builtins
+import fnmatch
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import FixtureDef, TestDef
+from .names import Bound, ClassAttr, Ext, Index, ModRef, ModuleCtx, resolve
+from .params import HIDDEN, Dynamic, IdOptions, ParamSet, make_ids, parse_argnames
+
+Value = list[Any]
+
+_FIXTURE_DECORATORS = frozenset({
+    "pytest.fixture", "_pytest.fixtures.fixture", "pytest_asyncio.fixture",
+    "pytest_asyncio.plugin.fixture", "pytest.yield_fixture",
+})
+_UNITTEST_BASES = frozenset({
+    "unittest.TestCase", "unittest.case.TestCase", "unittest.IsolatedAsyncioTestCase",
+    "unittest.async_case.IsolatedAsyncioTestCase", "twisted.trial.unittest.TestCase",
+    "unittest2.TestCase",
+})
+_NAMELESS_BUILTINS = frozenset({"object", "set", "frozenset", "tuple", "list", "dict",
+                                "bytearray"})
+_PATCHERS = frozenset({"patch", "patch.object"})
+_BUILTIN_NAMED = frozenset({
+    "int", "str", "float", "bytes", "bool", "list", "dict", "set", "frozenset", "tuple",
+    "object", "type", "complex", "bytearray", "len", "repr", "print", "sorted", "reversed",
+    "min", "max", "sum", "abs", "all", "any", "iter", "next", "range", "map", "filter", "zip",
+    "enumerate", "isinstance", "callable", "hash", "id", "ord", "chr", "open", "getattr",
+    "setattr", "hasattr", "Exception", "ValueError", "TypeError", "KeyError", "IndexError",
+    "RuntimeError", "AttributeError", "OSError", "NotImplementedError", "StopIteration",
+    "ZeroDivisionError", "AssertionError", "ImportError", "LookupError", "ArithmeticError",
+    "UnicodeError", "UnicodeDecodeError", "UnicodeEncodeError", "Warning", "UserWarning",
+    "DeprecationWarning", "RuntimeWarning", "BaseException", "memoryview", "slice",
+    "property", "staticmethod", "classmethod", "super", "vars", "dir", "format", "divmod",
+    "pow", "round", "bin", "oct", "hex", "ascii", "input", "compile", "eval", "exec",
+})
+#: names pytest never hands to pytest_pycollect_makeitem (dunder attributes of modules/classes).
+_IGNORED = frozenset(dir(type("_E", (), {})) + dir(type("_E", (), {})()) + [
+    "__builtins__", "__file__", "__cached__", "__name__", "__doc__", "__package__",
+    "__loader__", "__spec__", "__path__", "__annotations__", "__dict__", "__weakref__",
+    "__module__", "__qualname__"])
+
+
+@dataclass
+class Mark:
+    """A mark with the module it was written in (to evaluate its arguments there)."""
+
+    name: str
+    args: list[Value]
+    kw: dict[str, Value]
+    ctx: ModuleCtx
+
+
+@dataclass
+class FuncInfo:
+    """What decorators say about a function."""
+
+    marks: list[Mark] = field(default_factory=list)
+    fixture: dict[str, Value] | None = None
+    static: bool = False
+    classmethod_: bool = False
+    patches: int = 0
+    unknown_marks: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class ClassNode:
+    """A resolved class: its binding, module, resolved bases and MRO."""
+
+    ctx: ModuleCtx
+    binding: dict[str, Any]
+    mro: list[ClassNode] = field(default_factory=list)
+    unittest: bool = False
+    dynamic: str | None = None
+    abstract_meta: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.binding["name"]
+
+
+def matches_option(patterns: list[str], name: str) -> bool:
+    """``PyCollector._matches_prefix_or_glob_option``."""
+    for option in patterns:
+        if name.startswith(option):
+            return True
+        if ("*" in option or "?" in option or "[" in option) and fnmatch.fnmatch(name, option):
+            return True
+    return False
+
+
+class Collector:
+    """Collects tests and fixtures from module contexts."""
+
+    def __init__(self, index: Index, *, python_classes: list[str], python_functions: list[str],
+                 id_options: IdOptions, empty_parameter_set_mark: str = "skip",
+                 collect_imported_tests: bool = True) -> None:
+        self.index = index
+        self.python_classes = python_classes
+        self.python_functions = python_functions
+        self.id_options = id_options
+        self.empty_mark = empty_parameter_set_mark
+        self.collect_imported = collect_imported_tests
+        self._classes: dict[int, ClassNode] = {}
+
+    # -- name helpers -------------------------------------------------------------------------
+
+    def canon(self, ctx: ModuleCtx, name: str) -> str | None:
+        """The dotted name outside the project that ``name`` refers to, or None."""
+        ref = resolve(self.index, ctx, name)
+        if isinstance(ref, Ext):
+            return ref.name.removeprefix("builtins.")
+        if isinstance(ref, Bound) and ref.ctx.rel.startswith("/") and \
+                ref.binding["k"] in ("func", "class"):
+            # an installed library's own definition (pytest's ``fixture`` seen from _pytest)
+            for root in ref.ctx.roots[1:]:
+                try:
+                    rel = ref.ctx.path.relative_to(root)
+                except ValueError:
+                    continue
+                mod = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+                return f"{mod}.{ref.binding['name']}"
+        return None
+
+    def deref(self, ctx: ModuleCtx, binding: dict[str, Any]) -> tuple[Any, ModuleCtx | None]:
+        """Follow import/alias bindings to a project binding or an external name."""
+        seen = 0
+        while binding["k"] in ("import", "alias") and seen < 20:
+            seen += 1
+            if binding["k"] == "alias":
+                ref = resolve(self.index, ctx, binding["target"])
+            else:
+                target = self.index.module_of_import(ctx, binding["mod"], binding["level"])
+                if target is None:
+                    if binding["level"]:
+                        return None, None
+                    return Ext(f"{binding['mod']}.{binding['name']}"), None
+                tctx = self.index.ctx(target)
+                if tctx is None:
+                    return None, None
+                b2 = tctx.ns.get(binding["name"])
+                if b2 is None:
+                    sub = (self.index.relative_module(tctx, binding["name"], 1)
+                           if target.name == "__init__.py" else None)
+                    return (ModRef(self.index.ctx(sub)) if sub and self.index.ctx(sub)
+                            else None), None
+                ctx, binding = tctx, b2
+                continue
+            if isinstance(ref, Bound):
+                ctx, binding = ref.ctx, ref.binding
+                continue
+            return ref, None
+        return binding, ctx
+
+    # -- values -------------------------------------------------------------------------------
+
+    def value(self, ctx: ModuleCtx, v: Value, depth: int = 0) -> Value:
+        """Replace references to literal project constants by their values."""
+        tag = v[0]
+        if tag in ("t", "l"):
+            return [tag, [self.value(ctx, x, depth) for x in v[1]]]
+        if tag == "add":
+            left, right = self.value(ctx, v[1], depth), self.value(ctx, v[2], depth)
+            if left[0] in ("t", "l") and right[0] == left[0]:
+                return [left[0], left[1] + right[1]]
+            if left[0] == "s" and right[0] == "s":
+                return ["s", left[1] + right[1]]
+            return ["?", "non-literal concatenation"]
+        if tag == "call":
+            canon = self.canon(ctx, v[1])
+            if canon == "range" and all(a[0] == "i" for a in v[2]) and not v[3]:
+                nums = [int(a[1]) for a in v[2]]
+                if len(nums) <= 3 and (len(nums) < 3 or nums[2] != 0):
+                    r = range(*nums)
+                    if len(r) <= 100000:
+                        return ["l", [["i", str(i)] for i in r]]
+            if canon in ("pytest.param", "_pytest.mark.param"):
+                return ["param", [self.value(ctx, a, depth) for a in v[2]], v[3], ctx]
+            if canon in _NAMELESS_BUILTINS:
+                # instances of these types have no __name__: the id is argname+index
+                return ["x", f"{canon}()"]
+            if canon is None and self._nameless_instance(ctx, v[1]):
+                return ["x", f"{v[1]}()"]
+            return ["?", f"call of {v[1]}()"]
+        if tag == "r" and depth < 10:
+            ref = resolve(self.index, ctx, v[1])
+            if isinstance(ref, Ext):
+                name = ref.name
+                if name.startswith("builtins."):
+                    short = name[len("builtins."):]
+                    if short in ("True", "False", "None"):
+                        return {"True": ["B", True], "False": ["B", False], "None": ["N"]}[short]
+                    obj = getattr(builtins, short, None)
+                    if short in _BUILTIN_NAMED or isinstance(
+                            obj, (type, types.BuiltinFunctionType)):
+                        return ["n", getattr(obj, "__name__", short)]
+                if name in ("pytest.HIDDEN_PARAM", "_pytest.mark.HIDDEN_PARAM"):
+                    return ["hidden"]
+                return ["?", f"{v[1]} (defined outside the project)"]
+            if isinstance(ref, ClassAttr):
+                return ["?", f"{v[1]} is a class attribute"]
+            if isinstance(ref, Bound):
+                b = ref.binding
+                if b["k"] == "value":
+                    if b.get("cond") is not None:
+                        return ["?", f"{v[1]} is assigned conditionally"]
+                    if b.get("mutated") or v[1].partition(".")[0] in ref.ctx.mutated:
+                        return ["?", f"{v[1]} is modified after assignment"]
+                    return self.value(ref.ctx, b["v"], depth + 1)
+                if b["k"] in ("func", "class"):
+                    if b["k"] == "func" and self._has_foreign_decorator(ref.ctx, b):
+                        return ["?", f"{v[1]} is wrapped by a decorator"]
+                    return ["n", b["name"]]
+                return ["?", f"{v[1]} is not a literal"]
+            if isinstance(ref, ModRef):
+                return ["n", ref.ctx.path.stem]
+            return ["?", f"name {v[1]} is not resolvable"]
+        return v
+
+    def _nameless_instance(self, ctx: ModuleCtx, name: str) -> bool:
+        """Whether calling project class ``name`` makes an object without ``__name__``."""
+        ref = resolve(self.index, ctx, name)
+        if not (isinstance(ref, Bound) and ref.binding["k"] == "class"):
+            return False
+        cls = self.class_node(ref.ctx, ref.binding)
+        if cls.dynamic or cls.unittest or cls.abstract_meta:
+            return False
+        for special in ("__name__", "__getattr__", "__getattribute__", "__new__"):
+            if self.class_attr(cls, special) is not None:
+                return False
+        return True
+
+    def _has_foreign_decorator(self, ctx: ModuleCtx, b: dict[str, Any]) -> bool:
+        for d in b["decos"]:
+            name = d[1] if d[0] in ("r", "call") else None
+            canon = self.canon(ctx, name) if name else None
+            if not canon or not (canon.startswith("pytest.mark.") or canon in
+                                 _FIXTURE_DECORATORS):
+                return True
+        return False
+
+    def names_for_ids(self, v: Value) -> str | None:
+        """``__name__`` of an evaluated value (see :func:`params.value_id`)."""
+        if v[0] == "n":
+            return v[1]
+        raise Dynamic(f"parameter value is not a literal ({v[1] if len(v) > 1 else v[0]})")
+
+    # -- marks --------------------------------------------------------------------------------
+
+    def marks_of(self, ctx: ModuleCtx, v: Value, depth: int = 0) -> list[Mark] | None:
+        """Marks in a decorator, ``pytestmark`` value or ``pytest.param(marks=)``; None: unknown."""
+        tag = v[0]
+        if tag in ("t", "l"):
+            out: list[Mark] = []
+            for x in v[1]:
+                got = self.marks_of(ctx, x, depth)
+                if got is None:
+                    return None
+                out.extend(got)
+            return out
+        if tag == "r":
+            canon = self.canon(ctx, v[1])
+            if canon and canon.startswith(("pytest.mark.", "_pytest.mark.MARK_GEN.")):
+                return [Mark(canon.rpartition(".")[2], [], {}, ctx)]
+            ref = resolve(self.index, ctx, v[1])
+            if isinstance(ref, Bound) and ref.binding["k"] == "value" and depth < 10:
+                return self.marks_of(ref.ctx, ref.binding["v"], depth + 1)
+            return None
+        if tag == "call":
+            canon = self.canon(ctx, v[1])
+            if canon and canon.startswith(("pytest.mark.", "_pytest.mark.MARK_GEN.")):
+                name = canon.rpartition(".")[2]
+                if name == "with_args":
+                    return None
+                return [Mark(name, v[2], v[3], ctx)]
+            return None
+        if tag == "add":
+            a, b = self.marks_of(ctx, v[1], depth), self.marks_of(ctx, v[2], depth)
+            return None if a is None or b is None else a + b
+        return None
+
+    def func_info(self, ctx: ModuleCtx, b: dict[str, Any]) -> FuncInfo:
+        info = FuncInfo()
+        for d in reversed(b["decos"]):
+            marks = self.marks_of(ctx, d)
+            if marks is not None:
+                info.marks.extend(marks)
+                continue
+            name = d[1] if d[0] in ("r", "call") else None
+            canon = self.canon(ctx, name) if name else None
+            if canon in _FIXTURE_DECORATORS:
+                info.fixture = d[3] if d[0] == "call" else {}
+            elif canon == "staticmethod":
+                info.static = True
+            elif canon == "classmethod":
+                info.classmethod_ = True
+            elif canon and d[0] == "call" and (
+                    canon.endswith((".patch", ".patch.object")) or canon in _PATCHERS):
+                # mock.patch injects an argument unless ``new`` is given (num_mock_patch_args)
+                npos = 2 if canon.endswith("object") else 1
+                if "new" not in d[3] and len(d[2]) <= npos:
+                    info.patches += 1
+            elif name is not None and canon is None:
+                ref = resolve(self.index, ctx, name)
+                if ref is None:
+                    info.unknown_marks.append(name)
+        return info
+
+    # -- classes ------------------------------------------------------------------------------
+
+    def class_node(self, ctx: ModuleCtx, b: dict[str, Any], depth: int = 0) -> ClassNode:
+        key = id(b)
+        if key in self._classes:
+            return self._classes[key]
+        node = ClassNode(ctx, b)
+        self._classes[key] = node
+        if depth > 30:
+            node.dynamic = "class hierarchy too deep"
+            node.mro = [node]
+            return node
+        bases: list[ClassNode] = []
+        for bv in b["bases"]:
+            if bv[0] != "r":
+                node.dynamic = f"base class of {b['name']} is not a plain name"
+                continue
+            ref = resolve(self.index, ctx, bv[1])
+            if isinstance(ref, Ext):
+                canon = ref.name.removeprefix("builtins.")
+                if canon in _UNITTEST_BASES:
+                    node.unittest = True
+                elif canon in ("object",):
+                    pass
+                elif canon in ("abc.ABC",):
+                    node.abstract_meta = True
+                else:
+                    node.dynamic = f"base class {bv[1]} is defined outside the project"
+            elif isinstance(ref, Bound) and ref.binding["k"] == "class":
+                base = self.class_node(ref.ctx, ref.binding, depth + 1)
+                bases.append(base)
+                node.unittest |= base.unittest
+                node.abstract_meta |= base.abstract_meta
+                if base.dynamic and not node.dynamic:
+                    node.dynamic = base.dynamic
+            else:
+                node.dynamic = f"base class {bv[1]} is not resolvable"
+        meta = b["kw"].get("metaclass")
+        if meta is not None:
+            canon = self.canon(ctx, meta[1]) if meta[0] == "r" else None
+            if canon == "abc.ABCMeta":
+                node.abstract_meta = True
+            elif not node.dynamic:
+                node.dynamic = f"class {b['name']} has a custom metaclass"
+        node.mro = _c3(node, bases)
+        return node
+
+    def class_attr(self, cls: ClassNode, name: str) -> tuple[dict[str, Any], ClassNode] | None:
+        for c in cls.mro:
+            for n, sub in c.binding["body"]:
+                if n == name:
+                    return sub, c
+        return None
+
+    def is_abstract(self, cls: ClassNode) -> bool:
+        if not cls.abstract_meta:
+            return False
+        seen: set[str] = set()
+        for c in cls.mro:
+            for n, sub in c.binding["body"]:
+                if n in seen:
+                    continue
+                seen.add(n)
+                if sub["k"] == "func":
+                    for d in sub["decos"]:
+                        if d[0] == "r" and self.canon(c.ctx, d[1]) in (
+                                "abc.abstractmethod", "abc.abstractproperty"):
+                            return True
+        return False
+
+    def class_marks(self, cls: ClassNode) -> list[Mark] | None:
+        """``get_unpacked_marks(cls, consider_mro=True)``: base classes first."""
+        out: list[Mark] = []
+        for c in reversed(cls.mro):
+            own: list[Mark] = []
+            for n, sub in c.binding["body"]:
+                if n == "pytestmark":
+                    if sub["k"] != "value" and sub["k"] != "alias":
+                        return None
+                    v = sub["v"] if sub["k"] == "value" else ["r", sub["target"]]
+                    got = self.marks_of(c.ctx, v)
+                    if got is None:
+                        return None
+                    own.extend(got)
+            for d in reversed(c.binding["decos"]):
+                got = self.marks_of(c.ctx, d)
+                if got is not None:
+                    own.extend(got)
+            out.extend(own)
+        return out
+
+
+def _c3(node: ClassNode, bases: list[ClassNode]) -> list[ClassNode]:
+    seqs = [list(b.mro) for b in bases] + [list(bases)]
+    result = [node]
+    while True:
+        seqs = [s for s in seqs if s]
+        if not seqs:
+            return result
+        for s in seqs:
+            head = s[0]
+            if not any(head in t[1:] for t in seqs):
+                break
+        else:
+            node.dynamic = node.dynamic or "inconsistent class hierarchy (MRO)"
+            return result
+        result.append(head)
+        for s in seqs:
+            if s and s[0] is head:
+                del s[0]
+
+
+@dataclass
+class ModuleResult:
+    """What one test module yields."""
+
+    tests: list[TestDef] = field(default_factory=list)
+    fixtures: list[FixtureDef] = field(default_factory=list)
+
+
+def _dedup(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        if n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out
+
+
+class ModuleCollection:
+    """Collect one test module (``Module.collect`` and everything below it)."""
+
+    def __init__(self, col: Collector, ctx: ModuleCtx, nodeid: str,
+                 inherited_dynamic: str | None) -> None:
+        self.col = col
+        self.ctx = ctx
+        self.nodeid = nodeid
+        self.result = ModuleResult()
+        self.module_dynamic = inherited_dynamic
+        s = ctx.summary
+        if s.get("skip") and not self.module_dynamic:
+            line, what = s["skip"]
+            self.module_dynamic = f"module may be skipped at import: {what} (line {line})"
+        gen = ctx.ns.get("pytest_generate_tests")
+        if gen is not None and not self.module_dynamic:
+            self.module_dynamic = (
+                f"module defines pytest_generate_tests (line {gen.get('line', 0)})")
+        self.module_marks: list[Mark] | None = []
+        pm = ctx.ns.get("pytestmark")
+        if pm is not None:
+            if pm["k"] == "value":
+                self.module_marks = col.marks_of(ctx, pm["v"])
+            elif pm["k"] == "alias":
+                self.module_marks = col.marks_of(ctx, ["r", pm["target"]])
+            else:
+                self.module_marks = None
+
+    def run(self) -> ModuleResult:
+        """Collect the module's tests and fixtures."""
+        ctx = self.ctx
+        test_attr = ctx.ns.get("__test__")
+        if test_attr is not None and test_attr["k"] == "value" and test_attr["v"] == ["B", False]:
+            return self.result
+        self.result.fixtures.extend(self._fixtures_of_namespace(
+            [(n, ctx.ns[n], ctx) for n in ctx.order], "module", self.nodeid, is_class=False))
+        for name in ctx.order:
+            if name in _IGNORED:
+                continue
+            self._item(name, ctx.ns[name], ctx, [], None)
+        return self.result
+
+    # -- fixtures -----------------------------------------------------------------------------
+
+    def _fixtures_of_namespace(self, entries: list[tuple[str, dict[str, Any], ModuleCtx]],
+                               where: str, baseid: str, is_class: bool) -> list[FixtureDef]:
+        return fixtures_of_namespace(self.col, entries, where, baseid, is_class)
+
+    # -- items --------------------------------------------------------------------------------
+
+    def _item(self, name: str, binding: dict[str, Any], ctx: ModuleCtx,
+              classes: list[ClassNode], parent_id: str | None) -> None:
+        col = self.col
+        parent = parent_id or self.nodeid
+        target, tctx = col.deref(ctx, binding)
+        if isinstance(target, dict) and tctx is not None:
+            kind = target["k"]
+            if kind == "class":
+                cls = col.class_node(tctx, target)
+                if cls.unittest:
+                    if col.is_abstract(cls):
+                        return
+                    self._unittest_class(name, cls, classes, parent, binding, target)
+                elif matches_option(col.python_classes, name) or self._nosetest(cls):
+                    if col.is_abstract(cls):
+                        return
+                    self._class(name, cls, classes, parent, binding, target)
+                return
+            if kind == "func":
+                if not matches_option(col.python_functions, name):
+                    return
+                info = col.func_info(tctx, target)
+                if info.fixture is not None:
+                    return
+                self._function(name, target, tctx, info, classes, parent, binding)
+                return
+            if kind in ("value",):
+                return
+            if kind == "other" and (matches_option(col.python_functions, name)
+                                    or matches_option(col.python_classes, name)):
+                self._dynamic(f"{parent}::{name}", binding.get("line") or 1,
+                              f"{name} is bound to a non-literal expression", name, classes)
+            return
+        if isinstance(target, Ext):
+            if matches_option(col.python_functions, name) or matches_option(
+                    col.python_classes, name):
+                if target.name in _UNITTEST_BASES:
+                    return
+                self._dynamic(f"{parent}::{name}", binding.get("line") or 1,
+                              f"{name} is imported from {target.name.rpartition('.')[0]}, "
+                              "outside the project", name, classes)
+            return
+        if target is None and binding["k"] in ("import", "alias") and (
+                matches_option(col.python_functions, name)
+                or matches_option(col.python_classes, name)):
+            self._dynamic(f"{parent}::{name}", binding.get("line") or 1,
+                          f"{name} could not be resolved", name, classes)
+
+    def _nosetest(self, cls: ClassNode) -> bool:
+        got = self.col.class_attr(cls, "__test__")
+        return got is not None and got[0]["k"] == "value" and got[0]["v"] == ["B", True]
+
+    def _dynamic(self, nodeid: str, line: int, reason: str, name: str,
+                 classes: list[ClassNode]) -> None:
+        self.result.tests.append(TestDef(
+            id=nodeid, file=self.ctx.rel, line=line, name=name,
+            classes=tuple(c.name for c in classes), dynamic=reason))
+
+    def _class(self, name: str, cls: ClassNode, outer: list[ClassNode], parent: str,
+               binding: dict[str, Any], target: dict[str, Any]) -> None:
+        col = self.col
+        class_id = f"{parent}::{name}"
+        test_attr = col.class_attr(cls, "__test__")
+        if test_attr is not None and test_attr[0]["k"] == "value" and \
+                test_attr[0]["v"] == ["B", False]:
+            return
+        if cls.dynamic:
+            self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
+            return
+        for special in ("__init__", "__new__"):
+            got = col.class_attr(cls, special)
+            if got is not None and got[0]["k"] in ("func", "alias", "import", "other", "value"):
+                return  # pytest warns "cannot collect test class ... because it has a __init__"
+        chain = [*outer, cls]
+        self.result.fixtures.extend(self._class_fixtures(cls, class_id))
+        seen: set[str] = set()
+        per_class: list[list[tuple[str, dict[str, Any], ModuleCtx]]] = []
+        for c in [cls, *cls.mro]:
+            values = []
+            for n, sub in c.binding["body"]:
+                if n in _IGNORED or n in seen:
+                    continue
+                seen.add(n)
+                values.append((n, sub, c.ctx))
+            per_class.append(values)
+        for values in reversed(per_class):
+            for n, sub, sctx in values:
+                self._item(n, sub, sctx, chain, class_id)
+
+    def _class_fixtures(self, cls: ClassNode, class_id: str) -> list[FixtureDef]:
+        entries: list[tuple[str, dict[str, Any], ModuleCtx]] = []
+        seen: set[str] = set()
+        for c in cls.mro:
+            for n, sub in c.binding["body"]:
+                if n not in seen:
+                    seen.add(n)
+                    entries.append((n, sub, c.ctx))
+        return self._fixtures_of_namespace(entries, "class", class_id, is_class=True)
+
+    def _unittest_class(self, name: str, cls: ClassNode, outer: list[ClassNode], parent: str,
+                        binding: dict[str, Any], target: dict[str, Any]) -> None:
+        col = self.col
+        class_id = f"{parent}::{name}"
+        if cls.dynamic:
+            self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
+            return
+        test_attr = col.class_attr(cls, "__test__")
+        if test_attr is not None and test_attr[0]["k"] == "value" and \
+                test_attr[0]["v"] == ["B", False]:
+            return
+        chain = [*outer, cls]
+        self.result.fixtures.extend(self._class_fixtures(cls, class_id))
+        members: dict[str, tuple[dict[str, Any], ModuleCtx]] = {}
+        for c in reversed(cls.mro):
+            for n, sub in c.binding["body"]:
+                members[n] = (sub, c.ctx)
+        names = sorted(n for n in members if n.startswith("test"))
+        found = False
+        for n in names:
+            sub, sctx = members[n]
+            target2, tctx = col.deref(sctx, sub)
+            if not (isinstance(target2, dict) and tctx is not None):
+                self._dynamic(f"{class_id}::{n}", sub.get("line") or target["line"],
+                              f"{n} is not resolvable", n, chain)
+                found = True
+                continue
+            if target2["k"] == "func":
+                info = col.func_info(tctx, target2)
+                self._function(n, target2, tctx, info, chain, class_id, sub, unittest=True)
+                found = True
+            elif target2["k"] == "class":
+                found = True  # a class is callable too; pytest would make it an item
+                self._dynamic(f"{class_id}::{n}", target2["line"],
+                              f"{n} is a class attribute that is a class", n, chain)
+            elif target2["k"] == "other":
+                found = True
+                self._dynamic(f"{class_id}::{n}", sub.get("line") or target["line"],
+                              f"{n} is bound to a non-literal expression", n, chain)
+        if not found and "runTest" in members:
+            sub, sctx = members["runTest"]
+            target2, tctx = col.deref(sctx, sub)
+            if isinstance(target2, dict) and tctx is not None and target2["k"] == "func":
+                self._function("runTest", target2, tctx, col.func_info(tctx, target2), chain,
+                               class_id, sub, unittest=True)
+
+    # -- functions ----------------------------------------------------------------------------
+
+    def _function(self, name: str, f: dict[str, Any], fctx: ModuleCtx, info: FuncInfo,
+                  classes: list[ClassNode], parent: str, binding: dict[str, Any],
+                  unittest: bool = False) -> None:
+        col = self.col
+        base_id = f"{parent}::{name}"
+        classes_t = tuple(c.name for c in classes)
+        dynamic: str | None = self.module_dynamic
+        if f.get("cond") is not None and not dynamic:
+            dynamic = f"defined under a conditional statement (line {f['cond']})"
+        if binding is not f and binding.get("cond") is not None and not dynamic:
+            dynamic = f"bound under a conditional statement (line {binding['cond']})"
+        if f["gen"] and not unittest and not dynamic:
+            dynamic = "generator function: pytest reports a collection error"
+        if classes and not unittest:
+            cls = classes[-1]
+            gen = col.class_attr(cls, "pytest_generate_tests")
+            if gen is not None and not dynamic:
+                dynamic = f"class {cls.name} defines pytest_generate_tests"
+        # argnames (getfuncargnames)
+        argnames = list(f["args"])
+        if classes and not info.static and not f["posonly"]:
+            argnames = argnames[1:]
+        if info.patches:
+            argnames = argnames[info.patches:]
+        # marks in iter_markers order
+        marks: list[Mark] = list(info.marks)
+        class_marks: list[Mark] = []
+        for cls in reversed(classes):
+            got = col.class_marks(cls)
+            if got is None:
+                dynamic = dynamic or f"pytestmark of class {cls.name} is not literal"
+                got = []
+            class_marks.extend(got)
+        if self.module_marks is None:
+            dynamic = dynamic or "module pytestmark is not literal"
+        all_marks = marks + class_marks + (self.module_marks or [])
+        if info.unknown_marks and not dynamic:
+            # an unresolvable decorator name might be a mark alias carrying parametrize
+            pass
+        usefixtures: list[str] = []
+        for m in all_marks:
+            if m.name == "usefixtures":
+                for a in m.args:
+                    if a[0] == "s":
+                        usefixtures.append(a[1])
+                    else:
+                        dynamic = dynamic or "usefixtures argument is not a literal"
+        param_marks = [m for m in all_marks if m.name == "parametrize"]
+        direct: list[str] = []
+        calls: list[tuple[list[str], list[str]]] = [([], [])]
+        argseen: set[str] = set()
+        param_dynamic: str | None = None
+        for m in param_marks:
+            try:
+                names, sets, ids, indirect = self._parametrize(m)
+            except Dynamic as exc:
+                param_dynamic = param_dynamic or f"parametrize: {exc}"
+                continue
+            if argseen & set(names):
+                param_dynamic = param_dynamic or "duplicate parametrization (pytest fails)"
+                continue
+            argseen.update(names)
+            for n in names:
+                if n not in indirect:
+                    direct.append(n)
+            new: list[tuple[list[str], list[str]]] = []
+            for idl, mk in calls:
+                for pid, ps in zip(ids, sets, strict=True):
+                    new.append((idl if pid is HIDDEN else [*idl, pid], mk + ps.marks))
+            calls = new
+        fixtures = [n for n in _dedup(usefixtures + argnames) if n not in direct]
+        if unittest:
+            fixtures = _dedup(usefixtures)
+        mark_names = _dedup([m.name for m in marks])
+        tail_marks = [m.name for m in class_marks + (self.module_marks or [])]
+        def_file = fctx.rel if fctx is not self.ctx else None
+        line = f["line"]
+        dyn = dynamic or param_dynamic
+        if dyn or not param_marks:
+            self.result.tests.append(TestDef(
+                id=base_id, file=self.ctx.rel, line=line, name=name, classes=classes_t,
+                is_async=f["async"], marks=_dedup(mark_names + tail_marks), fixtures=fixtures,
+                dynamic=dyn, def_file=def_file, unittest=unittest, direct_params=direct))
+            return
+        for idl, pmarks in calls:
+            nodeid = f"{base_id}[{'-'.join(idl)}]" if idl else base_id
+            self.result.tests.append(TestDef(
+                id=nodeid, file=self.ctx.rel, line=line, name=name, classes=classes_t,
+                is_async=f["async"], marks=_dedup(mark_names + pmarks + tail_marks),
+                fixtures=fixtures, dynamic=None, def_file=def_file, unittest=unittest,
+                direct_params=direct))
+
+    def _parametrize(self, m: Mark) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
+        col = self.col
+        args = list(m.args)
+        kw = dict(m.kw)
+        if "**" in kw:
+            raise Dynamic("**kwargs in the mark")
+        if args and args[0][0] == "?":
+            raise Dynamic("argnames are not literal")
+        spec = args[0] if args else kw.get("argnames")
+        values = args[1] if len(args) > 1 else kw.get("argvalues")
+        if spec is None or values is None:
+            raise Dynamic("missing argnames/argvalues")
+        if len(args) > 2:
+            raise Dynamic("positional arguments after argvalues")
+        spec = col.value(m.ctx, spec)
+        names, force_tuple = parse_argnames(spec)
+        values = col.value(m.ctx, values)
+        if values[0] not in ("t", "l"):
+            raise Dynamic(f"argvalues are not a literal list ({_why(values)})")
+        sets: list[ParamSet] = []
+        for item in values[1]:
+            if item[0] == "param":
+                pargs, pkw, pctx = item[1], item[2], item[3]
+                pid: Any = None
+                if "id" in pkw:
+                    idv = col.value(pctx, pkw["id"])
+                    if idv[0] == "s":
+                        pid = idv[1]
+                    elif idv[0] == "hidden":
+                        pid = HIDDEN
+                    elif idv[0] != "N":
+                        raise Dynamic("pytest.param id is not a literal string")
+                pmarks: list[str] = []
+                if "marks" in pkw:
+                    got = col.marks_of(pctx, pkw["marks"])
+                    if got is None:
+                        raise Dynamic("pytest.param marks are not literal marks")
+                    pmarks = [x.name for x in got]
+                    if "usefixtures" in pmarks:
+                        raise Dynamic("pytest.param with usefixtures (pytest fails)")
+                if "**" in pkw or any(a[0] == "?" and a[1] == "starred argument"
+                                      for a in pargs):
+                    raise Dynamic("pytest.param with unpacked arguments")
+                sets.append(ParamSet(list(pargs), pid, pmarks))
+            elif force_tuple:
+                sets.append(ParamSet([item]))
+            else:
+                if item[0] not in ("t", "l"):
+                    if len(names) == 1:
+                        raise Dynamic("value for a single tuple-style argname is not a sequence")
+                    raise Dynamic(f"parameter set is not a literal sequence ({_why(item)})")
+                sets.append(ParamSet(list(item[1])))
+        ids_v = kw.get("ids")
+        ids: list[Value] | None = None
+        if ids_v is not None:
+            ids_v = col.value(m.ctx, ids_v)
+            if ids_v[0] == "N":
+                ids = None
+            elif ids_v[0] in ("t", "l"):
+                ids = list(ids_v[1])
+                if ids and len(ids) != len(sets):
+                    raise Dynamic("number of ids differs from parameter sets (pytest fails)")
+            else:
+                raise Dynamic("ids is a callable or not a literal list")
+        indirect_v = kw.get("indirect")
+        indirect: set[str] = set()
+        if indirect_v is not None:
+            indirect_v = col.value(m.ctx, indirect_v)
+            if indirect_v[0] == "B":
+                indirect = set(names) if indirect_v[1] else set()
+            elif indirect_v[0] in ("t", "l") and all(x[0] == "s" for x in indirect_v[1]):
+                indirect = {x[1] for x in indirect_v[1]}
+            else:
+                raise Dynamic("indirect is not literal")
+        if not sets:
+            if self.col.empty_mark == "fail_at_collect":
+                raise Dynamic("empty parameter set with fail_at_collect")
+            return names, [ParamSet([["N"]] * len(names), "NOTSET",
+                                    [self.col.empty_mark])], ["NOTSET"], indirect
+        for ps in sets:
+            if ps.id is None and len(ps.values) != len(names):
+                raise Dynamic("number of values differs from argnames (pytest fails)")
+        made = make_ids(names, sets, ids, self.col.id_options, self.col.names_for_ids)
+        return names, sets, made, indirect
+
+
+def _why(v: Value) -> str:
+    if v[0] == "?":
+        return str(v[1])
+    return {"param": "pytest.param", "n": "a name"}.get(v[0], v[0])
+
+
+def fixtures_of_namespace(col: Collector, entries: list[tuple[str, dict[str, Any], ModuleCtx]],
+                          where: str, baseid: str, is_class: bool,
+                          follow_imports: bool = True) -> list[FixtureDef]:
+    """Fixture functions bound in a namespace (``parsefactories``: names in ``dir()`` order).
+
+    ``follow_imports=False`` considers only functions defined in the namespace itself (used
+    for pytest's and plugins' modules, whose imported names are not fixtures they register).
+    """
+    out: list[FixtureDef] = []
+    kinds = ("func", "import", "alias") if follow_imports else ("func",)
+    for name, binding, ctx in sorted(entries, key=lambda e: e[0]):
+        if binding["k"] not in kinds:
+            continue
+        if binding["k"] == "func" and not binding["decos"]:
+            continue
+        target, tctx = col.deref(ctx, binding)
+        if not (isinstance(target, dict) and tctx is not None and target["k"] == "func"):
+            continue
+        info = col.func_info(tctx, target)
+        if info.fixture is None:
+            continue
+        kw = info.fixture
+        fname = name
+        if "name" in kw:
+            nv = col.value(tctx, kw["name"])
+            if nv[0] == "s":
+                fname = nv[1]
+        scope: str | None = "function"
+        if "scope" in kw:
+            sv = col.value(tctx, kw["scope"])
+            scope = sv[1] if sv[0] == "s" else None
+        autouse = False
+        if "autouse" in kw:
+            av = col.value(tctx, kw["autouse"])
+            autouse = bool(av[1]) if av[0] == "B" else False
+        deps = list(target["args"])
+        if is_class and not info.static and not target["posonly"]:
+            deps = deps[1:]
+        params: list[str] | None = None
+        params_dynamic: str | None = None
+        if "params" in kw:
+            pv = col.value(tctx, kw["params"])
+            try:
+                if pv[0] not in ("t", "l"):
+                    raise Dynamic(f"params are not a literal list ({_why(pv)})")
+                sets = []
+                for item in pv[1]:
+                    if item[0] == "param":
+                        pid = None
+                        if "id" in item[2]:
+                            idv = col.value(item[3], item[2]["id"])
+                            if idv[0] != "s":
+                                raise Dynamic("pytest.param id is not a literal")
+                            pid = idv[1]
+                        if len(item[1]) != 1:
+                            raise Dynamic("pytest.param in fixture params takes one value")
+                        sets.append(ParamSet([item[1][0]], pid))
+                    else:
+                        sets.append(ParamSet([item]))
+                ids = None
+                if "ids" in kw:
+                    iv = col.value(tctx, kw["ids"])
+                    if iv[0] in ("t", "l"):
+                        ids = list(iv[1])
+                    elif iv[0] != "N":
+                        raise Dynamic("ids is a callable or not literal")
+                made = make_ids([fname], sets, ids, col.id_options, col.names_for_ids)
+                params = [m if m is not HIDDEN else "" for m in made]
+                if not sets:
+                    params = []
+            except Dynamic as exc:
+                params_dynamic = str(exc)
+                params = None
+        out.append(FixtureDef(
+            name=fname, scope=scope, autouse=autouse, deps=deps, file=tctx.rel,
+            line=target["line"], where=where, baseid=baseid, params=params,
+            params_dynamic=params_dynamic, funcname=target["name"] if fname != name else None))
+        if "params" in kw and params is None and params_dynamic is None:
+            out[-1].params_dynamic = "params are not literal"
+    return out

@@ -1,0 +1,288 @@
+"""The file walk: which files pytest would collect for the arguments, in its order.
+
+Follows ``_pytest/main.py``: ``Dir.collect``/``Package.collect`` visit the entries of a
+directory sorted by name (a package's ``__init__.py`` first), skipping what
+``pytest_ignore_collect`` skips (``__pycache__``, ``collect_ignore``/``collect_ignore_glob``
+of the nearest conftest that defines them, ``--ignore``/``--ignore-glob``, virtualenvs,
+``norecursedirs`` for directories); a ``.py`` file is a test module when it matches
+``python_files`` or was named on the command line. Conftests are those of each directory from
+the confcutdir (the config file's directory, else the rootdir) down to the file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from ..nodeid import NodeId
+from .ini import CollectOptions, ConfigError, ProjectConfig
+from .names import ModuleCtx
+
+#: conftest hooks that change what is collected from files/directories.
+COLLECTION_HOOKS = ("pytest_collect_file", "pytest_pycollect_makeitem",
+                    "pytest_pycollect_makemodule", "pytest_ignore_collect",
+                    "pytest_collect_directory", "pytest_make_collect_report")
+
+
+def fnmatch_ex(pattern: str, path: str | os.PathLike[str]) -> bool:
+    """pytest's ``_pytest.pathlib.fnmatch_ex``."""
+    p = PurePath(path)
+    if os.sep not in pattern:
+        name = p.name
+    else:
+        name = str(p)
+        if p.is_absolute() and not os.path.isabs(pattern):
+            pattern = f"*{os.sep}{pattern}"
+    return fnmatch.fnmatch(name, pattern)
+
+
+@dataclass
+class Conftest:
+    """A conftest.py and what discovery needs from it."""
+
+    path: Path
+    #: node id of its directory ("" for the rootdir).
+    baseid: str
+    ctx: ModuleCtx | None
+    error: str | None = None
+    #: hook name -> line
+    hooks: dict[str, int] = field(default_factory=dict)
+    collect_ignore: list[Path] | None = None
+    collect_ignore_glob: list[str] | None = None
+    #: why collect_ignore* cannot be read statically
+    ignore_dynamic: str | None = None
+    pytest_plugins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WalkItem:
+    """One test module to collect, and the node-id selectors naming parts of it (None: all)."""
+
+    path: Path
+    selectors: list[str] | None
+
+
+class Walker:
+    """Walk arguments into test modules, reading conftests on the way."""
+
+    def __init__(self, config: ProjectConfig, opts: CollectOptions,
+                 load: Callable[[Path], tuple[ModuleCtx | None, str | None]],
+                 probe: Callable[[Path], None] | None = None) -> None:
+        self.config = config
+        self.probe = probe or (lambda _p: None)
+        self.opts = opts
+        self.load = load
+        self.rootdir = config.rootdir
+        self.confcutdir = config.inifile.parent if config.inifile else config.rootdir
+        self.python_files = config.get("python_files")
+        self.norecurse = config.get("norecursedirs")
+        self._conftests: dict[Path, Conftest | None] = {}
+        self._for_dir: dict[Path, list[Conftest]] = {}
+        self.used_conftests: dict[Path, Conftest] = {}
+        inv = config.invocation_dir
+        self.ignore_paths = [Path(os.path.normpath(inv / p)) for p in opts.ignore]
+        self.ignore_globs = [str(Path(os.path.normpath(inv / p))) for p in opts.ignore_glob]
+        self.initpaths: set[Path] = set()
+        self.initparents: set[Path] = set()
+
+    def rel(self, path: Path) -> str:
+        """Node-id path of ``path`` (rootdir-relative, "/" separators)."""
+        try:
+            r = path.relative_to(self.rootdir)
+        except ValueError:
+            return path.as_posix()
+        s = r.as_posix()
+        return "" if s == "." else s
+
+    # -- conftests ----------------------------------------------------------------------------
+
+    def conftest(self, directory: Path) -> Conftest | None:
+        if directory in self._conftests:
+            return self._conftests[directory]
+        path = directory / "conftest.py"
+        self.probe(path)
+        ct: Conftest | None = None
+        if self.opts.noconftest:
+            pass
+        elif path.is_file():
+            ctx, err = self.load(path)
+            ct = Conftest(path, self.rel(directory), ctx, err)
+            if ctx is not None and ctx.summary.get("error") is None:
+                self._read_conftest(ct, ctx)
+            elif ctx is not None:
+                line, msg = ctx.summary["error"]
+                ct.error = f"{msg} (line {line})"
+        self._conftests[directory] = ct
+        return ct
+
+    def _read_conftest(self, ct: Conftest, ctx: ModuleCtx) -> None:
+        for name in ctx.order:
+            b = ctx.ns[name]
+            if name.startswith("pytest_") and b["k"] == "func":
+                ct.hooks[name] = b["line"]
+        for attr in ("collect_ignore", "collect_ignore_glob"):
+            b = ctx.ns.get(attr)
+            if b is None:
+                continue
+            ok = (b["k"] == "value" and b["v"][0] in ("l", "t") and b.get("cond") is None
+                  and attr not in ctx.mutated and all(x[0] == "s" for x in b["v"][1]))
+            if not ok:
+                ct.ignore_dynamic = f"{attr} in {self.rel(ct.path)} is not a literal list"
+                continue
+            vals = [x[1] for x in b["v"][1]]
+            if attr == "collect_ignore":
+                ct.collect_ignore = [Path(os.path.normpath(ct.path.parent / v)) for v in vals]
+            else:
+                ct.collect_ignore_glob = [str(Path(os.path.normpath(ct.path.parent / v)))
+                                          for v in vals]
+        b = ctx.ns.get("pytest_plugins")
+        if b is not None and b["k"] == "value":
+            v = b["v"]
+            if v[0] == "s":
+                ct.pytest_plugins = [v[1]]
+            elif v[0] in ("l", "t"):
+                ct.pytest_plugins = [x[1] for x in v[1] if x[0] == "s"]
+
+    def conftests_for(self, directory: Path) -> list[Conftest]:
+        """Conftests in effect for ``directory``, outermost first."""
+        got = self._for_dir.get(directory)
+        if got is not None:
+            return got
+        out = []
+        dirs = [directory, *directory.parents]
+        for d in reversed(dirs):
+            if d != self.confcutdir and self.confcutdir not in d.parents:
+                continue
+            ct = self.conftest(d)
+            if ct is not None:
+                self.used_conftests[ct.path] = ct
+                out.append(ct)
+        self._for_dir[directory] = out
+        return out
+
+    # -- ignore -------------------------------------------------------------------------------
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        """``pytest_ignore_collect``."""
+        if path.name == "__pycache__":
+            return True
+        ignore_paths: list[Path] = []
+        ignore_globs: list[str] = []
+        cts = self.conftests_for(path.parent)
+        for ct in reversed(cts):
+            if ct.collect_ignore is not None:
+                ignore_paths = list(ct.collect_ignore)
+                break
+        for ct in reversed(cts):
+            if ct.collect_ignore_glob is not None:
+                ignore_globs = list(ct.collect_ignore_glob)
+                break
+        ignore_paths += self.ignore_paths
+        if path in ignore_paths:
+            return True
+        ignore_globs += self.ignore_globs
+        if any(fnmatch.fnmatch(str(path), g) for g in ignore_globs):
+            return True
+        if is_dir:
+            self.probe(path / "pyvenv.cfg")
+        if not self.opts.collect_in_virtualenv and is_dir and (
+                (path / "pyvenv.cfg").is_file() or (path / "conda-meta" / "history").is_file()):
+            return True
+        return is_dir and any(fnmatch_ex(p, path) for p in self.norecurse)
+
+    # -- walk ---------------------------------------------------------------------------------
+
+    def resolve_args(self, args: list[str]) -> list[tuple[Path, list[str]]]:
+        """``resolve_collection_argument`` for each argument: (path, names)."""
+        out = []
+        for arg in args:
+            base, squacket, _rest = arg.partition("[")
+            strpath, *parts = base.split("::")
+            if squacket and not parts:
+                raise ConfigError(f"path cannot contain [] parametrization: {arg}")
+            p = Path(os.path.normpath(self.config.invocation_dir / strpath))
+            self.probe(p)
+            if not p.exists():
+                raise ConfigError(f"file or directory not found: {arg}")
+            if parts and p.is_dir():
+                raise ConfigError(f"directory argument cannot contain :: selection parts: {arg}")
+            out.append((p, parts))
+        return out
+
+    def walk(self, args: list[str]) -> list[WalkItem]:
+        """Test modules for ``args`` in pytest's order, with node-id selectors."""
+        resolved = self.resolve_args(args)
+        for p, _ in resolved:
+            self.initpaths.add(p)
+            self.initparents.update(p.parents)
+        order: list[Path] = []
+        selectors: dict[Path, list[str] | None] = {}
+        for (p, parts), arg in zip(resolved, args, strict=True):
+            if p.is_dir():
+                files = list(self._walk_dir(p))
+                sel: list[str] | None = None
+            else:
+                self.conftests_for(p.parent)
+                files = [p] if p.suffix == ".py" else []
+                if parts:
+                    node = NodeId.parse(arg.replace(os.sep, "/"))
+                    sel = [str(NodeId(self.rel(p), node.names, node.params))]
+                else:
+                    sel = None
+            for f in files:
+                if f not in selectors:
+                    order.append(f)
+                    selectors[f] = sel
+                elif selectors[f] is not None:
+                    selectors[f] = None if sel is None else [*selectors[f], *sel]  # type: ignore[misc]
+        return [WalkItem(f, selectors[f]) for f in order]
+
+    def _walk_dir(self, directory: Path):  # type: ignore[no-untyped-def]
+        self.conftests_for(directory)
+        self.probe(directory / ".")
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        is_pkg = any(e.name == "__init__.py" for e in entries)
+        if is_pkg:
+            entries.sort(key=lambda e: (e.name != "__init__.py", e.name))
+        else:
+            entries.sort(key=lambda e: e.name)
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                continue
+            path = Path(entry.path)
+            if is_dir:
+                if path not in self.initpaths and path not in self.initparents and \
+                        self.ignored(path, True):
+                    continue
+                yield from self._walk_dir(path)
+            elif is_file:
+                if path not in self.initpaths and self.ignored(path, False):
+                    continue
+                if path.suffix == ".py" and (path in self.initpaths or any(
+                        fnmatch_ex(pat, path) for pat in self.python_files)):
+                    yield path
+
+
+def dynamic_scopes(conftests: list[Conftest]) -> list[tuple[str, str, int, str]]:
+    """(baseid, hook, line, conftest rel) for conftests whose hooks change collection."""
+    out = []
+    for ct in conftests:
+        for hook in COLLECTION_HOOKS:
+            if hook in ct.hooks:
+                out.append((ct.baseid, hook, ct.hooks[hook], ct.path.name))
+    return out
+
+
+def plugin_names(value: Any) -> list[str]:
+    """Literal ``pytest_plugins`` values."""
+    return list(value) if isinstance(value, list) else []

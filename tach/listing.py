@@ -1,0 +1,259 @@
+"""The ``list`` command: discover tests statically and print them for people or tools.
+
+``tach list`` prints a tree (directories, modules, classes, tests; dynamic records flagged with
+their reason), ``tach list -q`` one node id per line as ``pytest --collect-only -q`` does, and
+``tach --format=json list`` the discovery document::
+
+    {"tests": [{"id", "file", "line", "is_async", "marks", "fixtures", "dynamic"}],
+     "fixtures": [{"name", "scope", "file", "line", "autouse", "deps", ...}],
+     "errors": [{"file", "line", "message", "kind"}], ...}
+
+``tach list --collect`` also runs ``python -m pytest --collect-only -q`` with the same
+arguments in a child process and reports where the two disagree (docs/discovery.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import orjson
+
+from .discovery.ini import CollectOptions, ConfigError
+
+if TYPE_CHECKING:
+    from .discovery import Discovery
+
+# The discovery machinery is imported only when the whole-run cache misses, so that a warm
+# ``tach list`` starts in a few tens of milliseconds.
+
+
+def discover_tests(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
+                   options: CollectOptions | None = None, use_cache: bool = True,
+                   site_packages: Sequence[Path] | None = None,
+                   with_plugins: bool = True, select: bool = True) -> Discovery:
+    """Static discovery, then fixture resolution (which completes ids that parametrized
+    fixtures extend), then ``-k``/``-m``/``--deselect``: what ``tach list`` shows."""
+    from .discovery import apply_selection, discover
+    from .resolver import Resolver, resolve_all
+
+    d = discover(args, invocation_dir=invocation_dir, options=options, use_cache=use_cache,
+                 site_packages=site_packages, with_plugins=with_plugins)
+    resolver = Resolver(d.result.fixtures, ini_usefixtures=d.config.get("usefixtures"),
+                        plugins_complete=d.plugins_complete)
+    d.result.tests, d.closures = resolve_all(d.result.tests, resolver)
+    d.resolver = resolver
+    if select:
+        apply_selection(d)
+    return d
+
+
+@dataclass
+class ListRequest:
+    """Arguments of the ``list`` command."""
+
+    args: list[str] = field(default_factory=list)
+    keyword: str | None = None
+    markexpr: str | None = None
+    quiet: bool = False
+    fmt: str = "human"
+    inifile: str | None = None
+    rootdir: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    deselect: list[str] = field(default_factory=list)
+    collect: bool = False
+    python: str | None = None
+    no_cache: bool = False
+    problems: bool = False
+
+
+def _run_key(req: ListRequest, invocation_dir: Path, config_ini: dict[str, Any],
+             rootdir: Path, inifile: Path | None, with_plugins: bool) -> str:
+    from . import __version__
+
+    parts: list[Any] = [
+        __version__, req.args, req.keyword, req.markexpr, req.inifile, req.rootdir,
+        req.overrides, req.ignore, req.deselect, str(invocation_dir), str(rootdir),
+        str(inifile), sorted((k, repr(v)) for k, v in config_ini.items()),
+        os.environ.get("PYTEST_ADDOPTS"), with_plugins,
+    ]
+    if with_plugins:
+        # installing or removing a distribution changes its site directory
+        parts.append([(p, os.stat(p).st_mtime_ns) for p in sys.path if p and os.path.isdir(p)])
+    return orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def run_list(req: ListRequest, out: TextIO, err: TextIO,
+             invocation_dir: Path | None = None) -> int:
+    """Run the ``list`` command; returns the exit code (4 for usage errors).
+
+    With the cache on, the whole result is kept in ``.tach/list-<key>.json`` together with
+    what discovery read; when none of it changed, the result is printed without discovery.
+    """
+    from .discovery.cache import inputs_unchanged, read_document, write_document
+    from .discovery.ini import determine_config
+
+    inv = (invocation_dir or Path.cwd()).absolute()
+    opts = CollectOptions(keyword=req.keyword, markexpr=req.markexpr, inifile=req.inifile,
+                          rootdir=req.rootdir, overrides=list(req.overrides),
+                          ignore=list(req.ignore), deselect=list(req.deselect))
+    want_fixtures = req.fmt == "json" or req.problems
+    run_doc: dict[str, Any] | None = None
+    cache_path: Path | None = None
+    key = ""
+    try:
+        if not req.no_cache:
+            cfg = determine_config(list(req.args), inifile=req.inifile, rootdir=req.rootdir,
+                                   invocation_dir=inv, overrides=req.overrides)
+            key = _run_key(req, inv, cfg.ini, cfg.rootdir, cfg.inifile, want_fixtures)
+            digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+            cache_path = cfg.rootdir / ".tach" / f"list-{digest}.json"
+            cached = read_document(cache_path, "tach-list")
+            if cached is not None and cached.get("key") == key and inputs_unchanged(
+                    cached.get("inputs")):
+                run_doc = cached
+        if run_doc is None:
+            d = discover_tests(req.args, invocation_dir=inv, options=opts,
+                               use_cache=not req.no_cache, with_plugins=want_fixtures)
+            run_doc = {"schema": "tach-list", "key": key, "document": document(d),
+                       "problems_text": [str(p) for p in d.resolver.problems]}
+            if cache_path is not None:
+                from .discovery.cache import CACHE_VERSION
+
+                run_doc["version"] = CACHE_VERSION
+                run_doc["inputs"] = d.inputs.snapshot()
+                write_document(cache_path, run_doc)
+    except ConfigError as exc:
+        err.write(f"ERROR: {exc}\n")
+        return 4
+    doc = run_doc["document"]
+    if req.fmt == "json":
+        out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif req.quiet:
+        out.write("".join(f"{t['id']}\n" for t in doc["tests"]))
+    else:
+        write_tree(doc, out)
+    if req.fmt != "json":
+        for e in doc["errors"]:
+            err.write(f"ERROR: {e['file']}:{e['line']}: {e['message']}\n")
+        if req.problems:
+            for p in run_doc["problems_text"]:
+                err.write(f"{p}\n")
+    rc = 0
+    if req.collect:
+        rc = compare_with_pytest(doc, req, out, err, inv)
+    if doc["errors"] and rc == 0:
+        rc = 2 if not doc["tests"] else 1
+    if not doc["tests"] and rc == 0:
+        rc = 5
+    return rc
+
+
+def document(d: Discovery) -> dict[str, Any]:
+    """The ``--format=json list`` document."""
+    res = d.result
+    doc: dict[str, Any] = {
+        "rootdir": res.rootdir,
+        "inifile": res.inifile,
+        "tests": [t.to_json() for t in res.tests],
+        "fixtures": [f.to_json() for f in res.fixtures],
+        "errors": [e.to_json() for e in res.errors],
+        "warnings": [w.to_json() for w in res.warnings],
+        "problems": [p.to_json() for p in (d.resolver.problems if d.resolver else [])],
+        "imports": {k: [i.to_json() for i in v] for k, v in res.imports.items()},
+        "deselected": d.deselected,
+    }
+    for t in doc["tests"]:
+        c = d.closures.get(t["id"])
+        t["closure"] = c.closure if c else []
+        t["widest_scope"] = c.widest_scope if c else "function"
+    return doc
+
+
+def write_tree(doc: dict[str, Any], out: TextIO) -> None:
+    """An indented tree of the document's tests: directories, modules, classes, tests."""
+    printed: list[str] = []
+    dynamic = 0
+    for t in doc["tests"]:
+        parts = t["id"].split("::")
+        path_parts = parts[0].split("/")
+        chain = [f"{'/'.join(path_parts[:i + 1])}" for i in range(len(path_parts))]
+        labels = [(c, p) for c, p in zip(chain, path_parts, strict=True)]
+        labels += [("::".join(parts[: i + 1]), parts[i]) for i in range(1, len(parts))]
+        for depth, (key, label) in enumerate(labels):
+            if depth < len(printed) and printed[depth] == key:
+                continue
+            del printed[depth:]
+            printed.append(key)
+            line = "  " * depth + label
+            if depth == len(labels) - 1 and t["dynamic"]:
+                line += f"  [dynamic: {t['dynamic']}]"
+                dynamic += 1
+            out.write(line + "\n")
+    n = len(doc["tests"])
+    out.write(f"\n{n - dynamic} tests, {dynamic} dynamic")
+    if doc["deselected"]:
+        out.write(f", {doc['deselected']} deselected")
+    out.write(f" (rootdir: {doc['rootdir']})\n")
+
+
+def pytest_collect_ids(python: str, args: Sequence[str], cwd: Path) -> tuple[list[str], str]:
+    """Run ``python -m pytest --collect-only -q ARGS`` and return its node ids and stderr."""
+    proc = subprocess.run([python, "-m", "pytest", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True, check=False)
+    ids = []
+    for line in proc.stdout.splitlines():
+        if not line.strip():
+            break
+        if "::" in line or line.endswith(".py"):
+            ids.append(line.strip())
+    return ids, proc.stderr
+
+
+def compare_with_pytest(doc: dict[str, Any], req: ListRequest, out: TextIO, err: TextIO,
+                        invocation_dir: Path | None) -> int:
+    """``list --collect``: show where static and pytest-collected ids differ."""
+    cwd = invocation_dir or Path.cwd()
+    args = list(req.args)
+    if req.keyword:
+        args += ["-k", req.keyword]
+    if req.markexpr:
+        args += ["-m", req.markexpr]
+    if req.inifile:
+        args += ["-c", req.inifile]
+    if req.rootdir:
+        args += ["--rootdir", req.rootdir]
+    for o in req.overrides:
+        args += ["-o", o]
+    ids, _stderr = pytest_collect_ids(req.python or sys.executable, args, cwd)
+    from .discovery.model import TestDef
+
+    exact = {t["id"] for t in doc["tests"] if not t["dynamic"]}
+    dyn = [TestDef(t["id"], t["file"], t["line"], "", dynamic=t["dynamic"])
+           for t in doc["tests"] if t["dynamic"]]
+    missing = []
+    covered = 0
+    for i in ids:
+        if i in exact:
+            continue
+        if any(t.covers(i) for t in dyn):
+            covered += 1
+            continue
+        missing.append(i)
+    extra = sorted(exact - set(ids))
+    out.write(f"\npytest collected {len(ids)}; static equal {len(ids) - covered - len(missing)}, "
+              f"dynamic {covered}, missing {len(missing)}, extra {len(extra)}\n")
+    for i in missing:
+        out.write(f"- {i}  (pytest only)\n")
+    for i in extra:
+        out.write(f"+ {i}  (static only)\n")
+    return 0 if not missing and not extra else 1
+

@@ -1,0 +1,5 @@
+from . import helper
+
+
+def test_package(tmp_path):
+    assert helper.VALUE

@@ -1,0 +1,154 @@
+"""The .tach/ discovery cache: reuse, invalidation, corruption, atomic concurrent writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tach.discovery import discover
+from tach.discovery.cache import SummaryCache
+
+
+def _project(root: Path, n: int = 3) -> Path:
+    (root / "pytest.ini").write_text("[pytest]\n")
+    for i in range(n):
+        (root / f"test_m{i}.py").write_text(f"def test_{i}():\n    pass\n")
+    return root
+
+
+def _age(path: Path, seconds: int = 10) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 1_000_000_000))
+
+
+def _age_all(root: Path) -> None:
+    for p in root.glob("*.py"):
+        _age(p)
+
+
+def test_second_run_parses_no_unchanged_file(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _age_all(root)
+    first = discover(invocation_dir=root, with_plugins=False)
+    assert first.stats.parsed == 3 and first.stats.hits == 0
+    second = discover(invocation_dir=root, with_plugins=False)
+    assert second.stats.parsed == 0 and second.stats.hits == 3
+    assert [t.id for t in second.result.tests] == [t.id for t in first.result.tests]
+
+
+def test_changed_file_is_reparsed_and_touched_file_only_rehashed(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _age_all(root)
+    discover(invocation_dir=root, with_plugins=False)
+    (root / "test_m0.py").write_text("def test_0():\n    pass\n\ndef test_new():\n    pass\n")
+    _age(root / "test_m0.py", 5)
+    os.utime(root / "test_m1.py")  # new mtime, same content
+    d = discover(invocation_dir=root, with_plugins=False)
+    assert d.stats.parsed == 1 and d.stats.rehashed == 1 and d.stats.hits == 1
+    assert "test_m0.py::test_new" in [t.id for t in d.result.tests]
+
+
+def test_recently_modified_file_is_verified_by_hash(tmp_path: Path) -> None:
+    root = _project(tmp_path, 1)
+    # the mtime is "now", within the racy window, so the next run re-hashes the file
+    discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False)
+    assert d.stats.hits == 0 and d.stats.rehashed == 1 and d.stats.parsed == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b'{"schema": "tach-discovery-cache", "version": 1, "entries": {"x": ',
+        b'{"schema": "something-else", "version": 1, "entries": {}}',
+        b'{"schema": "tach-discovery-cache", "version": 999, "entries": {}}',
+        b"[1, 2, 3]",
+        b"\x00\xff\xfe garbage",
+    ],
+)
+def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(tmp_path: Path, content: bytes) -> None:
+    root = _project(tmp_path)
+    _age_all(root)
+    expected = [t.id for t in discover(invocation_dir=root, with_plugins=False).result.tests]
+    cache_file = root / ".tach" / "discovery-v1.json"
+    cache_file.write_bytes(content)
+    d = discover(invocation_dir=root, with_plugins=False)
+    assert [t.id for t in d.result.tests] == expected
+    assert d.stats.parsed == 3
+    doc = orjson.loads(cache_file.read_bytes())
+    assert doc["schema"] == "tach-discovery-cache" and len(doc["entries"]) == 3
+
+
+def test_bad_entries_are_rejected_individually(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _age_all(root)
+    discover(invocation_dir=root, with_plugins=False)
+    cache_file = root / ".tach" / "discovery-v1.json"
+    doc = orjson.loads(cache_file.read_bytes())
+    key = str(root / "test_m0.py")
+    doc["entries"][key]["summary"] = {"v": -1}
+    doc["entries"][str(root / "test_m1.py")]["size"] = "big"
+    cache_file.write_bytes(orjson.dumps(doc))
+    d = discover(invocation_dir=root, with_plugins=False)
+    assert d.stats.rejected == 2 and d.stats.parsed == 2 and d.stats.hits == 1
+
+
+def test_a_lying_entry_with_matching_stat_is_still_keyed_by_content(tmp_path: Path) -> None:
+    root = _project(tmp_path, 1)
+    path = root / "test_m0.py"
+    _age(path)
+    cache = SummaryCache(root / ".tach")
+    cache.summary(path)
+    cache.save()
+    # rewrite the file with the same size and restore its mtime: stat alone cannot tell
+    st = path.stat()
+    path.write_text("def test_X():\n    pass\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    d = discover(invocation_dir=root, with_plugins=False)
+    # size and mtime match and are old: the entry is trusted (like git/make); document this
+    assert [t.id for t in d.result.tests] == ["test_m0.py::test_0"]
+    os.utime(path)  # any mtime change makes Tach read and hash the file
+    d = discover(invocation_dir=root, with_plugins=False)
+    assert [t.id for t in d.result.tests] == ["test_m0.py::test_X"]
+
+
+def test_no_temp_files_left_and_writes_are_atomic(tmp_path: Path) -> None:
+    root = _project(tmp_path, 20)
+    script = (
+        "import sys; from pathlib import Path; from tach.discovery import discover\n"
+        "for _ in range(15):\n"
+        "    d = discover(invocation_dir=Path(sys.argv[1]), with_plugins=False)\n"
+        "    assert len(d.result.tests) == 20, len(d.result.tests)\n"
+    )
+    procs = []
+    for _ in range(2):
+        procs.append(subprocess.Popen([sys.executable, "-c", script, str(root)]))
+    for i in range(20):
+        (root / f"test_m{i}.py").write_text(f"def test_{i}():\n    pass\n# {i}\n")
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    doc = orjson.loads((root / ".tach" / "discovery-v1.json").read_bytes())
+    assert doc["schema"] == "tach-discovery-cache"
+    assert sorted(os.listdir(root / ".tach")) == [".gitignore", "discovery-v1.json"]
+
+
+def test_unwritable_cache_dir_is_not_an_error(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / ".tach").write_text("not a directory")
+    d = discover(invocation_dir=root, with_plugins=False)
+    assert len(d.result.tests) == 3
+
+
+def test_plugin_and_builtin_sources_are_cached_too(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _age_all(root)
+    first = discover(invocation_dir=root)
+    assert first.stats.parsed > 3  # pytest's own modules were read for builtin fixtures
+    second = discover(invocation_dir=root)
+    assert second.stats.parsed == 0
