@@ -47,6 +47,8 @@ import enum
 import socket
 from typing import Any
 
+import orjson
+
 from tach._native import frame
 
 __all__ = ["Channel", "Message", "MessageKind", "ProtocolError", "decode_frames", "encode"]
@@ -79,9 +81,48 @@ class ProtocolError(RuntimeError):
     """A peer sent bytes that are not a valid message; the channel cannot be trusted any more."""
 
 
+#: Longest repr sent for an object JSON cannot carry.
+REPR_LIMIT = 512
+
+
+def _as_json(obj: Any) -> Any:
+    """What JSON carries for an object it has no type for: its repr (bounded, never raising).
+
+    Reports may carry arbitrary objects (``subTest(func=len, r=range(3))`` puts them in the
+    subtest's context); a report must cross the process boundary whatever it holds.
+    """
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
+    try:
+        text = repr(obj)
+    except Exception as exc:  # a broken __repr__ must not break reporting
+        text = f"<{type(obj).__name__} object (repr raised {type(exc).__name__})>"
+    return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
+
+
+def _sanitized(obj: Any, depth: int = 0) -> Any:
+    """``obj`` with string keys, 64-bit integers and no nesting deeper than encoders allow."""
+    if depth > 32:
+        return _as_json(obj)
+    if isinstance(obj, dict):
+        return {
+            key if isinstance(key, str) else str(_as_json(key)): _sanitized(value, depth + 1)
+            for key, value in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [_sanitized(value, depth + 1) for value in obj]
+    if isinstance(obj, int) and not -(2**63) <= obj < 2**64:
+        return str(obj)  # JSON encoders stop at 64 bits
+    return obj
+
+
 def encode(kind: MessageKind, payload: dict[str, Any]) -> bytes:
-    """One message as a frame."""
-    return frame.encode(kind, payload)
+    """One message as a frame; objects JSON has no type for travel as their repr."""
+    try:
+        data = orjson.dumps(payload, default=_as_json, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # keys or integers JSON cannot express, or deep nesting: slow but safe
+        data = orjson.dumps(_sanitized(payload), default=_as_json)
+    return frame.encode_raw(kind, data, flags=0)
 
 
 def decode_frames(frames: list[tuple[int, int, Any]]) -> list[Message]:
@@ -126,7 +167,7 @@ class Channel:
 
     def send(self, kind: MessageKind, payload: dict[str, Any]) -> None:
         """Send one message; raises OSError (BrokenPipeError...) when the peer is gone."""
-        self.sock.sendall(frame.encode(kind, payload))
+        self.sock.sendall(encode(kind, payload))
 
     def read_available(self) -> list[Message] | None:
         """Receive what one ``recv`` brings (call when readable); ``None`` at end of stream."""

@@ -70,6 +70,8 @@ def phase_status(report: dict[str, Any]) -> str:
 class TestResult:
     """Everything the supervisor knows about one test."""
 
+    __test__ = False  # not a test class, whatever pytest's python_classes says
+
     id: str
     slot: int = -1
     pid: int = 0
