@@ -3,17 +3,27 @@
 Exit codes are pytest's (``ExitCode``): 0 all passed, 1 some failed, 2 interrupted,
 3 internal error, 4 usage error, 5 no tests collected.
 
-Commands: ``list`` (static discovery, :mod:`tach.listing`).
+Commands: run (the default: ``tach [options] [paths | node ids]``) and ``list`` (static
+discovery, :mod:`tach.listing`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from tach import __version__
+
+if TYPE_CHECKING:
+    from tach.scheduler import Reporter, RunSummary, Unit
 
 EXIT_OK = 0
 EXIT_TESTS_FAILED = 1
@@ -87,8 +97,208 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_run_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tach [options] [paths | node ids]``."""
+    from tach.config import add_run_arguments
+
+    parser = _ArgumentParser(
+        prog="tach",
+        description="Run an existing pytest suite from a warm, forking zygote. "
+        "`tach list --help` for static discovery.",
+    )
+    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--format", choices=("human", "json"), default="human",
+                        help="json: the NDJSON event stream on stdout, the report on stderr")
+    add_run_arguments(parser)
+    return parser
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    """``list`` when the first word that is not an option (or --format's value) is ``list``."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return "run"
+        if arg == "--format":
+            skip = True
+            continue
+        if not arg.startswith("-"):
+            return "list" if arg == "list" else "run"
+    return "run"
+
+
+def exit_code(summary: RunSummary) -> int:
+    """pytest's exit code for a finished run (the one place that decides it)."""
+    if summary.zygote_exit_code is not None:
+        return summary.zygote_exit_code or EXIT_INTERNAL_ERROR
+    if summary.usage_errors:
+        return EXIT_USAGE_ERROR
+    if summary.internal_errors:
+        return EXIT_INTERNAL_ERROR
+    if summary.interrupted == "KeyboardInterrupt":
+        return EXIT_INTERRUPTED
+    stats = summary.stats
+    if stats.count("failed") or stats.count("error"):
+        return EXIT_TESTS_FAILED
+    if summary.collect_only:
+        return EXIT_OK if stats.collected - summary.deselected > 0 else EXIT_NO_TESTS
+    if not any(result.status for result in summary.results.values()):
+        return EXIT_NO_TESTS
+    return EXIT_OK
+
+
+def run_tests(argv: Sequence[str]) -> int:
+    """``tach [options] [paths | node ids]``: run the tests."""
+    from tach import lifecycle
+    from tach.config import ConfigValueError, build_run_config
+    from tach.discovery import CollectOptions, ConfigError, discover
+    from tach.discovery.ini import addopts_args
+    from tach.reporter import Reporters
+    from tach.reporter.human import HumanReporter
+    from tach.reporter.json import JsonReporter
+    from tach.scheduler import load_durations, plan_units, save_durations
+
+    ns = build_run_parser().parse_args(argv)
+    invocation_dir = Path.cwd()
+    try:
+        options = CollectOptions(
+            keyword=ns.keyword, markexpr=ns.markexpr, inifile=ns.inifile,
+            rootdir=ns.rootdir, overrides=list(ns.overrides),
+        )
+        found = discover(
+            ns.args, invocation_dir=invocation_dir, options=options,
+            with_plugins=False,
+        )
+        addopts = addopts_args(found.config)
+        config = build_run_config(ns, addopts, ns.format, sys.executable)
+    except (ConfigError, ConfigValueError) as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return EXIT_USAGE_ERROR
+
+    rootdir = Path(found.result.rootdir)
+    cache_dir = rootdir / ".tach"
+    result = found.result
+    dynamic = [rootdir / test.id.rstrip("/") for test in result.tests if test.dynamic and
+               (test.id.endswith("/") or test.id == "")]
+    roots = collection_roots(config.args, found, invocation_dir)
+    if "--doctest-modules" in [*addopts, *config.pytest_args]:
+        dynamic += [root for root in roots if root.is_dir()]
+    dynamic = clip_to_roots(dynamic, roots)
+    error_files = [e.file for e in result.errors if e.file.endswith(".py")
+                   and Path(e.file).name != "conftest.py"]
+    plan = plan_units(rootdir, result.tests, result.imports, error_files, dynamic)
+    durations = load_durations(cache_dir)
+    last_failed = load_last_failed(cache_dir)
+    units = plan.units
+    if config.last_failed and last_failed:
+        units = rerun_units(units, last_failed, rootdir)
+    elif config.failed_first and last_failed:
+        for unit in units:
+            if any(test_id in last_failed for test_id in unit.expected):
+                unit.weight = float("inf")
+
+    human_stream = sys.stderr if config.fmt == "json" else sys.stdout
+    human = HumanReporter(
+        human_stream, verbosity=config.verbosity, reportchars=config.reportchars,
+        durations=config.durations, color=config.color, expected_tests=plan.expected_tests,
+    )
+    reporters: list[Reporter] = [human]
+    if config.fmt == "json":
+        reporters.append(JsonReporter())
+    spec = lifecycle.RunSpec(
+        python=config.python,
+        invocation_dir=str(invocation_dir),
+        pytest_args=config.pytest_args,
+        units=units,
+        workers=config.workers,
+        isolation=config.isolation,
+        capture_output=config.capture_output,
+        collect_only=config.collect_only,
+        maxfail=config.maxfail,
+        conftest_dirs=plan.conftest_dirs,
+        warm_imports=plan.warm_imports,
+        durations=durations,
+    )
+    summary = lifecycle.run(spec, Reporters(reporters))
+    if summary.zygote_exit_code is None and not summary.collect_only:
+        with contextlib.suppress(OSError):
+            save_durations(cache_dir, summary.results.values(), durations)
+            save_last_failed(cache_dir, summary, last_failed)
+    return exit_code(summary)
+
+
+def collection_roots(args: Sequence[str], found: Any, invocation_dir: Path) -> list[Path]:
+    """Where pytest's collection starts: the arguments, else ``testpaths``, else the cwd."""
+    if args:
+        return [(invocation_dir / a.split("::")[0]).resolve() for a in args]
+    rootdir = Path(found.result.rootdir)
+    testpaths = found.config.get("testpaths") or []
+    if testpaths and invocation_dir == rootdir:
+        roots = [p for pattern in testpaths for p in sorted(rootdir.glob(pattern))]
+        if roots:
+            return [p.resolve() for p in roots]
+    return [invocation_dir]
+
+
+def clip_to_roots(dirs: Sequence[Path], roots: Sequence[Path]) -> list[Path]:
+    """Dynamic directories, limited to what the run collects (a root inside one stands for it)."""
+    clipped: list[Path] = []
+    for directory in dirs:
+        for root in roots:
+            if root == directory or directory in root.parents:
+                clipped.append(root)
+            elif root in directory.parents:
+                clipped.append(directory)
+    return [d for d in dict.fromkeys(clipped) if d.is_dir()]
+
+
+def load_last_failed(cache_dir: Path) -> set[str]:
+    try:
+        data = orjson.loads((cache_dir / "lastfailed.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return set()
+    return {item for item in data if isinstance(item, str)} if isinstance(data, list) else set()
+
+
+def save_last_failed(cache_dir: Path, summary: RunSummary, old: set[str]) -> None:
+    """pytest's ``lastfailed`` rule: failures are added, tests that passed are removed."""
+    failed = set(old)
+    for result in summary.results.values():
+        if result.status in ("fail", "error"):
+            failed.add(result.id)
+        elif result.status is not None:
+            failed.discard(result.id)
+    failed |= {r.get("nodeid", "") for r in summary.collect_errors if r.get("outcome") == "failed"}
+    from tach.scheduler import write_atomically
+
+    write_atomically(cache_dir / "lastfailed.json", orjson.dumps(sorted(failed)))
+
+
+def rerun_units(units: Sequence[Unit], last_failed: set[str], rootdir: Path) -> list[Unit]:
+    """``--lf``: only the tests that failed last time (their files, when they were errors)."""
+    chosen = []
+    for unit in units:
+        ids = [test_id for test_id in unit.expected if test_id in last_failed]
+        if ids:
+            args = [str(rootdir / test_id) for test_id in ids]
+            chosen.append(Unit(unit.id, args, ids))
+        elif unit.id in last_failed:  # the file itself failed to collect
+            chosen.append(unit)
+    return chosen or list(units)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _command_of(argv) == "run":
+        try:
+            return run_tests(argv)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_INTERRUPTED
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command == "list":
@@ -103,8 +313,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_list(req, sys.stdout, sys.stderr)
         except BrokenPipeError:
             # the reader went away (``tach list | head``): not an error of ours
-            import os
-
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
     parser.print_help()

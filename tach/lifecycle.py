@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,10 +173,13 @@ class Supervisor:
             "run_id": uuid.uuid4().hex,
         }
         output = None if not spec.capture_output else self.zygote_log.fileno()
+        env = dict(os.environ if spec.env is None else spec.env)
+        # pytest sizes separators and tracebacks to the terminal; the zygote has none.
+        env.setdefault("COLUMNS", str(shutil.get_terminal_size((80, 24)).columns))
         self.zygote = subprocess.Popen(
             [spec.python, "-m", "tach.zygote", orjson.dumps(zygote_spec).decode()],
             cwd=spec.invocation_dir,
-            env=spec.env,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
@@ -372,7 +376,9 @@ class Supervisor:
             return
         unit.attempts += 1
         slot.unit = unit
-        slot.channel.send(MessageKind.RunUnit, {"unit": unit.id, "args": unit.args})
+        slot.channel.send(
+            MessageKind.RunUnit, {"unit": unit.id, "args": unit.args, "ignore": unit.ignore}
+        )
 
     # -- failures of processes ----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ test process dies, to blame exactly that test and phase.
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import struct
@@ -78,6 +79,17 @@ class Progress:
         return bytes(self._map[start : start + min(length, len(self._map) - start)])
 
 
+def render_longrepr(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """``report.toterminal`` into a string, without markup (as ``longreprtext`` renders it)."""
+    from _pytest._io import TerminalWriter
+
+    out = io.StringIO()
+    writer = TerminalWriter(out)
+    writer.hasmarkup = False
+    report.toterminal(writer)
+    return out.getvalue()
+
+
 def quiet_terminal_reporter(config: pytest.Config) -> None:
     """Replace pytest's terminal reporter with one that has its API but none of its hooks.
 
@@ -124,6 +136,9 @@ class TachPlugin:
         #: Collection reports that failed, and the count of deselected items, per unit.
         self.collect_errors: list[dict[str, Any]] = []
         self.deselected = 0
+        #: The first ``Directory`` node collected for each directory (see
+        #: :meth:`share_directory_fixtures`).
+        self.directories: dict[tuple[type, Any, str], pytest.Directory] = {}
 
     # -- zygote -------------------------------------------------------------------------------
 
@@ -157,7 +172,11 @@ class TachPlugin:
             status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         if report.longrepr is not None:
-            data["longreprtext"] = report.longreprtext
+            # What pytest's terminal reporter prints for the report, and pytest's own
+            # ``longreprtext`` (the same text, stripped), rendered once.
+            text = render_longrepr(report)
+            data["longrepr_terminal"] = text
+            data["longreprtext"] = text.strip()
         if report.failed:
             data["head_line"] = report.head_line
         # pytest's own verdict on the report (plugins such as subtests and xfail take part; the
@@ -174,6 +193,35 @@ class TachPlugin:
         data["slot"] = self.slot
         data["pid"] = os.getpid()
         return data
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        report = yield
+        if isinstance(collector, pytest.Directory):
+            self.share_directory_fixtures(collector)
+        return report
+
+    def share_directory_fixtures(self, directory: pytest.Directory) -> None:
+        """Let a directory collected again see the fixtures its conftest gave it the first time.
+
+        Since pytest 9.1 a conftest's fixtures are visible through the ``Directory`` node that
+        collected it (``FixtureManager._arg2node2fixturedefs``, keyed by node object), and a
+        conftest is parsed only once. A worker collects unit after unit, and each collection
+        makes new ``Directory`` nodes: without this, the second unit of a directory would not
+        see its conftest's fixtures. The new node gets the very same ``FixtureDef`` objects, so
+        a fixture's cached value (a primed session fixture) is shared too.
+        """
+        key = (type(directory), directory.path, directory.nodeid)
+        first = self.directories.setdefault(key, directory)
+        if first is directory:
+            return
+        manager = directory.session._fixturemanager
+        for by_node in getattr(manager, "_arg2node2fixturedefs", {}).values():
+            if first in by_node:
+                by_node.setdefault(directory, by_node[first])
+        autouse = getattr(manager, "_node_autousenames", None)
+        if autouse is not None and first in autouse:
+            autouse.setdefault(directory, autouse[first])
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed or (report.skipped and report.nodeid):

@@ -40,6 +40,8 @@ class Unit:
     weight: float = 0.0
     #: How often this unit was started; a unit whose worker died twice is not tried again.
     attempts: int = 0
+    #: Paths a directory unit leaves to other units (pytest's ``--ignore``, for this unit only).
+    ignore: list[str] = dataclasses.field(default_factory=list)
 
 
 class UnitQueue:
@@ -150,3 +152,81 @@ class RunSummary:
     zygote_exit_code: int | None = None
     zygote_output: str = ""
     deselected: int = 0
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a run will do: its units, and what the zygote loads before forking."""
+
+    units: list[Unit]
+    #: Directories whose conftests the zygote loads (every test directory).
+    conftest_dirs: list[str]
+    #: Modules the test modules import, in collection order: imported once in the zygote, so
+    #: every worker starts with what pytest's whole-suite collection would have imported.
+    warm_imports: list[str]
+    expected_tests: int
+
+
+def plan_units(
+    rootdir: Path,
+    tests: Sequence[Any],
+    imports: dict[str, Sequence[Any]],
+    error_files: Sequence[str],
+    dynamic_dirs: Sequence[Path],
+) -> Plan:
+    """Units for a run: one per test file, plus directory units for what only pytest can see.
+
+    ``tests`` are static discovery's tests (``id``, ``file``); ``imports`` maps each test module
+    to the modules it imports (``module``, ``file``); ``error_files`` are test files discovery
+    could not read (pytest reports their collection error); ``dynamic_dirs`` are directories
+    where pytest may collect items that static discovery cannot enumerate (a conftest with
+    ``pytest_collect_file``, ``--doctest-modules``). Each dynamic directory is split into one
+    unit per subdirectory plus one for its own files, each leaving the file units to
+    themselves through a per-unit ``--ignore``.
+    """
+    expected: dict[str, list[str]] = {}
+    for test in tests:
+        if test.id.endswith("/") or test.id == "":  # a dynamic directory record, not a test
+            continue
+        expected.setdefault(test.file, []).append(test.id)
+    files = list(dict.fromkeys([*expected, *imports, *error_files]))
+    file_paths = {rel: rootdir / rel for rel in files}
+    units = [Unit(rel, [str(path)], expected.get(rel, [])) for rel, path in file_paths.items()]
+
+    for directory in dict.fromkeys(dynamic_dirs):
+        inside = [str(p) for p in file_paths.values() if directory in p.parents]
+        subdirs = (
+            sorted(
+                p for p in directory.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))
+            )
+            if directory.is_dir()
+            else []
+        )
+        for sub in subdirs:
+            owned = [p for p in inside if Path(p).is_relative_to(sub)]
+            units.append(Unit(f"{sub.relative_to(rootdir)}/", [str(sub)], ignore=owned))
+        units.append(
+            Unit(
+                f"{directory.relative_to(rootdir)}/",
+                [str(directory)],
+                ignore=[*inside, *map(str, subdirs)],
+            )
+        )
+
+    test_dirs = {str(p.parent) for p in file_paths.values()} | {str(d) for d in dynamic_dirs}
+    own_modules = set(files)
+    warm: list[str] = []
+    for rel in files:
+        for imported in imports.get(rel, ()):
+            if imported.file in own_modules or imported.module.split(".")[0] in (
+                "pytest",
+                "_pytest",
+            ):
+                continue
+            warm.append(imported.module)
+    return Plan(
+        units=units,
+        conftest_dirs=sorted(test_dirs),
+        warm_imports=list(dict.fromkeys(warm)),
+        expected_tests=sum(len(ids) for ids in expected.values()),
+    )

@@ -100,6 +100,37 @@ def worker_chain(item: pytest.Item) -> list[pytest.Item | pytest.Collector]:
     return chain[:depth]
 
 
+def adopt_directories(
+    stack: dict[Any, Any], chain: Sequence[pytest.Item | pytest.Collector]
+) -> None:
+    """Re-key ``SetupState.stack`` so that the directories it holds are the nodes of ``chain``.
+
+    Every unit's collection makes new ``Dir``/``Package`` nodes for the same directories. The
+    worker's stack still holds the previous unit's, with their finalizers (package fixtures);
+    adopting the new nodes in their place keeps a package set up across units instead of
+    tearing it down because the node objects differ.
+    """
+    nodes = list(stack)
+    if all(a is b for a, b in zip(nodes, chain, strict=False)):
+        return
+    adopted = {}
+    for index, node in enumerate(nodes):
+        new = chain[index] if index < len(chain) else None
+        if (
+            new is not None
+            and new is not node
+            and isinstance(node, pytest.Directory)
+            and type(new) is type(node)
+            and new.nodeid == node.nodeid
+            and new.path == node.path
+        ):
+            adopted[new] = stack[node]
+        else:
+            adopted[node] = stack[node]
+    stack.clear()
+    stack.update(adopted)
+
+
 def describe_status(pid: int, status: int) -> str:
     """What happened to a process, for a crash report."""
     if os.WIFSIGNALED(status):
@@ -180,10 +211,16 @@ class Worker:
         plugin.collect_errors = []
         plugin.deselected = 0
         usage_error = None
+        # A directory unit leaves out the files that are units of their own: pytest's
+        # ``pytest_ignore_collect`` reads ``--ignore`` afresh for every path it meets.
+        base_ignore = self.config.option.ignore
+        self.config.option.ignore = [*(base_ignore or []), *unit.get("ignore", [])]
         try:
             items = list(self.session.perform_collect(unit["args"]))
         except pytest.UsageError as exc:
             items, usage_error = [], "\n".join(str(arg) for arg in exc.args)
+        finally:
+            self.config.option.ignore = base_ignore
         self.plugin.send(
             MessageKind.UnitCollected,
             {
@@ -290,6 +327,7 @@ class Worker:
     ) -> None:
         """Tear the worker's stack down to a prefix of ``chain``; errors are ``blame``'s."""
         setupstate = self.session._setupstate
+        adopt_directories(setupstate.stack, chain)
         if list(setupstate.stack) == chain[: len(setupstate.stack)]:
             return
         call = CallInfo.from_call(

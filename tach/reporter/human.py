@@ -224,7 +224,7 @@ class HumanReporter:
             self.report_body(report)
 
     def report_body(self, report: dict[str, Any]) -> None:
-        text = report.get("longreprtext") or ""
+        text = report.get("longrepr_terminal") or report.get("longreprtext") or ""
         if text:
             self.line(text.rstrip("\n"))
         if self.showcapture == "no":
