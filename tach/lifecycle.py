@@ -426,29 +426,32 @@ class Supervisor:
         self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
 
     def _report_lost(self, result: TestResult, why: str) -> None:
-        when = result.reports[-1]["when"] if result.reports else "setup"
-        if result.reports and result.reports[-1].get("when") == "call":
+        """A failure report for a test whose process died, in the phase it had reached."""
+        last = result.reports[-1] if result.reports else None
+        if last is None:
+            when = "setup"
+        elif last.get("when") == "setup" and last.get("outcome") == "passed":
+            when = "call"
+        else:
             when = "teardown"
+        text = f"{why}, while running this test ({when})."
+        status = ["failed", "F", "FAILED"] if when == "call" else ["error", "E", "ERROR"]
         report = {
             "$report_type": "TestReport",
             "nodeid": result.id,
             "when": when,
             "outcome": "failed",
-            "longrepr": f"{why}, while running this test ({when}).",
-            "longreprtext": f"{why}, while running this test ({when}).",
+            "longrepr": text,
+            "longreprtext": text,
             "head_line": result.id.rpartition("::")[2],
             "duration": 0.0,
             "sections": [],
-            "teststatus": [
-                "error" if when != "call" else "failed",
-                "E" if when != "call" else "F",
-                "ERROR" if when != "call" else "FAILED",
-            ],
+            "teststatus": status,
             "slot": result.slot,
             "pid": result.pid,
         }
         result.add(report)
-        self.stats.add(report["teststatus"][0], report)
+        self.stats.add(status[0], report)
         self.reporter.on_report(result, report)
 
     # -- ending -------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from .discovery.ini import CollectOptions, ConfigError
 
 if TYPE_CHECKING:
     from .discovery import Discovery
+    from .discovery.model import FixtureDef, TestDef
+    from .resolver import Resolver
 
 # The discovery machinery is imported only when the whole-run cache misses, so that a warm
 # ``tach list`` starts in a few tens of milliseconds.
@@ -37,9 +39,16 @@ if TYPE_CHECKING:
 def discover_tests(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
                    options: CollectOptions | None = None, use_cache: bool = True,
                    site_packages: Sequence[Path] | None = None,
-                   with_plugins: bool = True, select: bool = True) -> Discovery:
+                   with_plugins: bool = True, select: bool = True,
+                   closures: bool = True) -> Discovery:
     """Static discovery, then fixture resolution (which completes ids that parametrized
-    fixtures extend), then ``-k``/``-m``/``--deselect``: what ``tach list`` shows."""
+    fixtures extend), then ``-k``/``-m``/``--deselect``: what ``tach list`` shows.
+
+    ``closures=False`` is for callers that need the tests but not their fixture closures
+    (``tach list``, ``tach list -q``): only the tests whose ids a parametrized fixture can
+    change are resolved, so ``d.closures`` holds only those and ``d.resolver.problems`` is
+    not complete; the tests are the same.
+    """
     from .discovery import apply_selection, discover
     from .resolver import Resolver, resolve_all
 
@@ -47,11 +56,68 @@ def discover_tests(args: Sequence[str] = (), *, invocation_dir: Path | None = No
                  site_packages=site_packages, with_plugins=with_plugins)
     resolver = Resolver(d.result.fixtures, ini_usefixtures=d.config.get("usefixtures"),
                         plugins_complete=d.plugins_complete)
-    d.result.tests, d.closures = resolve_all(d.result.tests, resolver)
+    if closures:
+        d.result.tests, d.closures = resolve_all(d.result.tests, resolver)
+    else:
+        d.result.tests = _expand_ids(d.result.tests, resolver, d.result.fixtures,
+                                     d.config.get("usefixtures"))
     d.resolver = resolver
     if select:
         apply_selection(d)
     return d
+
+
+def _expand_ids(tests: list[TestDef], resolver: Resolver, fixtures: Sequence[FixtureDef],
+                ini_usefixtures: Sequence[str]) -> list[TestDef]:
+    """The tests ``resolve_all`` returns, resolving only those a parametrized fixture can
+    change.
+
+    A fixture parametrizes a test only from the test's closure; the closure grows from the
+    test's initial names (autouse fixtures, ``usefixtures``, arguments) along fixtures'
+    arguments. So a test none of whose initial names can reach a fixture with ``params``,
+    through the arguments of any definition of any name, keeps its id and needs no closure.
+    """
+    sensitive = _param_sensitive(fixtures)
+    if not sensitive:
+        everything = False
+    else:
+        everything = any(n in sensitive for n in ini_usefixtures) or any(
+            fx.autouse and fx.name in sensitive for fx in fixtures)
+    out: list[TestDef] = []
+    seen: set[str] = set()  # the ids resolve_all keeps closures for
+    for t in tests:
+        if t.dynamic and (not t.id or t.id.endswith("/")):
+            out.append(t)
+            continue
+        if everything or (not t.dynamic and not t.unittest and any(
+                n in sensitive for n in t.fixtures)):
+            variants = resolver.expand(t, resolver.resolve(t))
+        else:
+            variants = [t]
+        for x in variants:
+            if x.dynamic and x.id in seen:
+                continue  # variants of one dynamic test collapse into one record
+            out.append(x)
+            seen.add(x.id)
+    return out
+
+
+def _param_sensitive(fixtures: Sequence[FixtureDef]) -> set[str]:
+    """Fixture names whose closure may hold a parametrized fixture (any definition counts)."""
+    users: dict[str, set[str]] = {}
+    start: list[str] = []
+    for fx in fixtures:
+        if fx.params is not None or fx.params_dynamic:
+            start.append(fx.name)
+        for dep in fx.deps:
+            users.setdefault(dep, set()).add(fx.name)
+    found = set(start)
+    while start:
+        for user in users.get(start.pop(), ()):
+            if user not in found:
+                found.add(user)
+                start.append(user)
+    return found
 
 
 @dataclass
@@ -120,10 +186,15 @@ def run_list(req: ListRequest, out: TextIO, err: TextIO,
                     cached.get("inputs")):
                 run_doc = cached
         if run_doc is None:
+            # ids do not depend on plugin fixtures nor on closures: the tree and ``-q`` need
+            # neither (``--format=json`` and ``--problems`` do)
             d = discover_tests(req.args, invocation_dir=inv, options=opts,
-                               use_cache=not req.no_cache, with_plugins=want_fixtures)
-            run_doc = {"schema": "tach-list", "key": key, "document": document(d),
-                       "problems_text": [str(p) for p in d.resolver.problems]}
+                               use_cache=not req.no_cache, with_plugins=want_fixtures,
+                               closures=want_fixtures)
+            run_doc = {"schema": "tach-list", "key": key,
+                       "document": document(d, full=want_fixtures),
+                       "problems_text": [str(p) for p in d.resolver.problems]
+                       if want_fixtures else []}
             if cache_path is not None:
                 from .discovery.cache import CACHE_VERSION
 
@@ -156,9 +227,27 @@ def run_list(req: ListRequest, out: TextIO, err: TextIO,
     return rc
 
 
-def document(d: Discovery) -> dict[str, Any]:
-    """The ``--format=json list`` document."""
+def document(d: Discovery, *, full: bool = True) -> dict[str, Any]:
+    """The ``--format=json list`` document.
+
+    ``full=False`` keeps only what the tree and ``-q`` print and ``--collect`` compares
+    (each test's ``id``, ``file``, ``line`` and ``dynamic``; errors; warnings): the document
+    that the whole-run cache keeps for them, smaller to write and to read back.
+    """
     res = d.result
+    if not full:
+        return {
+            "rootdir": res.rootdir,
+            "inifile": res.inifile,
+            "tests": [{"id": t.id, "file": t.file, "line": t.line, "dynamic": t.dynamic}
+                      for t in res.tests],
+            "fixtures": [],
+            "errors": [e.to_json() for e in res.errors],
+            "warnings": [w.to_json() for w in res.warnings],
+            "problems": [],
+            "imports": {},
+            "deselected": d.deselected,
+        }
     doc: dict[str, Any] = {
         "rootdir": res.rootdir,
         "inifile": res.inifile,

@@ -129,6 +129,8 @@ class TachPlugin:
         #: forks must not have its child write reports).
         self.ring: Ring | None = None
         self.producer_pid = 0
+        #: The process that runs tests (the worker, or its test process).
+        self.runner_pid = 0
         self.slot = -1
         self.progress: Progress | None = None
         #: Index of the item the test process is about to run (in its batch).
@@ -235,20 +237,32 @@ class TachPlugin:
             self.progress.set(self.item_index, PHASE_SETUP)
         self.send(MessageKind.TestStart, {"id": nodeid, "pid": os.getpid(), "slot": self.slot})
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        if self.progress is not None:
-            self.progress.set_phase(PHASE_SETUP)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        return (yield from self._phase(PHASE_SETUP))
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> None:
-        if self.progress is not None:
-            self.progress.set_phase(PHASE_CALL)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        return (yield from self._phase(PHASE_CALL))
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Any:
+        return (yield from self._phase(PHASE_TEARDOWN))
+
+    def _phase(self, phase: int) -> Any:
+        """Record the phase; and end a process that a test forked as soon as it comes back.
+
+        A test (or fixture) that forks and lets its child return would otherwise have that
+        child carry on with pytest's protocol, the rest of the batch and the worker's loop: a
+        second session reading the worker's channel (pytest#12028).
+        """
         if self.progress is not None:
-            self.progress.set_phase(PHASE_TEARDOWN)
+            self.progress.set_phase(phase)
+        try:
+            return (yield)
+        finally:
+            if self.runner_pid and os.getpid() != self.runner_pid:
+                os._exit(0)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

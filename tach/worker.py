@@ -36,6 +36,7 @@ the tail of the child's output, and runs the rest of the batch in a fresh child.
 from __future__ import annotations
 
 import faulthandler
+import fcntl
 import gc
 import os
 import signal
@@ -181,12 +182,13 @@ class Worker:
 
         plugin.ring = ring
         plugin.slot = slot
-        plugin.producer_pid = os.getpid()
+        plugin.producer_pid = plugin.runner_pid = os.getpid()
 
     # -- the loop -----------------------------------------------------------------------------
 
     def serve(self) -> None:
         """Run units until told to stop, then tear down what the worker holds."""
+        self.isolate_output()
         self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
         while True:
             message = self.channel.recv()
@@ -373,9 +375,8 @@ class Worker:
         """In the forked child: run the batch through pytest's own protocol."""
         me = os.getpid()
         proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.plugin.producer_pid)
-        self.plugin.producer_pid = me
+        self.plugin.producer_pid = self.plugin.runner_pid = me
         self.plugin.progress = self.progress
-        self.isolate_output()
         setupstate = self.session._setupstate
         inherited = {node: len(finalizers) for node, (finalizers, _) in setupstate.stack.items()}
         hook = self.config.hook
@@ -385,12 +386,8 @@ class Worker:
                 self.plugin.item_index = index
                 nextitem = items[index + 1] if index + 1 < end else boundary
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-                if os.getpid() != me:  # a test forked and its child came back here
-                    os._exit(0)
             self.finish_own_wide_fixtures(inherited, items[end - 1])
         except BaseException:
-            if os.getpid() != me:
-                os._exit(0)
             traceback.print_exc()
             sys.stderr.flush()
             return EXIT_ESCAPED
@@ -399,7 +396,13 @@ class Worker:
         return 0
 
     def isolate_output(self) -> None:
-        """Give the child its own fds 1/2 (the memfd) and its own pytest capture files."""
+        """Give this worker its own fds 1/2 (the memfd) and its own pytest capture files.
+
+        Workers run at the same time and would otherwise all write to the zygote's capture
+        files, interleaving their tests' output. The test processes a worker forks run one at a
+        time and inherit both; the memfd keeps what escapes pytest's capture (a crash's
+        traceback, a subprocess's output) for the crash report.
+        """
         if not self.capture_output:
             return
         capman = self.config.pluginmanager.get_plugin("capturemanager")
@@ -410,7 +413,10 @@ class Worker:
             inherited.stop_capturing()
             capman._global_capturing = None
         self.output.redirect((1, 2))
-        faulthandler.enable(file=sys.stderr, all_threads=True)
+        # faulthandler writes to a descriptor of its own: during a test fd 2 is pytest's
+        # capture file, and a crash's traceback must land in the memfd the worker reads.
+        self.crash_fd = fcntl.fcntl(self.output.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
+        faulthandler.enable(file=self.crash_fd, all_threads=True)
         if inherited is not None:
             capman.start_global_capturing()
             capman.suspend_global_capture()

@@ -81,6 +81,8 @@ class SummaryCache:
         self.dirty = False
         #: set by discovery to record what it read
         self.inputs: Inputs | None = None
+        #: keys written since :meth:`begin_delta` (in a discovery worker), else None
+        self._delta: set[str] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -140,7 +142,36 @@ class SummaryCache:
         self.entries[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "hash": digest,
                              "seen_ns": now, "summary": summary}
         self.dirty = True
+        if self._delta is not None:
+            self._delta.add(key)
         return summary, None
+
+    # -- discovery workers (see ``tach.discovery.pool``) ----------------------------------------
+
+    def begin_delta(self) -> None:
+        """In a worker: from now on, remember which entries change, and count afresh."""
+        self._delta = set()
+        self.stats = CacheStats()
+
+    def delta(self) -> tuple[dict[str, dict[str, Any]], list[int]]:
+        """The entries written since :meth:`begin_delta`, and the counts (parsed, hits,
+        rehashed), to send to the parent process."""
+        keys = self._delta or set()
+        s = self.stats
+        return {k: self.entries[k] for k in keys}, [s.parsed, s.hits, s.rehashed]
+
+    def merge_delta(self, entries: Any, counts: Any) -> None:
+        """In the parent: take a worker's :meth:`delta` (each entry checked as on load)."""
+        if isinstance(entries, dict):
+            for key, entry in entries.items():
+                if _valid_entry(entry):
+                    self.entries[key] = entry
+                    self.dirty = True
+        if isinstance(counts, list) and len(counts) == 3 and all(
+                isinstance(c, int) for c in counts):
+            self.stats.parsed += counts[0]
+            self.stats.hits += counts[1]
+            self.stats.rehashed += counts[2]
 
     def save(self) -> None:
         """Write the document atomically (temp file + ``os.replace``) if anything changed."""
@@ -198,6 +229,21 @@ class Inputs:
     def directory(self, path: Path) -> None:
         """Record a directory whose listing was walked."""
         self.dirs.add(str(path))
+
+    def begin_delta(self) -> None:
+        """In a discovery worker: record afresh (the parent has what came before)."""
+        self.files = {}
+        self.dirs = set()
+
+    def delta(self) -> tuple[dict[str, tuple[int, int]], list[str]]:
+        """What was recorded since :meth:`begin_delta`, JSON-able."""
+        return self.files, sorted(self.dirs)
+
+    def merge_delta(self, files: Any, dirs: Any) -> None:
+        """In the parent: add a worker's :meth:`delta`."""
+        for path, (size, mtime_ns) in files.items():
+            self.files[path] = (size, mtime_ns)
+        self.dirs.update(dirs)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state of the inputs now."""

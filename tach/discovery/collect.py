@@ -96,6 +96,10 @@ class ClassNode:
     unittest: bool = False
     dynamic: str | None = None
     abstract_meta: bool = False
+    #: name -> (binding, defining class) over the MRO, built on first use.
+    attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = field(default=None, repr=False)
+    #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
+    marks: Any = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -125,11 +129,23 @@ class Collector:
         self.empty_mark = empty_parameter_set_mark
         self.collect_imported = collect_imported_tests
         self._classes: dict[int, ClassNode] = {}
+        self._infos: dict[int, tuple[dict[str, Any], FuncInfo]] = {}
+
+    def classes(self) -> list[ClassNode]:
+        """The classes resolved so far."""
+        return list(self._classes.values())
 
     # -- name helpers -------------------------------------------------------------------------
 
     def canon(self, ctx: ModuleCtx, name: str) -> str | None:
         """The dotted name outside the project that ``name`` refers to, or None."""
+        memo = ctx.canons
+        if name in memo:
+            return memo[name]  # type: ignore[no-any-return]
+        got = memo[name] = self._canon(ctx, name)
+        return got
+
+    def _canon(self, ctx: ModuleCtx, name: str) -> str | None:
         ref = resolve(self.index, ctx, name)
         if isinstance(ref, Ext):
             return ref.name.removeprefix("builtins.")
@@ -303,6 +319,18 @@ class Collector:
         return None
 
     def func_info(self, ctx: ModuleCtx, b: dict[str, Any]) -> FuncInfo:
+        """What the decorators of function binding ``b`` (defined in ``ctx``) say.
+
+        Remembered per binding (a test module's functions are looked at both as fixtures and
+        as tests): callers must not modify the result."""
+        got = self._infos.get(id(b))
+        if got is not None and got[0] is b:
+            return got[1]
+        info = self._func_info(ctx, b)
+        self._infos[id(b)] = (b, info)
+        return info
+
+    def _func_info(self, ctx: ModuleCtx, b: dict[str, Any]) -> FuncInfo:
         info = FuncInfo()
         for d in reversed(b["decos"]):
             marks = self.marks_of(ctx, d)
@@ -377,11 +405,19 @@ class Collector:
         return node
 
     def class_attr(self, cls: ClassNode, name: str) -> tuple[dict[str, Any], ClassNode] | None:
-        for c in cls.mro:
-            for n, sub in c.binding["body"]:
-                if n == name:
-                    return sub, c
-        return None
+        """The first binding of ``name`` over the MRO, and the class that binds it."""
+        attrs = cls.attrs
+        if attrs is None:
+            attrs = {}
+            for c in cls.mro:
+                for n, sub in c.binding["body"]:
+                    if n not in attrs:
+                        attrs[n] = (sub, c)
+            if not cls.mro:
+                # still being built (a cyclic hierarchy): do not remember a partial answer
+                return attrs.get(name)
+            cls.attrs = attrs
+        return attrs.get(name)
 
     def is_abstract(self, cls: ClassNode) -> bool:
         if not cls.abstract_meta:
@@ -400,7 +436,17 @@ class Collector:
         return False
 
     def class_marks(self, cls: ClassNode) -> list[Mark] | None:
-        """``get_unpacked_marks(cls, consider_mro=True)``: base classes first."""
+        """``get_unpacked_marks(cls, consider_mro=True)``: base classes first.
+
+        The list is shared by every test of the class: callers must not modify it."""
+        if cls.marks is False:
+            got = self._class_marks(cls)
+            if not cls.mro:
+                return got
+            cls.marks = got
+        return cls.marks  # type: ignore[no-any-return]
+
+    def _class_marks(self, cls: ClassNode) -> list[Mark] | None:
         out: list[Mark] = []
         for c in reversed(cls.mro):
             own: list[Mark] = []

@@ -8,11 +8,15 @@ by :mod:`.cache`), and collects tests and fixtures from the summaries (:mod:`.co
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .cache import CacheStats, Inputs, SummaryCache
 from .collect import Collector, ModuleCollection, fixtures_of_namespace
@@ -27,8 +31,8 @@ from .model import DiscoveryError, DiscoveryResult, FixtureDef, ModuleImport, Te
 from .names import Index, ModuleCtx
 from .params import IdOptions
 from .plugins import PluginInfo, plugin_fixtures, site_packages_of_current
-from .select import select
-from .walk import Walker, dynamic_scopes
+from .pool import Job, available_jobs, fork_safe, start
+from .walk import Walker, WalkItem, dynamic_scopes
 
 #: hooks in conftests that make every test below them dynamic.
 _GENERATE_HOOK = "pytest_generate_tests"
@@ -66,6 +70,247 @@ def _package_base(path: Path, probe: Any = None) -> Path:
     return d
 
 
+#: fewest test modules per process for which forking a discovery worker pays off (a fork,
+#: and sending the results back, cost a few milliseconds; a module costs about half a
+#: millisecond to parse and collect).
+PARALLEL_MIN_FILES = 48
+
+
+@dataclass
+class _Slice:
+    """What collecting a run of test modules yields (in walk order)."""
+
+    tests: list[TestDef] = field(default_factory=list)
+    fixtures: list[FixtureDef] = field(default_factory=list)
+    errors: list[DiscoveryError] = field(default_factory=list)
+    imports: dict[str, list[ModuleImport]] = field(default_factory=dict)
+
+
+class _Run:
+    """The state of one discovery: loaded modules, the index, the collector and the walker."""
+
+    def __init__(self, config: ProjectConfig, opts: CollectOptions, cache: SummaryCache,
+                 inputs: Inputs, sp: tuple[Path, ...]) -> None:
+        self.config = config
+        self.cache = cache
+        self.inputs = inputs
+        self.sp = sp
+        self.rootdir = rootdir = config.rootdir
+        pythonpath_base = config.inifile.parent if config.inifile else rootdir
+        self.extra_roots = [Path(os.path.normpath(pythonpath_base / p))
+                            for p in config.get("pythonpath")]
+        self.ctxs: dict[Path, ModuleCtx | None] = {}
+        self.errors: dict[Path, str] = {}
+        # per directory: (inside the rootdir, the import roots of its modules); modules of
+        # one directory share one roots tuple (see ``Index.find_module``)
+        self._dir_roots: dict[Path, tuple[Path, ...]] = {}
+        self._roots_interned: dict[tuple[Path, ...], tuple[Path, ...]] = {}
+        # directory (str) -> its rootdir-relative posix path, or None when outside
+        self._rel_dirs: dict[str, str | None] = {}
+        self.index = Index(self.load, inputs.probe)
+        idopts = IdOptions(
+            disable_escaping=bool(config.get(
+                "disable_test_id_escaping_and_forfeit_all_rights_to_community_support")),
+            long_str_strategy=_long_str_strategy(config, sp),
+            strict_ids=bool(config.get("strict_parametrization_ids")
+                            if config.get("strict_parametrization_ids") is not None
+                            else config.get("strict")),
+        )
+        self.collector = Collector(
+            self.index, python_classes=config.get("python_classes"),
+            python_functions=config.get("python_functions"), id_options=idopts,
+            empty_parameter_set_mark=str(config.get("empty_parameter_set_mark")),
+            collect_imported_tests=bool(config.get("collect_imported_tests")),
+        )
+        self.walker = Walker(config, opts, self.load_pair, inputs.probe)
+
+    def rel(self, path: Path) -> str:
+        """Rootdir-relative posix path of a file (its own path when outside the rootdir)."""
+        s = str(path)
+        if os.sep != "/":  # pragma: no cover - Tach runs on POSIX
+            try:
+                return path.relative_to(self.rootdir).as_posix()
+            except ValueError:
+                return s
+        # ``relative_to`` is lexical, part by part: the answer for the directory, computed
+        # once, gives the answer for every file in it
+        head, _, name = s.rpartition("/")
+        try:
+            d = self._rel_dirs[head]
+        except KeyError:
+            try:
+                d = Path(head or "/").relative_to(self.rootdir).as_posix()
+            except ValueError:
+                d = None
+            self._rel_dirs[head] = d
+        if d is None:
+            return s
+        return name if d == "." else f"{d}/{name}"
+
+    def _roots(self, path: Path) -> tuple[Path, ...]:
+        parent = path.parent
+        roots = self._dir_roots.get(parent)
+        if roots is None:
+            rootdir = self.rootdir
+            if rootdir in path.parents:
+                roots = tuple(dict.fromkeys([_package_base(path, self.inputs.probe), rootdir,
+                                             rootdir / "src", *self.extra_roots]))
+            else:
+                roots = (_package_base(path), *self.sp)
+            roots = self._dir_roots[parent] = self._roots_interned.setdefault(roots, roots)
+        return roots
+
+    def load(self, path: Path) -> ModuleCtx | None:
+        """The module context of ``path`` (summarised through the cache), None if unreadable."""
+        if path in self.ctxs:
+            return self.ctxs[path]
+        summary, err = self.cache.summary(path)
+        if summary is None:
+            self.errors[path] = err or "cannot read"
+            self.ctxs[path] = None
+            return None
+        ctx = ModuleCtx.build(path, self.rel(path), summary, self._roots(path))
+        self.ctxs[path] = ctx
+        return ctx
+
+    def release(self) -> None:
+        """Break the reference cycles of a finished run (the index calls back into the run;
+        classes list themselves in their MRO; modules remember names that resolve to their
+        own bindings), so that reference counting frees it all at once instead of a pass of
+        the cyclic garbage collector over every summary."""
+        for node in self.collector.classes():
+            node.mro = []
+            node.attrs = None
+        for ctx in self.ctxs.values():
+            if ctx is not None:
+                ctx.resolved.clear()
+        self.ctxs.clear()
+        self.index.release()
+        self.walker.load = _no_load
+
+    def load_pair(self, path: Path) -> tuple[ModuleCtx | None, str | None]:
+        """:meth:`load` and the error message, for the walker."""
+        ctx = self.load(path)
+        return ctx, self.errors.get(path)
+
+    # -- test modules ---------------------------------------------------------------------------
+
+    def collect(self, items: list[WalkItem]) -> _Slice:
+        """Collect ``items``, using worker processes when there are enough of them."""
+        for item in items:
+            # settles which conftests are in use before any worker starts (workers do not
+            # report conftests back; the walk has normally seen all of them already)
+            self.walker.conftests_for(item.path.parent)
+        jobs = min(available_jobs(), len(items) // PARALLEL_MIN_FILES)
+        if jobs < 2 or not fork_safe():
+            return self.collect_slice(items)
+        chunks = _split(items, jobs)
+        started: list[Job | None] = []
+        try:
+            for chunk in chunks[1:]:
+                started.append(start(lambda chunk=chunk: self._work(chunk)))  # type: ignore[misc]
+            out = self.collect_slice(chunks[0])
+            for job, chunk in zip(started, chunks[1:], strict=True):
+                data = job.result() if job is not None else None
+                part = self._merge(data) if data is not None else None
+                if part is None:
+                    # the worker failed (killed, out of memory...): do its share here
+                    part = self.collect_slice(chunk)
+                out.tests += part.tests
+                out.fixtures += part.fixtures
+                out.errors += part.errors
+                out.imports.update(part.imports)
+            return out
+        finally:
+            for job in started:
+                if job is not None:
+                    job.close()
+
+    def collect_slice(self, items: list[WalkItem]) -> _Slice:
+        """Collect the test modules ``items`` in this process."""
+        out = _Slice()
+        walker = self.walker
+        for item in items:
+            ctx = self.load(item.path)
+            relpath = self.rel(item.path)
+            if ctx is None:
+                out.errors.append(DiscoveryError(relpath, 1,
+                                                 self.errors.get(item.path, "unreadable")))
+                continue
+            err = ctx.summary.get("error")
+            if err is not None:
+                out.errors.append(DiscoveryError(relpath, err[0], err[1]))
+                continue
+            inherited = None
+            for ct in walker.conftests_for(item.path.parent):
+                if _GENERATE_HOOK in ct.hooks:
+                    inherited = (f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
+                                 "pytest_generate_tests")
+            got = ModuleCollection(self.collector, ctx, relpath, inherited).run()
+            tests = got.tests
+            if item.selectors is not None:
+                from ..nodeid import matches_selection
+
+                tests = [t for t in tests if any(matches_selection(t.id, s) or (
+                    t.dynamic and t.covers(s)) for s in item.selectors)]
+            out.tests.extend(tests)
+            out.fixtures.extend(got.fixtures)
+            out.imports[relpath] = _imports(self.index, ctx)
+        return out
+
+    def _work(self, items: list[WalkItem]) -> bytes:
+        """In a worker: collect ``items``; return the slice, the new cache entries, what was
+        read and the cache statistics, as one JSON document."""
+        gc.disable()  # the worker is short-lived and makes no reference cycles worth freeing
+        self.cache.begin_delta()
+        self.inputs.begin_delta()
+        part = self.collect_slice(items)
+        cache_delta, stats = self.cache.delta()
+        files, dirs = self.inputs.delta()
+        return orjson.dumps({
+            "tests": [t.to_cache() for t in part.tests],
+            "fixtures": [f.to_cache() for f in part.fixtures],
+            "errors": [[e.file, e.line, e.message, e.kind] for e in part.errors],
+            "imports": [[k, [[i.module, i.file] for i in v]] for k, v in part.imports.items()],
+            "entries": cache_delta, "stats": stats, "files": files, "dirs": dirs, "ok": True,
+        })
+
+    def _merge(self, data: bytes) -> _Slice | None:
+        """Decode a worker's document; fold its cache entries and inputs into this run's."""
+        try:
+            doc = orjson.loads(data)
+            if not (isinstance(doc, dict) and doc.get("ok") is True):
+                return None
+            part = _Slice(
+                [TestDef.from_cache(r) for r in doc["tests"]],
+                [FixtureDef.from_cache(r) for r in doc["fixtures"]],
+                [DiscoveryError(*e) for e in doc["errors"]],
+                {k: [ModuleImport(m, f) for m, f in v] for k, v in doc["imports"]},
+            )
+            entries, stats, files, dirs = doc["entries"], doc["stats"], doc["files"], doc["dirs"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+        self.cache.merge_delta(entries, stats)
+        self.inputs.merge_delta(files, dirs)
+        return part
+
+
+def _no_load(path: Path) -> tuple[ModuleCtx | None, str | None]:
+    return None, "discovery has finished"
+
+
+def _split(items: list[WalkItem], n: int) -> list[list[WalkItem]]:
+    """``items`` cut into ``n`` contiguous runs of about equal size, in order."""
+    size, extra = divmod(len(items), n)
+    out = []
+    start_at = 0
+    for i in range(n):
+        end = start_at + size + (1 if i < extra else 0)
+        out.append(items[start_at:end])
+        start_at = end
+    return out
+
+
 def discover(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
              options: CollectOptions | None = None, use_cache: bool = True,
              site_packages: Sequence[Path] | None = None,
@@ -79,7 +324,34 @@ def discover(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
     ``site_packages`` is where the project's interpreter finds pytest and plugins (default:
     this interpreter's ``sys.path``); ``with_plugins=False`` skips reading pytest's and the
     plugins' fixtures (ids do not depend on them). Raises :class:`ConfigError` for usage errors.
+
+    With many test modules to read, forked worker processes (one per available CPU, see
+    :mod:`.pool`) each parse and collect a contiguous share of them.
     """
+    with _gc_paused():
+        return _discover(args, invocation_dir, options, use_cache, site_packages, with_plugins)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector.
+
+    Discovery allocates hundreds of thousands of small, long-lived objects (summaries, ASTs,
+    records) and almost no reference cycles; every collection would traverse all of them,
+    for nothing, which costs a tenth of a cold run and more. Collections resume afterwards.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _discover(args: Sequence[str], invocation_dir: Path | None, options: CollectOptions | None,
+              use_cache: bool, site_packages: Sequence[Path] | None,
+              with_plugins: bool) -> Discovery:
     inv = (invocation_dir or Path.cwd()).absolute()
     cli = options or CollectOptions()
     cli_paths = list(args) + list(cli.paths)
@@ -122,90 +394,31 @@ def discover(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
         inputs.directory(d)  # a config file appearing here would move the rootdir
         if d == config.rootdir or d.parent == d:
             break
-    rootdir = config.rootdir
-    pythonpath_base = config.inifile.parent if config.inifile else rootdir
-    extra_roots = [Path(os.path.normpath(pythonpath_base / p)) for p in config.get("pythonpath")]
-    ctxs: dict[Path, ModuleCtx | None] = {}
-    errors: dict[Path, str] = {}
     sp = tuple(Path(p) for p in (site_packages if site_packages is not None
                                  else site_packages_of_current()))
+    run = _Run(config, opts, cache, inputs, sp)
+    try:
+        return _run_discovery(run, paths, with_plugins)
+    finally:
+        run.release()
 
-    def rel(path: Path) -> str:
-        try:
-            return path.relative_to(rootdir).as_posix()
-        except ValueError:
-            return str(path)
 
-    def load(path: Path) -> ModuleCtx | None:
-        if path in ctxs:
-            return ctxs[path]
-        summary, err = cache.summary(path)
-        if summary is None:
-            errors[path] = err or "cannot read"
-            ctxs[path] = None
-            return None
-        inside = rootdir in path.parents
-        if inside:
-            roots = tuple(dict.fromkeys([_package_base(path, inputs.probe), rootdir,
-                                         rootdir / "src",
-                                         *extra_roots]))
-        else:
-            roots = (_package_base(path), *sp)
-        ctx = ModuleCtx.build(path, rel(path), summary, roots)
-        ctxs[path] = ctx
-        return ctx
-
-    def load_pair(path: Path) -> tuple[ModuleCtx | None, str | None]:
-        ctx = load(path)
-        return ctx, errors.get(path)
-
-    index = Index(load, inputs.probe)
-    idopts = IdOptions(
-        disable_escaping=bool(config.get(
-            "disable_test_id_escaping_and_forfeit_all_rights_to_community_support")),
-        long_str_strategy=_long_str_strategy(config, sp),
-        strict_ids=bool(config.get("strict_parametrization_ids")
-                        if config.get("strict_parametrization_ids") is not None
-                        else config.get("strict")),
-    )
-    collector = Collector(
-        index, python_classes=config.get("python_classes"),
-        python_functions=config.get("python_functions"), id_options=idopts,
-        empty_parameter_set_mark=str(config.get("empty_parameter_set_mark")),
-        collect_imported_tests=bool(config.get("collect_imported_tests")),
-    )
-    walker = Walker(config, opts, load_pair, inputs.probe)
+def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery:
+    config, cache, inputs, sp = run.config, run.cache, run.inputs, run.sp
+    opts = run.walker.opts
+    walker = run.walker
+    collector = run.collector
+    index = run.index
+    load = run.load
     items = walker.walk(paths)
 
-    result = DiscoveryResult(rootdir=str(rootdir),
+    result = DiscoveryResult(rootdir=str(run.rootdir),
                              inifile=str(config.inifile) if config.inifile else None)
-    for item in items:
-        ctx = load(item.path)
-        relpath = rel(item.path)
-        if ctx is None:
-            result.errors.append(DiscoveryError(relpath, 1, errors.get(item.path, "unreadable")))
-            continue
-        err = ctx.summary.get("error")
-        if err is not None:
-            result.errors.append(DiscoveryError(relpath, err[0], err[1]))
-            continue
-        conftests = walker.conftests_for(item.path.parent)
-        inherited = None
-        for ct in conftests:
-            if _GENERATE_HOOK in ct.hooks:
-                inherited = (f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
-                             "pytest_generate_tests")
-        mc = ModuleCollection(collector, ctx, relpath, inherited)
-        got = mc.run()
-        tests = got.tests
-        if item.selectors is not None:
-            from ..nodeid import matches_selection
-
-            tests = [t for t in tests if any(matches_selection(t.id, s) or (
-                t.dynamic and t.covers(s)) for s in item.selectors)]
-        result.tests.extend(tests)
-        result.fixtures.extend(got.fixtures)
-        result.imports[relpath] = _imports(index, ctx)
+    got = run.collect(items)
+    result.tests = got.tests
+    result.fixtures = got.fixtures
+    result.errors = got.errors
+    result.imports = got.imports
 
     # conftests: fixtures, collection hooks, errors
     for ct in walker.used_conftests.values():
@@ -259,6 +472,8 @@ def discover(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
 
 def apply_selection(d: Discovery) -> None:
     """Apply ``-k``, ``-m`` and ``--deselect`` (after fixture parametrization expanded ids)."""
+    from .select import select
+
     d.result.tests, d.deselected = select(d.result.tests, d.options.keyword,
                                           d.options.markexpr, d.options.deselect)
 

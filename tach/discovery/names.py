@@ -31,14 +31,19 @@ class ModuleCtx:
     ns: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     mutated: frozenset[str] = frozenset()
+    #: name -> :func:`resolve` result: the files behind a run do not change during it, and
+    #: the same names (``pytest.mark.parametrize``, ``pytest.fixture``) are resolved again and
+    #: again, so each module remembers what its names resolved to.
+    resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: name -> :meth:`tach.discovery.collect.Collector.canon` result (same reason).
+    canons: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, path: Path, rel: str, summary: dict[str, Any],
               roots: tuple[Path, ...]) -> ModuleCtx:
         """Index a summary's namespace."""
-        pairs = summary.get("ns") or []
-        return cls(path, rel, summary, roots, {n: b for n, b in pairs}, [n for n, _ in pairs],
-                   frozenset(summary.get("mutated") or ()))
+        ns = dict(summary.get("ns") or ())
+        return cls(path, rel, summary, roots, ns, list(ns), frozenset(summary.get("mutated") or ()))
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,15 @@ class Index:
                  probe: Callable[[Path], None] | None = None) -> None:
         self._load = load
         self._probe = probe or (lambda _p: None)
-        self._files: dict[tuple[Path, ...], dict[str, Path | None]] = {}
+        # keyed by the identity of the roots tuple (modules of one package share one tuple;
+        # hashing a tuple of Paths on every lookup costs more than the lookup), holding the
+        # tuple itself so that its id stays unique
+        self._files: dict[int, tuple[tuple[Path, ...], dict[str, Path | None]]] = {}
+
+    def release(self) -> None:
+        """Forget the loader and the module lookups (see ``core._Run.release``)."""
+        self._load = _no_ctx
+        self._files.clear()
 
     def ctx(self, path: Path) -> ModuleCtx | None:
         """The module context of a file (None when unreadable or not Python)."""
@@ -92,7 +105,10 @@ class Index:
 
     def find_module(self, name: str, roots: tuple[Path, ...]) -> Path | None:
         """The ``.py`` file of module ``name`` in ``roots`` (a package's ``__init__.py``)."""
-        cache = self._files.setdefault(roots, {})
+        entry = self._files.get(id(roots))
+        if entry is None:
+            entry = self._files[id(roots)] = (roots, {})
+        cache = entry[1]
         if name in cache:
             return cache[name]
         found: Path | None = None
@@ -131,8 +147,22 @@ class Index:
         return self.find_module(module, ctx.roots) if module else None
 
 
+def _no_ctx(path: Path) -> ModuleCtx | None:
+    return None
+
+
 def resolve(index: Index, ctx: ModuleCtx, name: str, depth: int = 0) -> Ref:
     """Follow ``name`` (dotted) as seen from module ``ctx``."""
+    if depth:
+        return _resolve(index, ctx, name, depth)
+    memo = ctx.resolved
+    if name in memo:
+        return memo[name]  # type: ignore[no-any-return]
+    ref = memo[name] = _resolve(index, ctx, name, 0)
+    return ref
+
+
+def _resolve(index: Index, ctx: ModuleCtx, name: str, depth: int) -> Ref:
     if depth > 20:
         return None
     first, _, rest = name.partition(".")

@@ -33,22 +33,78 @@ _MUTATORS = frozenset({"append", "extend", "insert", "remove", "pop", "clear", "
 
 Value = list[Any]
 
+# Node classes bound once: the walkers below dispatch on ``type(node) is X``, which is several
+# times cheaper than ``isinstance`` chains on the tens of thousands of nodes of a large suite
+# (the node classes the parser makes have no subclasses).
+_Attribute = ast.Attribute
+_Name = ast.Name
+_Constant = ast.Constant
+_Call = ast.Call
+_Tuple = ast.Tuple
+_List = ast.List
+_Starred = ast.Starred
+_FunctionDef = ast.FunctionDef
+_AsyncFunctionDef = ast.AsyncFunctionDef
+_ClassDef = ast.ClassDef
+_Import = ast.Import
+_ImportFrom = ast.ImportFrom
+_Assign = ast.Assign
+_AnnAssign = ast.AnnAssign
+_AugAssign = ast.AugAssign
+_Delete = ast.Delete
+_Expr = ast.Expr
+_If = ast.If
+_Try = ast.Try
+_TryStar: type | None = getattr(ast, "TryStar", None)
+_With = ast.With
+_AsyncWith = ast.AsyncWith
+_For = ast.For
+_AsyncFor = ast.AsyncFor
+_While = ast.While
+_Match = ast.Match
+_Global = ast.Global
+_Subscript = ast.Subscript
+_Await = ast.Await
+_Yield = ast.Yield
+_YieldFrom = ast.YieldFrom
+_Raise = ast.Raise
+_Lambda = ast.Lambda
+_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+#: statements with nested statement lists (``body``/``orelse``/``finalbody``/handlers/cases).
+_COMPOUND = frozenset(t for t in (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With,
+                                  ast.AsyncWith, ast.Try, _TryStar, ast.Match) if t is not None)
+_LOOPS_AND_WITH = frozenset({ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While})
+_TRIES = frozenset(t for t in (ast.Try, _TryStar) if t is not None)
+
 
 def dotted(node: ast.AST) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
+    t = type(node)
+    if t is _Name:
+        return node.id  # type: ignore[attr-defined, no-any-return]
     parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
+    while t is _Attribute:
+        parts.append(node.attr)  # type: ignore[attr-defined]
+        node = node.value  # type: ignore[attr-defined]
+        t = type(node)
+    if t is _Name:
+        parts.append(node.id)  # type: ignore[attr-defined]
+        parts.reverse()
+        return ".".join(parts)
     return None
 
 
 def _const(value: object) -> Value:
     if value is None:
         return ["N"]
+    t = type(value)
+    if t is str:
+        return ["s", value]
+    if t is bool:
+        return ["B", value]
+    if t is int:
+        return ["i", str(value)]
     if isinstance(value, bool):
         return ["B", value]
     if isinstance(value, str):
@@ -70,8 +126,23 @@ def encode(node: ast.AST | None) -> Value:
     """Encode an expression as a tagged list (see the module docstring)."""
     if node is None:
         return ["N"]
-    if isinstance(node, ast.Constant):
-        return _const(node.value)
+    t = type(node)
+    if t is _Constant:
+        return _const(node.value)  # type: ignore[attr-defined]
+    if t is _Name:
+        return ["r", node.id]  # type: ignore[attr-defined]
+    if t is _Attribute:
+        d = dotted(node)
+        return ["r", d] if d else ["?", "attribute of an expression"]
+    if t is _Call:
+        return _encode_call(node)  # type: ignore[arg-type]
+    if t is _Tuple or t is _List:
+        items = []
+        for elt in node.elts:  # type: ignore[attr-defined]
+            if type(elt) is _Starred:
+                return ["?", "starred expression"]
+            items.append(encode(elt))
+        return ["t" if t is _Tuple else "l", items]
     if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
         v = node.operand.value
         if isinstance(v, (int, float, complex)) and not isinstance(v, bool):
@@ -82,39 +153,8 @@ def encode(node: ast.AST | None) -> Value:
         if isinstance(node.op, ast.Not):
             return _const(not v)
         return ["?", "unary operation"]
-    if isinstance(node, (ast.Tuple, ast.List)):
-        tag = "t" if isinstance(node, ast.Tuple) else "l"
-        items = []
-        for elt in node.elts:
-            if isinstance(elt, ast.Starred):
-                return ["?", "starred expression"]
-            items.append(encode(elt))
-        return [tag, items]
     if isinstance(node, (ast.Dict, ast.Set, ast.DictComp, ast.SetComp)):
         return ["x", "dict" if isinstance(node, (ast.Dict, ast.DictComp)) else "set"]
-    if isinstance(node, (ast.Name, ast.Attribute)):
-        d = dotted(node)
-        return ["r", d] if d else ["?", "attribute of an expression"]
-    if isinstance(node, ast.Call):
-        d = dotted(node.func)
-        if d is None:
-            if isinstance(node.func, ast.Call):
-                inner = encode(node.func)
-                return ["callcall", inner, [encode(a) for a in node.args]]
-            return ["?", "call of an expression"]
-        args: list[Value] = []
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                args.append(["?", "starred argument"])
-            else:
-                args.append(encode(a))
-        kw: dict[str, Value] = {}
-        for k in node.keywords:
-            if k.arg is None:
-                kw["**"] = ["?", "**kwargs"]
-            else:
-                kw[k.arg] = encode(k.value)
-        return ["call", d, args, kw]
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Add):
             left, right = encode(node.left), encode(node.right)
@@ -130,102 +170,114 @@ def encode(node: ast.AST | None) -> Value:
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 return ["?", "arithmetic"]
         return ["?", f"{type(node.op).__name__} expression"]
-    if isinstance(node, ast.Lambda):
+    if t is _Lambda:
         return ["lambda"]
     if isinstance(node, ast.JoinedStr):
         return ["?", "f-string"]
-    return ["?", f"{type(node).__name__} expression"]
+    return ["?", f"{t.__name__} expression"]
 
 
-_GENERATORS: set[int] = set()
+def _encode_call(node: ast.Call) -> Value:
+    d = dotted(node.func)
+    if d is None:
+        if type(node.func) is _Call:
+            inner = encode(node.func)
+            return ["callcall", inner, [encode(a) for a in node.args]]
+        return ["?", "call of an expression"]
+    args: list[Value] = []
+    for a in node.args:
+        if type(a) is _Starred:
+            args.append(["?", "starred argument"])
+        else:
+            args.append(encode(a))
+    kw: dict[str, Value] = {}
+    for k in node.keywords:
+        if k.arg is None:
+            kw["**"] = ["?", "**kwargs"]
+        else:
+            kw[k.arg] = encode(k.value)
+    return ["call", d, args, kw]
 
 
-_YIELDS = (ast.Yield, ast.YieldFrom)
-
-
-def _stmt_yields(stmt: ast.stmt) -> bool:
-    value = getattr(stmt, "value", None)
-    if isinstance(value, ast.Await):
-        value = value.value
-    return isinstance(value, _YIELDS)
-
-
-def _find_generators(tree: ast.Module) -> tuple[set[int], set[str], list[list[Any]]]:
+def _scan(body: list[ast.stmt], func: ast.AST | None, gens: set[int], mutated: set[str],
+          imports: list[list[Any]]) -> None:
     """Generator functions (by node id), mutated names and imports, from statements only.
 
     Walking statements rather than every expression node keeps parsing cheap; a ``yield``
     or a mutating call buried inside a larger expression is therefore not seen (a test
-    function that is a generator is an error in pytest anyway).
+    function that is a generator is an error in pytest anyway). A plain recursive function
+    (not a closure) so that no reference cycle is left for the garbage collector.
     """
-    gens: set[int] = set()
-    mutated: set[str] = set()
-    imports: list[list[Any]] = []
-    def visit(body: list[ast.stmt], func: ast.AST | None) -> None:
-        for stmt in body:
-            t = type(stmt)
-            if t is ast.FunctionDef or t is ast.AsyncFunctionDef:
-                visit(stmt.body, stmt)  # type: ignore[attr-defined]
-                continue
-            if t is ast.ClassDef:
-                visit(stmt.body, None)  # type: ignore[attr-defined]
-                continue
-            if t is ast.ImportFrom:
-                imports.append([stmt.module or "", stmt.level,  # type: ignore[attr-defined]
-                                [a.name for a in stmt.names], stmt.lineno])  # type: ignore[attr-defined]
-            elif t is ast.Import:
-                for a in stmt.names:  # type: ignore[attr-defined]
-                    imports.append([a.name, 0, None, stmt.lineno])
-            elif t is ast.Expr:
-                v = stmt.value  # type: ignore[attr-defined]
-                if type(v) is ast.Call:
-                    f = v.func
-                    if type(f) is ast.Attribute and f.attr in _MUTATORS and \
-                            type(f.value) is ast.Name:
-                        mutated.add(f.value.id)
-            elif t is ast.Assign or t is ast.Delete:
-                for tg in stmt.targets:  # type: ignore[attr-defined]
-                    if type(tg) is ast.Subscript and type(tg.value) is ast.Name:
-                        mutated.add(tg.value.id)
-            elif t is ast.AugAssign:
-                tg = stmt.target  # type: ignore[attr-defined]
-                if type(tg) is ast.Subscript and type(tg.value) is ast.Name:
+    for stmt in body:
+        t = type(stmt)
+        if t is _FunctionDef or t is _AsyncFunctionDef:
+            _scan(stmt.body, stmt, gens, mutated, imports)  # type: ignore[attr-defined]
+            continue
+        if t is _ClassDef:
+            _scan(stmt.body, None, gens, mutated, imports)  # type: ignore[attr-defined]
+            continue
+        if t is _Expr:
+            v = stmt.value  # type: ignore[attr-defined]
+            if type(v) is _Call:
+                f = v.func
+                if type(f) is _Attribute and f.attr in _MUTATORS and type(f.value) is _Name:
+                    mutated.add(f.value.id)
+        elif t is _Assign or t is _Delete:
+            for tg in stmt.targets:  # type: ignore[attr-defined]
+                if type(tg) is _Subscript and type(tg.value) is _Name:
                     mutated.add(tg.value.id)
-            elif t is ast.Global:
-                mutated.update(stmt.names)  # type: ignore[attr-defined]
-            if func is not None and _stmt_yields(stmt):
+        elif t is _ImportFrom:
+            imports.append([stmt.module or "", stmt.level,  # type: ignore[attr-defined]
+                            [a.name for a in stmt.names], stmt.lineno])  # type: ignore[attr-defined]
+        elif t is _Import:
+            for a in stmt.names:  # type: ignore[attr-defined]
+                imports.append([a.name, 0, None, stmt.lineno])
+        elif t is _AugAssign:
+            tg = stmt.target  # type: ignore[attr-defined]
+            if type(tg) is _Subscript and type(tg.value) is _Name:
+                mutated.add(tg.value.id)
+        elif t is _Global:
+            mutated.update(stmt.names)  # type: ignore[attr-defined]
+        if func is not None:
+            value = getattr(stmt, "value", None)
+            if type(value) is _Await:
+                value = value.value  # type: ignore[union-attr]
+            if type(value) is _Yield or type(value) is _YieldFrom:
                 gens.add(id(func))
+        if t in _COMPOUND:
             for attr in ("body", "orelse", "finalbody"):
                 sub = getattr(stmt, attr, None)
-                if sub and t is not ast.ClassDef:
-                    visit(sub, func)
+                if sub:
+                    _scan(sub, func, gens, mutated, imports)
             for h in getattr(stmt, "handlers", None) or ():
-                visit(h.body, func)
+                _scan(h.body, func, gens, mutated, imports)
             for c in getattr(stmt, "cases", None) or ():
-                visit(c.body, func)
-
-    visit(tree.body, None)
-    return gens, mutated, imports
+                _scan(c.body, func, gens, mutated, imports)
 
 
-def _func(node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None) -> dict[str, Any]:
+def _func(node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None,
+          gens: set[int]) -> dict[str, Any]:
     a = node.args
-    positional = [*a.posonlyargs, *a.args]
+    posonly = a.posonlyargs
+    positional = [*posonly, *a.args] if posonly else a.args
     ndefaults = len(a.defaults)
-    pos_required = positional[: len(positional) - ndefaults] if ndefaults else positional
-    names = [p.arg for p in pos_required if p not in a.posonlyargs]
-    names += [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is None]
+    npos = len(positional)
+    pos_required = positional[: npos - ndefaults] if ndefaults else positional
+    # the positional-only names are the first ones: pytest does not pass fixtures to them
+    names = [p.arg for p in (pos_required[len(posonly):] if posonly else pos_required)]
+    if a.kwonlyargs:
+        names += [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is None]
     # pytest's getfuncargnames drops the first name for methods: record which name that is
     # so the collector can tell whether it had a default (then nothing is dropped).
     return {
         "k": "func",
         "name": node.name,
         "line": node.lineno,
-        "async": isinstance(node, ast.AsyncFunctionDef),
-        "gen": id(node) in _GENERATORS,
+        "async": type(node) is _AsyncFunctionDef,
+        "gen": id(node) in gens,
         "args": names,
-        "posonly": bool(a.posonlyargs),
-        "defaults": [p.arg for p in positional[len(positional) - ndefaults:]] if ndefaults
-        else [],
+        "posonly": bool(posonly),
+        "defaults": [p.arg for p in positional[npos - ndefaults:]] if ndefaults else [],
         "decos": [encode(d) for d in node.decorator_list],
         "cond": cond,
     }
@@ -234,117 +286,119 @@ def _func(node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None) -> dic
 class _Namespace:
     """Names bound in a module or class body, in first-binding order."""
 
+    __slots__ = ("items",)
+
     def __init__(self) -> None:
-        self.order: list[str] = []
+        # dicts keep insertion order: rebinding a name keeps its first position
         self.items: dict[str, dict[str, Any]] = {}
 
     def bind(self, name: str, binding: dict[str, Any]) -> None:
-        if name not in self.items:
-            self.order.append(name)
         self.items[name] = binding
 
     def unbind(self, name: str) -> None:
-        if name in self.items:
-            del self.items[name]
-            self.order.remove(name)
+        self.items.pop(name, None)
 
     def dump(self) -> list[list[Any]]:
-        return [[n, self.items[n]] for n in self.order]
+        return [[n, b] for n, b in self.items.items()]
 
 
 def _targets(target: ast.AST) -> list[str]:
-    if isinstance(target, ast.Name):
-        return [target.id]
-    if isinstance(target, (ast.Tuple, ast.List)):
+    t = type(target)
+    if t is _Name:
+        return [target.id]  # type: ignore[attr-defined]
+    if t is _Tuple or t is _List:
         out: list[str] = []
-        for elt in target.elts:
-            out.extend(_targets(elt.value if isinstance(elt, ast.Starred) else elt))
+        for elt in target.elts:  # type: ignore[attr-defined]
+            out.extend(_targets(elt.value if type(elt) is _Starred else elt))
         return out
     return []
 
 
 def _walk_body(body: list[ast.stmt], ns: _Namespace, cond: int | None, in_class: bool,
                facts: dict[str, Any]) -> None:
+    items = ns.items
     for stmt in body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            ns.bind(stmt.name, _func(stmt, cond))
-        elif isinstance(stmt, ast.ClassDef):
-            ns.bind(stmt.name, _class(stmt, cond, facts))
-        elif isinstance(stmt, ast.ImportFrom):
-            for alias in stmt.names:
-                if alias.name == "*":
-                    if not in_class:
-                        facts["star"].append([stmt.module or "", stmt.level, stmt.lineno])
-                    continue
-                ns.bind(alias.asname or alias.name, {
-                    "k": "import", "mod": stmt.module or "", "level": stmt.level,
-                    "name": alias.name, "line": stmt.lineno, "cond": cond})
-        elif isinstance(stmt, ast.Import):
-            for alias in stmt.names:
-                if alias.asname:
-                    ns.bind(alias.asname, {"k": "module", "mod": alias.name, "cond": cond})
-                else:
-                    top = alias.name.partition(".")[0]
-                    ns.bind(top, {"k": "module", "mod": top, "cond": cond})
-        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-            value = stmt.value
+        t = type(stmt)
+        if t is _FunctionDef or t is _AsyncFunctionDef:
+            items[stmt.name] = _func(stmt, cond, facts["gens"])  # type: ignore[attr-defined, arg-type]
+        elif t is _Assign or t is _AnnAssign:
+            value = stmt.value  # type: ignore[attr-defined]
             if value is None:
                 continue
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            targets = stmt.targets if t is _Assign else [stmt.target]  # type: ignore[attr-defined]
             enc = encode(value)
-            for t in targets:
-                names = _targets(t)
-                if len(names) == 1 and isinstance(t, ast.Name):
+            for tg in targets:
+                if type(tg) is _Name:
                     if enc[0] == "r":
-                        ns.bind(names[0], {"k": "alias", "target": enc[1], "line": stmt.lineno,
-                                           "cond": cond})
+                        items[tg.id] = {"k": "alias", "target": enc[1], "line": stmt.lineno,
+                                        "cond": cond}
                     else:
-                        ns.bind(names[0], {"k": "value", "v": enc, "line": stmt.lineno,
-                                           "cond": cond})
+                        items[tg.id] = {"k": "value", "v": enc, "line": stmt.lineno,
+                                        "cond": cond}
                 else:
-                    for n in names:
-                        ns.bind(n, {"k": "other", "line": stmt.lineno, "cond": cond})
-        elif isinstance(stmt, ast.AugAssign):
-            for n in _targets(stmt.target):
+                    for n in _targets(tg):
+                        items[n] = {"k": "other", "line": stmt.lineno, "cond": cond}
+        elif t is _ClassDef:
+            items[stmt.name] = _class(stmt, cond, facts)  # type: ignore[attr-defined, arg-type]
+        elif t is _ImportFrom:
+            for alias in stmt.names:  # type: ignore[attr-defined]
+                if alias.name == "*":
+                    if not in_class:
+                        facts["star"].append([stmt.module or "", stmt.level,  # type: ignore[attr-defined]
+                                              stmt.lineno])
+                    continue
+                items[alias.asname or alias.name] = {
+                    "k": "import", "mod": stmt.module or "",  # type: ignore[attr-defined]
+                    "level": stmt.level,  # type: ignore[attr-defined]
+                    "name": alias.name, "line": stmt.lineno, "cond": cond}
+        elif t is _Import:
+            for alias in stmt.names:  # type: ignore[attr-defined]
+                if alias.asname:
+                    items[alias.asname] = {"k": "module", "mod": alias.name, "cond": cond}
+                else:
+                    top = alias.name.partition(".")[0]
+                    items[top] = {"k": "module", "mod": top, "cond": cond}
+        elif t is _Expr:
+            pass
+        elif t is _AugAssign:
+            for n in _targets(stmt.target):  # type: ignore[attr-defined]
                 facts["mutated"].add(n)
-                if n in ns.items:
-                    ns.items[n] = {**ns.items[n], "mutated": True}
-        elif isinstance(stmt, ast.Delete):
-            for t in stmt.targets:
-                for n in _targets(t):
+                if n in items:
+                    items[n] = {**items[n], "mutated": True}
+        elif t is _Delete:
+            for tg in stmt.targets:  # type: ignore[attr-defined]
+                for n in _targets(tg):
                     ns.unbind(n)
-        elif isinstance(stmt, ast.If):
+        elif t is _If:
             line = cond if cond is not None else stmt.lineno
-            if _is_type_checking(stmt.test):
-                _walk_body(stmt.body, ns, cond, in_class, facts)
-                _walk_body(stmt.orelse, ns, line, in_class, facts)
+            if _is_type_checking(stmt.test):  # type: ignore[attr-defined]
+                _walk_body(stmt.body, ns, cond, in_class, facts)  # type: ignore[attr-defined]
+                _walk_body(stmt.orelse, ns, line, in_class, facts)  # type: ignore[attr-defined]
             else:
-                _walk_body(stmt.body, ns, line, in_class, facts)
-                _walk_body(stmt.orelse, ns, line, in_class, facts)
-        elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+                _walk_body(stmt.body, ns, line, in_class, facts)  # type: ignore[attr-defined]
+                _walk_body(stmt.orelse, ns, line, in_class, facts)  # type: ignore[attr-defined]
+        elif t in _TRIES:
             line = cond if cond is not None else stmt.lineno
-            _walk_body(stmt.body, ns, line, in_class, facts)
+            _walk_body(stmt.body, ns, line, in_class, facts)  # type: ignore[attr-defined]
             for h in stmt.handlers:  # type: ignore[attr-defined]
                 _walk_body(h.body, ns, line, in_class, facts)
             _walk_body(stmt.orelse, ns, line, in_class, facts)  # type: ignore[attr-defined]
             _walk_body(stmt.finalbody, ns, line, in_class, facts)  # type: ignore[attr-defined]
-        elif isinstance(stmt, (ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)):
+        elif t in _LOOPS_AND_WITH:
             line = cond if cond is not None else stmt.lineno
-            if isinstance(stmt, (ast.For, ast.AsyncFor)):
-                for n in _targets(stmt.target):
-                    ns.bind(n, {"k": "other", "line": stmt.lineno, "cond": line})
-            if isinstance(stmt, (ast.With, ast.AsyncWith)):
-                for item in stmt.items:
+            if t is _For or t is _AsyncFor:
+                for n in _targets(stmt.target):  # type: ignore[attr-defined]
+                    items[n] = {"k": "other", "line": stmt.lineno, "cond": line}
+            if t is _With or t is _AsyncWith:
+                for item in stmt.items:  # type: ignore[attr-defined]
                     if item.optional_vars is not None:
                         for n in _targets(item.optional_vars):
-                            ns.bind(n, {"k": "other", "line": stmt.lineno, "cond": line})
-            _walk_body(stmt.body, ns, line, in_class, facts)
+                            items[n] = {"k": "other", "line": stmt.lineno, "cond": line}
+            _walk_body(stmt.body, ns, line, in_class, facts)  # type: ignore[attr-defined]
             _walk_body(getattr(stmt, "orelse", []), ns, line, in_class, facts)
-        elif isinstance(stmt, ast.Expr) and not in_class:
-            pass
-        elif isinstance(stmt, ast.Match):
+        elif t is _Match:
             line = cond if cond is not None else stmt.lineno
-            for case in stmt.cases:
+            for case in stmt.cases:  # type: ignore[attr-defined]
                 _walk_body(case.body, ns, line, in_class, facts)
 
 
@@ -383,6 +437,35 @@ def _module_level_calls(body: list[ast.stmt]) -> list[ast.Call]:
     return out
 
 
+def _may_skip(source: bytes | str) -> bool:
+    """Whether the source may hold a module-level skip at all (a cheap pre-check).
+
+    Every form :func:`_module_skip` recognises names ``importorskip``, ``skip`` or
+    ``SkipTest`` in the source text; identifiers with non-ASCII characters are normalised by
+    the parser, so non-ASCII sources always take the full check.
+    """
+    if isinstance(source, str):
+        return not source.isascii() or "skip" in source or "Skip" in source
+    return not source.isascii() or b"skip" in source or b"Skip" in source
+
+
+def _module_skip(tree: ast.Module) -> list[Any] | None:
+    for call in _module_level_calls(tree.body):
+        d = dotted(call.func) or ""
+        last = d.rpartition(".")[2]
+        if last == "importorskip":
+            return [call.lineno, f"{d}() at module level"]
+        if last == "skip" and any(k.arg == "allow_module_level" for k in call.keywords):
+            return [call.lineno, f"{d}(allow_module_level=True) at module level"]
+    for stmt in ast.walk(ast.Module(body=[s for s in tree.body if not isinstance(s, _DEFS)],
+                                    type_ignores=[])):
+        if isinstance(stmt, _Raise) and stmt.exc is not None:
+            d = dotted(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc) or ""
+            if d.endswith("SkipTest") or d.endswith("skip.Exception"):
+                return [stmt.lineno, f"raise {d} at module level"]
+    return None
+
+
 def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any]:
     """Parse ``source`` and return its summary (see the module docstring).
 
@@ -394,39 +477,19 @@ def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any
         return {"v": SUMMARY_VERSION, "error": [exc.lineno or 1, f"SyntaxError: {exc.msg}"]}
     except (ValueError, UnicodeDecodeError) as exc:
         return {"v": SUMMARY_VERSION, "error": [1, f"{type(exc).__name__}: {exc}"]}
-    gens, mutated, imports = _find_generators(tree)
-    _GENERATORS.clear()
-    _GENERATORS.update(gens)
-    facts: dict[str, Any] = {"star": [], "mutated": mutated}
+    gens: set[int] = set()
+    mutated: set[str] = set()
+    imports: list[list[Any]] = []
+    _scan(tree.body, None, gens, mutated, imports)
+    facts: dict[str, Any] = {"star": [], "mutated": mutated, "gens": gens}
     ns = _Namespace()
     _walk_body(tree.body, ns, None, False, facts)
-    _GENERATORS.clear()
-
-    skip = None
-    for call in _module_level_calls(tree.body):
-        d = dotted(call.func) or ""
-        last = d.rpartition(".")[2]
-        if last == "importorskip":
-            skip = [call.lineno, f"{d}() at module level"]
-            break
-        if last == "skip" and any(k.arg == "allow_module_level" for k in call.keywords):
-            skip = [call.lineno, f"{d}(allow_module_level=True) at module level"]
-            break
-    if skip is None:
-        for stmt in ast.walk(ast.Module(body=[s for s in tree.body if not isinstance(
-                s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))], type_ignores=[])):
-            if isinstance(stmt, ast.Raise) and stmt.exc is not None:
-                d = dotted(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc) or ""
-                if d.endswith("SkipTest") or d.endswith("skip.Exception"):
-                    skip = [stmt.lineno, f"raise {d} at module level"]
-                    break
-
     return {
         "v": SUMMARY_VERSION,
         "error": None,
         "ns": ns.dump(),
         "imports": imports,
         "star": facts["star"],
-        "mutated": sorted(facts["mutated"]),
-        "skip": skip,
+        "mutated": sorted(mutated),
+        "skip": _module_skip(tree) if _may_skip(source) else None,
     }

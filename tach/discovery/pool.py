@@ -1,0 +1,136 @@
+"""Forked workers for cold discovery: run a function in a child process, get its bytes back.
+
+Parsing a large suite is CPU-bound pure Python, so threads do not help; a process that
+inherits everything discovery has set up so far (configuration, the walk, the conftests, the
+loaded cache) by ``fork`` can take a share of the files at once, with no start-up cost beyond
+the fork. A worker sends its result as one byte string through a pipe and exits with
+``os._exit`` (no ``atexit`` handlers, no flushing of inherited stdio buffers).
+
+Robustness: the caller validates what it reads (a worker that died mid-way leaves a truncated
+payload that fails to decode) and redoes that share itself, so a failed worker costs time,
+never results. :func:`Job.close` kills and reaps a worker that is still running, and every
+pipe end is closed on every path, so no process or file descriptor outlives the call.
+
+Workers are used only where ``fork`` is safe: on POSIX, and while the process runs a single
+Python thread (a fork copies locks held by other threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+
+#: environment variable: how many processes cold discovery may use (1: no workers).
+JOBS_ENV = "TACH_DISCOVERY_JOBS"
+
+
+def available_jobs() -> int:
+    """Processes discovery may use: ``TACH_DISCOVERY_JOBS``, else the CPUs this process may
+    run on; 1 where forking is not possible or not safe."""
+    if not hasattr(os, "fork") or sys.platform == "win32":
+        return 1
+    env = os.environ.get(JOBS_ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def fork_safe() -> bool:
+    """Whether this process may fork workers now (single-threaded, POSIX)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+class Job:
+    """A forked worker computing one byte string."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd: int | None = fd
+        self.done = False
+
+    def result(self) -> bytes | None:
+        """Read everything the worker wrote and reap it; None if it failed."""
+        chunks: list[bytes] = []
+        try:
+            assert self.fd is not None
+            while True:
+                chunk = os.read(self.fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except OSError:
+            self.close()
+            return None
+        status = self._reap(block=True)
+        self.close()
+        if status != 0:
+            return None
+        return b"".join(chunks)
+
+    def _reap(self, *, block: bool) -> int | None:
+        if self.done:
+            return None
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            # reaped elsewhere (a SIGCHLD handler): the payload alone tells success
+            self.done = True
+            return 0
+        if pid == 0:
+            return None
+        self.done = True
+        return os.waitstatus_to_exitcode(status)
+
+    def close(self) -> None:
+        """Close the pipe; kill and reap the worker if it is still running."""
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+        if not self.done and self._reap(block=False) is None and not self.done:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.done = True
+
+
+def start(work: Callable[[], bytes]) -> Job | None:
+    """Fork a worker that runs ``work()`` and sends back its bytes; None if fork failed."""
+    r, w = os.pipe()
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking with native threads; only Python threads
+            # matter here and :func:`fork_safe` checked them.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:  # pragma: no cover - runs in the worker, which leaves through os._exit
+        status = 1
+        try:
+            os.close(r)
+            data = memoryview(work())
+            while data:
+                data = data[os.write(w, data):]
+            status = 0
+        except BaseException:
+            pass
+        finally:
+            os._exit(status)
+    os.close(w)
+    return Job(pid, r)

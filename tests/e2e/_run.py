@@ -1,0 +1,64 @@
+"""Running pytest and Tach on a fixture project, and reading what they say."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+MODES = ("none", "module", "test")
+
+
+def pytest_outcomes(project: Path, *args: str) -> dict[str, str]:
+    """pytest's merged outcome per test id (and ``collect_error`` per failed collector)."""
+    out = project / ".pytest-outcomes.json"
+    env = {**os.environ, "OUTCOME_RECORDER_FILE": str(out), "PYTHONPATH": str(HERE)}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "outcome_recorder",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *args,
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return json.loads(out.read_text())
+
+
+def run_tach(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[list[dict], subprocess.CompletedProcess[str]]:
+    """``python -m tach --format=json ARGS`` in ``project``: its events and the process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tach", "--format=json", *args],
+        cwd=project,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return events, result
+
+
+def outcomes(events: list[dict]) -> dict[str, str]:
+    """Tach's status per test id (``collect_error`` per failed collector), as pytest's."""
+    found = {}
+    for event in events:
+        if event["event"] == "test_finished":
+            found[event["id"]] = event["status"]
+        elif event["event"] == "collect_error":
+            found[event["id"]] = "collect_error"
+    return found
