@@ -14,7 +14,7 @@ import contextlib
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +56,13 @@ class _ArgumentParser(argparse.ArgumentParser):
 class _VersionAction(argparse.Action):
     """``--version``, computing the text only when asked (it reads package metadata)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: object, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
         print(version_text())
         parser.exit(EXIT_OK)
 
@@ -68,32 +73,61 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tach",
         description="Run an existing pytest suite from a warm, forking zygote.",
     )
-    parser.add_argument("--version", action=_VersionAction, nargs=0,
-                        help="show Tach's, pytest's and Python's versions and exit")
-    parser.add_argument("--format", choices=("human", "json"), default="human",
-                        help="output format (json: one document for `list`)")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        nargs=0,
+        help="show Tach's, pytest's and Python's versions and exit",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("human", "json"),
+        default="human",
+        help="output format (json: one document for `list`)",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_ArgumentParser)
     lp = sub.add_parser("list", help="list tests found statically (no user code is imported)")
-    lp.add_argument("args", nargs="*", metavar="PATH_OR_NODEID",
-                    help="files, directories or node ids (default: testpaths or cwd)")
+    lp.add_argument(
+        "args",
+        nargs="*",
+        metavar="PATH_OR_NODEID",
+        help="files, directories or node ids (default: testpaths or cwd)",
+    )
     lp.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression")
     lp.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="pytest -m expression")
     lp.add_argument("-q", "--quiet", action="store_true", help="one node id per line")
-    lp.add_argument("-c", "--config-file", dest="inifile", metavar="FILE",
-                    help="pytest config file (as pytest -c)")
+    lp.add_argument(
+        "-c",
+        "--config-file",
+        dest="inifile",
+        metavar="FILE",
+        help="pytest config file (as pytest -c)",
+    )
     lp.add_argument("--rootdir", metavar="DIR", help="rootdir (as pytest --rootdir)")
-    lp.add_argument("-o", "--override-ini", dest="overrides", action="append", default=[],
-                    metavar="NAME=VALUE", help="override an ini option")
+    lp.add_argument(
+        "-o",
+        "--override-ini",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an ini option",
+    )
     lp.add_argument("--ignore", action="append", default=[], metavar="PATH")
     lp.add_argument("--deselect", action="append", default=[], metavar="NODEID_PREFIX")
-    lp.add_argument("--collect", action="store_true",
-                    help="also run pytest --collect-only in a child process and show "
-                         "where its ids differ from the static ones")
-    lp.add_argument("--python", metavar="EXE",
-                    help="interpreter for --collect (default: this one)")
+    lp.add_argument(
+        "--collect",
+        action="store_true",
+        help="also run pytest --collect-only in a child process and show "
+        "where its ids differ from the static ones",
+    )
+    lp.add_argument("--python", metavar="EXE", help="interpreter for --collect (default: this one)")
     lp.add_argument("--no-cache", action="store_true", help="do not read or write .tach/")
-    lp.add_argument("--problems", action="store_true",
-                    help="report fixture problems (cycles, scope mismatches, unknown names)")
+    lp.add_argument(
+        "--problems",
+        action="store_true",
+        help="report fixture problems (cycles, scope mismatches, unknown names)",
+    )
     return parser
 
 
@@ -107,8 +141,12 @@ def build_run_parser() -> argparse.ArgumentParser:
         "`tach list --help` for static discovery.",
     )
     parser.add_argument("--version", action="version", version=version_text())
-    parser.add_argument("--format", choices=("human", "json"), default="human",
-                        help="json: the NDJSON event stream on stdout, the report on stderr")
+    parser.add_argument(
+        "--format",
+        choices=("human", "json"),
+        default="human",
+        help="json: the NDJSON event stream on stdout, the report on stderr",
+    )
     add_run_arguments(parser)
     return parser
 
@@ -159,17 +197,28 @@ def run_tests(argv: Sequence[str]) -> int:
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
     from tach.reporter.json import JsonReporter
-    from tach.scheduler import load_durations, plan_units, save_durations
+    from tach.scheduler import (
+        estimate_weight,
+        load_durations,
+        plan_units,
+        save_durations,
+        slice_heavy_units,
+    )
 
     ns = build_run_parser().parse_args(argv)
     invocation_dir = Path.cwd()
     try:
         options = CollectOptions(
-            keyword=ns.keyword, markexpr=ns.markexpr, inifile=ns.inifile,
-            rootdir=ns.rootdir, overrides=list(ns.overrides),
+            keyword=ns.keyword,
+            markexpr=ns.markexpr,
+            inifile=ns.inifile,
+            rootdir=ns.rootdir,
+            overrides=list(ns.overrides),
         )
         found = discover(
-            ns.args, invocation_dir=invocation_dir, options=options,
+            ns.args,
+            invocation_dir=invocation_dir,
+            options=options,
             with_plugins=False,
         )
         addopts = addopts_args(found.config)
@@ -181,18 +230,26 @@ def run_tests(argv: Sequence[str]) -> int:
     rootdir = Path(found.result.rootdir)
     cache_dir = rootdir / ".tach"
     result = found.result
-    dynamic = [rootdir / test.id.rstrip("/") for test in result.tests if test.dynamic and
-               (test.id.endswith("/") or test.id == "")]
+    dynamic = [
+        rootdir / test.id.rstrip("/")
+        for test in result.tests
+        if test.dynamic and (test.id.endswith("/") or test.id == "")
+    ]
     roots = collection_roots(config.args, found, invocation_dir)
     if "--doctest-modules" in [*addopts, *config.pytest_args]:
         dynamic += [root for root in roots if root.is_dir()]
     dynamic = clip_to_roots(dynamic, roots)
-    error_files = [e.file for e in result.errors if e.file.endswith(".py")
-                   and Path(e.file).name != "conftest.py"]
+    error_files = [
+        e.file
+        for e in result.errors
+        if e.file.endswith(".py") and Path(e.file).name != "conftest.py"
+    ]
     plan = plan_units(rootdir, result.tests, result.imports, error_files, dynamic)
     durations = load_durations(cache_dir)
     last_failed = load_last_failed(cache_dir)
-    units = plan.units
+    for unit in plan.units:
+        unit.weight = estimate_weight(unit, durations)
+    units = slice_heavy_units(plan.units, config.workers, sliceable(found))
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
     elif config.failed_first and last_failed:
@@ -202,8 +259,12 @@ def run_tests(argv: Sequence[str]) -> int:
 
     human_stream = sys.stderr if config.fmt == "json" else sys.stdout
     human = HumanReporter(
-        human_stream, verbosity=config.verbosity, reportchars=config.reportchars,
-        durations=config.durations, color=config.color, expected_tests=plan.expected_tests,
+        human_stream,
+        verbosity=config.verbosity,
+        reportchars=config.reportchars,
+        durations=config.durations,
+        color=config.color,
+        expected_tests=plan.expected_tests,
     )
     reporters: list[Reporter] = [human]
     if config.fmt == "json":
@@ -228,6 +289,33 @@ def run_tests(argv: Sequence[str]) -> int:
             save_durations(cache_dir, summary.results.values(), durations)
             save_last_failed(cache_dir, summary, last_failed)
     return exit_code(summary)
+
+
+def sliceable(found: Any) -> Callable[[Unit], bool]:
+    """Whether a unit's tests may be split across processes: the resolver says that no
+    module- or class-scoped fixture binds them, and none is a unittest test (their class
+    set-up is a class-scoped fixture pytest adds at collection)."""
+    from tach.resolver import Resolver, resolve_all
+
+    by_id = {test.id: test for test in found.result.tests}
+
+    def check(unit: Unit) -> bool:
+        tests = [by_id[i] for i in unit.expected if i in by_id]
+        if len(tests) != len(unit.expected) or any(t.unittest for t in tests):
+            return False
+        resolver = Resolver(
+            found.result.fixtures,
+            ini_usefixtures=found.config.get("usefixtures"),
+            plugins_complete=False,
+        )
+        _, closures = resolve_all(tests, resolver)
+        return all(
+            closures.get(t.id) is not None
+            and closures[t.id].widest_scope not in ("module", "class")
+            for t in tests
+        )
+
+    return check
 
 
 def collection_roots(args: Sequence[str], found: Any, invocation_dir: Path) -> list[Path]:
@@ -304,11 +392,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "list":
         from .listing import ListRequest, run_list
 
-        req = ListRequest(args=ns.args, keyword=ns.keyword, markexpr=ns.markexpr,
-                          quiet=ns.quiet, fmt=ns.format, inifile=ns.inifile,
-                          rootdir=ns.rootdir, overrides=ns.overrides, ignore=ns.ignore,
-                          deselect=ns.deselect, collect=ns.collect, python=ns.python,
-                          no_cache=ns.no_cache, problems=ns.problems)
+        req = ListRequest(
+            args=ns.args,
+            keyword=ns.keyword,
+            markexpr=ns.markexpr,
+            quiet=ns.quiet,
+            fmt=ns.format,
+            inifile=ns.inifile,
+            rootdir=ns.rootdir,
+            overrides=ns.overrides,
+            ignore=ns.ignore,
+            deselect=ns.deselect,
+            collect=ns.collect,
+            python=ns.python,
+            no_cache=ns.no_cache,
+            problems=ns.problems,
+        )
         try:
             return run_list(req, sys.stdout, sys.stderr)
         except BrokenPipeError:

@@ -39,6 +39,8 @@ MAX_WORKER_DEATHS = 3
 #: How long the zygote may take to exit once told to, before it is killed.
 ZYGOTE_EXIT_GRACE_S = 10.0
 RING_CAPACITY = 1 << 22
+#: How soon a ring that just had messages is read again (instead of waiting to be woken).
+HOT_POLL_S = 0.002
 
 
 @dataclasses.dataclass
@@ -75,6 +77,8 @@ class Slot:
     deaths: int = 0
     unit: Unit | None = None
     unit_ids: list[str] = dataclasses.field(default_factory=list)
+    #: Ids of the unit being collected, while its ``UnitCollected`` parts arrive.
+    collecting: list[str] = dataclasses.field(default_factory=list)
     current: TestResult | None = None
     #: The last test of the previous unit, held until the worker has moved on.
     held: TestResult | None = None
@@ -194,12 +198,27 @@ class Supervisor:
             self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
 
     def _loop(self) -> None:
+        """Serve the control channel and the rings until every worker is done.
+
+        A ring that had messages stays *hot*: it is read again after :data:`HOT_POLL_S`
+        instead of being armed, so while tests stream their results, producers push with plain
+        memory writes and nobody is woken per message (a wake-up is a context switch, which on
+        a machine with as many busy processes as cores costs a test process its time slice).
+        A ring found empty is armed, and its eventfd wakes the loop when the next message comes.
+        """
+        hot: set[int] = set()
         while not self._finished():
-            for key, _ in self.selector.select():
+            events = self.selector.select(HOT_POLL_S if hot else None)
+            for key, _ in events:
                 if key.data is None:
                     self._on_control()
                 else:
-                    self._drain(key.data)
+                    key.data.ring.clear_wakeup()
+                    hot.add(key.data.index)
+            for index in sorted(hot):
+                slot = self.slots[index]
+                if not self._drain(slot) and slot.ring.arm():
+                    hot.discard(index)
 
     def _finished(self) -> bool:
         if self.control is None:  # the zygote is gone
@@ -254,11 +273,15 @@ class Supervisor:
 
     # -- result rings -------------------------------------------------------------------------
 
-    def _drain(self, slot: Slot) -> None:
-        ring = slot.ring
-        ring.clear_wakeup()
+    def _drain(self, slot: Slot) -> int:
+        """Handle every message waiting in ``slot``'s ring; return how many there were."""
+        handled = 0
         while True:
-            for data in ring.pop_many():
+            batch = slot.ring.pop_many()
+            if not batch:
+                return handled
+            handled += len(batch)
+            for data in batch:
                 try:
                     message = decode_one(data)
                 except ProtocolError as exc:
@@ -267,8 +290,6 @@ class Supervisor:
                     )
                     continue
                 self._on_result(slot, message)
-            if ring.arm():
-                return
 
     def _on_result(self, slot: Slot, message: Message) -> None:
         kind, payload = message
@@ -294,9 +315,12 @@ class Supervisor:
 
     def _on_collected(self, slot: Slot, payload: dict[str, Any]) -> None:
         assert slot.unit is not None
+        slot.collecting.extend(payload["ids"])
+        if not payload.get("final", True):
+            return
         if payload.get("usage_error"):
             self.usage_errors.append(payload["usage_error"])
-        slot.unit_ids = list(payload["ids"])
+        slot.unit_ids, slot.collecting = slot.collecting, []
         self.deselected += payload.get("deselected", 0)
         self.stats.collected += len(slot.unit_ids) + payload.get("deselected", 0)
         for _ in range(payload.get("deselected", 0)):
@@ -377,7 +401,8 @@ class Supervisor:
         unit.attempts += 1
         slot.unit = unit
         slot.channel.send(
-            MessageKind.RunUnit, {"unit": unit.id, "args": unit.args, "ignore": unit.ignore}
+            MessageKind.RunUnit,
+            {"unit": unit.id, "args": unit.args, "ignore": unit.ignore, "slice": unit.slice},
         )
 
     # -- failures of processes ----------------------------------------------------------------
@@ -408,7 +433,7 @@ class Supervisor:
                 self.queue.push_front(
                     Unit(f"{unit.id} (rest)", remaining, remaining, attempts=unit.attempts)
                 )
-            slot.unit, slot.unit_ids = None, []
+            slot.unit, slot.unit_ids, slot.collecting = None, [], []
         if slot.stopping:
             slot.done = True
             return

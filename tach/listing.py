@@ -14,9 +14,7 @@ arguments in a child process and reports where the two disagree (docs/discovery.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,61 +34,82 @@ if TYPE_CHECKING:
 # ``tach list`` starts in a few tens of milliseconds.
 
 
-def discover_tests(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
-                   options: CollectOptions | None = None, use_cache: bool = True,
-                   site_packages: Sequence[Path] | None = None,
-                   with_plugins: bool = True, select: bool = True,
-                   closures: bool = True) -> Discovery:
+def discover_tests(
+    args: Sequence[str] = (),
+    *,
+    invocation_dir: Path | None = None,
+    options: CollectOptions | None = None,
+    use_cache: bool = True,
+    site_packages: Sequence[Path] | None = None,
+    with_plugins: bool = True,
+    select: bool = True,
+    closures: bool = True,
+) -> Discovery:
     """Static discovery, then fixture resolution (which completes ids that parametrized
     fixtures extend), then ``-k``/``-m``/``--deselect``: what ``tach list`` shows.
 
     ``closures=False`` is for callers that need the tests but not their fixture closures
     (``tach list``, ``tach list -q``): only the tests whose ids a parametrized fixture can
-    change are resolved, so ``d.closures`` holds only those and ``d.resolver.problems`` is
-    not complete; the tests are the same.
+    change are resolved, so ``d.closures`` is empty and ``d.resolver`` is None when no test
+    needed it (else ``d.resolver.problems`` is not complete); the tests are the same.
     """
     from .discovery import apply_selection, discover
-    from .resolver import Resolver, resolve_all
 
-    d = discover(args, invocation_dir=invocation_dir, options=options, use_cache=use_cache,
-                 site_packages=site_packages, with_plugins=with_plugins)
-    resolver = Resolver(d.result.fixtures, ini_usefixtures=d.config.get("usefixtures"),
-                        plugins_complete=d.plugins_complete)
+    d = discover(
+        args,
+        invocation_dir=invocation_dir,
+        options=options,
+        use_cache=use_cache,
+        site_packages=site_packages,
+        with_plugins=with_plugins,
+    )
     if closures:
-        d.result.tests, d.closures = resolve_all(d.result.tests, resolver)
+        from .resolver import resolve_all
+
+        d.resolver = _resolver(d)
+        d.result.tests, d.closures = resolve_all(d.result.tests, d.resolver)
     else:
-        d.result.tests = _expand_ids(d.result.tests, resolver, d.result.fixtures,
-                                     d.config.get("usefixtures"))
-    d.resolver = resolver
+        d.result.tests = _expand_ids(d)
     if select:
         apply_selection(d)
     return d
 
 
-def _expand_ids(tests: list[TestDef], resolver: Resolver, fixtures: Sequence[FixtureDef],
-                ini_usefixtures: Sequence[str]) -> list[TestDef]:
+def _resolver(d: Discovery) -> Resolver:
+    from .resolver import Resolver
+
+    return Resolver(
+        d.result.fixtures,
+        ini_usefixtures=d.config.get("usefixtures"),
+        plugins_complete=d.plugins_complete,
+    )
+
+
+def _expand_ids(d: Discovery) -> list[TestDef]:
     """The tests ``resolve_all`` returns, resolving only those a parametrized fixture can
-    change.
+    change (and setting ``d.resolver`` when there are any).
 
     A fixture parametrizes a test only from the test's closure; the closure grows from the
     test's initial names (autouse fixtures, ``usefixtures``, arguments) along fixtures'
     arguments. So a test none of whose initial names can reach a fixture with ``params``,
     through the arguments of any definition of any name, keeps its id and needs no closure.
     """
+    tests, fixtures = d.result.tests, d.result.fixtures
     sensitive = _param_sensitive(fixtures)
-    if not sensitive:
-        everything = False
-    else:
-        everything = any(n in sensitive for n in ini_usefixtures) or any(
-            fx.autouse and fx.name in sensitive for fx in fixtures)
+    everything = any(n in sensitive for n in d.config.get("usefixtures")) or any(
+        fx.autouse and fx.name in sensitive for fx in fixtures
+    )
+    resolver = d.resolver = _resolver(d) if sensitive else None
     out: list[TestDef] = []
     seen: set[str] = set()  # the ids resolve_all keeps closures for
     for t in tests:
         if t.dynamic and (not t.id or t.id.endswith("/")):
             out.append(t)
             continue
-        if everything or (not t.dynamic and not t.unittest and any(
-                n in sensitive for n in t.fixtures)):
+        if resolver is not None and (
+            everything
+            or (not t.dynamic and not t.unittest and any(n in sensitive for n in t.fixtures))
+        ):
             variants = resolver.expand(t, resolver.resolve(t))
         else:
             variants = [t]
@@ -140,15 +159,32 @@ class ListRequest:
     problems: bool = False
 
 
-def _run_key(req: ListRequest, invocation_dir: Path, config_ini: dict[str, Any],
-             rootdir: Path, inifile: Path | None, with_plugins: bool) -> str:
+def _run_key(
+    req: ListRequest,
+    invocation_dir: Path,
+    config_ini: dict[str, Any],
+    rootdir: Path,
+    inifile: Path | None,
+    with_plugins: bool,
+) -> str:
     from . import __version__
 
     parts: list[Any] = [
-        __version__, req.args, req.keyword, req.markexpr, req.inifile, req.rootdir,
-        req.overrides, req.ignore, req.deselect, str(invocation_dir), str(rootdir),
-        str(inifile), sorted((k, repr(v)) for k, v in config_ini.items()),
-        os.environ.get("PYTEST_ADDOPTS"), with_plugins,
+        __version__,
+        req.args,
+        req.keyword,
+        req.markexpr,
+        req.inifile,
+        req.rootdir,
+        req.overrides,
+        req.ignore,
+        req.deselect,
+        str(invocation_dir),
+        str(rootdir),
+        str(inifile),
+        sorted((k, repr(v)) for k, v in config_ini.items()),
+        os.environ.get("PYTEST_ADDOPTS"),
+        with_plugins,
     ]
     if with_plugins:
         # installing or removing a distribution changes its site directory
@@ -156,51 +192,62 @@ def _run_key(req: ListRequest, invocation_dir: Path, config_ini: dict[str, Any],
     return orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
-def run_list(req: ListRequest, out: TextIO, err: TextIO,
-             invocation_dir: Path | None = None) -> int:
+def run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path | None = None) -> int:
     """Run the ``list`` command; returns the exit code (4 for usage errors).
 
     With the cache on, the whole result is kept in ``.tach/list-<key>.json`` together with
     what discovery read; when none of it changed, the result is printed without discovery.
     """
-    from .discovery.cache import inputs_unchanged, read_document, write_document
+    if req.fmt == "json" or req.problems:
+        return _run_list(req, out, err, invocation_dir)
+    from .discovery.cache import gc_paused
+
+    # The tree and ``-q`` make hundreds of thousands of long-lived objects and no reference
+    # cycles worth a collection (the full fixture resolution behind ``--format=json`` and
+    # ``--problems`` does make them: it runs with the collector on).
+    with gc_paused():
+        return _run_list(req, out, err, invocation_dir)
+
+
+def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path | None) -> int:
+    from .discovery.cache import inputs_unchanged, read_document, short_hash
     from .discovery.ini import determine_config
 
     inv = (invocation_dir or Path.cwd()).absolute()
-    opts = CollectOptions(keyword=req.keyword, markexpr=req.markexpr, inifile=req.inifile,
-                          rootdir=req.rootdir, overrides=list(req.overrides),
-                          ignore=list(req.ignore), deselect=list(req.deselect))
+    opts = CollectOptions(
+        keyword=req.keyword,
+        markexpr=req.markexpr,
+        inifile=req.inifile,
+        rootdir=req.rootdir,
+        overrides=list(req.overrides),
+        ignore=list(req.ignore),
+        deselect=list(req.deselect),
+    )
     want_fixtures = req.fmt == "json" or req.problems
     run_doc: dict[str, Any] | None = None
     cache_path: Path | None = None
     key = ""
     try:
         if not req.no_cache:
-            cfg = determine_config(list(req.args), inifile=req.inifile, rootdir=req.rootdir,
-                                   invocation_dir=inv, overrides=req.overrides)
+            cfg = determine_config(
+                list(req.args),
+                inifile=req.inifile,
+                rootdir=req.rootdir,
+                invocation_dir=inv,
+                overrides=req.overrides,
+            )
             key = _run_key(req, inv, cfg.ini, cfg.rootdir, cfg.inifile, want_fixtures)
-            digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+            digest = short_hash(key.encode())
             cache_path = cfg.rootdir / ".tach" / f"list-{digest}.json"
             cached = read_document(cache_path, "tach-list")
-            if cached is not None and cached.get("key") == key and inputs_unchanged(
-                    cached.get("inputs")):
+            if (
+                cached is not None
+                and cached.get("key") == key
+                and inputs_unchanged(cached.get("inputs"))
+            ):
                 run_doc = cached
         if run_doc is None:
-            # ids do not depend on plugin fixtures nor on closures: the tree and ``-q`` need
-            # neither (``--format=json`` and ``--problems`` do)
-            d = discover_tests(req.args, invocation_dir=inv, options=opts,
-                               use_cache=not req.no_cache, with_plugins=want_fixtures,
-                               closures=want_fixtures)
-            run_doc = {"schema": "tach-list", "key": key,
-                       "document": document(d, full=want_fixtures),
-                       "problems_text": [str(p) for p in d.resolver.problems]
-                       if want_fixtures else []}
-            if cache_path is not None:
-                from .discovery.cache import CACHE_VERSION
-
-                run_doc["version"] = CACHE_VERSION
-                run_doc["inputs"] = d.inputs.snapshot()
-                write_document(cache_path, run_doc)
+            run_doc = _fresh_document(req, inv, opts, key, cache_path, full=want_fixtures)
     except ConfigError as exc:
         err.write(f"ERROR: {exc}\n")
         return 4
@@ -227,6 +274,41 @@ def run_list(req: ListRequest, out: TextIO, err: TextIO,
     return rc
 
 
+def _fresh_document(
+    req: ListRequest,
+    inv: Path,
+    opts: CollectOptions,
+    key: str,
+    cache_path: Path | None,
+    *,
+    full: bool,
+) -> dict[str, Any]:
+    """Discover, and keep the result in the whole-run cache (when there is one)."""
+    from .discovery.cache import CACHE_VERSION, write_document
+
+    # ids do not depend on plugin fixtures nor on closures: the tree and ``-q`` need neither
+    # (``--format=json`` and ``--problems`` do)
+    d = discover_tests(
+        req.args,
+        invocation_dir=inv,
+        options=opts,
+        use_cache=not req.no_cache,
+        with_plugins=full,
+        closures=full,
+    )
+    run_doc: dict[str, Any] = {
+        "schema": "tach-list",
+        "key": key,
+        "document": document(d, full=full),
+        "problems_text": [str(p) for p in d.resolver.problems] if full else [],
+    }
+    if cache_path is not None:
+        run_doc["version"] = CACHE_VERSION
+        run_doc["inputs"] = d.inputs.snapshot()
+        write_document(cache_path, run_doc)
+    return run_doc
+
+
 def document(d: Discovery, *, full: bool = True) -> dict[str, Any]:
     """The ``--format=json list`` document.
 
@@ -239,8 +321,10 @@ def document(d: Discovery, *, full: bool = True) -> dict[str, Any]:
         return {
             "rootdir": res.rootdir,
             "inifile": res.inifile,
-            "tests": [{"id": t.id, "file": t.file, "line": t.line, "dynamic": t.dynamic}
-                      for t in res.tests],
+            "tests": [
+                {"id": t.id, "file": t.file, "line": t.line, "dynamic": t.dynamic}
+                for t in res.tests
+            ],
             "fixtures": [],
             "errors": [e.to_json() for e in res.errors],
             "warnings": [w.to_json() for w in res.warnings],
@@ -273,7 +357,7 @@ def write_tree(doc: dict[str, Any], out: TextIO) -> None:
     for t in doc["tests"]:
         parts = t["id"].split("::")
         path_parts = parts[0].split("/")
-        chain = [f"{'/'.join(path_parts[:i + 1])}" for i in range(len(path_parts))]
+        chain = [f"{'/'.join(path_parts[: i + 1])}" for i in range(len(path_parts))]
         labels = [(c, p) for c, p in zip(chain, path_parts, strict=True)]
         labels += [("::".join(parts[: i + 1]), parts[i]) for i in range(1, len(parts))]
         for depth, (key, label) in enumerate(labels):
@@ -295,9 +379,15 @@ def write_tree(doc: dict[str, Any], out: TextIO) -> None:
 
 def pytest_collect_ids(python: str, args: Sequence[str], cwd: Path) -> tuple[list[str], str]:
     """Run ``python -m pytest --collect-only -q ARGS`` and return its node ids and stderr."""
-    proc = subprocess.run([python, "-m", "pytest", "--collect-only", "-q",
-                           "-p", "no:cacheprovider", *args],
-                          cwd=cwd, capture_output=True, text=True, check=False)
+    import subprocess
+
+    proc = subprocess.run(
+        [python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     ids = []
     for line in proc.stdout.splitlines():
         if not line.strip():
@@ -307,8 +397,9 @@ def pytest_collect_ids(python: str, args: Sequence[str], cwd: Path) -> tuple[lis
     return ids, proc.stderr
 
 
-def compare_with_pytest(doc: dict[str, Any], req: ListRequest, out: TextIO, err: TextIO,
-                        invocation_dir: Path | None) -> int:
+def compare_with_pytest(
+    doc: dict[str, Any], req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path | None
+) -> int:
     """``list --collect``: show where static and pytest-collected ids differ."""
     cwd = invocation_dir or Path.cwd()
     args = list(req.args)
@@ -326,8 +417,11 @@ def compare_with_pytest(doc: dict[str, Any], req: ListRequest, out: TextIO, err:
     from .discovery.model import TestDef
 
     exact = {t["id"] for t in doc["tests"] if not t["dynamic"]}
-    dyn = [TestDef(t["id"], t["file"], t["line"], "", dynamic=t["dynamic"])
-           for t in doc["tests"] if t["dynamic"]]
+    dyn = [
+        TestDef(t["id"], t["file"], t["line"], "", dynamic=t["dynamic"])
+        for t in doc["tests"]
+        if t["dynamic"]
+    ]
     missing = []
     covered = 0
     for i in ids:
@@ -338,11 +432,12 @@ def compare_with_pytest(doc: dict[str, Any], req: ListRequest, out: TextIO, err:
             continue
         missing.append(i)
     extra = sorted(exact - set(ids))
-    out.write(f"\npytest collected {len(ids)}; static equal {len(ids) - covered - len(missing)}, "
-              f"dynamic {covered}, missing {len(missing)}, extra {len(extra)}\n")
+    out.write(
+        f"\npytest collected {len(ids)}; static equal {len(ids) - covered - len(missing)}, "
+        f"dynamic {covered}, missing {len(missing)}, extra {len(extra)}\n"
+    )
     for i in missing:
         out.write(f"- {i}  (pytest only)\n")
     for i in extra:
         out.write(f"+ {i}  (static only)\n")
     return 0 if not missing and not extra else 1
-

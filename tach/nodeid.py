@@ -33,8 +33,11 @@ class NodeId:
         if not sep:
             return cls(path=path)
         name_part, bracket, param_part = tail.partition("[")
-        params = param_part[:-1] if bracket and param_part.endswith("]") else (
-            param_part if bracket else None)
+        params = (
+            param_part[:-1]
+            if bracket and param_part.endswith("]")
+            else (param_part if bracket else None)
+        )
         return cls(path=path, names=tuple(name_part.split("::")), params=params)
 
     def __str__(self) -> str:
@@ -46,8 +49,9 @@ class NodeId:
         return self.names[-1] if self.names else None
 
 
-def format_nodeid(path: str, names: tuple[str, ...] | list[str] = (),
-                  params: str | None = None) -> str:
+def format_nodeid(
+    path: str, names: tuple[str, ...] | list[str] = (), params: str | None = None
+) -> str:
     """Join a path, names and params into pytest's node id string."""
     s = "::".join((path, *names))
     if params is not None:

@@ -79,6 +79,20 @@ class Progress:
         return bytes(self._map[start : start + min(length, len(self._map) - start)])
 
 
+def shorten_strings(obj: Any, keep: int) -> Any:
+    """``obj`` with every string longer than ``keep`` characters cut in the middle."""
+    if isinstance(obj, str):
+        if len(obj) <= keep:
+            return obj
+        half = keep // 2
+        return f"{obj[:half]}\n[... {len(obj) - 2 * half} characters dropped ...]\n{obj[-half:]}"
+    if isinstance(obj, dict):
+        return {key: shorten_strings(value, keep) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [shorten_strings(value, keep) for value in obj]
+    return obj
+
+
 def render_longrepr(report: pytest.TestReport | pytest.CollectReport) -> str:
     """``report.toterminal`` into a string, without markup (as ``longreprtext`` renders it)."""
     from _pytest._io import TerminalWriter
@@ -162,9 +176,20 @@ class TachPlugin:
     # -- worker and test processes ------------------------------------------------------------
 
     def send(self, kind: MessageKind, payload: dict[str, Any]) -> None:
-        """Put a message on the slot's ring, from the process that owns it only."""
-        if self.ring is not None and os.getpid() == self.producer_pid:
-            self.ring.push(encode(kind, payload))
+        """Put a message on the slot's ring, from the process that owns it only.
+
+        A message too large for the ring (a huge assertion diff, megabytes of captured output)
+        is shrunk until it fits: its longest strings keep their head and tail.
+        """
+        if self.ring is None or os.getpid() != self.producer_pid:
+            return
+        data = encode(kind, payload)
+        limit = self.ring.max_frame
+        keep = 1 << 20
+        while len(data) > limit and keep >= 256:
+            data = encode(kind, shorten_strings(payload, keep))
+            keep //= 4
+        self.ring.push(data)
 
     def serialize_report(self, report: pytest.TestReport | pytest.CollectReport) -> dict[str, Any]:
         """pytest's serialised report, plus what the supervisor needs to show it without pytest."""

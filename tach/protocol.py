@@ -25,8 +25,10 @@ The exchange of one run:
 4. Worker -> ring: ``WorkerReady`` {slot, pid}.
 5. Supervisor -> worker: ``RunUnit`` {unit, args, isolation}: collect ``args`` (file paths or node
    ids) with pytest and run the items.
-6. Worker -> ring: ``UnitCollected`` {unit, ids, errors}: pytest's own collection of the unit
-   (``errors``: collection reports that failed, serialised by pytest's hooks).
+6. Worker -> ring: ``UnitCollected`` {unit, ids, final, errors, deselected, usage_error}:
+   pytest's own collection of the unit, in parts of at most 2,000 ids; the part with ``final``
+   carries the failed collection reports (serialised by pytest's hooks), the count of deselected
+   items and pytest's usage error (a node id that does not exist), if any.
 7. Test process -> ring, per test: ``TestStart`` {id, pid}, then ``TestReport`` {report} once per
    phase (setup, call, teardown), ``report`` being ``pytest_report_to_serializable``'s output plus
    ``longreprtext`` and the worker's ``slot``; ``Warning`` {message, category, filename, lineno,

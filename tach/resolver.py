@@ -46,6 +46,7 @@ def scope_rank(scope: str | None) -> int:
     except ValueError:
         return 0
 
+
 #: names pytest provides without a fixture function.
 PSEUDO_FIXTURES = frozenset({"request"})
 
@@ -91,9 +92,15 @@ class Problem:
 
     def to_json(self) -> dict[str, object]:
         """JSON form (``tests`` truncated to the first 20 ids)."""
-        return {"kind": self.kind, "severity": self.severity, "file": self.file,
-                "line": self.line, "message": self.message, "tests": self.tests[:20],
-                "count": len(self.tests)}
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "message": self.message,
+            "tests": self.tests[:20],
+            "count": len(self.tests),
+        }
 
 
 @dataclass
@@ -111,8 +118,13 @@ class Resolution:
 class Resolver:
     """Resolves fixtures for tests against a set of fixture definitions."""
 
-    def __init__(self, fixtures: Iterable[FixtureDef], *, ini_usefixtures: Iterable[str] = (),
-                 plugins_complete: bool = True) -> None:
+    def __init__(
+        self,
+        fixtures: Iterable[FixtureDef],
+        *,
+        ini_usefixtures: Iterable[str] = (),
+        plugins_complete: bool = True,
+    ) -> None:
         self.by_name: dict[str, list[FixtureDef]] = defaultdict(list)
         ordered = sorted(enumerate(fixtures), key=lambda p: (_level(p[1]), p[0]))
         for _, fx in ordered:
@@ -222,8 +234,9 @@ class Resolver:
         widest = max((scope_rank(fx.scope) for fx in used), default=0)
         return Resolution(closure, bound, SCOPES[widest])
 
-    def _record(self, kind: str, severity: str, file: str, line: int, message: str,
-                nodeid: str) -> None:
+    def _record(
+        self, kind: str, severity: str, file: str, line: int, message: str, nodeid: str
+    ) -> None:
         key = (kind, file, line, message)
         p = self._problem_index.get(key)
         if p is None:
@@ -237,22 +250,39 @@ class Resolver:
         where = (via.file, via.line) if via else (test.def_file or test.file, test.line)
         requester = f"fixture '{via.name}'" if via else f"test {test.id}"
         severity = "error" if self.plugins_complete else "warning"
-        extra = "" if self.plugins_complete else (
-            " (an installed plugin whose source could not be read may provide it)")
-        self._record("unknown-fixture", severity, where[0], where[1],
-                     f"fixture '{name}' not found (requested by {requester}){extra}", test.id)
+        extra = (
+            ""
+            if self.plugins_complete
+            else (" (an installed plugin whose source could not be read may provide it)")
+        )
+        self._record(
+            "unknown-fixture",
+            severity,
+            where[0],
+            where[1],
+            f"fixture '{name}' not found (requested by {requester}){extra}",
+            test.id,
+        )
 
-    def _cycle(self, stack: list[tuple[str, int]], name: str, via: FixtureDef | None,
-               nodeid: str) -> None:
+    def _cycle(
+        self, stack: list[tuple[str, int]], name: str, via: FixtureDef | None, nodeid: str
+    ) -> None:
         names = [n for n, _ in stack]
         start = names.index(name) if name in names else 0
         chain = " -> ".join([*names[start:], name])
         file, line = (via.file, via.line) if via else ("", 0)
-        self._record("cycle", "error", file, line,
-                     f"recursive dependency involving fixture '{name}': {chain}", nodeid)
+        self._record(
+            "cycle",
+            "error",
+            file,
+            line,
+            f"recursive dependency involving fixture '{name}': {chain}",
+            nodeid,
+        )
 
-    def _check_scope(self, fx: FixtureDef, dep: str, defs: list[FixtureDef] | None,
-                     nodeid: str) -> None:
+    def _check_scope(
+        self, fx: FixtureDef, dep: str, defs: list[FixtureDef] | None, nodeid: str
+    ) -> None:
         if not defs or fx.scope is None:
             return
         target = defs[-1] if dep != fx.name else (defs[-2] if len(defs) > 1 else None)
@@ -260,9 +290,14 @@ class Resolver:
             return
         if scope_rank(target.scope) < scope_rank(fx.scope):
             self._record(
-                "scope-mismatch", "error", fx.file, fx.line,
+                "scope-mismatch",
+                "error",
+                fx.file,
+                fx.line,
                 f"fixture '{fx.name}' ({fx.scope} scope) requests '{dep}' ({target.scope} "
-                f"scope, {target.file}:{target.line})", nodeid)
+                f"scope, {target.file}:{target.line})",
+                nodeid,
+            )
 
     # -- parametrized fixtures ----------------------------------------------------------------
 
@@ -282,8 +317,10 @@ class Resolver:
             for fx in reversed(defs):
                 if fx.params is not None or fx.params_dynamic:
                     if fx.params is None:
-                        test.dynamic = (f"requests parametrized fixture '{name}' "
-                                        f"({fx.file}:{fx.line}): {fx.params_dynamic}")
+                        test.dynamic = (
+                            f"requests parametrized fixture '{name}' "
+                            f"({fx.file}:{fx.line}): {fx.params_dynamic}"
+                        )
                         test.id = test.id.partition("[")[0] if "::" in test.id else test.id
                         return [test]
                     id_parts.append(fx.params)
@@ -303,13 +340,17 @@ class Resolver:
         for c in combos:
             parts = [p for p in c if p != ""] + ([own_ids] if own_ids is not None else [])
             new_id = f"{base}[{'-'.join(parts)}]" if parts else base
-            out.append(dataclasses.replace(test, id=new_id, marks=list(test.marks),
-                                           fixtures=list(test.fixtures)))
+            out.append(
+                dataclasses.replace(
+                    test, id=new_id, marks=list(test.marks), fixtures=list(test.fixtures)
+                )
+            )
         return out
 
 
-def resolve_all(tests: list[TestDef], resolver: Resolver) -> tuple[list[TestDef],
-                                                                    dict[str, Resolution]]:
+def resolve_all(
+    tests: list[TestDef], resolver: Resolver
+) -> tuple[list[TestDef], dict[str, Resolution]]:
     """Resolve every test, expanding fixture parametrization; returns (tests, id -> closure)."""
     out: list[TestDef] = []
     closures: dict[str, Resolution] = {}

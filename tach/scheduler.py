@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,6 +42,8 @@ class Unit:
     attempts: int = 0
     #: Paths a directory unit leaves to other units (pytest's ``--ignore``, for this unit only).
     ignore: list[str] = dataclasses.field(default_factory=list)
+    #: ``[k, n]``: run only the k-th of n contiguous slices of the collected items.
+    slice: list[int] | None = None
 
 
 class UnitQueue:
@@ -230,3 +232,39 @@ def plan_units(
         warm_imports=list(dict.fromkeys(warm)),
         expected_tests=sum(len(ids) for ids in expected.values()),
     )
+
+
+#: A unit is sliced only when it has at least this many tests...
+SLICE_MIN_TESTS = 500
+#: ...and into at most this many slices per worker.
+SLICES_PER_WORKER = 2
+
+
+def slice_heavy_units(
+    units: list[Unit], workers: int, can_slice: Callable[[Unit], bool]
+) -> list[Unit]:
+    """Split the units too heavy for one worker into contiguous slices of their items.
+
+    A unit is heavy when it weighs more than a worker's fair share of the run. It is split only
+    when ``can_slice`` agrees (no module- or class-scoped fixture binds its tests, which would
+    otherwise be set up once per slice), into as many slices as make each one fit a share.
+    """
+    if workers < 2:
+        return units
+    weights = [unit.weight or estimate_weight(unit, {}) for unit in units]
+    share = sum(weights) / workers
+    result: list[Unit] = []
+    for unit, weight in zip(units, weights, strict=True):
+        if len(unit.expected) < SLICE_MIN_TESTS or weight <= share or not can_slice(unit):
+            result.append(unit)
+            continue
+        count = min(SLICES_PER_WORKER * workers, max(2, int(weight / share * workers)))
+        size = len(unit.expected)
+        for k in range(count):
+            ids = unit.expected[k * size // count : (k + 1) * size // count]
+            result.append(
+                Unit(
+                    f"{unit.id} [{k + 1}/{count}]", unit.args, ids, weight / count, slice=[k, count]
+                )
+            )
+    return result

@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
 #: How much of a dead test process's output goes into its report.
 CRASH_OUTPUT_TAIL = 64 * 1024
+#: Node ids per ``UnitCollected`` message.
+COLLECTED_IDS_PER_MESSAGE = 2000
 #: Exit status of a test process whose pytest run was ended by an exception escaping pytest.
 EXIT_ESCAPED = 70
 
@@ -223,17 +225,29 @@ class Worker:
             items, usage_error = [], "\n".join(str(arg) for arg in exc.args)
         finally:
             self.config.option.ignore = base_ignore
-        self.plugin.send(
-            MessageKind.UnitCollected,
-            {
-                "unit": unit["unit"],
-                "ids": [item.nodeid for item in items],
-                "locations": [list(item.location) for item in items],
-                "errors": plugin.collect_errors,
-                "deselected": plugin.deselected,
-                "usage_error": usage_error,
-            },
-        )
+        deselected, errors = plugin.deselected, plugin.collect_errors
+        if unit.get("slice"):
+            # One of n slices of a heavy module: every slice collects the whole module and
+            # runs its share; the module's collection results are reported by the first.
+            k, n = unit["slice"]
+            items = items[k * len(items) // n : (k + 1) * len(items) // n]
+            if k:
+                deselected, errors = 0, []
+        # In parts: a module can hold tens of thousands of parametrized tests.
+        ids = [item.nodeid for item in items]
+        for start in range(0, max(len(ids), 1), COLLECTED_IDS_PER_MESSAGE):
+            last = start + COLLECTED_IDS_PER_MESSAGE >= len(ids)
+            self.plugin.send(
+                MessageKind.UnitCollected,
+                {
+                    "unit": unit["unit"],
+                    "ids": ids[start : start + COLLECTED_IDS_PER_MESSAGE],
+                    "final": last,
+                    "errors": errors if last else [],
+                    "deselected": deselected if last else 0,
+                    "usage_error": usage_error if last else None,
+                },
+            )
         return items
 
     # -- running ------------------------------------------------------------------------------

@@ -34,10 +34,17 @@ __all__ = [
 ]
 
 _WHERE = {
-    "CacheStats": "cache", "CollectOptions": "ini", "ConfigError": "ini",
-    "ProjectConfig": "ini", "Discovery": "core", "apply_selection": "core",
-    "discover": "core", "DiscoveryError": "model", "DiscoveryResult": "model",
-    "FixtureDef": "model", "TestDef": "model",
+    "CacheStats": "cache",
+    "CollectOptions": "ini",
+    "ConfigError": "ini",
+    "ProjectConfig": "ini",
+    "Discovery": "core",
+    "apply_selection": "core",
+    "discover": "core",
+    "DiscoveryError": "model",
+    "DiscoveryResult": "model",
+    "FixtureDef": "model",
+    "TestDef": "model",
 }
 
 

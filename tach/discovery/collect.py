@@ -32,36 +32,137 @@ from .params import HIDDEN, Dynamic, IdOptions, ParamSet, make_ids, parse_argnam
 
 Value = list[Any]
 
-_FIXTURE_DECORATORS = frozenset({
-    "pytest.fixture", "_pytest.fixtures.fixture", "pytest_asyncio.fixture",
-    "pytest_asyncio.plugin.fixture", "pytest.yield_fixture",
-})
-_UNITTEST_BASES = frozenset({
-    "unittest.TestCase", "unittest.case.TestCase", "unittest.IsolatedAsyncioTestCase",
-    "unittest.async_case.IsolatedAsyncioTestCase", "twisted.trial.unittest.TestCase",
-    "unittest2.TestCase",
-})
-_NAMELESS_BUILTINS = frozenset({"object", "set", "frozenset", "tuple", "list", "dict",
-                                "bytearray"})
+_FIXTURE_DECORATORS = frozenset(
+    {
+        "pytest.fixture",
+        "_pytest.fixtures.fixture",
+        "pytest_asyncio.fixture",
+        "pytest_asyncio.plugin.fixture",
+        "pytest.yield_fixture",
+    }
+)
+_UNITTEST_BASES = frozenset(
+    {
+        "unittest.TestCase",
+        "unittest.case.TestCase",
+        "unittest.IsolatedAsyncioTestCase",
+        "unittest.async_case.IsolatedAsyncioTestCase",
+        "twisted.trial.unittest.TestCase",
+        "unittest2.TestCase",
+    }
+)
+_NAMELESS_BUILTINS = frozenset({"object", "set", "frozenset", "tuple", "list", "dict", "bytearray"})
 _PATCHERS = frozenset({"patch", "patch.object"})
-_BUILTIN_NAMED = frozenset({
-    "int", "str", "float", "bytes", "bool", "list", "dict", "set", "frozenset", "tuple",
-    "object", "type", "complex", "bytearray", "len", "repr", "print", "sorted", "reversed",
-    "min", "max", "sum", "abs", "all", "any", "iter", "next", "range", "map", "filter", "zip",
-    "enumerate", "isinstance", "callable", "hash", "id", "ord", "chr", "open", "getattr",
-    "setattr", "hasattr", "Exception", "ValueError", "TypeError", "KeyError", "IndexError",
-    "RuntimeError", "AttributeError", "OSError", "NotImplementedError", "StopIteration",
-    "ZeroDivisionError", "AssertionError", "ImportError", "LookupError", "ArithmeticError",
-    "UnicodeError", "UnicodeDecodeError", "UnicodeEncodeError", "Warning", "UserWarning",
-    "DeprecationWarning", "RuntimeWarning", "BaseException", "memoryview", "slice",
-    "property", "staticmethod", "classmethod", "super", "vars", "dir", "format", "divmod",
-    "pow", "round", "bin", "oct", "hex", "ascii", "input", "compile", "eval", "exec",
-})
+_BUILTIN_NAMED = frozenset(
+    {
+        "int",
+        "str",
+        "float",
+        "bytes",
+        "bool",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "tuple",
+        "object",
+        "type",
+        "complex",
+        "bytearray",
+        "len",
+        "repr",
+        "print",
+        "sorted",
+        "reversed",
+        "min",
+        "max",
+        "sum",
+        "abs",
+        "all",
+        "any",
+        "iter",
+        "next",
+        "range",
+        "map",
+        "filter",
+        "zip",
+        "enumerate",
+        "isinstance",
+        "callable",
+        "hash",
+        "id",
+        "ord",
+        "chr",
+        "open",
+        "getattr",
+        "setattr",
+        "hasattr",
+        "Exception",
+        "ValueError",
+        "TypeError",
+        "KeyError",
+        "IndexError",
+        "RuntimeError",
+        "AttributeError",
+        "OSError",
+        "NotImplementedError",
+        "StopIteration",
+        "ZeroDivisionError",
+        "AssertionError",
+        "ImportError",
+        "LookupError",
+        "ArithmeticError",
+        "UnicodeError",
+        "UnicodeDecodeError",
+        "UnicodeEncodeError",
+        "Warning",
+        "UserWarning",
+        "DeprecationWarning",
+        "RuntimeWarning",
+        "BaseException",
+        "memoryview",
+        "slice",
+        "property",
+        "staticmethod",
+        "classmethod",
+        "super",
+        "vars",
+        "dir",
+        "format",
+        "divmod",
+        "pow",
+        "round",
+        "bin",
+        "oct",
+        "hex",
+        "ascii",
+        "input",
+        "compile",
+        "eval",
+        "exec",
+    }
+)
 #: names pytest never hands to pytest_pycollect_makeitem (dunder attributes of modules/classes).
-_IGNORED = frozenset(dir(type("_E", (), {})) + dir(type("_E", (), {})()) + [
-    "__builtins__", "__file__", "__cached__", "__name__", "__doc__", "__package__",
-    "__loader__", "__spec__", "__path__", "__annotations__", "__dict__", "__weakref__",
-    "__module__", "__qualname__"])
+_IGNORED = frozenset(
+    dir(type("_E", (), {}))
+    + dir(type("_E", (), {})())
+    + [
+        "__builtins__",
+        "__file__",
+        "__cached__",
+        "__name__",
+        "__doc__",
+        "__package__",
+        "__loader__",
+        "__spec__",
+        "__path__",
+        "__annotations__",
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__qualname__",
+    ]
+)
 
 
 @dataclass
@@ -106,6 +207,10 @@ class ClassNode:
         return self.binding["name"]
 
 
+#: tags :meth:`Collector.value` returns unchanged.
+_LITERAL_TAGS = frozenset({"s", "b", "i", "f", "c", "B", "N", "x", "lambda", "?"})
+
+
 def matches_option(patterns: list[str], name: str) -> bool:
     """``PyCollector._matches_prefix_or_glob_option``."""
     for option in patterns:
@@ -116,15 +221,39 @@ def matches_option(patterns: list[str], name: str) -> bool:
     return False
 
 
+class _OptionMatcher:
+    """:func:`matches_option` for one option list, prepared once (it runs for every name)."""
+
+    __slots__ = ("globs", "prefixes")
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.prefixes = tuple(patterns)
+        self.globs = [p for p in patterns if "*" in p or "?" in p or "[" in p]
+
+    def __call__(self, name: str) -> bool:
+        if name.startswith(self.prefixes):
+            return True
+        return any(fnmatch.fnmatch(name, g) for g in self.globs) if self.globs else False
+
+
 class Collector:
     """Collects tests and fixtures from module contexts."""
 
-    def __init__(self, index: Index, *, python_classes: list[str], python_functions: list[str],
-                 id_options: IdOptions, empty_parameter_set_mark: str = "skip",
-                 collect_imported_tests: bool = True) -> None:
+    def __init__(
+        self,
+        index: Index,
+        *,
+        python_classes: list[str],
+        python_functions: list[str],
+        id_options: IdOptions,
+        empty_parameter_set_mark: str = "skip",
+        collect_imported_tests: bool = True,
+    ) -> None:
         self.index = index
         self.python_classes = python_classes
         self.python_functions = python_functions
+        self.is_class_name = _OptionMatcher(python_classes)
+        self.is_function_name = _OptionMatcher(python_functions)
         self.id_options = id_options
         self.empty_mark = empty_parameter_set_mark
         self.collect_imported = collect_imported_tests
@@ -149,8 +278,11 @@ class Collector:
         ref = resolve(self.index, ctx, name)
         if isinstance(ref, Ext):
             return ref.name.removeprefix("builtins.")
-        if isinstance(ref, Bound) and ref.ctx.rel.startswith("/") and \
-                ref.binding["k"] in ("func", "class"):
+        if (
+            isinstance(ref, Bound)
+            and ref.ctx.rel.startswith("/")
+            and ref.binding["k"] in ("func", "class")
+        ):
             # an installed library's own definition (pytest's ``fixture`` seen from _pytest)
             for root in ref.ctx.roots[1:]:
                 try:
@@ -179,10 +311,14 @@ class Collector:
                     return None, None
                 b2 = tctx.ns.get(binding["name"])
                 if b2 is None:
-                    sub = (self.index.relative_module(tctx, binding["name"], 1)
-                           if target.name == "__init__.py" else None)
-                    return (ModRef(self.index.ctx(sub)) if sub and self.index.ctx(sub)
-                            else None), None
+                    sub = (
+                        self.index.relative_module(tctx, binding["name"], 1)
+                        if target.name == "__init__.py"
+                        else None
+                    )
+                    return (
+                        ModRef(self.index.ctx(sub)) if sub and self.index.ctx(sub) else None
+                    ), None
                 ctx, binding = tctx, b2
                 continue
             if isinstance(ref, Bound):
@@ -197,7 +333,8 @@ class Collector:
         """Replace references to literal project constants by their values."""
         tag = v[0]
         if tag in ("t", "l"):
-            return [tag, [self.value(ctx, x, depth) for x in v[1]]]
+            # literals stay as they are: no call for them (most elements are literals)
+            return [tag, [x if x[0] in _LITERAL_TAGS else self.value(ctx, x, depth) for x in v[1]]]
         if tag == "add":
             left, right = self.value(ctx, v[1], depth), self.value(ctx, v[2], depth)
             if left[0] in ("t", "l") and right[0] == left[0]:
@@ -226,12 +363,13 @@ class Collector:
             if isinstance(ref, Ext):
                 name = ref.name
                 if name.startswith("builtins."):
-                    short = name[len("builtins."):]
+                    short = name[len("builtins.") :]
                     if short in ("True", "False", "None"):
                         return {"True": ["B", True], "False": ["B", False], "None": ["N"]}[short]
                     obj = getattr(builtins, short, None)
                     if short in _BUILTIN_NAMED or isinstance(
-                            obj, (type, types.BuiltinFunctionType)):
+                        obj, (type, types.BuiltinFunctionType)
+                    ):
                         return ["n", getattr(obj, "__name__", short)]
                 if name in ("pytest.HIDDEN_PARAM", "_pytest.mark.HIDDEN_PARAM"):
                     return ["hidden"]
@@ -273,8 +411,7 @@ class Collector:
         for d in b["decos"]:
             name = d[1] if d[0] in ("r", "call") else None
             canon = self.canon(ctx, name) if name else None
-            if not canon or not (canon.startswith("pytest.mark.") or canon in
-                                 _FIXTURE_DECORATORS):
+            if not canon or not (canon.startswith("pytest.mark.") or canon in _FIXTURE_DECORATORS):
                 return True
         return False
 
@@ -345,8 +482,11 @@ class Collector:
                 info.static = True
             elif canon == "classmethod":
                 info.classmethod_ = True
-            elif canon and d[0] == "call" and (
-                    canon.endswith((".patch", ".patch.object")) or canon in _PATCHERS):
+            elif (
+                canon
+                and d[0] == "call"
+                and (canon.endswith((".patch", ".patch.object")) or canon in _PATCHERS)
+            ):
                 # mock.patch injects an argument unless ``new`` is given (num_mock_patch_args)
                 npos = 2 if canon.endswith("object") else 1
                 if "new" not in d[3] and len(d[2]) <= npos:
@@ -431,7 +571,9 @@ class Collector:
                 if sub["k"] == "func":
                     for d in sub["decos"]:
                         if d[0] == "r" and self.canon(c.ctx, d[1]) in (
-                                "abc.abstractmethod", "abc.abstractproperty"):
+                            "abc.abstractmethod",
+                            "abc.abstractproperty",
+                        ):
                             return True
         return False
 
@@ -496,20 +638,47 @@ class ModuleResult:
 
 
 def _dedup(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for n in names:
-        if n not in seen:
-            seen.add(n)
-            out.append(n)
-    return out
+    """``names`` without repeats, first occurrences kept in order (a new list)."""
+    return list(dict.fromkeys(names))
+
+
+def _usefixtures(marks: list[Mark]) -> tuple[list[str], str | None]:
+    """Names in ``usefixtures`` marks, and why they are not all literal (if so)."""
+    out: list[str] = []
+    dynamic: str | None = None
+    for m in marks:
+        if m.name == "usefixtures":
+            for a in m.args:
+                if a[0] == "s":
+                    out.append(a[1])
+                else:
+                    dynamic = dynamic or "usefixtures argument is not a literal"
+    return out, dynamic
+
+
+@dataclass
+class _Tail:
+    """What a test inherits from its class chain and module (see ``ModuleCollection._tail``)."""
+
+    classes: tuple[str, ...]
+    #: why the class or module marks make the tests dynamic
+    dynamic: str | None
+    marks: list[Mark]
+    names: list[str]
+    usefixtures: list[str]
+    use_dynamic: str | None
+    params: list[Mark]
+    generate: str | None
+    #: the classes themselves, so that the ids in the cache key stay theirs
+    keep: list[ClassNode]
 
 
 class ModuleCollection:
     """Collect one test module (``Module.collect`` and everything below it)."""
 
-    def __init__(self, col: Collector, ctx: ModuleCtx, nodeid: str,
-                 inherited_dynamic: str | None) -> None:
+    def __init__(
+        self, col: Collector, ctx: ModuleCtx, nodeid: str, inherited_dynamic: str | None
+    ) -> None:
         self.col = col
         self.ctx = ctx
         self.nodeid = nodeid
@@ -522,7 +691,9 @@ class ModuleCollection:
         gen = ctx.ns.get("pytest_generate_tests")
         if gen is not None and not self.module_dynamic:
             self.module_dynamic = (
-                f"module defines pytest_generate_tests (line {gen.get('line', 0)})")
+                f"module defines pytest_generate_tests (line {gen.get('line', 0)})"
+            )
+        self._tails: dict[tuple[int, ...], _Tail] = {}
         self.module_marks: list[Mark] | None = []
         pm = ctx.ns.get("pytestmark")
         if pm is not None:
@@ -539,8 +710,11 @@ class ModuleCollection:
         test_attr = ctx.ns.get("__test__")
         if test_attr is not None and test_attr["k"] == "value" and test_attr["v"] == ["B", False]:
             return self.result
-        self.result.fixtures.extend(self._fixtures_of_namespace(
-            [(n, ctx.ns[n], ctx) for n in ctx.order], "module", self.nodeid, is_class=False))
+        self.result.fixtures.extend(
+            self._fixtures_of_namespace(
+                [(n, ctx.ns[n], ctx) for n in ctx.order], "module", self.nodeid, is_class=False
+            )
+        )
         for name in ctx.order:
             if name in _IGNORED:
                 continue
@@ -549,14 +723,25 @@ class ModuleCollection:
 
     # -- fixtures -----------------------------------------------------------------------------
 
-    def _fixtures_of_namespace(self, entries: list[tuple[str, dict[str, Any], ModuleCtx]],
-                               where: str, baseid: str, is_class: bool) -> list[FixtureDef]:
+    def _fixtures_of_namespace(
+        self,
+        entries: list[tuple[str, dict[str, Any], ModuleCtx]],
+        where: str,
+        baseid: str,
+        is_class: bool,
+    ) -> list[FixtureDef]:
         return fixtures_of_namespace(self.col, entries, where, baseid, is_class)
 
     # -- items --------------------------------------------------------------------------------
 
-    def _item(self, name: str, binding: dict[str, Any], ctx: ModuleCtx,
-              classes: list[ClassNode], parent_id: str | None) -> None:
+    def _item(
+        self,
+        name: str,
+        binding: dict[str, Any],
+        ctx: ModuleCtx,
+        classes: list[ClassNode],
+        parent_id: str | None,
+    ) -> None:
         col = self.col
         parent = parent_id or self.nodeid
         target, tctx = col.deref(ctx, binding)
@@ -568,13 +753,13 @@ class ModuleCollection:
                     if col.is_abstract(cls):
                         return
                     self._unittest_class(name, cls, classes, parent, binding, target)
-                elif matches_option(col.python_classes, name) or self._nosetest(cls):
+                elif col.is_class_name(name) or self._nosetest(cls):
                     if col.is_abstract(cls):
                         return
                     self._class(name, cls, classes, parent, binding, target)
                 return
             if kind == "func":
-                if not matches_option(col.python_functions, name):
+                if not col.is_function_name(name):
                     return
                 info = col.func_info(tctx, target)
                 if info.fixture is not None:
@@ -583,43 +768,76 @@ class ModuleCollection:
                 return
             if kind in ("value",):
                 return
-            if kind == "other" and (matches_option(col.python_functions, name)
-                                    or matches_option(col.python_classes, name)):
-                self._dynamic(f"{parent}::{name}", binding.get("line") or 1,
-                              f"{name} is bound to a non-literal expression", name, classes)
+            if kind == "other" and (col.is_function_name(name) or col.is_class_name(name)):
+                self._dynamic(
+                    f"{parent}::{name}",
+                    binding.get("line") or 1,
+                    f"{name} is bound to a non-literal expression",
+                    name,
+                    classes,
+                )
             return
         if isinstance(target, Ext):
-            if matches_option(col.python_functions, name) or matches_option(
-                    col.python_classes, name):
+            if col.is_function_name(name) or col.is_class_name(name):
                 if target.name in _UNITTEST_BASES:
                     return
-                self._dynamic(f"{parent}::{name}", binding.get("line") or 1,
-                              f"{name} is imported from {target.name.rpartition('.')[0]}, "
-                              "outside the project", name, classes)
+                self._dynamic(
+                    f"{parent}::{name}",
+                    binding.get("line") or 1,
+                    f"{name} is imported from {target.name.rpartition('.')[0]}, "
+                    "outside the project",
+                    name,
+                    classes,
+                )
             return
-        if target is None and binding["k"] in ("import", "alias") and (
-                matches_option(col.python_functions, name)
-                or matches_option(col.python_classes, name)):
-            self._dynamic(f"{parent}::{name}", binding.get("line") or 1,
-                          f"{name} could not be resolved", name, classes)
+        if (
+            target is None
+            and binding["k"] in ("import", "alias")
+            and (col.is_function_name(name) or col.is_class_name(name))
+        ):
+            self._dynamic(
+                f"{parent}::{name}",
+                binding.get("line") or 1,
+                f"{name} could not be resolved",
+                name,
+                classes,
+            )
 
     def _nosetest(self, cls: ClassNode) -> bool:
         got = self.col.class_attr(cls, "__test__")
         return got is not None and got[0]["k"] == "value" and got[0]["v"] == ["B", True]
 
-    def _dynamic(self, nodeid: str, line: int, reason: str, name: str,
-                 classes: list[ClassNode]) -> None:
-        self.result.tests.append(TestDef(
-            id=nodeid, file=self.ctx.rel, line=line, name=name,
-            classes=tuple(c.name for c in classes), dynamic=reason))
+    def _dynamic(
+        self, nodeid: str, line: int, reason: str, name: str, classes: list[ClassNode]
+    ) -> None:
+        self.result.tests.append(
+            TestDef(
+                id=nodeid,
+                file=self.ctx.rel,
+                line=line,
+                name=name,
+                classes=tuple(c.name for c in classes),
+                dynamic=reason,
+            )
+        )
 
-    def _class(self, name: str, cls: ClassNode, outer: list[ClassNode], parent: str,
-               binding: dict[str, Any], target: dict[str, Any]) -> None:
+    def _class(
+        self,
+        name: str,
+        cls: ClassNode,
+        outer: list[ClassNode],
+        parent: str,
+        binding: dict[str, Any],
+        target: dict[str, Any],
+    ) -> None:
         col = self.col
         class_id = f"{parent}::{name}"
         test_attr = col.class_attr(cls, "__test__")
-        if test_attr is not None and test_attr[0]["k"] == "value" and \
-                test_attr[0]["v"] == ["B", False]:
+        if (
+            test_attr is not None
+            and test_attr[0]["k"] == "value"
+            and test_attr[0]["v"] == ["B", False]
+        ):
             return
         if cls.dynamic:
             self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
@@ -654,16 +872,26 @@ class ModuleCollection:
                     entries.append((n, sub, c.ctx))
         return self._fixtures_of_namespace(entries, "class", class_id, is_class=True)
 
-    def _unittest_class(self, name: str, cls: ClassNode, outer: list[ClassNode], parent: str,
-                        binding: dict[str, Any], target: dict[str, Any]) -> None:
+    def _unittest_class(
+        self,
+        name: str,
+        cls: ClassNode,
+        outer: list[ClassNode],
+        parent: str,
+        binding: dict[str, Any],
+        target: dict[str, Any],
+    ) -> None:
         col = self.col
         class_id = f"{parent}::{name}"
         if cls.dynamic:
             self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
             return
         test_attr = col.class_attr(cls, "__test__")
-        if test_attr is not None and test_attr[0]["k"] == "value" and \
-                test_attr[0]["v"] == ["B", False]:
+        if (
+            test_attr is not None
+            and test_attr[0]["k"] == "value"
+            and test_attr[0]["v"] == ["B", False]
+        ):
             return
         chain = [*outer, cls]
         self.result.fixtures.extend(self._class_fixtures(cls, class_id))
@@ -677,8 +905,13 @@ class ModuleCollection:
             sub, sctx = members[n]
             target2, tctx = col.deref(sctx, sub)
             if not (isinstance(target2, dict) and tctx is not None):
-                self._dynamic(f"{class_id}::{n}", sub.get("line") or target["line"],
-                              f"{n} is not resolvable", n, chain)
+                self._dynamic(
+                    f"{class_id}::{n}",
+                    sub.get("line") or target["line"],
+                    f"{n} is not resolvable",
+                    n,
+                    chain,
+                )
                 found = True
                 continue
             if target2["k"] == "func":
@@ -687,69 +920,122 @@ class ModuleCollection:
                 found = True
             elif target2["k"] == "class":
                 found = True  # a class is callable too; pytest would make it an item
-                self._dynamic(f"{class_id}::{n}", target2["line"],
-                              f"{n} is a class attribute that is a class", n, chain)
+                self._dynamic(
+                    f"{class_id}::{n}",
+                    target2["line"],
+                    f"{n} is a class attribute that is a class",
+                    n,
+                    chain,
+                )
             elif target2["k"] == "other":
                 found = True
-                self._dynamic(f"{class_id}::{n}", sub.get("line") or target["line"],
-                              f"{n} is bound to a non-literal expression", n, chain)
+                self._dynamic(
+                    f"{class_id}::{n}",
+                    sub.get("line") or target["line"],
+                    f"{n} is bound to a non-literal expression",
+                    n,
+                    chain,
+                )
         if not found and "runTest" in members:
             sub, sctx = members["runTest"]
             target2, tctx = col.deref(sctx, sub)
             if isinstance(target2, dict) and tctx is not None and target2["k"] == "func":
-                self._function("runTest", target2, tctx, col.func_info(tctx, target2), chain,
-                               class_id, sub, unittest=True)
+                self._function(
+                    "runTest",
+                    target2,
+                    tctx,
+                    col.func_info(tctx, target2),
+                    chain,
+                    class_id,
+                    sub,
+                    unittest=True,
+                )
 
     # -- functions ----------------------------------------------------------------------------
 
-    def _function(self, name: str, f: dict[str, Any], fctx: ModuleCtx, info: FuncInfo,
-                  classes: list[ClassNode], parent: str, binding: dict[str, Any],
-                  unittest: bool = False) -> None:
+    def _tail(self, classes: list[ClassNode]) -> _Tail:
+        """The marks a test inherits from its classes and module (the same for every test of
+        a class: computed once per class chain)."""
+        key = tuple(id(c) for c in classes)
+        got = self._tails.get(key)
+        if got is not None:
+            return got
         col = self.col
+        dynamic: str | None = None
+        class_marks: list[Mark] = []
+        for cls in reversed(classes):
+            cm = col.class_marks(cls)
+            if cm is None:
+                dynamic = dynamic or f"pytestmark of class {cls.name} is not literal"
+                cm = []
+            class_marks.extend(cm)
+        if self.module_marks is None:
+            dynamic = dynamic or "module pytestmark is not literal"
+        marks = class_marks + (self.module_marks or [])
+        usefixtures, use_dynamic = _usefixtures(marks)
+        got = _Tail(
+            classes=tuple(c.name for c in classes),
+            dynamic=dynamic,
+            marks=marks,
+            names=[m.name for m in marks],
+            usefixtures=usefixtures,
+            use_dynamic=use_dynamic,
+            params=[m for m in marks if m.name == "parametrize"],
+            generate=(
+                f"class {classes[-1].name} defines pytest_generate_tests"
+                if classes and col.class_attr(classes[-1], "pytest_generate_tests") is not None
+                else None
+            ),
+            keep=classes,
+        )
+        self._tails[key] = got
+        return got
+
+    def _function(
+        self,
+        name: str,
+        f: dict[str, Any],
+        fctx: ModuleCtx,
+        info: FuncInfo,
+        classes: list[ClassNode],
+        parent: str,
+        binding: dict[str, Any],
+        unittest: bool = False,
+    ) -> None:
+        tail = self._tail(classes)
         base_id = f"{parent}::{name}"
-        classes_t = tuple(c.name for c in classes)
+        # the first reason found wins, in this order
         dynamic: str | None = self.module_dynamic
-        if f.get("cond") is not None and not dynamic:
-            dynamic = f"defined under a conditional statement (line {f['cond']})"
-        if binding is not f and binding.get("cond") is not None and not dynamic:
-            dynamic = f"bound under a conditional statement (line {binding['cond']})"
-        if f["gen"] and not unittest and not dynamic:
-            dynamic = "generator function: pytest reports a collection error"
-        if classes and not unittest:
-            cls = classes[-1]
-            gen = col.class_attr(cls, "pytest_generate_tests")
-            if gen is not None and not dynamic:
-                dynamic = f"class {cls.name} defines pytest_generate_tests"
+        if not dynamic:
+            if f.get("cond") is not None:
+                dynamic = f"defined under a conditional statement (line {f['cond']})"
+            elif binding is not f and binding.get("cond") is not None:
+                dynamic = f"bound under a conditional statement (line {binding['cond']})"
+            elif f["gen"] and not unittest:
+                dynamic = "generator function: pytest reports a collection error"
+            elif classes and not unittest and tail.generate:
+                dynamic = tail.generate
+        dynamic = dynamic or tail.dynamic
         # argnames (getfuncargnames)
-        argnames = list(f["args"])
+        argnames = f["args"]
         if classes and not info.static and not f["posonly"]:
             argnames = argnames[1:]
         if info.patches:
-            argnames = argnames[info.patches:]
-        # marks in iter_markers order
-        marks: list[Mark] = list(info.marks)
-        class_marks: list[Mark] = []
-        for cls in reversed(classes):
-            got = col.class_marks(cls)
-            if got is None:
-                dynamic = dynamic or f"pytestmark of class {cls.name} is not literal"
-                got = []
-            class_marks.extend(got)
-        if self.module_marks is None:
-            dynamic = dynamic or "module pytestmark is not literal"
-        all_marks = marks + class_marks + (self.module_marks or [])
-        if info.unknown_marks and not dynamic:
-            # an unresolvable decorator name might be a mark alias carrying parametrize
-            pass
-        usefixtures: list[str] = []
-        for m in all_marks:
-            if m.name == "usefixtures":
-                for a in m.args:
-                    if a[0] == "s":
-                        usefixtures.append(a[1])
-                    else:
-                        dynamic = dynamic or "usefixtures argument is not a literal"
-        param_marks = [m for m in all_marks if m.name == "parametrize"]
+            argnames = argnames[info.patches :]
+        # marks in iter_markers order: the function's own, then the tail's
+        marks = info.marks
+        if marks:
+            usefixtures, use_dynamic = _usefixtures(marks)
+            dynamic = dynamic or use_dynamic or tail.use_dynamic
+            usefixtures += tail.usefixtures
+            param_marks = [m for m in marks if m.name == "parametrize"] + tail.params
+            mark_names = _dedup([m.name for m in marks])
+        else:
+            dynamic = dynamic or tail.use_dynamic
+            usefixtures = tail.usefixtures
+            param_marks = tail.params
+            mark_names = []
+        tail_marks = tail.names
         direct: list[str] = []
         calls: list[tuple[list[str], list[str]]] = [([], [])]
         argseen: set[str] = set()
@@ -760,7 +1046,7 @@ class ModuleCollection:
             except Dynamic as exc:
                 param_dynamic = param_dynamic or f"parametrize: {exc}"
                 continue
-            if argseen & set(names):
+            if argseen.intersection(names):
                 param_dynamic = param_dynamic or "duplicate parametrization (pytest fails)"
                 continue
             argseen.update(names)
@@ -772,27 +1058,54 @@ class ModuleCollection:
                 for pid, ps in zip(ids, sets, strict=True):
                     new.append((idl if pid is HIDDEN else [*idl, pid], mk + ps.marks))
             calls = new
-        fixtures = [n for n in _dedup(usefixtures + argnames) if n not in direct]
         if unittest:
             fixtures = _dedup(usefixtures)
-        mark_names = _dedup([m.name for m in marks])
-        tail_marks = [m.name for m in class_marks + (self.module_marks or [])]
+        elif direct:
+            fixtures = [n for n in _dedup(usefixtures + argnames) if n not in direct]
+        else:
+            fixtures = _dedup(usefixtures + argnames)
         def_file = fctx.rel if fctx is not self.ctx else None
         line = f["line"]
+        is_async = f["async"]
+        file = self.ctx.rel
+        classes_t = tail.classes
         dyn = dynamic or param_dynamic
+        tests = self.result.tests
         if dyn or not param_marks:
-            self.result.tests.append(TestDef(
-                id=base_id, file=self.ctx.rel, line=line, name=name, classes=classes_t,
-                is_async=f["async"], marks=_dedup(mark_names + tail_marks), fixtures=fixtures,
-                dynamic=dyn, def_file=def_file, unittest=unittest, direct_params=direct))
+            tests.append(
+                TestDef(
+                    base_id,
+                    file,
+                    line,
+                    name,
+                    classes_t,
+                    is_async,
+                    _dedup(mark_names + tail_marks) if mark_names else _dedup(tail_marks),
+                    fixtures,
+                    dyn,
+                    def_file,
+                    unittest,
+                    direct,
+                )
+            )
             return
         for idl, pmarks in calls:
-            nodeid = f"{base_id}[{'-'.join(idl)}]" if idl else base_id
-            self.result.tests.append(TestDef(
-                id=nodeid, file=self.ctx.rel, line=line, name=name, classes=classes_t,
-                is_async=f["async"], marks=_dedup(mark_names + pmarks + tail_marks),
-                fixtures=fixtures, dynamic=None, def_file=def_file, unittest=unittest,
-                direct_params=direct))
+            tests.append(
+                TestDef(
+                    f"{base_id}[{'-'.join(idl)}]" if idl else base_id,
+                    file,
+                    line,
+                    name,
+                    classes_t,
+                    is_async,
+                    _dedup(mark_names + pmarks + tail_marks),
+                    fixtures,
+                    None,
+                    def_file,
+                    unittest,
+                    direct,
+                )
+            )
 
     def _parametrize(self, m: Mark) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
         col = self.col
@@ -834,8 +1147,7 @@ class ModuleCollection:
                     pmarks = [x.name for x in got]
                     if "usefixtures" in pmarks:
                         raise Dynamic("pytest.param with usefixtures (pytest fails)")
-                if "**" in pkw or any(a[0] == "?" and a[1] == "starred argument"
-                                      for a in pargs):
+                if "**" in pkw or any(a[0] == "?" and a[1] == "starred argument" for a in pargs):
                     raise Dynamic("pytest.param with unpacked arguments")
                 sets.append(ParamSet(list(pargs), pid, pmarks))
             elif force_tuple:
@@ -871,8 +1183,12 @@ class ModuleCollection:
         if not sets:
             if self.col.empty_mark == "fail_at_collect":
                 raise Dynamic("empty parameter set with fail_at_collect")
-            return names, [ParamSet([["N"]] * len(names), "NOTSET",
-                                    [self.col.empty_mark])], ["NOTSET"], indirect
+            return (
+                names,
+                [ParamSet([["N"]] * len(names), "NOTSET", [self.col.empty_mark])],
+                ["NOTSET"],
+                indirect,
+            )
         for ps in sets:
             if ps.id is None and len(ps.values) != len(names):
                 raise Dynamic("number of values differs from argnames (pytest fails)")
@@ -886,9 +1202,14 @@ def _why(v: Value) -> str:
     return {"param": "pytest.param", "n": "a name"}.get(v[0], v[0])
 
 
-def fixtures_of_namespace(col: Collector, entries: list[tuple[str, dict[str, Any], ModuleCtx]],
-                          where: str, baseid: str, is_class: bool,
-                          follow_imports: bool = True) -> list[FixtureDef]:
+def fixtures_of_namespace(
+    col: Collector,
+    entries: list[tuple[str, dict[str, Any], ModuleCtx]],
+    where: str,
+    baseid: str,
+    is_class: bool,
+    follow_imports: bool = True,
+) -> list[FixtureDef]:
     """Fixture functions bound in a namespace (``parsefactories``: names in ``dir()`` order).
 
     ``follow_imports=False`` considers only functions defined in the namespace itself (used
@@ -959,10 +1280,21 @@ def fixtures_of_namespace(col: Collector, entries: list[tuple[str, dict[str, Any
             except Dynamic as exc:
                 params_dynamic = str(exc)
                 params = None
-        out.append(FixtureDef(
-            name=fname, scope=scope, autouse=autouse, deps=deps, file=tctx.rel,
-            line=target["line"], where=where, baseid=baseid, params=params,
-            params_dynamic=params_dynamic, funcname=target["name"] if fname != name else None))
+        out.append(
+            FixtureDef(
+                name=fname,
+                scope=scope,
+                autouse=autouse,
+                deps=deps,
+                file=tctx.rel,
+                line=target["line"],
+                where=where,
+                baseid=baseid,
+                params=params,
+                params_dynamic=params_dynamic,
+                funcname=target["name"] if fname != name else None,
+            )
+        )
         if "params" in kw and params is None and params_dynamic is None:
             out[-1].params_dynamic = "params are not literal"
     return out

@@ -8,17 +8,16 @@ by :mod:`.cache`), and collects tests and fixtures from the summaries (:mod:`.co
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .cache import CacheStats, Inputs, SummaryCache
+from .cache import CacheStats, Inputs, SummaryCache, gc_paused
 from .collect import Collector, ModuleCollection, fixtures_of_namespace
 from .ini import (
     CollectOptions,
@@ -89,16 +88,23 @@ class _Slice:
 class _Run:
     """The state of one discovery: loaded modules, the index, the collector and the walker."""
 
-    def __init__(self, config: ProjectConfig, opts: CollectOptions, cache: SummaryCache,
-                 inputs: Inputs, sp: tuple[Path, ...]) -> None:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        opts: CollectOptions,
+        cache: SummaryCache,
+        inputs: Inputs,
+        sp: tuple[Path, ...],
+    ) -> None:
         self.config = config
         self.cache = cache
         self.inputs = inputs
         self.sp = sp
         self.rootdir = rootdir = config.rootdir
         pythonpath_base = config.inifile.parent if config.inifile else rootdir
-        self.extra_roots = [Path(os.path.normpath(pythonpath_base / p))
-                            for p in config.get("pythonpath")]
+        self.extra_roots = [
+            Path(os.path.normpath(pythonpath_base / p)) for p in config.get("pythonpath")
+        ]
         self.ctxs: dict[Path, ModuleCtx | None] = {}
         self.errors: dict[Path, str] = {}
         # per directory: (inside the rootdir, the import roots of its modules); modules of
@@ -109,16 +115,21 @@ class _Run:
         self._rel_dirs: dict[str, str | None] = {}
         self.index = Index(self.load, inputs.probe)
         idopts = IdOptions(
-            disable_escaping=bool(config.get(
-                "disable_test_id_escaping_and_forfeit_all_rights_to_community_support")),
+            disable_escaping=bool(
+                config.get("disable_test_id_escaping_and_forfeit_all_rights_to_community_support")
+            ),
             long_str_strategy=_long_str_strategy(config, sp),
-            strict_ids=bool(config.get("strict_parametrization_ids")
-                            if config.get("strict_parametrization_ids") is not None
-                            else config.get("strict")),
+            strict_ids=bool(
+                config.get("strict_parametrization_ids")
+                if config.get("strict_parametrization_ids") is not None
+                else config.get("strict")
+            ),
         )
         self.collector = Collector(
-            self.index, python_classes=config.get("python_classes"),
-            python_functions=config.get("python_functions"), id_options=idopts,
+            self.index,
+            python_classes=config.get("python_classes"),
+            python_functions=config.get("python_functions"),
+            id_options=idopts,
             empty_parameter_set_mark=str(config.get("empty_parameter_set_mark")),
             collect_imported_tests=bool(config.get("collect_imported_tests")),
         )
@@ -153,8 +164,16 @@ class _Run:
         if roots is None:
             rootdir = self.rootdir
             if rootdir in path.parents:
-                roots = tuple(dict.fromkeys([_package_base(path, self.inputs.probe), rootdir,
-                                             rootdir / "src", *self.extra_roots]))
+                roots = tuple(
+                    dict.fromkeys(
+                        [
+                            _package_base(path, self.inputs.probe),
+                            rootdir,
+                            rootdir / "src",
+                            *self.extra_roots,
+                        ]
+                    )
+                )
             else:
                 roots = (_package_base(path), *self.sp)
             roots = self._dir_roots[parent] = self._roots_interned.setdefault(roots, roots)
@@ -234,8 +253,9 @@ class _Run:
             ctx = self.load(item.path)
             relpath = self.rel(item.path)
             if ctx is None:
-                out.errors.append(DiscoveryError(relpath, 1,
-                                                 self.errors.get(item.path, "unreadable")))
+                out.errors.append(
+                    DiscoveryError(relpath, 1, self.errors.get(item.path, "unreadable"))
+                )
                 continue
             err = ctx.summary.get("error")
             if err is not None:
@@ -244,42 +264,67 @@ class _Run:
             inherited = None
             for ct in walker.conftests_for(item.path.parent):
                 if _GENERATE_HOOK in ct.hooks:
-                    inherited = (f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
-                                 "pytest_generate_tests")
+                    inherited = (
+                        f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
+                        "pytest_generate_tests"
+                    )
             got = ModuleCollection(self.collector, ctx, relpath, inherited).run()
             tests = got.tests
             if item.selectors is not None:
                 from ..nodeid import matches_selection
 
-                tests = [t for t in tests if any(matches_selection(t.id, s) or (
-                    t.dynamic and t.covers(s)) for s in item.selectors)]
+                tests = [
+                    t
+                    for t in tests
+                    if any(
+                        matches_selection(t.id, s) or (t.dynamic and t.covers(s))
+                        for s in item.selectors
+                    )
+                ]
             out.tests.extend(tests)
             out.fixtures.extend(got.fixtures)
             out.imports[relpath] = _imports(self.index, ctx)
         return out
 
     def _work(self, items: list[WalkItem]) -> bytes:
-        """In a worker: collect ``items``; return the slice, the new cache entries, what was
-        read and the cache statistics, as one JSON document."""
+        """In a worker: collect ``items``; return the slice, what was read and the cache
+        statistics as one JSON document, followed by the new cache entries as another (see
+        :meth:`_merge`)."""
         gc.disable()  # the worker is short-lived and makes no reference cycles worth freeing
         self.cache.begin_delta()
         self.inputs.begin_delta()
         part = self.collect_slice(items)
-        cache_delta, stats = self.cache.delta()
+        keys, entries, stats = self.cache.delta()
         files, dirs = self.inputs.delta()
-        return orjson.dumps({
-            "tests": [t.to_cache() for t in part.tests],
-            "fixtures": [f.to_cache() for f in part.fixtures],
-            "errors": [[e.file, e.line, e.message, e.kind] for e in part.errors],
-            "imports": [[k, [[i.module, i.file] for i in v]] for k, v in part.imports.items()],
-            "entries": cache_delta, "stats": stats, "files": files, "dirs": dirs, "ok": True,
-        })
+        head = orjson.dumps(
+            {
+                "tests": [t.to_cache() for t in part.tests],
+                "fixtures": [f.to_cache() for f in part.fixtures],
+                "errors": [[e.file, e.line, e.message, e.kind] for e in part.errors],
+                "imports": [[k, [[i.module, i.file] for i in v]] for k, v in part.imports.items()],
+                "keys": keys,
+                "stats": stats,
+                "files": files,
+                "dirs": dirs,
+                "entries_size": len(entries),
+            }
+        )
+        return len(head).to_bytes(8, "big") + head + entries
 
     def _merge(self, data: bytes) -> _Slice | None:
-        """Decode a worker's document; fold its cache entries and inputs into this run's."""
+        """Decode a worker's result; fold its cache entries and inputs into this run's.
+
+        None when it is not whole (the caller then does the worker's share itself)."""
         try:
-            doc = orjson.loads(data)
-            if not (isinstance(doc, dict) and doc.get("ok") is True):
+            n = int.from_bytes(data[:8], "big")
+            doc = orjson.loads(data[8 : 8 + n])
+            entries = data[8 + n :]
+            if not (
+                isinstance(doc, dict)
+                and doc["entries_size"] == len(entries)
+                and entries[:1] == b"{"
+                and entries[-1:] == b"}"
+            ):
                 return None
             part = _Slice(
                 [TestDef.from_cache(r) for r in doc["tests"]],
@@ -287,10 +332,10 @@ class _Run:
                 [DiscoveryError(*e) for e in doc["errors"]],
                 {k: [ModuleImport(m, f) for m, f in v] for k, v in doc["imports"]},
             )
-            entries, stats, files, dirs = doc["entries"], doc["stats"], doc["files"], doc["dirs"]
+            keys, stats, files, dirs = doc["keys"], doc["stats"], doc["files"], doc["dirs"]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
-        self.cache.merge_delta(entries, stats)
+        self.cache.merge_delta(keys, entries, stats)
         self.inputs.merge_delta(files, dirs)
         return part
 
@@ -311,10 +356,15 @@ def _split(items: list[WalkItem], n: int) -> list[list[WalkItem]]:
     return out
 
 
-def discover(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
-             options: CollectOptions | None = None, use_cache: bool = True,
-             site_packages: Sequence[Path] | None = None,
-             with_plugins: bool = True) -> Discovery:
+def discover(
+    args: Sequence[str] = (),
+    *,
+    invocation_dir: Path | None = None,
+    options: CollectOptions | None = None,
+    use_cache: bool = True,
+    site_packages: Sequence[Path] | None = None,
+    with_plugins: bool = True,
+) -> Discovery:
     """Discover tests and fixtures for pytest-style ``args`` (paths or node ids).
 
     Tests whose ids depend on parametrized fixtures are completed by ``tach.resolver``, and
@@ -328,35 +378,28 @@ def discover(args: Sequence[str] = (), *, invocation_dir: Path | None = None,
     With many test modules to read, forked worker processes (one per available CPU, see
     :mod:`.pool`) each parse and collect a contiguous share of them.
     """
-    with _gc_paused():
+    with gc_paused():
         return _discover(args, invocation_dir, options, use_cache, site_packages, with_plugins)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector.
-
-    Discovery allocates hundreds of thousands of small, long-lived objects (summaries, ASTs,
-    records) and almost no reference cycles; every collection would traverse all of them,
-    for nothing, which costs a tenth of a cold run and more. Collections resume afterwards.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def _discover(args: Sequence[str], invocation_dir: Path | None, options: CollectOptions | None,
-              use_cache: bool, site_packages: Sequence[Path] | None,
-              with_plugins: bool) -> Discovery:
+def _discover(
+    args: Sequence[str],
+    invocation_dir: Path | None,
+    options: CollectOptions | None,
+    use_cache: bool,
+    site_packages: Sequence[Path] | None,
+    with_plugins: bool,
+) -> Discovery:
     inv = (invocation_dir or Path.cwd()).absolute()
     cli = options or CollectOptions()
     cli_paths = list(args) + list(cli.paths)
-    config = determine_config(cli_paths, inifile=cli.inifile, rootdir=cli.rootdir,
-                              invocation_dir=inv, overrides=cli.overrides)
+    config = determine_config(
+        cli_paths,
+        inifile=cli.inifile,
+        rootdir=cli.rootdir,
+        invocation_dir=inv,
+        overrides=cli.overrides,
+    )
     opts = split_pytest_args(addopts_args(config))
     # command line over addopts
     addopt_paths = opts.paths
@@ -394,8 +437,10 @@ def _discover(args: Sequence[str], invocation_dir: Path | None, options: Collect
         inputs.directory(d)  # a config file appearing here would move the rootdir
         if d == config.rootdir or d.parent == d:
             break
-    sp = tuple(Path(p) for p in (site_packages if site_packages is not None
-                                 else site_packages_of_current()))
+    sp = tuple(
+        Path(p)
+        for p in (site_packages if site_packages is not None else site_packages_of_current())
+    )
     run = _Run(config, opts, cache, inputs, sp)
     try:
         return _run_discovery(run, paths, with_plugins)
@@ -412,8 +457,9 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
     load = run.load
     items = walker.walk(paths)
 
-    result = DiscoveryResult(rootdir=str(run.rootdir),
-                             inifile=str(config.inifile) if config.inifile else None)
+    result = DiscoveryResult(
+        rootdir=str(run.rootdir), inifile=str(config.inifile) if config.inifile else None
+    )
     got = run.collect(items)
     result.tests = got.tests
     result.fixtures = got.fixtures
@@ -428,54 +474,95 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
             continue
         if ct.ctx is None:
             continue
-        result.fixtures.extend(fixtures_of_namespace(
-            collector, [(n, ct.ctx.ns[n], ct.ctx) for n in ct.ctx.order], "conftest",
-            ct.baseid, is_class=False))
+        result.fixtures.extend(
+            fixtures_of_namespace(
+                collector,
+                [(n, ct.ctx.ns[n], ct.ctx) for n in ct.ctx.order],
+                "conftest",
+                ct.baseid,
+                is_class=False,
+            )
+        )
         if ct.ignore_dynamic:
-            result.warnings.append(DiscoveryError(walker.rel(ct.path), 1, ct.ignore_dynamic,
-                                                  "warning"))
+            result.warnings.append(
+                DiscoveryError(walker.rel(ct.path), 1, ct.ignore_dynamic, "warning")
+            )
         for plugin in ct.pytest_plugins:
             f = index.find_module(plugin, ct.ctx.roots)
             pctx = load(f) if f else None
             if pctx is not None:
-                result.fixtures.extend(fixtures_of_namespace(
-                    collector, [(n, pctx.ns[n], pctx) for n in pctx.order], "plugin", "",
-                    is_class=False))
+                result.fixtures.extend(
+                    fixtures_of_namespace(
+                        collector,
+                        [(n, pctx.ns[n], pctx) for n in pctx.order],
+                        "plugin",
+                        "",
+                        is_class=False,
+                    )
+                )
     for baseid, hook, line, _name in dynamic_scopes(list(walker.used_conftests.values())):
         where = f"{baseid}/conftest.py" if baseid else "conftest.py"
-        result.tests.append(TestDef(
-            id=f"{baseid}/" if baseid else "", file=where, line=line, name=hook,
-            dynamic=f"{where}:{line} defines {hook}: pytest may collect other items here"))
+        result.tests.append(
+            TestDef(
+                id=f"{baseid}/" if baseid else "",
+                file=where,
+                line=line,
+                name=hook,
+                dynamic=f"{where}:{line} defines {hook}: pytest may collect other items here",
+            )
+        )
 
     def fixtures_of(ctx: ModuleCtx, where: str) -> list[FixtureDef]:
-        return fixtures_of_namespace(collector, [(n, ctx.ns[n], ctx) for n in ctx.order],
-                                     where, "", is_class=False, follow_imports=False)
+        return fixtures_of_namespace(
+            collector,
+            [(n, ctx.ns[n], ctx) for n in ctx.order],
+            where,
+            "",
+            is_class=False,
+            follow_imports=False,
+        )
 
     plugins: list[PluginInfo] = []
     if with_plugins:
         builtin, plugins = plugin_fixtures(sp, opts.disabled_plugins, fixtures_of, load)
         result.fixtures[:0] = builtin
     for p in plugins:
-        interesting = [h for h in p.hooks if h in ("pytest_collect_file",
-                                                   "pytest_generate_tests",
-                                                   "pytest_collection_modifyitems")]
+        interesting = [
+            h
+            for h in p.hooks
+            if h
+            in ("pytest_collect_file", "pytest_generate_tests", "pytest_collection_modifyitems")
+        ]
         if interesting:
-            result.warnings.append(DiscoveryError(
-                p.file or p.module, 0,
-                f"installed plugin {p.name} implements {', '.join(interesting)}", "warning"))
+            result.warnings.append(
+                DiscoveryError(
+                    p.file or p.module,
+                    0,
+                    f"installed plugin {p.name} implements {', '.join(interesting)}",
+                    "warning",
+                )
+            )
 
     cache.save()
-    return Discovery(result, config, opts, cache.stats, plugins, 0,
-                     plugins_complete=with_plugins and all(p.file for p in plugins),
-                     inputs=inputs)
+    return Discovery(
+        result,
+        config,
+        opts,
+        cache.stats,
+        plugins,
+        0,
+        plugins_complete=with_plugins and all(p.file for p in plugins),
+        inputs=inputs,
+    )
 
 
 def apply_selection(d: Discovery) -> None:
     """Apply ``-k``, ``-m`` and ``--deselect`` (after fixture parametrization expanded ids)."""
     from .select import select
 
-    d.result.tests, d.deselected = select(d.result.tests, d.options.keyword,
-                                          d.options.markexpr, d.options.deselect)
+    d.result.tests, d.deselected = select(
+        d.result.tests, d.options.keyword, d.options.markexpr, d.options.deselect
+    )
 
 
 def _long_str_strategy(config: ProjectConfig, sp: Sequence[Path]) -> str:
@@ -507,8 +594,9 @@ def _imports(index: Index, ctx: ModuleCtx) -> list[ModuleImport]:
             # ``from pkg import mod`` may name a submodule
             sub = index.module_of_import(ctx, f"{module}.{n}" if module else n, level)
             if sub is not None:
-                out.append(ModuleImport(f"{display}.{n}" if module else display + n,
-                                        _rel(ctx, sub)))
+                out.append(
+                    ModuleImport(f"{display}.{n}" if module else display + n, _rel(ctx, sub))
+                )
     return out
 
 
@@ -521,4 +609,3 @@ def _rel(ctx: ModuleCtx, path: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-

@@ -21,11 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 class ConfigError(Exception):
     """A configuration or usage problem (exit code 4)."""
@@ -36,8 +31,17 @@ INI_DEFAULTS: dict[str, Any] = {
     "python_files": ["test_*.py", "*_test.py"],
     "python_classes": ["Test"],
     "python_functions": ["test"],
-    "norecursedirs": ["*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv",
-                      "{arch}"],
+    "norecursedirs": [
+        "*.egg",
+        ".*",
+        "_darcs",
+        "build",
+        "CVS",
+        "dist",
+        "node_modules",
+        "venv",
+        "{arch}",
+    ],
     "testpaths": [],
     "usefixtures": [],
     "addopts": [],
@@ -53,12 +57,24 @@ INI_DEFAULTS: dict[str, Any] = {
     "asyncio_mode": "strict",
 }
 
-_ARGS_OPTIONS = {"python_files", "python_classes", "python_functions", "norecursedirs",
-                 "testpaths", "usefixtures", "addopts", "pythonpath"}
+_ARGS_OPTIONS = {
+    "python_files",
+    "python_classes",
+    "python_functions",
+    "norecursedirs",
+    "testpaths",
+    "usefixtures",
+    "addopts",
+    "pythonpath",
+}
 _LINELIST_OPTIONS = {"markers"}
-_BOOL_OPTIONS = {"collect_imported_tests", "consider_namespace_packages", "strict",
-                 "strict_parametrization_ids",
-                 "disable_test_id_escaping_and_forfeit_all_rights_to_community_support"}
+_BOOL_OPTIONS = {
+    "collect_imported_tests",
+    "consider_namespace_packages",
+    "strict",
+    "strict_parametrization_ids",
+    "disable_test_id_escaping_and_forfeit_all_rights_to_community_support",
+}
 
 
 def _ini_section(path: Path, section: str) -> dict[str, str] | None:
@@ -74,6 +90,11 @@ def _ini_section(path: Path, section: str) -> dict[str, str] | None:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    # imported here: most projects are configured in an ini file, and every start counts
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -224,9 +245,14 @@ class ProjectConfig:
         return [str(self.rootdir), sorted((k, repr(v)) for k, v in self.ini.items())]
 
 
-def determine_config(args: Sequence[str], *, inifile: str | None = None,
-                     rootdir: str | None = None, invocation_dir: Path | None = None,
-                     overrides: Sequence[str] = ()) -> ProjectConfig:
+def determine_config(
+    args: Sequence[str],
+    *,
+    inifile: str | None = None,
+    rootdir: str | None = None,
+    invocation_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> ProjectConfig:
     """Find the rootdir and config file for ``args`` as ``determine_setup`` does.
 
     ``args`` are the positional (path or node id) arguments; ``inifile`` is ``-c``,
@@ -242,15 +268,18 @@ def determine_config(args: Sequence[str], *, inifile: str | None = None,
         if not p.exists():
             raise ConfigError(f"Config file '{p}' not found. Check your '-c/--config-file' option.")
         if p.is_dir():
-            raise ConfigError(f"Config file '{p}' is a directory. "
-                              "Check your '-c/--config-file' option.")
+            raise ConfigError(
+                f"Config file '{p}' is a directory. Check your '-c/--config-file' option."
+            )
         inipath = p
         loader = LOADERS.get(p.name) or _SUFFIX_LOADERS.get(p.suffix)
         if loader is not None:
             cfg = loader(p) or {}
         elif p.is_file():
-            raise ConfigError(f"Config file '{p}' has an unsupported format. "
-                              "Supported extensions are: .cfg, .ini, .toml.")
+            raise ConfigError(
+                f"Config file '{p}' has an unsupported format. "
+                "Supported extensions are: .cfg, .ini, .toml."
+            )
         if rootdir is None:
             if p.is_file():
                 root = p.parent
@@ -288,23 +317,86 @@ def determine_config(args: Sequence[str], *, inifile: str | None = None,
 
 #: Options of pytest (and common plugins) that take a value as the next argument.
 _VALUE_OPTIONS = {
-    "-k", "-m", "-c", "-o", "-p", "-r", "-W", "-n", "--rootdir", "--confcutdir", "--ignore",
-    "--ignore-glob", "--deselect", "--basetemp", "--junitxml", "--junit-xml", "--durations",
-    "--durations-min", "--maxfail", "--tb", "--capture", "--color", "--code-highlight",
-    "--import-mode", "--log-level", "--log-format", "--log-date-format", "--log-cli-level",
-    "--log-cli-format", "--log-cli-date-format", "--log-file", "--log-file-level",
-    "--log-file-format", "--log-file-date-format", "--log-file-mode", "--config-file",
-    "--override-ini", "--pyargs-dir", "--cov-report", "--cov-config", "--cov-fail-under",
-    "--timeout", "--timeout-method", "--reruns", "--reruns-delay", "--dist", "--tx",
-    "--maxprocesses", "--report-log", "--asyncio-mode", "--hypothesis-profile",
-    "--hypothesis-seed", "--hypothesis-verbosity", "--benchmark-columns", "--benchmark-sort",
-    "--benchmark-group-by", "--benchmark-save", "--benchmark-json", "--benchmark-storage",
-    "--benchmark-min-rounds", "--benchmark-max-time", "--benchmark-min-time",
-    "--benchmark-timer", "--benchmark-calibration-precision", "--benchmark-warmup",
-    "--benchmark-warmup-iterations", "--benchmark-compare", "--benchmark-compare-fail",
-    "--benchmark-cprofile", "--benchmark-histogram", "--benchmark-name", "-x-unused",
-    "--strict-parametrization-ids-unused", "--runxfail-unused", "--debug-unused",
-    "--verbosity", "--doctest-glob", "--doctest-report", "--lf-unused", "--last-failed-no-failures",
+    "-k",
+    "-m",
+    "-c",
+    "-o",
+    "-p",
+    "-r",
+    "-W",
+    "-n",
+    "--rootdir",
+    "--confcutdir",
+    "--ignore",
+    "--ignore-glob",
+    "--deselect",
+    "--basetemp",
+    "--junitxml",
+    "--junit-xml",
+    "--durations",
+    "--durations-min",
+    "--maxfail",
+    "--tb",
+    "--capture",
+    "--color",
+    "--code-highlight",
+    "--import-mode",
+    "--log-level",
+    "--log-format",
+    "--log-date-format",
+    "--log-cli-level",
+    "--log-cli-format",
+    "--log-cli-date-format",
+    "--log-file",
+    "--log-file-level",
+    "--log-file-format",
+    "--log-file-date-format",
+    "--log-file-mode",
+    "--config-file",
+    "--override-ini",
+    "--pyargs-dir",
+    "--cov-report",
+    "--cov-config",
+    "--cov-fail-under",
+    "--timeout",
+    "--timeout-method",
+    "--reruns",
+    "--reruns-delay",
+    "--dist",
+    "--tx",
+    "--maxprocesses",
+    "--report-log",
+    "--asyncio-mode",
+    "--hypothesis-profile",
+    "--hypothesis-seed",
+    "--hypothesis-verbosity",
+    "--benchmark-columns",
+    "--benchmark-sort",
+    "--benchmark-group-by",
+    "--benchmark-save",
+    "--benchmark-json",
+    "--benchmark-storage",
+    "--benchmark-min-rounds",
+    "--benchmark-max-time",
+    "--benchmark-min-time",
+    "--benchmark-timer",
+    "--benchmark-calibration-precision",
+    "--benchmark-warmup",
+    "--benchmark-warmup-iterations",
+    "--benchmark-compare",
+    "--benchmark-compare-fail",
+    "--benchmark-cprofile",
+    "--benchmark-histogram",
+    "--benchmark-name",
+    "-x-unused",
+    "--strict-parametrization-ids-unused",
+    "--runxfail-unused",
+    "--debug-unused",
+    "--verbosity",
+    "--doctest-glob",
+    "--doctest-report",
+    "--lf-unused",
+    "--last-failed-no-failures",
 }
 
 
@@ -342,8 +434,11 @@ def split_pytest_args(argv: Sequence[str], into: CollectOptions | None = None) -
         if not arg.startswith("-") or arg == "-":
             opts.paths.append(arg)
             continue
-        if not arg.startswith("--") and len(arg) > 2 and arg[:2] in (
-                "-k", "-m", "-c", "-o", "-p", "-r", "-W", "-n"):
+        if (
+            not arg.startswith("--")
+            and len(arg) > 2
+            and arg[:2] in ("-k", "-m", "-c", "-o", "-p", "-r", "-W", "-n")
+        ):
             name, value, eq = arg[:2], arg[2:], "="
         else:
             name, eq, value = arg.partition("=")

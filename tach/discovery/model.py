@@ -22,7 +22,7 @@ def scope_rank(scope: str | None) -> int:
         return 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TestDef:
     """One test as pytest would collect it (or, when ``dynamic`` is set, a placeholder).
 
@@ -73,16 +73,37 @@ class TestDef:
     def to_cache(self) -> list[Any]:
         """Compact positional form for the cache."""
         return [
-            self.id, self.file, self.line, self.name, list(self.classes), self.is_async,
-            self.marks, self.fixtures, self.dynamic, self.def_file, self.unittest,
+            self.id,
+            self.file,
+            self.line,
+            self.name,
+            list(self.classes),
+            self.is_async,
+            self.marks,
+            self.fixtures,
+            self.dynamic,
+            self.def_file,
+            self.unittest,
             self.direct_params,
         ]
 
     @classmethod
     def from_cache(cls, row: list[Any]) -> TestDef:
         """Inverse of :meth:`to_cache`."""
-        return cls(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6], row[7],
-                   row[8], row[9], row[10], row[11])
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            tuple(row[4]),
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+        )
 
     def covers(self, nodeid: str) -> bool:
         """Whether a dynamic record stands for ``nodeid`` (see the class docstring)."""
@@ -93,7 +114,7 @@ class TestDef:
         return nodeid.startswith(self.id + "[") or nodeid.startswith(self.id + "::")
 
 
-@dataclass
+@dataclass(slots=True)
 class FixtureDef:
     """A fixture function found in source (or a builtin/plugin fixture known by name)."""
 
@@ -133,8 +154,19 @@ class FixtureDef:
 
     def to_cache(self) -> list[Any]:
         """Compact positional form for the cache."""
-        return [self.name, self.scope, self.autouse, self.deps, self.file, self.line, self.where,
-                self.baseid, self.params, self.params_dynamic, self.funcname]
+        return [
+            self.name,
+            self.scope,
+            self.autouse,
+            self.deps,
+            self.file,
+            self.line,
+            self.where,
+            self.baseid,
+            self.params,
+            self.params_dynamic,
+            self.funcname,
+        ]
 
     @classmethod
     def from_cache(cls, row: list[Any]) -> FixtureDef:
@@ -142,7 +174,7 @@ class FixtureDef:
         return cls(*row)
 
 
-@dataclass
+@dataclass(slots=True)
 class DiscoveryError:
     """A problem that stops one file (or argument) from being discovered."""
 
@@ -159,7 +191,7 @@ class DiscoveryError:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleImport:
     """A module a test module imports, resolved to a project file when it is one."""
 

@@ -39,8 +39,9 @@ class ModuleCtx:
     canons: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, path: Path, rel: str, summary: dict[str, Any],
-              roots: tuple[Path, ...]) -> ModuleCtx:
+    def build(
+        cls, path: Path, rel: str, summary: dict[str, Any], roots: tuple[Path, ...]
+    ) -> ModuleCtx:
         """Index a summary's namespace."""
         ns = dict(summary.get("ns") or ())
         return cls(path, rel, summary, roots, ns, list(ns), frozenset(summary.get("mutated") or ()))
@@ -85,8 +86,9 @@ Ref = Ext | Bound | ModRef | None
 class Index:
     """Module name -> project file, and file -> :class:`ModuleCtx` (through a loader)."""
 
-    def __init__(self, load: Callable[[Path], ModuleCtx | None],
-                 probe: Callable[[Path], None] | None = None) -> None:
+    def __init__(
+        self, load: Callable[[Path], ModuleCtx | None], probe: Callable[[Path], None] | None = None
+    ) -> None:
         self._load = load
         self._probe = probe or (lambda _p: None)
         # keyed by the identity of the roots tuple (modules of one package share one tuple;
@@ -180,10 +182,14 @@ def _resolve(index: Index, ctx: ModuleCtx, name: str, depth: int) -> Ref:
             tctx = index.ctx(target)
             if tctx is not None:
                 if b["name"] in tctx.ns:
-                    return resolve(index, tctx, f"{b['name']}.{rest}" if rest else b["name"],
-                                   depth + 1)
-                sub = index.relative_module(tctx, b["name"], 1) if target.name == \
-                    "__init__.py" else None
+                    return resolve(
+                        index, tctx, f"{b['name']}.{rest}" if rest else b["name"], depth + 1
+                    )
+                sub = (
+                    index.relative_module(tctx, b["name"], 1)
+                    if target.name == "__init__.py"
+                    else None
+                )
                 if sub is not None:
                     sctx = index.ctx(sub)
                     if sctx is not None:

@@ -20,7 +20,6 @@ The rules followed (``_pytest/python.py``: ``IdMaker``, ``Metafunc.parametrize``
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,14 +121,20 @@ def _describe(v: Value) -> str:
     return v[0]
 
 
-def _idval(v: Value, argname: str, idx: int, opts: IdOptions,
-           names: Callable[[Value], str | None]) -> str:
-    if v[0] in ("s", "b"):
+def _idval(
+    v: Value, argname: str, idx: int, opts: IdOptions, names: Callable[[Value], str | None]
+) -> str:
+    tag = v[0]
+    if tag == "i" or tag == "N" or tag == "B":  # the commonest, directly (as value_id would)
+        return str(_py(v))
+    if tag in ("s", "b"):
         raw = _py(v)
         if len(raw) <= 100 or opts.long_str_strategy == "legacy":  # type: ignore[arg-type]
             return _escaped(raw, opts)  # type: ignore[arg-type]
         if opts.long_str_strategy == "sha256":
             enc = raw.encode("utf-8") if isinstance(raw, str) else raw
+            import hashlib
+
             return hashlib.sha256(enc).hexdigest()  # type: ignore[arg-type]
         if opts.long_str_strategy == "short":
             return f"{argname}{idx}"
@@ -152,8 +157,13 @@ def parse_argnames(spec: Value) -> tuple[list[str], bool]:
     raise Dynamic(f"argnames are not literal ({_describe(spec)})")
 
 
-def make_ids(argnames: list[str], sets: list[ParamSet], ids: list[Value] | None,
-             opts: IdOptions, names: Callable[[Value], str | None]) -> list[Any]:
+def make_ids(
+    argnames: list[str],
+    sets: list[ParamSet],
+    ids: list[Value] | None,
+    opts: IdOptions,
+    names: Callable[[Value], str | None],
+) -> list[Any]:
     """``IdMaker.make_unique_parameterset_ids`` (returns str or :data:`HIDDEN` per set)."""
     resolved: list[Any] = []
     for idx, ps in enumerate(sets):
@@ -171,8 +181,14 @@ def make_ids(argnames: list[str], sets: list[ParamSet], ids: list[Value] | None,
         else:
             if len(ps.values) != len(argnames):
                 raise Dynamic("number of values differs from number of argnames (pytest fails)")
-            resolved.append("-".join(_idval(v, n, idx, opts, names)
-                                     for v, n in zip(ps.values, argnames, strict=True)))
+            resolved.append(
+                "-".join(
+                    [
+                        _idval(v, n, idx, opts, names)
+                        for v, n in zip(ps.values, argnames, strict=True)
+                    ]
+                )
+            )
     if len(resolved) != len(set(resolved)):
         counts = Counter(resolved)
         if opts.strict_ids:

@@ -28,8 +28,23 @@ from typing import Any
 #: bump when the summary layout changes (part of every cache key).
 SUMMARY_VERSION = 3
 
-_MUTATORS = frozenset({"append", "extend", "insert", "remove", "pop", "clear", "sort",
-                       "reverse", "update", "add", "discard", "setdefault", "__setitem__"})
+_MUTATORS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "remove",
+        "pop",
+        "clear",
+        "sort",
+        "reverse",
+        "update",
+        "add",
+        "discard",
+        "setdefault",
+        "__setitem__",
+    }
+)
 
 Value = list[Any]
 
@@ -72,8 +87,21 @@ _Lambda = ast.Lambda
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 #: statements with nested statement lists (``body``/``orelse``/``finalbody``/handlers/cases).
-_COMPOUND = frozenset(t for t in (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With,
-                                  ast.AsyncWith, ast.Try, _TryStar, ast.Match) if t is not None)
+_COMPOUND = frozenset(
+    t
+    for t in (
+        ast.If,
+        ast.For,
+        ast.AsyncFor,
+        ast.While,
+        ast.With,
+        ast.AsyncWith,
+        ast.Try,
+        _TryStar,
+        ast.Match,
+    )
+    if t is not None
+)
 _LOOPS_AND_WITH = frozenset({ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While})
 _TRIES = frozenset(t for t in (ast.Try, _TryStar) if t is not None)
 
@@ -199,8 +227,13 @@ def _encode_call(node: ast.Call) -> Value:
     return ["call", d, args, kw]
 
 
-def _scan(body: list[ast.stmt], func: ast.AST | None, gens: set[int], mutated: set[str],
-          imports: list[list[Any]]) -> None:
+def _scan(
+    body: list[ast.stmt],
+    func: ast.AST | None,
+    gens: set[int],
+    mutated: set[str],
+    imports: list[list[Any]],
+) -> None:
     """Generator functions (by node id), mutated names and imports, from statements only.
 
     Walking statements rather than every expression node keeps parsing cheap; a ``yield``
@@ -227,8 +260,14 @@ def _scan(body: list[ast.stmt], func: ast.AST | None, gens: set[int], mutated: s
                 if type(tg) is _Subscript and type(tg.value) is _Name:
                     mutated.add(tg.value.id)
         elif t is _ImportFrom:
-            imports.append([stmt.module or "", stmt.level,  # type: ignore[attr-defined]
-                            [a.name for a in stmt.names], stmt.lineno])  # type: ignore[attr-defined]
+            imports.append(
+                [
+                    stmt.module or "",
+                    stmt.level,  # type: ignore[attr-defined]
+                    [a.name for a in stmt.names],
+                    stmt.lineno,
+                ]
+            )  # type: ignore[attr-defined]
         elif t is _Import:
             for a in stmt.names:  # type: ignore[attr-defined]
                 imports.append([a.name, 0, None, stmt.lineno])
@@ -255,8 +294,9 @@ def _scan(body: list[ast.stmt], func: ast.AST | None, gens: set[int], mutated: s
                 _scan(c.body, func, gens, mutated, imports)
 
 
-def _func(node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None,
-          gens: set[int]) -> dict[str, Any]:
+def _func(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None, gens: set[int]
+) -> dict[str, Any]:
     a = node.args
     posonly = a.posonlyargs
     positional = [*posonly, *a.args] if posonly else a.args
@@ -264,7 +304,7 @@ def _func(node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None,
     npos = len(positional)
     pos_required = positional[: npos - ndefaults] if ndefaults else positional
     # the positional-only names are the first ones: pytest does not pass fixtures to them
-    names = [p.arg for p in (pos_required[len(posonly):] if posonly else pos_required)]
+    names = [p.arg for p in (pos_required[len(posonly) :] if posonly else pos_required)]
     if a.kwonlyargs:
         names += [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is None]
     # pytest's getfuncargnames drops the first name for methods: record which name that is
@@ -277,7 +317,7 @@ def _func(node: ast.FunctionDef | ast.AsyncFunctionDef, cond: int | None,
         "gen": id(node) in gens,
         "args": names,
         "posonly": bool(posonly),
-        "defaults": [p.arg for p in positional[npos - ndefaults:]] if ndefaults else [],
+        "defaults": [p.arg for p in positional[npos - ndefaults :]] if ndefaults else [],
         "decos": [encode(d) for d in node.decorator_list],
         "cond": cond,
     }
@@ -314,8 +354,9 @@ def _targets(target: ast.AST) -> list[str]:
     return []
 
 
-def _walk_body(body: list[ast.stmt], ns: _Namespace, cond: int | None, in_class: bool,
-               facts: dict[str, Any]) -> None:
+def _walk_body(
+    body: list[ast.stmt], ns: _Namespace, cond: int | None, in_class: bool, facts: dict[str, Any]
+) -> None:
     items = ns.items
     for stmt in body:
         t = type(stmt)
@@ -330,11 +371,14 @@ def _walk_body(body: list[ast.stmt], ns: _Namespace, cond: int | None, in_class:
             for tg in targets:
                 if type(tg) is _Name:
                     if enc[0] == "r":
-                        items[tg.id] = {"k": "alias", "target": enc[1], "line": stmt.lineno,
-                                        "cond": cond}
+                        items[tg.id] = {
+                            "k": "alias",
+                            "target": enc[1],
+                            "line": stmt.lineno,
+                            "cond": cond,
+                        }
                     else:
-                        items[tg.id] = {"k": "value", "v": enc, "line": stmt.lineno,
-                                        "cond": cond}
+                        items[tg.id] = {"k": "value", "v": enc, "line": stmt.lineno, "cond": cond}
                 else:
                     for n in _targets(tg):
                         items[n] = {"k": "other", "line": stmt.lineno, "cond": cond}
@@ -344,13 +388,22 @@ def _walk_body(body: list[ast.stmt], ns: _Namespace, cond: int | None, in_class:
             for alias in stmt.names:  # type: ignore[attr-defined]
                 if alias.name == "*":
                     if not in_class:
-                        facts["star"].append([stmt.module or "", stmt.level,  # type: ignore[attr-defined]
-                                              stmt.lineno])
+                        facts["star"].append(
+                            [
+                                stmt.module or "",
+                                stmt.level,  # type: ignore[attr-defined]
+                                stmt.lineno,
+                            ]
+                        )
                     continue
                 items[alias.asname or alias.name] = {
-                    "k": "import", "mod": stmt.module or "",  # type: ignore[attr-defined]
+                    "k": "import",
+                    "mod": stmt.module or "",  # type: ignore[attr-defined]
                     "level": stmt.level,  # type: ignore[attr-defined]
-                    "name": alias.name, "line": stmt.lineno, "cond": cond}
+                    "name": alias.name,
+                    "line": stmt.lineno,
+                    "cond": cond,
+                }
         elif t is _Import:
             for alias in stmt.names:  # type: ignore[attr-defined]
                 if alias.asname:
@@ -457,8 +510,9 @@ def _module_skip(tree: ast.Module) -> list[Any] | None:
             return [call.lineno, f"{d}() at module level"]
         if last == "skip" and any(k.arg == "allow_module_level" for k in call.keywords):
             return [call.lineno, f"{d}(allow_module_level=True) at module level"]
-    for stmt in ast.walk(ast.Module(body=[s for s in tree.body if not isinstance(s, _DEFS)],
-                                    type_ignores=[])):
+    for stmt in ast.walk(
+        ast.Module(body=[s for s in tree.body if not isinstance(s, _DEFS)], type_ignores=[])
+    ):
         if isinstance(stmt, _Raise) and stmt.exc is not None:
             d = dotted(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc) or ""
             if d.endswith("SkipTest") or d.endswith("skip.Exception"):

@@ -20,8 +20,7 @@ from .names import ModuleCtx
 #: fixtures pytest provides that are not module-level fixture functions, by plugin.
 BY_NAME: dict[str, list[tuple[str, str]]] = {
     "fixtures": [("request", "function")],
-    "legacypath": [("tmpdir", "function"), ("tmpdir_factory", "session"),
-                   ("testdir", "function")],
+    "legacypath": [("tmpdir", "function"), ("tmpdir_factory", "session"), ("testdir", "function")],
 }
 
 
@@ -67,8 +66,11 @@ def entry_point_plugins(paths: Sequence[Path]) -> list[PluginInfo]:
                 continue
             seen.add(ep.name)
             module = ep.value.partition(":")[0].strip()
-            out.append(PluginInfo(ep.name, module, _module_file(module, paths),
-                                  dist.metadata["Name"] or ""))
+            out.append(
+                PluginInfo(
+                    ep.name, module, _module_file(module, paths), dist.metadata["Name"] or ""
+                )
+            )
     return out
 
 
@@ -92,8 +94,9 @@ def default_plugin_names(pkg: Path) -> set[str] | None:
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id in ("essential_plugins", "default_plugins")
-                for t in node.targets):
+            isinstance(t, ast.Name) and t.id in ("essential_plugins", "default_plugins")
+            for t in node.targets
+        ):
             for sub in ast.walk(node.value):
                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
                     names.add(sub.value)
@@ -116,7 +119,8 @@ def builtin_modules(pkg: Path, disabled: Sequence[str]) -> list[Path]:
 
 
 def plugin_fixtures(
-    paths: Sequence[Path], disabled: Sequence[str],
+    paths: Sequence[Path],
+    disabled: Sequence[str],
     fixtures_of: Callable[[ModuleCtx, str], list[FixtureDef]],
     load: Callable[[Path], ModuleCtx | None],
 ) -> tuple[list[FixtureDef], list[PluginInfo]]:
@@ -132,8 +136,18 @@ def plugin_fixtures(
         if plugin in disabled:
             continue
         for name, scope in names:
-            fixtures.append(FixtureDef(name=name, scope=scope, autouse=False, deps=[],
-                                       file="", line=0, where="builtin", baseid=""))
+            fixtures.append(
+                FixtureDef(
+                    name=name,
+                    scope=scope,
+                    autouse=False,
+                    deps=[],
+                    file="",
+                    line=0,
+                    where="builtin",
+                    baseid="",
+                )
+            )
     plugins = [p for p in entry_point_plugins(paths) if p.name not in disabled]
     for p in plugins:
         if p.file is None:

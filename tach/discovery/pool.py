@@ -126,7 +126,7 @@ def start(work: Callable[[], bytes]) -> Job | None:
             os.close(r)
             data = memoryview(work())
             while data:
-                data = data[os.write(w, data):]
+                data = data[os.write(w, data) :]
             status = 0
         except BaseException:
             pass

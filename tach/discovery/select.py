@@ -36,8 +36,9 @@ def keyword_names(test: TestDef) -> set[str]:
     return names
 
 
-def select(tests: list[TestDef], keyword: str | None, markexpr: str | None,
-           deselect: list[str]) -> tuple[list[TestDef], int]:
+def select(
+    tests: list[TestDef], keyword: str | None, markexpr: str | None, deselect: list[str]
+) -> tuple[list[TestDef], int]:
     """Tests kept by ``-k``, ``-m`` and ``--deselect`` (in that order), and how many were not."""
     kept = tests
     if keyword and keyword.strip():

@@ -23,9 +23,14 @@ from .ini import CollectOptions, ConfigError, ProjectConfig
 from .names import ModuleCtx
 
 #: conftest hooks that change what is collected from files/directories.
-COLLECTION_HOOKS = ("pytest_collect_file", "pytest_pycollect_makeitem",
-                    "pytest_pycollect_makemodule", "pytest_ignore_collect",
-                    "pytest_collect_directory", "pytest_make_collect_report")
+COLLECTION_HOOKS = (
+    "pytest_collect_file",
+    "pytest_pycollect_makeitem",
+    "pytest_pycollect_makemodule",
+    "pytest_ignore_collect",
+    "pytest_collect_directory",
+    "pytest_make_collect_report",
+)
 
 
 def fnmatch_ex(pattern: str, path: str | os.PathLike[str]) -> bool:
@@ -69,9 +74,13 @@ class WalkItem:
 class Walker:
     """Walk arguments into test modules, reading conftests on the way."""
 
-    def __init__(self, config: ProjectConfig, opts: CollectOptions,
-                 load: Callable[[Path], tuple[ModuleCtx | None, str | None]],
-                 probe: Callable[[Path], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        opts: CollectOptions,
+        load: Callable[[Path], tuple[ModuleCtx | None, str | None]],
+        probe: Callable[[Path], None] | None = None,
+    ) -> None:
         self.config = config
         self.probe = probe or (lambda _p: None)
         self.opts = opts
@@ -79,9 +88,12 @@ class Walker:
         self.rootdir = config.rootdir
         self.confcutdir = config.inifile.parent if config.inifile else config.rootdir
         self.python_files = config.get("python_files")
+        # patterns without a separator match the file name alone (``fnmatch_ex``)
+        self._name_patterns = all(os.sep not in p for p in self.python_files)
         self.norecurse = config.get("norecursedirs")
         self._conftests: dict[Path, Conftest | None] = {}
         self._for_dir: dict[Path, list[Conftest]] = {}
+        self._ignores_for: dict[Path, tuple[list[Path], list[str]]] = {}
         self.used_conftests: dict[Path, Conftest] = {}
         inv = config.invocation_dir
         self.ignore_paths = [Path(os.path.normpath(inv / p)) for p in opts.ignore]
@@ -128,8 +140,13 @@ class Walker:
             b = ctx.ns.get(attr)
             if b is None:
                 continue
-            ok = (b["k"] == "value" and b["v"][0] in ("l", "t") and b.get("cond") is None
-                  and attr not in ctx.mutated and all(x[0] == "s" for x in b["v"][1]))
+            ok = (
+                b["k"] == "value"
+                and b["v"][0] in ("l", "t")
+                and b.get("cond") is None
+                and attr not in ctx.mutated
+                and all(x[0] == "s" for x in b["v"][1])
+            )
             if not ok:
                 ct.ignore_dynamic = f"{attr} in {self.rel(ct.path)} is not a literal list"
                 continue
@@ -137,8 +154,9 @@ class Walker:
             if attr == "collect_ignore":
                 ct.collect_ignore = [Path(os.path.normpath(ct.path.parent / v)) for v in vals]
             else:
-                ct.collect_ignore_glob = [str(Path(os.path.normpath(ct.path.parent / v)))
-                                          for v in vals]
+                ct.collect_ignore_glob = [
+                    str(Path(os.path.normpath(ct.path.parent / v))) for v in vals
+                ]
         b = ctx.ns.get("pytest_plugins")
         if b is not None and b["k"] == "value":
             v = b["v"]
@@ -166,31 +184,42 @@ class Walker:
 
     # -- ignore -------------------------------------------------------------------------------
 
+    def _ignores(self, directory: Path) -> tuple[list[Path], list[str]]:
+        """``collect_ignore`` paths and globs (nearest conftest that sets them, then the
+        command line's) for the entries of ``directory``."""
+        got = self._ignores_for.get(directory)
+        if got is None:
+            ignore_paths: list[Path] = []
+            ignore_globs: list[str] = []
+            cts = self.conftests_for(directory)
+            for ct in reversed(cts):
+                if ct.collect_ignore is not None:
+                    ignore_paths = list(ct.collect_ignore)
+                    break
+            for ct in reversed(cts):
+                if ct.collect_ignore_glob is not None:
+                    ignore_globs = list(ct.collect_ignore_glob)
+                    break
+            got = (ignore_paths + self.ignore_paths, ignore_globs + self.ignore_globs)
+            self._ignores_for[directory] = got
+        return got
+
     def ignored(self, path: Path, is_dir: bool) -> bool:
         """``pytest_ignore_collect``."""
         if path.name == "__pycache__":
             return True
-        ignore_paths: list[Path] = []
-        ignore_globs: list[str] = []
-        cts = self.conftests_for(path.parent)
-        for ct in reversed(cts):
-            if ct.collect_ignore is not None:
-                ignore_paths = list(ct.collect_ignore)
-                break
-        for ct in reversed(cts):
-            if ct.collect_ignore_glob is not None:
-                ignore_globs = list(ct.collect_ignore_glob)
-                break
-        ignore_paths += self.ignore_paths
-        if path in ignore_paths:
+        ignore_paths, ignore_globs = self._ignores(path.parent)
+        if ignore_paths and path in ignore_paths:
             return True
-        ignore_globs += self.ignore_globs
-        if any(fnmatch.fnmatch(str(path), g) for g in ignore_globs):
+        if ignore_globs and any(fnmatch.fnmatch(str(path), g) for g in ignore_globs):
             return True
         if is_dir:
             self.probe(path / "pyvenv.cfg")
-        if not self.opts.collect_in_virtualenv and is_dir and (
-                (path / "pyvenv.cfg").is_file() or (path / "conda-meta" / "history").is_file()):
+        if (
+            not self.opts.collect_in_virtualenv
+            and is_dir
+            and ((path / "pyvenv.cfg").is_file() or (path / "conda-meta" / "history").is_file())
+        ):
             return True
         return is_dir and any(fnmatch_ex(p, path) for p in self.norecurse)
 
@@ -253,23 +282,38 @@ class Walker:
             entries.sort(key=lambda e: (e.name != "__init__.py", e.name))
         else:
             entries.sort(key=lambda e: e.name)
+        name_patterns = self.python_files if self._name_patterns else None
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
             except OSError:
                 continue
-            path = Path(entry.path)
             if is_dir:
-                if path not in self.initpaths and path not in self.initparents and \
-                        self.ignored(path, True):
+                path = Path(entry.path)
+                if (
+                    path not in self.initpaths
+                    and path not in self.initparents
+                    and self.ignored(path, True)
+                ):
                     continue
                 yield from self._walk_dir(path)
             elif is_file:
-                if path not in self.initpaths and self.ignored(path, False):
+                name = entry.name
+                # ``Path.suffix`` is ".py" for names ending so, except ".py" itself; checked
+                # first, since ignoring a file has no side effect worth paying for here
+                if not (name.endswith(".py") and len(name) > 3):
                     continue
-                if path.suffix == ".py" and (path in self.initpaths or any(
-                        fnmatch_ex(pat, path) for pat in self.python_files)):
+                path = Path(entry.path)
+                if path in self.initpaths:
+                    yield path
+                    continue
+                if self.ignored(path, False):
+                    continue
+                if name_patterns is not None:
+                    if any(fnmatch.fnmatch(name, pat) for pat in name_patterns):
+                        yield path
+                elif any(fnmatch_ex(pat, path) for pat in self.python_files):
                     yield path
 
 

@@ -34,6 +34,13 @@ def _captured(report: dict[str, Any] | None, stream: str) -> str:
     return text if len(text) <= OUTPUT_LIMIT else text[-OUTPUT_LIMIT:]
 
 
+def skip_reason(report: dict[str, Any]) -> str:
+    longrepr = report.get("longrepr")
+    if isinstance(longrepr, list | tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr or "")
+
+
 class JsonReporter:
     """Writes the event stream to ``stream`` (stdout by default)."""
 
@@ -60,7 +67,17 @@ class JsonReporter:
         self, unit: Unit, ids: Sequence[str], errors: Sequence[dict[str, Any]]
     ) -> None:
         for report in errors:
-            if report.get("outcome") != "failed":
+            if report.get("outcome") == "skipped":  # a module-level pytest.skip(...)
+                self.emit(
+                    "test_finished",
+                    id=report.get("nodeid"),
+                    file=report.get("nodeid", "").split("::")[0],
+                    line=None,
+                    status="skip",
+                    when="collect",
+                    duration_ms=0.0,
+                    message=skip_reason(report),
+                )
                 continue
             self.emit(
                 "collect_error",
@@ -108,7 +125,8 @@ class JsonReporter:
             "run_finished",
             passed=counts["pass"],
             failed=counts["fail"],
-            skipped=counts["skip"],
+            skipped=counts["skip"]
+            + sum(1 for r in summary.collect_errors if r.get("outcome") == "skipped"),
             xfailed=counts["xfail"],
             xpassed=counts["xpass"],
             errors=counts["error"]
