@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
+import types
 
 from tach.results import TestResult
-from tach.scheduler import Unit, UnitQueue, estimate_weight, load_durations, save_durations
+from tach.scheduler import (
+    Unit,
+    UnitQueue,
+    estimate_weight,
+    load_durations,
+    plan_units,
+    save_durations,
+    slice_heavy_units,
+)
 
 
 def test_heaviest_unit_first_by_recorded_durations():
@@ -58,3 +67,52 @@ def test_corrupt_or_foreign_durations_are_ignored(tmp_path):
     assert load_durations(tmp_path) == {}
     (tmp_path / "durations.json").write_bytes(b'{"t::a": "slow", "t::b": 0.25}')
     assert load_durations(tmp_path) == {"t::b": 0.25}
+
+
+def test_slices_split_only_heavy_sliceable_units_into_contiguous_ranges():
+    heavy = Unit("big.py", ["/p/big.py"], [f"big.py::t{i}" for i in range(1000)])
+    light = Unit("small.py", ["/p/small.py"], ["small.py::t"])
+    units = slice_heavy_units([heavy, light], workers=2, can_slice=lambda unit: True)
+    slices = [u for u in units if u.slice]
+    assert [u.slice for u in slices] == [[k, len(slices)] for k in range(len(slices))]
+    assert 2 <= len(slices) <= 4
+    assert [i for u in slices for i in u.expected] == heavy.expected  # nothing lost or doubled
+    assert all(u.args == heavy.args for u in slices)
+    assert light in units
+
+
+def test_units_that_cannot_be_sliced_stay_whole():
+    heavy = Unit("big.py", ["/p/big.py"], [f"big.py::t{i}" for i in range(1000)])
+    assert slice_heavy_units([heavy], workers=2, can_slice=lambda unit: False) == [heavy]
+    assert slice_heavy_units([heavy], workers=1, can_slice=lambda unit: True) == [heavy]
+
+
+def test_plan_has_file_units_directory_units_and_warm_imports(tmp_path):
+    (tmp_path / "tests" / "golden" / "a").mkdir(parents=True)
+    (tmp_path / "tests" / "test_x.py").write_text("")
+    test = types.SimpleNamespace(id="tests/test_x.py::test_a", file="tests/test_x.py")
+    dynamic = types.SimpleNamespace(id="tests/golden/", file="tests/golden/conftest.py")
+    imports = {
+        "tests/test_x.py": [
+            types.SimpleNamespace(module="json", file=None),
+            types.SimpleNamespace(module="pkg.helpers", file="pkg/helpers.py"),
+            types.SimpleNamespace(module="tests.test_x", file="tests/test_x.py"),
+            types.SimpleNamespace(module="pytest", file=None),
+        ]
+    }
+    plan = plan_units(
+        tmp_path, [test, dynamic], imports, ["tests/test_broken.py"], [tmp_path / "tests"]
+    )
+    by_id = {u.id: u for u in plan.units}
+    assert by_id["tests/test_x.py"].args == [str(tmp_path / "tests/test_x.py")]
+    assert by_id["tests/test_broken.py"].expected == []  # pytest reports its collection error
+    # The test directory: one unit per subdirectory and one for its own files, each leaving
+    # the file units to themselves.
+    assert by_id["tests/golden/"].ignore == []
+    assert set(by_id["tests/"].ignore) == {
+        str(tmp_path / "tests/test_x.py"),
+        str(tmp_path / "tests/test_broken.py"),
+        str(tmp_path / "tests/golden"),
+    }
+    assert plan.warm_imports == ["json", "pkg.helpers"]
+    assert plan.expected_tests == 1
