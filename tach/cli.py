@@ -194,6 +194,7 @@ def run_tests(argv: Sequence[str]) -> int:
     from tach.config import ConfigValueError, build_run_config
     from tach.discovery import CollectOptions, ConfigError, discover
     from tach.discovery.ini import addopts_args
+    from tach.discovery.select import compile_expression
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
     from tach.reporter.json import JsonReporter
@@ -205,6 +206,11 @@ def run_tests(argv: Sequence[str]) -> int:
         slice_heavy_units,
     )
 
+    argv = list(argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # everything after -- goes to pytest in the zygote unchanged
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
     ns = build_run_parser().parse_args(argv)
     invocation_dir = Path.cwd()
     try:
@@ -221,8 +227,13 @@ def run_tests(argv: Sequence[str]) -> int:
             options=options,
             with_plugins=False,
         )
+        for expression, flag in ((ns.keyword, "-k"), (ns.markexpr, "-m")):
+            if expression is not None:  # pytest's own parser: the same message pytest gives
+                compile_expression(expression, flag)
         addopts = addopts_args(found.config)
-        config = build_run_config(ns, addopts, ns.format, sys.executable)
+        # Reporting flags after -- count too, and win over addopts, as in pytest.
+        config = build_run_config(ns, [*addopts, *passthrough], ns.format, sys.executable)
+        config.pytest_args += passthrough
     except (ConfigError, ConfigValueError) as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return EXIT_USAGE_ERROR
@@ -265,6 +276,7 @@ def run_tests(argv: Sequence[str]) -> int:
         durations=config.durations,
         color=config.color,
         expected_tests=plan.expected_tests,
+        tbstyle=config.tbstyle,
     )
     reporters: list[Reporter] = [human]
     if config.fmt == "json":
@@ -367,6 +379,8 @@ def save_last_failed(cache_dir: Path, summary: RunSummary, old: set[str]) -> Non
 
 def rerun_units(units: Sequence[Unit], last_failed: set[str], rootdir: Path) -> list[Unit]:
     """``--lf``: only the tests that failed last time (their files, when they were errors)."""
+    from tach.scheduler import Unit
+
     chosen = []
     for unit in units:
         ids = [test_id for test_id in unit.expected if test_id in last_failed]

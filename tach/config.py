@@ -110,6 +110,8 @@ class RunConfig:
     pytest_args: list[str]
     keyword: str | None = None
     markexpr: str | None = None
+    #: pytest's --tb style (the reporter prints ``line`` and ``no`` differently).
+    tbstyle: str = "auto"
     inifile: str | None = None
     rootdir: str | None = None
 
@@ -195,6 +197,7 @@ def build_run_config(
         pytest_args=pytest_args,
         keyword=ns.keyword,
         markexpr=ns.markexpr,
+        tbstyle=ns.tb or base.tb or "auto",
         inifile=ns.inifile,
         rootdir=ns.rootdir,
     )

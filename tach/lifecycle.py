@@ -318,7 +318,7 @@ class Supervisor:
         slot.collecting.extend(payload["ids"])
         if not payload.get("final", True):
             return
-        if payload.get("usage_error"):
+        if payload.get("usage_error") and payload["usage_error"] not in self.usage_errors:
             self.usage_errors.append(payload["usage_error"])
         slot.unit_ids, slot.collecting = slot.collecting, []
         self.deselected += payload.get("deselected", 0)

@@ -44,6 +44,7 @@ class HumanReporter:
         color: str = "auto",
         showcapture: str = "all",
         expected_tests: int = 0,
+        tbstyle: str = "auto",
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.verbosity = verbosity
@@ -51,6 +52,7 @@ class HumanReporter:
         self.durations = durations
         self.color = use_color(self.stream, color)
         self.showcapture = showcapture
+        self.tbstyle = tbstyle
         self.expected = expected_tests
         self.width = shutil.get_terminal_size((80, 24)).columns
         self.column = 0
@@ -216,9 +218,13 @@ class HumanReporter:
             for report in result.reports
             if report.get("when") == "call" and report.get("outcome") == "failed"
         ]
-        if not failed:
+        if not failed or self.tbstyle == "no":
             return
         self.sep("=", "FAILURES")
+        if self.tbstyle == "line":  # pytest prints only where each test crashed
+            for report in failed:
+                self.line(crash_line(report))
+            return
         for report in failed:
             self.sep("_", report.get("head_line") or report.get("nodeid", ""), "red", "bold")
             self.report_body(report)
@@ -361,6 +367,15 @@ def color_of(category: str) -> str:
     if category in ("passed", "subtests passed"):
         return "green"
     return "yellow"
+
+
+def crash_line(report: dict[str, Any]) -> str:
+    """pytest's ``_getcrashline``: ``path:line: message`` of where the test failed."""
+    longrepr = report.get("longrepr")
+    crash = longrepr.get("reprcrash") if isinstance(longrepr, dict) else None
+    if crash:
+        return f"{crash.get('path')}:{crash.get('lineno')}: {crash.get('message')}"
+    return str(report.get("longreprtext") or longrepr or "")
 
 
 def crash_message(result: TestResult) -> str:
