@@ -190,6 +190,12 @@ def exit_code(summary: RunSummary) -> int:
 
 def run_tests(argv: Sequence[str]) -> int:
     """``tach [options] [paths | node ids]``: run the tests."""
+    argv = list(argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # everything after -- goes to pytest in the zygote unchanged
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    ns = build_run_parser().parse_args(argv)  # first: --help and --version need nothing else
     from tach import lifecycle
     from tach.config import ConfigValueError, build_run_config
     from tach.discovery import CollectOptions, ConfigError, discover
@@ -206,12 +212,6 @@ def run_tests(argv: Sequence[str]) -> int:
         slice_heavy_units,
     )
 
-    argv = list(argv)
-    passthrough: list[str] = []
-    if "--" in argv:  # everything after -- goes to pytest in the zygote unchanged
-        cut = argv.index("--")
-        argv, passthrough = argv[:cut], argv[cut + 1 :]
-    ns = build_run_parser().parse_args(argv)
     invocation_dir = Path.cwd()
     try:
         options = CollectOptions(

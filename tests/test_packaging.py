@@ -37,6 +37,10 @@ def test_wheel_holds_compiled_modules_and_stubs_but_no_sources(wheel):
         assert any(n.startswith(f"tach/_native/{name}.") and n.endswith(".so") for n in names), name
         assert f"tach/_native/{name}.pyi" in names
     assert "tach/bench/__main__.py" in names
+    for init in sorted((ROOT / "tach").rglob("__init__.py")):
+        assert str(init.relative_to(ROOT)) in names, (
+            f"package {init.parent.name} is not in the wheel"
+        )
     leaked = [n for n in names if n.endswith((".pyx", ".pxd", ".c", ".h"))]
     assert not leaked, f"sources in the wheel: {leaked}"
 
