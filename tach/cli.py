@@ -199,7 +199,7 @@ def run_tests(argv: Sequence[str]) -> int:
     from tach import lifecycle
     from tach.config import ConfigValueError, build_run_config
     from tach.discovery import CollectOptions, ConfigError, discover
-    from tach.discovery.ini import addopts_args
+    from tach.discovery.ini import addopts_args, determine_config
     from tach.discovery.select import compile_expression
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
@@ -214,6 +214,56 @@ def run_tests(argv: Sequence[str]) -> int:
 
     invocation_dir = Path.cwd()
     try:
+        for expression, flag in ((ns.keyword, "-k"), (ns.markexpr, "-m")):
+            if expression is not None:  # pytest's own parser: the same message pytest gives
+                compile_expression(expression, flag)
+        project = determine_config(
+            ns.args,
+            inifile=ns.inifile,
+            rootdir=ns.rootdir,
+            invocation_dir=invocation_dir,
+            overrides=ns.overrides,
+        )
+        addopts = addopts_args(project)
+        # Reporting flags after -- count too, and win over addopts, as in pytest.
+        config = build_run_config(ns, [*addopts, *passthrough], ns.format, sys.executable)
+        config.pytest_args += passthrough
+    except (ConfigError, ConfigValueError) as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return EXIT_USAGE_ERROR
+
+    rootdir = project.rootdir
+    cache_dir = rootdir / ".tach"
+    durations = load_durations(cache_dir)
+    human_stream = sys.stderr if config.fmt == "json" else sys.stdout
+    human = HumanReporter(
+        human_stream,
+        verbosity=config.verbosity,
+        reportchars=config.reportchars,
+        durations=config.durations,
+        color=config.color,
+        tbstyle=config.tbstyle,
+    )
+    reporters: list[Reporter] = [human]
+    if config.fmt == "json":
+        reporters.append(JsonReporter())
+    supervisor = lifecycle.Supervisor(
+        lifecycle.RunSpec(
+            python=config.python,
+            invocation_dir=str(invocation_dir),
+            pytest_args=config.pytest_args,
+            workers=config.workers,
+            isolation=config.isolation,
+            capture_output=config.capture_output,
+            collect_only=config.collect_only,
+            maxfail=config.maxfail,
+            durations=durations,
+        ),
+        Reporters(reporters),
+    )
+    # pytest starts up in the zygote while static discovery plans the run here.
+    supervisor.start()
+    try:
         options = CollectOptions(
             keyword=ns.keyword,
             markexpr=ns.markexpr,
@@ -222,24 +272,15 @@ def run_tests(argv: Sequence[str]) -> int:
             overrides=list(ns.overrides),
         )
         found = discover(
-            ns.args,
-            invocation_dir=invocation_dir,
-            options=options,
-            with_plugins=False,
+            ns.args, invocation_dir=invocation_dir, options=options, with_plugins=False
         )
-        for expression, flag in ((ns.keyword, "-k"), (ns.markexpr, "-m")):
-            if expression is not None:  # pytest's own parser: the same message pytest gives
-                compile_expression(expression, flag)
-        addopts = addopts_args(found.config)
-        # Reporting flags after -- count too, and win over addopts, as in pytest.
-        config = build_run_config(ns, [*addopts, *passthrough], ns.format, sys.executable)
-        config.pytest_args += passthrough
-    except (ConfigError, ConfigValueError) as exc:
+    except ConfigError as exc:
+        supervisor.abort()
         sys.stderr.write(f"ERROR: {exc}\n")
         return EXIT_USAGE_ERROR
-
-    rootdir = Path(found.result.rootdir)
-    cache_dir = rootdir / ".tach"
+    except BaseException:
+        supervisor.abort()
+        raise
     result = found.result
     dynamic = [
         rootdir / test.id.rstrip("/")
@@ -256,7 +297,6 @@ def run_tests(argv: Sequence[str]) -> int:
         if e.file.endswith(".py") and Path(e.file).name != "conftest.py"
     ]
     plan = plan_units(rootdir, result.tests, result.imports, error_files, dynamic)
-    durations = load_durations(cache_dir)
     last_failed = load_last_failed(cache_dir)
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations)
@@ -267,35 +307,8 @@ def run_tests(argv: Sequence[str]) -> int:
         for unit in units:
             if any(test_id in last_failed for test_id in unit.expected):
                 unit.weight = float("inf")
-
-    human_stream = sys.stderr if config.fmt == "json" else sys.stdout
-    human = HumanReporter(
-        human_stream,
-        verbosity=config.verbosity,
-        reportchars=config.reportchars,
-        durations=config.durations,
-        color=config.color,
-        expected_tests=plan.expected_tests,
-        tbstyle=config.tbstyle,
-    )
-    reporters: list[Reporter] = [human]
-    if config.fmt == "json":
-        reporters.append(JsonReporter())
-    spec = lifecycle.RunSpec(
-        python=config.python,
-        invocation_dir=str(invocation_dir),
-        pytest_args=config.pytest_args,
-        units=units,
-        workers=config.workers,
-        isolation=config.isolation,
-        capture_output=config.capture_output,
-        collect_only=config.collect_only,
-        maxfail=config.maxfail,
-        conftest_dirs=plan.conftest_dirs,
-        warm_imports=plan.warm_imports,
-        durations=durations,
-    )
-    summary = lifecycle.run(spec, Reporters(reporters))
+    human.expected = plan.expected_tests
+    summary = supervisor.run(units, plan.conftest_dirs, plan.warm_imports)
     if summary.zygote_exit_code is None and not summary.collect_only:
         with contextlib.suppress(OSError):
             save_durations(cache_dir, summary.results.values(), durations)

@@ -50,14 +50,11 @@ class RunSpec:
     python: str
     invocation_dir: str
     pytest_args: list[str]
-    units: list[Unit]
     workers: int
     isolation: str = "module"
     capture_output: bool = True
     collect_only: bool = False
     maxfail: int = 0
-    conftest_dirs: list[str] = dataclasses.field(default_factory=list)
-    warm_imports: list[str] = dataclasses.field(default_factory=list)
     python_path: list[str] = dataclasses.field(default_factory=list)
     env: dict[str, str] | None = None
     durations: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -90,7 +87,7 @@ class Supervisor:
     def __init__(self, spec: RunSpec, reporter: Reporter) -> None:
         self.spec = spec
         self.reporter = reporter
-        self.queue = UnitQueue(spec.units, spec.durations)
+        self.queue = UnitQueue([], spec.durations)
         self.stats = Stats()
         self.results: dict[str, TestResult] = {}
         self.collect_errors: list[dict[str, Any]] = []
@@ -110,9 +107,29 @@ class Supervisor:
 
     # -- the run ------------------------------------------------------------------------------
 
-    def run(self) -> RunSummary:
+    def start(self) -> None:
+        """Start the zygote: pytest starts up in it while the supervisor plans the run."""
+        self._start_zygote()
+
+    def abort(self) -> None:
+        """Give up before the run started (the plan failed): end the zygote."""
+        self._close_control()
+        self._stop_zygote()
+        self._close()
+
+    def run(
+        self, units: list[Unit], conftest_dirs: list[str], warm_imports: list[str]
+    ) -> RunSummary:
+        """Hand the zygote its plan, run ``units``, and return what happened."""
+        self.queue = UnitQueue(units, self.spec.durations)
         try:
-            self._start_zygote()
+            if self.zygote is None:
+                self._start_zygote()
+            assert self.control is not None
+            with contextlib.suppress(OSError):  # a zygote that already died is seen in the loop
+                self.control.send(
+                    MessageKind.Plan, {"conftest_dirs": conftest_dirs, "warm_imports": warm_imports}
+                )
             self._loop()
         except KeyboardInterrupt:
             self.interrupted = "KeyboardInterrupt"
@@ -171,8 +188,6 @@ class Supervisor:
             "isolation": spec.isolation,
             "capture_output": spec.capture_output,
             "collect_only": spec.collect_only,
-            "conftest_dirs": spec.conftest_dirs,
-            "warm_imports": spec.warm_imports,
             "python_path": spec.python_path,
             "run_id": uuid.uuid4().hex,
         }
@@ -498,6 +513,12 @@ class Supervisor:
         # Workers and test processes are in the zygote's process group: end any straggler.
         kill_group(zygote.pid)
 
+    def _close_control(self) -> None:
+        if self.control is not None:
+            self.selector.unregister(self.control.fileno())
+            self.control.close()
+            self.control = None
+
     def _close(self) -> None:
         self.selector.close()
         if self.control is not None:
@@ -521,6 +542,12 @@ def describe_exit(pid: int, status: int) -> str:
     return f"worker {pid} exited with status {os.WEXITSTATUS(status)}"
 
 
-def run(spec: RunSpec, reporter: Reporter) -> RunSummary:
-    """Run the tests described by ``spec``, reporting to ``reporter``."""
-    return Supervisor(spec, reporter).run()
+def run(
+    spec: RunSpec,
+    reporter: Reporter,
+    units: list[Unit],
+    conftest_dirs: list[str],
+    warm_imports: list[str],
+) -> RunSummary:
+    """Run ``units`` as ``spec`` says, reporting to ``reporter`` (start and run in one go)."""
+    return Supervisor(spec, reporter).run(units, conftest_dirs, warm_imports)

@@ -16,6 +16,10 @@ The exchange of one run:
    and the fds of every channel. The zygote runs ``pytest.main`` with Tach's plugin: pytest parses
    its configuration, loads plugins and initial conftests, starts the session; the plugin loads
    the conftests of every test directory and the warm imports, then freezes the heap.
+   The supervisor starts the zygote first and runs static discovery while pytest starts up in
+   it; the zygote waits for the result before loading conftests:
+   Supervisor -> zygote: ``Plan`` {conftest_dirs, warm_imports} (or end of stream: the run
+   was abandoned, for instance over a usage error).
 2. Zygote -> supervisor: ``ZygoteReady`` {pid, rootdir, pytest_version, python, warm_imports,
    warm_failures, threads}. If pytest stops before that (a usage error, a conftest that raises),
    the zygote exits with pytest's exit code and its stderr says why.
@@ -72,6 +76,7 @@ class MessageKind(enum.IntEnum):
     Warning = 11
     UnitFinished = 12
     WorkerDone = 13
+    Plan = 14
 
 
 MAX_KIND = max(MessageKind)

@@ -40,6 +40,8 @@ from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import Worker
 
+#: Exit status of a zygote whose supervisor gave up on the run before it started.
+EXIT_ABANDONED = 2
 #: Exit status of a worker that failed outside any test (an internal error).
 EXIT_WORKER_BROKEN = 3
 #: How long the zygote waits for workers to exit after ``Shutdown`` before killing them.
@@ -71,6 +73,10 @@ class Zygote:
     def prepare(self, session: pytest.Session) -> None:
         """Load conftests and warm imports, freeze the heap, and tell the supervisor."""
         config = session.config
+        message = self.control.recv()  # the supervisor's plan, made while pytest started here
+        if message is None or message[0] is not MessageKind.Plan:
+            pytest.exit("the supervisor abandoned the run", returncode=EXIT_ABANDONED)
+        self.spec.update(message[1])
         self._load_conftests(config)
         factory = getattr(config, "_tmp_path_factory", None)
         if factory is not None:

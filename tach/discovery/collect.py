@@ -165,7 +165,7 @@ _IGNORED = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Mark:
     """A mark with the module it was written in (to evaluate its arguments there)."""
 
@@ -175,7 +175,7 @@ class Mark:
     ctx: ModuleCtx
 
 
-@dataclass
+@dataclass(slots=True)
 class FuncInfo:
     """What decorators say about a function."""
 
@@ -187,7 +187,7 @@ class FuncInfo:
     unknown_marks: list[str] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ClassNode:
     """A resolved class: its binding, module, resolved bases and MRO."""
 
@@ -629,7 +629,7 @@ def _c3(node: ClassNode, bases: list[ClassNode]) -> list[ClassNode]:
                 del s[0]
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleResult:
     """What one test module yields."""
 
@@ -656,7 +656,7 @@ def _usefixtures(marks: list[Mark]) -> tuple[list[str], str | None]:
     return out, dynamic
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tail:
     """What a test inherits from its class chain and module (see ``ModuleCollection._tail``)."""
 

@@ -3,7 +3,8 @@
 :func:`discover` is the entry point: it finds the rootdir and config file (:mod:`.ini`), walks
 the arguments as pytest would (:mod:`.walk`), summarises each file once (:mod:`.parse`, cached
 by :mod:`.cache`), and collects tests and fixtures from the summaries (:mod:`.collect`,
-:mod:`.params`). See ``docs/discovery.md``.
+:mod:`.params`). With many test modules to read, forked workers (:mod:`.pool`) summarise and
+collect shares of them at the same time. See ``docs/discovery.md``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,7 +31,7 @@ from .model import DiscoveryError, DiscoveryResult, FixtureDef, ModuleImport, Te
 from .names import Index, ModuleCtx
 from .params import IdOptions
 from .plugins import PluginInfo, plugin_fixtures, site_packages_of_current
-from .pool import Job, available_jobs, fork_safe, start
+from .pool import Job, Shares, available_jobs, fork_safe, start
 from .walk import Walker, WalkItem, dynamic_scopes
 
 #: hooks in conftests that make every test below them dynamic.
@@ -73,6 +74,8 @@ def _package_base(path: Path, probe: Any = None) -> Path:
 #: and sending the results back, cost a few milliseconds; a module costs about half a
 #: millisecond to parse and collect).
 PARALLEL_MIN_FILES = 48
+#: shares per process: enough for a process slowed by other work to take fewer of them.
+SHARES_PER_PROCESS = 4
 
 
 @dataclass
@@ -107,8 +110,8 @@ class _Run:
         ]
         self.ctxs: dict[Path, ModuleCtx | None] = {}
         self.errors: dict[Path, str] = {}
-        # per directory: (inside the rootdir, the import roots of its modules); modules of
-        # one directory share one roots tuple (see ``Index.find_module``)
+        # directory -> the import roots of its modules: equal tuples are one object, so that
+        # ``Index.find_module`` caches its lookups per tuple cheaply
         self._dir_roots: dict[Path, tuple[Path, ...]] = {}
         self._roots_interned: dict[tuple[Path, ...], tuple[Path, ...]] = {}
         # directory (str) -> its rootdir-relative posix path, or None when outside
@@ -181,8 +184,9 @@ class _Run:
 
     def load(self, path: Path) -> ModuleCtx | None:
         """The module context of ``path`` (summarised through the cache), None if unreadable."""
-        if path in self.ctxs:
-            return self.ctxs[path]
+        got = self.ctxs.get(path, _UNLOADED)
+        if got is not _UNLOADED:
+            return got  # type: ignore[return-value]
         summary, err = self.cache.summary(path)
         if summary is None:
             self.errors[path] = err or "cannot read"
@@ -214,42 +218,65 @@ class _Run:
 
     # -- test modules ---------------------------------------------------------------------------
 
-    def collect(self, items: list[WalkItem]) -> _Slice:
-        """Collect ``items``, using worker processes when there are enough of them."""
-        for item in items:
-            # settles which conftests are in use before any worker starts (workers do not
-            # report conftests back; the walk has normally seen all of them already)
-            self.walker.conftests_for(item.path.parent)
+    def _inherited(self, item: WalkItem) -> str | None:
+        """Why every test of ``item`` is dynamic because of a conftest above it, if so."""
+        walker = self.walker
+        inherited = None
+        for ct in walker.conftests_for(item.path.parent):
+            if _GENERATE_HOOK in ct.hooks:
+                inherited = (
+                    f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
+                    "pytest_generate_tests"
+                )
+        return inherited
+
+    def collect(self, walked: list[WalkItem]) -> _Slice:
+        """Collect ``walked``, using worker processes when there are enough of them.
+
+        The modules are cut into contiguous shares, several per process, that this process
+        and the workers take one at a time from a queue (:class:`.pool.Shares`): a process
+        that the machine's other work slows down takes fewer. The shares are merged in walk
+        order; a share that a failed worker took is collected here.
+        """
+        # settles which conftests are in use before any worker starts (workers do not report
+        # conftests back; the walk has normally seen all of them already)
+        items = [(item, self._inherited(item)) for item in walked]
         jobs = min(available_jobs(), len(items) // PARALLEL_MIN_FILES)
         if jobs < 2 or not fork_safe():
             return self.collect_slice(items)
-        chunks = _split(items, jobs)
+        chunks = _split(items, min(jobs * SHARES_PER_PROCESS, len(items), 4096))
+        parts: dict[int, _Slice] = {}
         started: list[Job | None] = []
-        try:
-            for chunk in chunks[1:]:
-                started.append(start(lambda chunk=chunk: self._work(chunk)))  # type: ignore[misc]
-            out = self.collect_slice(chunks[0])
-            for job, chunk in zip(started, chunks[1:], strict=True):
-                data = job.result() if job is not None else None
-                part = self._merge(data) if data is not None else None
-                if part is None:
-                    # the worker failed (killed, out of memory...): do its share here
-                    part = self.collect_slice(chunk)
-                out.tests += part.tests
-                out.fixtures += part.fixtures
-                out.errors += part.errors
-                out.imports.update(part.imports)
-            return out
-        finally:
-            for job in started:
-                if job is not None:
-                    job.close()
-
-    def collect_slice(self, items: list[WalkItem]) -> _Slice:
-        """Collect the test modules ``items`` in this process."""
+        with Shares(len(chunks)) as queue:
+            try:
+                for _ in range(jobs - 1):
+                    started.append(start(lambda: self._work(queue, chunks)))
+                for i in queue:
+                    parts[i] = self.collect_slice(chunks[i])
+                for job in started:
+                    data = job.result() if job is not None else None
+                    if data is not None:
+                        parts.update(self._merge(data))
+            finally:
+                for job in started:
+                    if job is not None:
+                        job.close()
         out = _Slice()
-        walker = self.walker
-        for item in items:
+        for i, chunk in enumerate(chunks):
+            # a share missing here was taken by a worker that failed (killed, out of memory,
+            # an exception): collect it now
+            part = parts[i] if i in parts else self.collect_slice(chunk)
+            out.tests += part.tests
+            out.fixtures += part.fixtures
+            out.errors += part.errors
+            out.imports.update(part.imports)
+        return out
+
+    def collect_slice(self, items: list[tuple[WalkItem, str | None]]) -> _Slice:
+        """Collect the test modules ``items`` in this process (each with what
+        :meth:`_inherited` says of it)."""
+        out = _Slice()
+        for item, inherited in items:
             ctx = self.load(item.path)
             relpath = self.rel(item.path)
             if ctx is None:
@@ -261,13 +288,6 @@ class _Run:
             if err is not None:
                 out.errors.append(DiscoveryError(relpath, err[0], err[1]))
                 continue
-            inherited = None
-            for ct in walker.conftests_for(item.path.parent):
-                if _GENERATE_HOOK in ct.hooks:
-                    inherited = (
-                        f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
-                        "pytest_generate_tests"
-                    )
             got = ModuleCollection(self.collector, ctx, relpath, inherited).run()
             tests = got.tests
             if item.selectors is not None:
@@ -286,22 +306,30 @@ class _Run:
             out.imports[relpath] = _imports(self.index, ctx)
         return out
 
-    def _work(self, items: list[WalkItem]) -> bytes:
-        """In a worker: collect ``items``; return the slice, what was read and the cache
-        statistics as one JSON document, followed by the new cache entries as another (see
-        :meth:`_merge`)."""
+    def _work(self, queue: Shares, chunks: list[list[tuple[WalkItem, str | None]]]) -> bytes:
+        """In a worker: collect the shares taken from ``queue``; return them, what was read
+        and the cache statistics as one JSON document, followed by the new cache entries as
+        another (see :meth:`_merge`)."""
         gc.disable()  # the worker is short-lived and makes no reference cycles worth freeing
         self.cache.begin_delta()
         self.inputs.begin_delta()
-        part = self.collect_slice(items)
+        done = []
+        for i in queue:
+            part = self.collect_slice(chunks[i])
+            done.append(
+                [
+                    i,
+                    [t.to_cache() for t in part.tests],
+                    [f.to_cache() for f in part.fixtures],
+                    [[e.file, e.line, e.message, e.kind] for e in part.errors],
+                    [[k, [[m.module, m.file] for m in v]] for k, v in part.imports.items()],
+                ]
+            )
         keys, entries, stats = self.cache.delta()
         files, dirs = self.inputs.delta()
         head = orjson.dumps(
             {
-                "tests": [t.to_cache() for t in part.tests],
-                "fixtures": [f.to_cache() for f in part.fixtures],
-                "errors": [[e.file, e.line, e.message, e.kind] for e in part.errors],
-                "imports": [[k, [[i.module, i.file] for i in v]] for k, v in part.imports.items()],
+                "shares": done,
                 "keys": keys,
                 "stats": stats,
                 "files": files,
@@ -311,10 +339,10 @@ class _Run:
         )
         return len(head).to_bytes(8, "big") + head + entries
 
-    def _merge(self, data: bytes) -> _Slice | None:
+    def _merge(self, data: bytes) -> dict[int, _Slice]:
         """Decode a worker's result; fold its cache entries and inputs into this run's.
 
-        None when it is not whole (the caller then does the worker's share itself)."""
+        Empty when it is not whole (the shares it took are then collected here)."""
         try:
             n = int.from_bytes(data[:8], "big")
             doc = orjson.loads(data[8 : 8 + n])
@@ -325,26 +353,33 @@ class _Run:
                 and entries[:1] == b"{"
                 and entries[-1:] == b"}"
             ):
-                return None
-            part = _Slice(
-                [TestDef.from_cache(r) for r in doc["tests"]],
-                [FixtureDef.from_cache(r) for r in doc["fixtures"]],
-                [DiscoveryError(*e) for e in doc["errors"]],
-                {k: [ModuleImport(m, f) for m, f in v] for k, v in doc["imports"]},
-            )
+                return {}
+            parts = {
+                i: _Slice(
+                    [TestDef.from_cache(r) for r in tests],
+                    [FixtureDef.from_cache(r) for r in fixtures],
+                    [DiscoveryError(*e) for e in errors],
+                    {k: [ModuleImport(m, f) for m, f in v] for k, v in imports},
+                )
+                for i, tests, fixtures, errors, imports in doc["shares"]
+            }
             keys, stats, files, dirs = doc["keys"], doc["stats"], doc["files"], doc["dirs"]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
+            return {}
         self.cache.merge_delta(keys, entries, stats)
         self.inputs.merge_delta(files, dirs)
-        return part
+        return parts
+
+
+_UNLOADED = object()
+_T = TypeVar("_T")
 
 
 def _no_load(path: Path) -> tuple[ModuleCtx | None, str | None]:
     return None, "discovery has finished"
 
 
-def _split(items: list[WalkItem], n: int) -> list[list[WalkItem]]:
+def _split(items: list[_T], n: int) -> list[list[_T]]:
     """``items`` cut into ``n`` contiguous runs of about equal size, in order."""
     size, extra = divmod(len(items), n)
     out = []
@@ -375,8 +410,9 @@ def discover(
     this interpreter's ``sys.path``); ``with_plugins=False`` skips reading pytest's and the
     plugins' fixtures (ids do not depend on them). Raises :class:`ConfigError` for usage errors.
 
-    With many test modules to read, forked worker processes (one per available CPU, see
-    :mod:`.pool`) each parse and collect a contiguous share of them.
+    With many test modules to read, forked worker processes (one per available CPU but this
+    one; ``TACH_DISCOVERY_JOBS`` overrides the count, see :mod:`.pool`) parse and collect
+    contiguous shares of them alongside this process; the result is the same.
     """
     with gc_paused():
         return _discover(args, invocation_dir, options, use_cache, site_packages, with_plugins)

@@ -18,7 +18,7 @@ from typing import Any
 _BUILTINS = frozenset(dir(builtins))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ModuleCtx:
     """One summarised source file."""
 

@@ -56,7 +56,7 @@ class IdOptions:
     strict_ids: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class ParamSet:
     """One parameter set of a parametrize call."""
 

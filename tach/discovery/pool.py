@@ -3,11 +3,13 @@
 Parsing a large suite is CPU-bound pure Python, so threads do not help; a process that
 inherits everything discovery has set up so far (configuration, the walk, the conftests, the
 loaded cache) by ``fork`` can take a share of the files at once, with no start-up cost beyond
-the fork. A worker sends its result as one byte string through a pipe and exits with
-``os._exit`` (no ``atexit`` handlers, no flushing of inherited stdio buffers).
+the fork. The work is cut into numbered shares that every process, the parent included,
+takes from a :class:`Shares` queue until none is left, so that a process the machine's other
+work slows down takes fewer. A worker sends its result as one byte string through a pipe and
+exits with ``os._exit`` (no ``atexit`` handlers, no flushing of inherited stdio buffers).
 
 Robustness: the caller validates what it reads (a worker that died mid-way leaves a truncated
-payload that fails to decode) and redoes that share itself, so a failed worker costs time,
+payload that fails to decode) and redoes the shares it took, so a failed worker costs time,
 never results. :func:`Job.close` kills and reaps a worker that is still running, and every
 pipe end is closed on every path, so no process or file descriptor outlives the call.
 
@@ -23,7 +25,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 #: environment variable: how many processes cold discovery may use (1: no workers).
 JOBS_ENV = "TACH_DISCOVERY_JOBS"
@@ -99,12 +101,58 @@ class Job:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
-        if not self.done and self._reap(block=False) is None and not self.done:
+        if self.done:
+            return
+        if self._reap(block=False) is None:  # still running: the caller gave up on it
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
-            self.done = True
+        self.done = True
+
+
+class Shares:
+    """A queue of share numbers ``0 .. n-1`` that forked processes take from, each share once.
+
+    The numbers are written into a pipe before the workers are forked, and its write end is
+    closed; every process then reads four bytes at a time (a read of the pipe is atomic, so
+    no two processes get the same share) until the pipe is empty. Use it as a context
+    manager, and fork the workers inside it.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.fd: int | None = None
+        r, w = os.pipe()
+        try:
+            data = b"".join(i.to_bytes(4, "big") for i in range(n))
+            # the pipe holds at least 64 KiB: 16,384 shares, far more than are ever made
+            while data:
+                data = data[os.write(w, data) :]
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        self.fd = r
+
+    def __enter__(self) -> Shares:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[int]:
+        while self.fd is not None:
+            got = os.read(self.fd, 4)
+            if len(got) != 4:
+                return
+            yield int.from_bytes(got, "big")
+
+    def close(self) -> None:
+        """Close this process's end of the queue."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def start(work: Callable[[], bytes]) -> Job | None:
