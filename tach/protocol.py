@@ -178,7 +178,10 @@ class Channel:
 
     def read_available(self) -> list[Message] | None:
         """Receive what one ``recv`` brings (call when readable); ``None`` at end of stream."""
-        data = self.sock.recv(1 << 16)
+        try:
+            data = self.sock.recv(1 << 16)
+        except ConnectionResetError:  # the peer died with unread data: an end all the same
+            data = b""
         if not data:
             try:
                 self._decoder.eof()

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
-from _pytest.runner import CallInfo, get_reraise_exceptions
+from _pytest.runner import CallInfo
 from _pytest.scope import Scope
 
 from tach._native import proc
@@ -81,6 +81,17 @@ class Boundary:
 
     def __repr__(self) -> str:
         return f"<Boundary {self.nodeid!r}>"
+
+
+def get_reraise_exceptions(config: pytest.Config) -> tuple[type[BaseException], ...]:
+    """The exceptions pytest lets escape a test phase (``_pytest.runner``'s rule)."""
+    try:
+        from _pytest.runner import get_reraise_exceptions as pytests  # pytest >= 9
+    except ImportError:  # pytest 8.4 builds the same tuple inside call_and_report
+        from _pytest.outcomes import Exit
+
+        return (Exit,) if config.getoption("usepdb", False) else (Exit, KeyboardInterrupt)
+    return pytests(config)
 
 
 def effective_scope(item: pytest.Item, name: str) -> Scope | None:
