@@ -5,13 +5,17 @@ fresh processes: ``python -m pytest --collect-only -q``, ``python -m tach list -
 ``.tach/`` (cold) and again with it (warm). Correctness is recorded next to each time: the
 static ids must equal pytest's.
 
-Run: ``python -m tach.bench.bench_discovery [--sizes 150,1500] [--json] [--repeat N]``.
+Run: ``python -m tach.bench.bench_discovery [--sizes 150,1500] [--json] [--repeat N]
+[--repeat-large N] [--serial]``. The JSON output also records the CPUs, the load average
+during each size, and whether bytecode caching is off (``PYTHONDONTWRITEBYTECODE``), since a
+cold ``tach list`` is short enough for all three to show.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -25,43 +29,61 @@ from typing import Any
 from ._data import make_suite
 
 
-def _run(cmd: list[str], cwd: Path) -> tuple[float, list[str]]:
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=env)
     elapsed = time.perf_counter() - t0
     ids = [ln for ln in proc.stdout.splitlines() if "::" in ln]
     return elapsed, ids
 
 
-def bench_size(n_files: int, repeat: int, skip_pytest: bool) -> dict[str, Any]:
-    """Time one suite size."""
+def bench_size(n_files: int, repeat: int, skip_pytest: bool,
+               serial: bool = False) -> dict[str, Any]:
+    """Time one suite size.
+
+    The commands are interleaved (pytest, tach cold, tach warm, then again), so that a machine
+    whose load changes during the run weighs on all of them alike; each time is the median.
+    ``serial`` also times cold runs with ``TACH_DISCOVERY_JOBS=1`` (no worker processes).
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f"tach-bench-{n_files}-"))
     try:
         n_tests = make_suite(tmp, n_files)
         py = sys.executable
+        one_job = {**os.environ, "TACH_DISCOVERY_JOBS": "1"}
         pytest_t: list[float] = []
         pytest_ids: list[str] = []
-        if not skip_pytest:
-            for _ in range(repeat):
+        cold: list[float] = []
+        cold_serial: list[float] = []
+        warm: list[float] = []
+        ids: list[str] = []
+        load = [os.getloadavg()[0]]
+        for _ in range(repeat):
+            if not skip_pytest:
                 t, pytest_ids = _run([py, "-m", "pytest", "--collect-only", "-q",
                                       "-p", "no:cacheprovider"], tmp)
                 pytest_t.append(t)
-        cold: list[float] = []
-        warm: list[float] = []
-        ids: list[str] = []
-        for _ in range(repeat):
             shutil.rmtree(tmp / ".tach", ignore_errors=True)
             t, ids = _run([py, "-m", "tach", "list", "-q"], tmp)
             cold.append(t)
             t, warm_ids = _run([py, "-m", "tach", "list", "-q"], tmp)
             warm.append(t)
             assert warm_ids == ids
+            if serial:
+                shutil.rmtree(tmp / ".tach", ignore_errors=True)
+                t, serial_ids = _run([py, "-m", "tach", "list", "-q"], tmp, one_job)
+                cold_serial.append(t)
+                assert serial_ids == ids
+            load.append(os.getloadavg()[0])
         row: dict[str, Any] = {
-            "files": n_files, "tests": n_tests,
+            "files": n_files, "tests": n_tests, "runs": repeat,
             "tach_cold_s": round(statistics.median(cold), 4),
             "tach_warm_s": round(statistics.median(warm), 4),
+            "cold_ms_per_file": round(1000 * statistics.median(cold) / n_files, 3),
             "static_ids": len(ids),
+            "load_avg": [round(min(load), 2), round(max(load), 2)],
         }
+        if cold_serial:
+            row["tach_cold_1job_s"] = round(statistics.median(cold_serial), 4)
         if pytest_t:
             p = statistics.median(pytest_t)
             row.update({
@@ -81,17 +103,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_discovery", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="150,1500,15000", help="comma-separated file counts")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat-large", type=int, default=1,
+                    help="runs for suites above 1,500 files (pytest takes minutes there)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--serial", action="store_true",
+                    help="also time cold runs without worker processes (TACH_DISCOVERY_JOBS=1)")
     ap.add_argument("--skip-pytest-above", type=int, default=10**9,
                     help="do not time pytest above this many files")
     args = ap.parse_args(argv)
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
-        rows.append(bench_size(n, args.repeat if n <= 1500 else 1, n > args.skip_pytest_above))
+        rows.append(bench_size(n, args.repeat if n <= 1500 else args.repeat_large,
+                               n > args.skip_pytest_above, args.serial))
         if not args.json:
             print(rows[-1], flush=True)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(),
+            "python": sys.version.split()[0],
+            # without cached bytecode every start compiles Tach's own modules (pytest's, in
+            # site-packages, come precompiled): it weighs on tach's times, little on pytest's
+            "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
+            "rows": rows,
+        }, indent=2))
     return 0 if all(r.get("correct", True) for r in rows) else 1
 
 

@@ -333,8 +333,14 @@ class Collector:
         """Replace references to literal project constants by their values."""
         tag = v[0]
         if tag in ("t", "l"):
+            items = v[1]
+            for x in items:
+                if x[0] not in _LITERAL_TAGS:
+                    break
+            else:
+                return v  # only literals: nothing to replace (values are never modified)
             # literals stay as they are: no call for them (most elements are literals)
-            return [tag, [x if x[0] in _LITERAL_TAGS else self.value(ctx, x, depth) for x in v[1]]]
+            return [tag, [x if x[0] in _LITERAL_TAGS else self.value(ctx, x, depth) for x in items]]
         if tag == "add":
             left, right = self.value(ctx, v[1], depth), self.value(ctx, v[2], depth)
             if left[0] in ("t", "l") and right[0] == left[0]:
@@ -956,7 +962,7 @@ class ModuleCollection:
     def _tail(self, classes: list[ClassNode]) -> _Tail:
         """The marks a test inherits from its classes and module (the same for every test of
         a class: computed once per class chain)."""
-        key = tuple(id(c) for c in classes)
+        key = tuple([id(c) for c in classes]) if classes else ()
         got = self._tails.get(key)
         if got is not None:
             return got

@@ -74,8 +74,10 @@ def _package_base(path: Path, probe: Any = None) -> Path:
 #: and sending the results back, cost a few milliseconds; a module costs about half a
 #: millisecond to parse and collect).
 PARALLEL_MIN_FILES = 48
-#: shares per process: enough for a process slowed by other work to take fewer of them.
-SHARES_PER_PROCESS = 4
+#: test modules per share (see ``_Run.collect``): small enough that the process that takes
+#: the last share does not keep the others waiting long, large enough that taking a share
+#: and sending it back cost little next to collecting it.
+SHARE_FILES = 64
 
 
 @dataclass
@@ -244,7 +246,7 @@ class _Run:
         jobs = min(available_jobs(), len(items) // PARALLEL_MIN_FILES)
         if jobs < 2 or not fork_safe():
             return self.collect_slice(items)
-        chunks = _split(items, min(jobs * SHARES_PER_PROCESS, len(items), 4096))
+        chunks = _split(items, min(max(jobs * 2, len(items) // SHARE_FILES), 4096))
         parts: dict[int, _Slice] = {}
         started: list[Job | None] = []
         with Shares(len(chunks)) as queue:

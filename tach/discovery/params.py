@@ -40,6 +40,9 @@ _NON_PRINTABLE.update({ord("\t"): "\\t", ord("\r"): "\\r", ord("\n"): "\\n"})
 
 def ascii_escaped(val: str | bytes) -> str:
     """pytest's ``_pytest.compat.ascii_escaped``."""
+    if type(val) is str and val.isascii() and val.isprintable() and "\\" not in val:
+        # printable ASCII without backslashes escapes to itself (most ids): skip the codecs
+        return val
     if isinstance(val, bytes):
         ret = val.decode("ascii", "backslashreplace")
     else:

@@ -32,8 +32,14 @@ JOBS_ENV = "TACH_DISCOVERY_JOBS"
 
 
 def available_jobs() -> int:
-    """Processes discovery may use: ``TACH_DISCOVERY_JOBS``, else the CPUs this process may
-    run on; 1 where forking is not possible or not safe."""
+    """Processes discovery may use: ``TACH_DISCOVERY_JOBS``, else this one plus one for each
+    CPU it may run on that is idle now; 1 where forking is not possible.
+
+    A worker on a CPU that other work keeps busy only takes turns with this process, and
+    costs more than it brings (its share must be sent back, and both processes then run
+    slower); so, like ``make -l``, workers are started only for idle CPUs. "Idle now" is the
+    kernel's count of runnable tasks (``/proc/loadavg``), which includes this process.
+    """
     if not hasattr(os, "fork") or sys.platform == "win32":
         return 1
     env = os.environ.get(JOBS_ENV, "").strip()
@@ -43,10 +49,19 @@ def available_jobs() -> int:
         except ValueError:
             pass
     try:
-        n = len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, n)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 1 + cpus - _running_tasks()))
+
+
+def _running_tasks() -> int:
+    """Runnable tasks on the machine now, this process included (1 when unknown)."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return max(1, int(f.read().split()[3].partition(b"/")[0]))
+    except (OSError, ValueError, IndexError):
+        return 1
 
 
 def fork_safe() -> bool:

@@ -152,3 +152,20 @@ def test_plugin_and_builtin_sources_are_cached_too(tmp_path: Path) -> None:
     assert first.stats.parsed > 3  # pytest's own modules were read for builtin fixtures
     second = discover(invocation_dir=root)
     assert second.stats.parsed == 0
+
+
+def test_a_summary_json_cannot_hold_is_left_out_of_the_cache(tmp_path: Path) -> None:
+    root = _project(tmp_path, 2)
+    # a lone surrogate is a valid str literal but not UTF-8: JSON cannot hold it
+    (root / "test_m0.py").write_text(
+        'import pytest\n\n@pytest.mark.parametrize("v", ["\\ud800"])\ndef test_s(v):\n    pass\n'
+    )
+    _age_all(root)
+    first = discover(invocation_dir=root, with_plugins=False)
+    assert [t.id for t in first.result.tests] == [
+        "test_m0.py::test_s[\\ud800]",
+        "test_m1.py::test_1",
+    ]
+    second = discover(invocation_dir=root, with_plugins=False)
+    assert second.stats.parsed == 1 and second.stats.hits == 1
+    assert [t.id for t in second.result.tests] == [t.id for t in first.result.tests]
