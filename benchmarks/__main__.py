@@ -12,6 +12,7 @@ SUBJECTS = {
     "ring": ("bench_ring", "shared-memory ring against a pipe and a socketpair, two processes"),
     "fork": ("bench_fork", "fork+exit+wait from 25/100/400 MiB processes, native vs os.fork, THP"),
     "discovery": ("bench_discovery", "static discovery against pytest --collect-only"),
+    "e2e": ("bench_e2e", "generated suites: Tach in each isolation mode vs pytest and xdist"),
 }
 
 
