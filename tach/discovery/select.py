@@ -16,11 +16,13 @@ from .model import TestDef
 
 def compile_expression(expr: str, what: str) -> Callable[[Callable[..., bool]], bool]:
     """Compile ``expr``; a syntax error is a :class:`ConfigError` naming the option."""
-    from _pytest.mark.expression import Expression
+    from _pytest.mark import expression
 
+    # pytest 9 raises SyntaxError for a bad expression; pytest 8.4 its own ParseError.
+    errors = (SyntaxError, getattr(expression, "ParseError", SyntaxError))
     try:
-        compiled = Expression.compile(expr)
-    except SyntaxError as exc:
+        compiled = expression.Expression.compile(expr)
+    except errors as exc:
         raise ConfigError(f"Wrong expression passed to '{what}': {expr}: {exc}") from exc
     return compiled.evaluate
 
