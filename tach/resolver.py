@@ -32,19 +32,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .discovery.model import SCOPES, scope_rank
+
 if TYPE_CHECKING:  # discovery is a sibling layer: only its types are needed here
     from .discovery.model import FixtureDef, TestDef
-
-#: fixture scopes from narrowest to widest (the same tuple as ``discovery.model.SCOPES``).
-SCOPES: tuple[str, ...] = ("function", "class", "module", "package", "session")
-
-
-def scope_rank(scope: str | None) -> int:
-    """Position of ``scope`` in :data:`SCOPES` (unknown or dynamic scopes count as function)."""
-    try:
-        return SCOPES.index(scope) if scope else 0
-    except ValueError:
-        return 0
 
 
 #: names pytest provides without a fixture function.

@@ -281,45 +281,24 @@ class HumanReporter:
             self.line(f"({hidden} durations < 0.005s hidden.  Use -vv to show these durations.)")
 
     def short_summary(self, summary: RunSummary) -> None:
+        """pytest's "short test summary info", in the order of the ``-r`` characters."""
         lines: list[str] = []
         results = list(summary.results.values())
         for char in self.reportchars:
-            if char == "f":
-                lines += [
-                    f"{self.markup('FAILED', 'red')} {r.id}{crash_message(r)}"
-                    for r in results
-                    if r.status == "fail"
-                ]
-            elif char == "E":
+            if char == "E":
                 lines += [
                     f"{self.markup('ERROR', 'red')} {rep.get('nodeid')}"
                     for rep in summary.collect_errors
                     if rep.get("outcome") == "failed"
                 ]
-                lines += [
-                    f"{self.markup('ERROR', 'red')} {r.id}{crash_message(r)}"
-                    for r in results
-                    if r.status == "error"
-                ]
-            elif char == "s":
+            if char == "s":
                 lines += skipped_lines(results, summary.collect_errors, self)
-            elif char == "x":
+            elif char in SHORT_SUMMARY:
+                word, color, status, detail = SHORT_SUMMARY[char]
                 lines += [
-                    f"{self.markup('XFAIL', 'yellow')} {r.id}{reason(r)}"
+                    f"{self.markup(word, color)} {r.id}{detail(r)}"
                     for r in results
-                    if r.status == "xfail"
-                ]
-            elif char == "X":
-                lines += [
-                    f"{self.markup('XPASS', 'yellow')} {r.id}{reason(r)}"
-                    for r in results
-                    if r.status == "xpass"
-                ]
-            elif char == "p":
-                lines += [
-                    f"{self.markup('PASSED', 'green')} {r.id}"
-                    for r in results
-                    if r.status == "pass"
+                    if r.status == status
                 ]
         if lines:
             self.sep("=", "short test summary info", "bold")
@@ -342,6 +321,10 @@ class HumanReporter:
         fill = "=" * max((self.width - len(plain) - 2) // 2, 1)
         tail = fill + ("=" if 2 * len(fill) + len(plain) + 3 <= self.width else "")
         self.line(self.markup(fill + " ", main) + colored + self.markup(" " + tail, main))
+
+
+def _nothing(result: TestResult) -> str:
+    return ""
 
 
 def expand_reportchars(chars: str) -> str:
@@ -417,3 +400,13 @@ def skipped_lines(
         where = f"{path}:{lineno}" if isinstance(lineno, int) else path
         lines.append(f"{rep.markup('SKIPPED', 'yellow')} [{count}] {where}: {text}")
     return lines
+
+
+#: ``-r`` character -> the word, its colour, the status it lists and what follows the id.
+SHORT_SUMMARY = {
+    "f": ("FAILED", "red", "fail", crash_message),
+    "E": ("ERROR", "red", "error", crash_message),
+    "x": ("XFAIL", "yellow", "xfail", reason),
+    "X": ("XPASS", "yellow", "xpass", reason),
+    "p": ("PASSED", "green", "pass", _nothing),
+}
