@@ -37,8 +37,10 @@ def available_jobs() -> int:
 
     A worker on a CPU that other work keeps busy only takes turns with this process, and
     costs more than it brings (its share must be sent back, and both processes then run
-    slower); so, like ``make -l``, workers are started only for idle CPUs. "Idle now" is the
-    kernel's count of runnable tasks (``/proc/loadavg``), which includes this process.
+    slower); so, like ``make -l``, workers are started only for idle CPUs: idle now (the
+    kernel's count of runnable tasks in ``/proc/loadavg``, which includes this process) and
+    over the last minute (the load average), since other work that keeps a CPU busy comes
+    and goes by the millisecond.
     """
     if not hasattr(os, "fork") or sys.platform == "win32":
         return 1
@@ -52,7 +54,12 @@ def available_jobs() -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 1 + cpus - _running_tasks()))
+    idle_now = cpus - _running_tasks()
+    try:
+        idle_lately = int(cpus - os.getloadavg()[0])
+    except OSError:
+        idle_lately = idle_now
+    return max(1, min(cpus, 1 + min(idle_now, idle_lately)))
 
 
 def _running_tasks() -> int:

@@ -277,8 +277,17 @@ def test_ids_only_resolution_equals_full_resolution(tmp_path: Path, with_autouse
 def test_workers_only_for_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(pool.JOBS_ENV, raising=False)
     monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
-    for running, jobs in [(1, 4), (2, 3), (4, 1), (9, 1)]:
+    for running, load, jobs in [
+        (1, 0.0, 4),
+        (2, 0.5, 3),
+        (1, 1.5, 3),
+        (4, 0.0, 1),
+        (9, 0.0, 1),
+        (1, 3.2, 1),
+        (1, 6.0, 1),
+    ]:
         monkeypatch.setattr(pool, "_running_tasks", lambda running=running: running)
+        monkeypatch.setattr(pool.os, "getloadavg", lambda load=load: (load, load, load))
         assert pool.available_jobs() == jobs
     monkeypatch.setenv(pool.JOBS_ENV, "3")
     assert pool.available_jobs() == 3
