@@ -726,6 +726,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"repetitions after {result['warmup']} warm-up run(s); load average "
         f"{result['loadavg_before'][0]:.2f} before, {result['loadavg_after'][0]:.2f} after "
         f"({result['elapsed_s']:.0f} s in all). Ratios are to plain pytest in the same run.",
+        *[f"Merged: the run of {m['started']} (medians of {m['repeat']}; load average "
+          f"{m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after)."
+          for m in result.get("merged", [])],
         "",
         "| suite | tests | runner | median s | min–max s | × pytest | paired × | CPU s "
         "| counts | target |",
@@ -819,6 +822,7 @@ def chart(result: dict[str, Any], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
     except ImportError:
         print("tach-bench e2e: matplotlib is not installed: no chart (pip install "
               "'tach-runner[bench]')", file=sys.stderr)
@@ -847,6 +851,9 @@ def chart(result: dict[str, Any], path: Path) -> bool:
         ax.set_xticklabels([s["name"] for s in suites], rotation=20, ha="right")
         ax.set_ylabel(label + " (log scale)")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         if key == "ratio":
             ax.axhline(1.0, color="black", linewidth=0.8)
             ax.axhline(0.6, color="grey", linestyle="--", linewidth=0.8, label="0.6× target")
@@ -905,9 +912,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mem-interval-ms", type=float, default=5.0)
     parser.add_argument("--tiny", action="store_true",
                         help="tiny suites (a smoke test of the benchmark itself)")
+    parser.add_argument("--report", metavar="E2E_JSON[,E2E_JSON...]",
+                        help="run nothing: render the table (and with --out, the chart) of "
+                        "saved e2e.json files; the suites of later files are appended")
     parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = parser.parse_args(argv)
 
+    if args.report:
+        files = [Path(f) for f in args.report.split(",") if f.strip()]
+        result = json.loads(files[0].read_text())
+        for extra in files[1:]:
+            more = json.loads(extra.read_text())
+            result["suites"] += more["suites"]
+            result["ok"] = result["ok"] and more["ok"]
+            result.setdefault("merged", []).append(
+                {k: more[k] for k in ("started", "repeat", "loadavg_before", "loadavg_after",
+                                      "elapsed_s", "fork_floor")})
+        return _output(args, result)
     suites = [s for s in args.suites.split(",") if s.strip()]
     runners = [r for r in args.runners.split(",") if r.strip()]
     for s in suites:
@@ -936,6 +957,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     result["ok"] = all(d["counts_ok"] for s in result["suites"] for d in s["runners"].values())
+    return _output(args, result)
+
+
+def _output(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """Write and print ``result`` as ``args`` ask; the exit status."""
     table = markdown(result)
     if args.out:
         out = Path(args.out)

@@ -3,6 +3,7 @@ promise (tiny instances, run by pytest in a subprocess), and its summary-line pa
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,25 @@ def test_rollup_of_this_process():
     assert values is not None
     assert 0 < values["pss"] <= values["rss"]
     assert rollup_kib(2**22 + 1) is None
+
+
+def test_benchmark_smoke(tmp_path, capsys):
+    """The whole benchmark on tiny suites with plain pytest only: JSON, Markdown and counts."""
+    from tach.bench import bench_e2e
+
+    code = bench_e2e.main([
+        "--tiny", "--suites", "trivial,costly_fixture", "--runners", "pytest", "--repeat", "2",
+        "--warmup", "0", "--forks", "10", "--mem-suite", "trivial", "--mem-repeat", "1",
+        "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--json",
+    ])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["ok"]
+    trivial, costly = result["suites"]
+    assert trivial["runners"]["pytest"]["counts"]["passed"] == trivial["tests"]
+    assert trivial["runners"]["pytest"]["ratio"] == 1.0
+    assert costly["runners"]["pytest"]["session_setups"] == [1]
+    assert result["fork_floor"]["pytest"]["median_us"] > 0
+    memory = result["memory"]["runners"]["pytest"]
+    assert memory["processes"] == 1 and 0 < memory["pss_mib"] <= memory["rss_mib"]
+    assert "| trivial |" in (tmp_path / "out" / "e2e.md").read_text()
+    assert json.loads((tmp_path / "out" / "e2e.json").read_text())["ok"]
