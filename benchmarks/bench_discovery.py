@@ -6,9 +6,16 @@ fresh processes: ``python -m pytest --collect-only -q``, ``python -m tach list -
 static ids must equal pytest's.
 
 Run: ``python -m tach.bench.bench_discovery [--sizes 150,1500] [--json] [--repeat N]
-[--repeat-large N] [--serial]``. The JSON output also records the CPUs, the load average
-during each size, and whether bytecode caching is off (``PYTHONDONTWRITEBYTECODE``), since a
-cold ``tach list`` is short enough for all three to show.
+[--repeat-large N] [--serial]``. The JSON output also records the CPUs and the load average
+during each size.
+
+Bytecode: every command runs with bytecode caching on, as on a user's machine, whatever
+``PYTHONDONTWRITEBYTECODE`` says here: Tach's own modules are byte-compiled first (as a wheel
+install does), and pytest's ``pytest`` time is taken after one untimed run, so that its
+assertion-rewritten test modules come from ``__pycache__`` as they do once a project has been
+tested. ``pytest_nobytecode_s`` is pytest on a fresh checkout instead (the suite's
+``__pycache__`` directories removed, nothing written): both are reported, the first is the one
+compared.
 """
 
 from __future__ import annotations
@@ -38,19 +45,26 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
 
 
 def bench_size(n_files: int, repeat: int, skip_pytest: bool,
-               serial: bool = False) -> dict[str, Any]:
+               serial: bool = False, nobytecode: bool = True) -> dict[str, Any]:
     """Time one suite size.
 
     The commands are interleaved (pytest, tach cold, tach warm, then again), so that a machine
     whose load changes during the run weighs on all of them alike; each time is the median.
-    ``serial`` also times cold runs with ``TACH_DISCOVERY_JOBS=1`` (no worker processes).
+    ``serial`` also times cold runs with ``TACH_DISCOVERY_JOBS=1`` (no worker processes);
+    ``nobytecode`` also times pytest without a bytecode cache.
     """
     tmp = Path(tempfile.mkdtemp(prefix=f"tach-bench-{n_files}-"))
     try:
         n_tests = make_suite(tmp, n_files)
         py = sys.executable
-        one_job = {**os.environ, "TACH_DISCOVERY_JOBS": "1"}
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        one_job = {**env, "TACH_DISCOVERY_JOBS": "1"}
+        pytest_cmd = [py, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+        no_bytecode = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+        if not skip_pytest:
+            _run(pytest_cmd, tmp, env)  # writes the bytecode cache a tested project has
         pytest_t: list[float] = []
+        pytest_nobytecode: list[float] = []
         pytest_ids: list[str] = []
         cold: list[float] = []
         cold_serial: list[float] = []
@@ -59,13 +73,20 @@ def bench_size(n_files: int, repeat: int, skip_pytest: bool,
         load = [os.getloadavg()[0]]
         for _ in range(repeat):
             if not skip_pytest:
-                t, pytest_ids = _run([py, "-m", "pytest", "--collect-only", "-q",
-                                      "-p", "no:cacheprovider"], tmp)
+                t, pytest_ids = _run(pytest_cmd, tmp, env)
                 pytest_t.append(t)
+                if nobytecode:
+                    caches = [d for d in tmp.rglob("__pycache__") if d.is_dir()]
+                    for d in caches:
+                        shutil.rmtree(d)
+                    t, nb_ids = _run(pytest_cmd, tmp, no_bytecode)
+                    _run(pytest_cmd, tmp, env)  # the cache back, untimed
+                    pytest_nobytecode.append(t)
+                    assert nb_ids == pytest_ids
             shutil.rmtree(tmp / ".tach", ignore_errors=True)
-            t, ids = _run([py, "-m", "tach", "list", "-q"], tmp)
+            t, ids = _run([py, "-m", "tach", "list", "-q"], tmp, env)
             cold.append(t)
-            t, warm_ids = _run([py, "-m", "tach", "list", "-q"], tmp)
+            t, warm_ids = _run([py, "-m", "tach", "list", "-q"], tmp, env)
             warm.append(t)
             assert warm_ids == ids
             if serial:
@@ -93,6 +114,10 @@ def bench_size(n_files: int, repeat: int, skip_pytest: bool,
                 "correct": set(ids) == set(pytest_ids) and len(ids) == len(pytest_ids),
                 "same_order": ids == pytest_ids,
             })
+        if pytest_nobytecode:
+            p = statistics.median(pytest_nobytecode)
+            row["pytest_nobytecode_s"] = round(p, 4)
+            row["cold_speedup_nobytecode"] = round(p / row["tach_cold_s"], 1)
         return row
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -110,11 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="also time cold runs without worker processes (TACH_DISCOVERY_JOBS=1)")
     ap.add_argument("--skip-pytest-above", type=int, default=10**9,
                     help="do not time pytest above this many files")
+    ap.add_argument("--no-nobytecode", dest="nobytecode", action="store_false",
+                    help="do not also time pytest without a bytecode cache")
     args = ap.parse_args(argv)
+    import compileall
+
+    import tach
+
+    compileall.compile_dir(Path(tach.__file__).parent, quiet=1)  # as a wheel install does
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         rows.append(bench_size(n, args.repeat if n <= 1500 else args.repeat_large,
-                               n > args.skip_pytest_above, args.serial))
+                               n > args.skip_pytest_above, args.serial, args.nobytecode))
         if not args.json:
             print(rows[-1], flush=True)
     if args.json:
@@ -122,9 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else os.cpu_count(),
             "python": sys.version.split()[0],
-            # without cached bytecode every start compiles Tach's own modules (pytest's, in
-            # site-packages, come precompiled): it weighs on tach's times, little on pytest's
-            "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
             "rows": rows,
         }, indent=2))
     return 0 if all(r.get("correct", True) for r in rows) else 1
