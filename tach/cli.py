@@ -296,7 +296,10 @@ def run_tests(argv: Sequence[str]) -> int:
         for e in result.errors
         if e.file.endswith(".py") and Path(e.file).name != "conftest.py"
     ]
-    plan = plan_units(rootdir, result.tests, result.imports, error_files, dynamic)
+    plan = plan_units(
+        rootdir, result.tests, result.imports, error_files, dynamic, found.walked_dirs
+    )
+    narrow_to_node_ids(plan.units, config.args, invocation_dir)
     last_failed = load_last_failed(cache_dir)
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations)
@@ -354,6 +357,30 @@ def collection_roots(args: Sequence[str], found: Any, invocation_dir: Path) -> l
         if roots:
             return [p.resolve() for p in roots]
     return [invocation_dir]
+
+
+def narrow_to_node_ids(units: Sequence[Unit], args: Sequence[str], invocation_dir: Path) -> None:
+    """Make the unit of a file named by node ids (``f.py::test_a``) collect just those.
+
+    A unit collects its whole file unless every argument that reaches the file names tests
+    in it: a directory or the plain file among the arguments covers the whole file, as in
+    pytest, which drops a node id that another argument contains.
+    """
+    whole: list[Path] = []
+    selected: dict[Path, list[str]] = {}
+    for arg in args:
+        path_part, sep, rest = arg.partition("::")
+        path = Path(os.path.normpath(invocation_dir / path_part))
+        if sep:
+            selected.setdefault(path, []).append(f"{path}::{rest}")
+        else:
+            whole.append(path)
+    for unit in units:
+        if len(unit.args) != 1 or unit.ignore or unit.slice:
+            continue
+        path = Path(unit.args[0])
+        if path in selected and not any(w == path or w in path.parents for w in whole):
+            unit.args = list(dict.fromkeys(selected[path]))
 
 
 def clip_to_roots(dirs: Sequence[Path], roots: Sequence[Path]) -> list[Path]:

@@ -155,6 +155,10 @@ class TachPlugin:
         #: The first ``Directory`` node collected for each directory (see
         #: :meth:`share_directory_fixtures`).
         self.directories: dict[tuple[type, Any, str], pytest.Directory] = {}
+        #: Collection reports of directories, kept across units (see
+        #: :meth:`pytest_make_collect_report_reused`).
+        self.directory_reports: dict[tuple[Any, ...], pytest.CollectReport] = {}
+        self._collecting_directories: set[tuple[Any, ...]] = set()
 
     # -- zygote -------------------------------------------------------------------------------
 
@@ -220,6 +224,59 @@ class TachPlugin:
         data["slot"] = self.slot
         data["pid"] = os.getpid()
         return data
+
+    @pytest.hookimpl(tryfirst=True, specname="pytest_make_collect_report")
+    def pytest_make_collect_report_reused(
+        self, collector: pytest.Collector
+    ) -> pytest.CollectReport | None:
+        """A directory's collection report from an earlier unit, when it would be the same.
+
+        (Named apart from :meth:`pytest_make_collect_report`, the wrapper of the same hook.)
+
+        A worker collects unit after unit, and pytest collects the directories on the way to
+        each unit's path afresh: ``Dir.collect`` makes a node for every file and subdirectory
+        (hooks, ignore checks, stats), so collecting the modules of a directory one by one costs
+        the square of its size. The report of a directory is kept instead, and its children
+        (nodes not yet collected themselves) serve every later unit.
+
+        What ``Dir.collect`` yields depends on ``--ignore`` (a directory unit adds its own) and
+        on the initial paths (given explicitly, a file or directory is collected even where an
+        ignore rule or ``python_files`` would leave it out). So the kept report is collected
+        with no initial paths, keyed by the ignore options, and used only when it holds every
+        initial path of this unit that lies directly in the directory; otherwise pytest
+        collects the directory as usual.
+        """
+        if not isinstance(collector, pytest.Directory):
+            return None
+        option = collector.config.option
+        key = (
+            type(collector),
+            collector.path,
+            collector.nodeid,
+            tuple(getattr(option, "ignore", None) or ()),
+            tuple(getattr(option, "ignore_glob", None) or ()),
+        )
+        if key in self._collecting_directories:
+            return None  # the collection below, running pytest's own
+        session = collector.session
+        report = self.directory_reports.get(key)
+        if report is None:
+            initial = session._initialpaths, session._initialpaths_with_parents
+            session._initialpaths = session._initialpaths_with_parents = frozenset()
+            self._collecting_directories.add(key)
+            try:
+                report = collector.ihook.pytest_make_collect_report(collector=collector)
+            finally:
+                self._collecting_directories.discard(key)
+                session._initialpaths, session._initialpaths_with_parents = initial
+            if not report.passed:
+                return None  # collected again below, with the initial paths, as pytest would
+            self.directory_reports[key] = report
+        children = {getattr(node, "path", None) for node in report.result}
+        for path in session._initialpaths_with_parents:
+            if path.parent == collector.path and path not in children:
+                return None
+        return report
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:

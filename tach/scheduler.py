@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -175,6 +175,7 @@ def plan_units(
     imports: dict[str, Sequence[Any]],
     error_files: Sequence[str],
     dynamic_dirs: Sequence[Path],
+    walked_dirs: Collection[Path] | None = None,
 ) -> Plan:
     """Units for a run: one per test file, plus directory units for what only pytest can see.
 
@@ -184,7 +185,9 @@ def plan_units(
     where pytest may collect items that static discovery cannot enumerate (a conftest with
     ``pytest_collect_file``, ``--doctest-modules``). Each dynamic directory is split into one
     unit per subdirectory plus one for its own files, each leaving the file units to
-    themselves through a per-unit ``--ignore``.
+    themselves through a per-unit ``--ignore``. Only subdirectories pytest recurses into
+    (``walked_dirs``, when given) get a unit: a unit's path is an explicit argument, which
+    pytest collects even where ``norecursedirs`` or ``collect_ignore`` would leave it out.
     """
     expected: dict[str, list[str]] = {}
     for test in tests:
@@ -199,7 +202,11 @@ def plan_units(
         inside = [str(p) for p in file_paths.values() if directory in p.parents]
         subdirs = (
             sorted(
-                p for p in directory.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))
+                p
+                for p in directory.iterdir()
+                if p.is_dir()
+                and not p.name.startswith((".", "__"))
+                and (walked_dirs is None or p in walked_dirs)
             )
             if directory.is_dir()
             else []

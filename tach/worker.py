@@ -38,6 +38,8 @@ from __future__ import annotations
 import faulthandler
 import fcntl
 import gc
+import inspect
+import linecache
 import os
 import signal
 import sys
@@ -143,6 +145,22 @@ def adopt_directories(
             adopted[node] = stack[node]
     stack.clear()
     stack.update(adopted)
+
+
+def warm_caches(items: Sequence[pytest.Item] = ()) -> None:
+    """Fill, before forking, the caches that test processes would otherwise fill each time.
+
+    A test process ends with everything it cached. Rendering a failure's traceback asks
+    ``inspect.getmodule``, which maps every module imported since its last call to a real path
+    (a ``realpath`` per module: tens of milliseconds with a few hundred modules), and
+    ``linecache`` for the test file's lines. Done here once, the children inherit both.
+    """
+    inspect.getmodule(_WARM_CODE)  # a file no module has: maps every module not yet mapped
+    for path in {str(item.path) for item in items if getattr(item, "path", None)}:
+        linecache.getlines(path)
+
+
+_WARM_CODE = compile("", "<tach: inspect module cache>", "exec")
 
 
 def describe_status(pid: int, status: int) -> str:
@@ -276,6 +294,7 @@ class Worker:
 
     def run_forked(self, items: list[pytest.Item], per_test: bool) -> None:
         """Isolation ``module`` or ``test``: each batch of items runs in a fresh child."""
+        warm_caches(items)
         start = 0
         while start < len(items):
             end = start + 1 if per_test else self.group_end(items, start)

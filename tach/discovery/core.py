@@ -52,6 +52,8 @@ class Discovery:
     plugins_complete: bool = True
     #: what discovery read (for the whole-run cache of ``tach list``).
     inputs: Any = None
+    #: the directories walked: those pytest recurses into.
+    walked_dirs: frozenset[Path] = frozenset()
     #: set by the caller that resolves fixtures (``tach.listing.discover_tests``).
     resolver: Any = None
     #: test id -> its fixture closure (a ``tach.resolver.Resolution``).
@@ -591,6 +593,7 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
         0,
         plugins_complete=with_plugins and all(p.file for p in plugins),
         inputs=inputs,
+        walked_dirs=frozenset(walker.walked),
     )
 
 

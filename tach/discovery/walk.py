@@ -100,6 +100,9 @@ class Walker:
         self.ignore_globs = [str(Path(os.path.normpath(inv / p))) for p in opts.ignore_glob]
         self.initpaths: set[Path] = set()
         self.initparents: set[Path] = set()
+        #: Every directory walked (pytest recurses into it): the engine splits a directory
+        #: where pytest may collect what discovery cannot see into these.
+        self.walked: set[Path] = set()
 
     def rel(self, path: Path) -> str:
         """Node-id path of ``path`` (rootdir-relative, "/" separators)."""
@@ -271,6 +274,7 @@ class Walker:
         return [WalkItem(f, selectors[f]) for f in order]
 
     def _walk_dir(self, directory: Path):  # type: ignore[no-untyped-def]
+        self.walked.add(directory)
         self.conftests_for(directory)
         self.probe(directory / ".")
         try:
