@@ -43,6 +43,7 @@ import linecache
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -145,6 +146,19 @@ def adopt_directories(
             adopted[node] = stack[node]
     stack.clear()
     stack.update(adopted)
+
+
+def refresh_thread_identity() -> None:
+    """Give the forking thread, now the child's main thread, the child's native thread id.
+
+    Python before 3.12 keeps the parent's id after a fork, so in a worker or a test process
+    ``threading.main_thread().native_id`` would name a thread of another process (a test that
+    looks itself up in ``/proc/self/task`` by it fails).
+    """
+    current = threading.current_thread()
+    native_id = threading.get_native_id()
+    if current.native_id != native_id:
+        current._native_id = native_id  # type: ignore[attr-defined]
 
 
 def warm_caches(items: Sequence[pytest.Item] = ()) -> None:
@@ -418,6 +432,7 @@ class Worker:
     def child_main(self, items: list[pytest.Item], start: int, end: int, boundary: Boundary) -> int:
         """In the forked child: run the batch through pytest's own protocol."""
         me = os.getpid()
+        refresh_thread_identity()
         proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.plugin.producer_pid)
         self.plugin.producer_pid = self.plugin.runner_pid = me
         self.plugin.progress = self.progress

@@ -38,7 +38,7 @@ from tach._native import proc
 from tach._native.ring import Ring
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
-from tach.worker import Worker
+from tach.worker import Worker, refresh_thread_identity
 
 #: Exit status of a zygote whose supervisor gave up on the run before it started.
 EXIT_ABANDONED = 2
@@ -178,6 +178,7 @@ class Zygote:
             return False
         try:
             self.is_worker = True
+            refresh_thread_identity()
             proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.pid)
             selector.close()
             for pidfd in self.workers:
