@@ -75,7 +75,10 @@ from typing import Any
 from . import _suites
 from ._util import machine
 
-RUNNERS = ("pytest", "xdist", "tach-none", "tach-module", "tach-test")
+RUNNERS = ("pytest", "collect", "xdist", "tach-none", "tach-module", "tach-test")
+#: Runners that do not run the tests: ``collect`` is ``pytest --collect-only``, timed to bound
+#: what any runner that imports the suite once can reach (see :func:`amdahl_bound`).
+NOT_RUNS = ("collect",)
 DEFAULT_SUITES = ("trivial", "heavy_imports", "costly_fixture", "cpu_bound", "mixed")
 
 #: Environment variables that would change how pytest or Tach behave if inherited.
@@ -221,6 +224,8 @@ def run_once(cmd: Sequence[str], cwd: Path, env: dict[str, str], timeout: float)
 def runner_cmd(runner: str, python: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
     if runner == "pytest":
         return [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+    if runner == "collect":
+        return [python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", *extra]
     if runner == "xdist":
         return [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
                 *extra]
@@ -471,6 +476,9 @@ def check_counts(target: Target, per_runner: dict[str, dict[str, Any]]) -> None:
     if pytest_runs:
         reference = outcome_counts(pytest_runs[0].counts)
     for runner, data in per_runner.items():
+        if runner in NOT_RUNS:
+            data["counts"], data["counts_ok"], data["mismatch"] = None, True, ""
+            continue
         seen = []
         for run in data["runs"]:
             counts = outcome_counts(run.counts)
@@ -506,6 +514,22 @@ def check_counts(target: Target, per_runner: dict[str, dict[str, Any]]) -> None:
         data["counts"] = got
         data["counts_ok"] = not problems
         data["mismatch"] = "; ".join(problems)
+
+
+def amdahl_bound(per_runner: dict[str, dict[str, Any]], workers: int) -> float | None:
+    """The best ratio to pytest that running the tests on ``workers`` CPUs can give.
+
+    pytest's start-up and collection (which imports the test modules and everything they
+    import) is work a runner that imports the suite once still does before the tests run, one
+    CPU at a time; only the rest, the tests themselves, can be spread over the workers:
+    ``c + (1 - c) / workers`` with ``c`` the share of ``pytest --collect-only`` in pytest's time.
+    """
+    collect = per_runner.get("collect", {}).get("median_s")
+    full = per_runner.get("pytest", {}).get("median_s")
+    if not collect or not full:
+        return None
+    share = min(collect / full, 1.0)
+    return share + (1 - share) / workers
 
 
 def summarise(per_runner: dict[str, dict[str, Any]]) -> None:
@@ -636,7 +660,8 @@ def run_benchmark(args: argparse.Namespace, targets: list[Target],
     memory = None
     mem_target = next((t for t in targets if t.name == args.mem_suite), None)
     if args.mem_repeat and mem_target is not None:
-        memory = run_memory(args, mem_target, [r for r in results[mem_target.name]])
+        memory = run_memory(
+            args, mem_target, [r for r in results[mem_target.name] if r not in NOT_RUNS])
 
     out_suites = []
     for t in targets:
@@ -657,6 +682,7 @@ def run_benchmark(args: argparse.Namespace, targets: list[Target],
             "description": t.suite.description if t.suite else " ".join(t.extra_args),
             "suite": t.suite.as_dict() if t.suite else None,
             "runners": runners_out, "skipped_runners": skipped.get(t.name, {}),
+            "amdahl_bound": amdahl_bound(results[t.name], args.workers),
         })
 
     return {
@@ -725,7 +751,10 @@ def markdown(result: dict[str, Any]) -> str:
         + f". Workers: {result['workers']}. Medians of {result['repeat']} interleaved "
         f"repetitions after {result['warmup']} warm-up run(s); load average "
         f"{result['loadavg_before'][0]:.2f} before, {result['loadavg_after'][0]:.2f} after "
-        f"({result['elapsed_s']:.0f} s in all). Ratios are to plain pytest in the same run.",
+        f"({result['elapsed_s']:.0f} s in all). Ratios are to plain pytest in the same run. "
+        "`bound`: the best ratio the workers can reach while pytest's start-up and collection "
+        "(the `collect` row: imports included) stay serial, as they do in any runner that "
+        "imports the suite once.",
         *[f"Merged: the run of {m['started']} (medians of {m['repeat']}; load average "
           f"{m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after)."
           for m in result.get("merged", [])],
@@ -740,6 +769,8 @@ def markdown(result: dict[str, Any]) -> str:
         for name, data in suite["runners"].items():
             ok = data.get("counts_ok")
             counts = "ok" if ok else f"**MISMATCH**: {data.get('mismatch')}"
+            if name in NOT_RUNS:
+                counts = "(collection only)"
             if ok and data.get("warnings_note"):
                 counts += f" ({data['warnings_note']})"
             if data.get("leftovers"):
@@ -757,6 +788,8 @@ def markdown(result: dict[str, Any]) -> str:
                 parts = []
                 if limit is not None and data.get("ratio") is not None:
                     parts.append(f"≤{limit}× {'✓' if data['ratio'] <= limit else '✗'}")
+                if suite.get("amdahl_bound") is not None:
+                    parts.append(f"bound {suite['amdahl_bound']:.2f}")
                 if xdist is not None and data.get("median_s") is not None:
                     parts.append(f"< xdist {'✓' if data['median_s'] < xdist else '✗'}")
                 target = ", ".join(parts)
@@ -828,7 +861,8 @@ def chart(result: dict[str, Any], path: Path) -> bool:
               "'tach-runner[bench]')", file=sys.stderr)
         return False
     suites = result["suites"]
-    runners = [r for r in RUNNERS if any(r in s["runners"] for s in suites)]
+    runners = [r for r in RUNNERS
+               if r not in NOT_RUNS and any(r in s["runners"] for s in suites)]
     memory = result.get("memory")
     panels = 3 if memory else 2
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5), constrained_layout=True)

@@ -106,3 +106,14 @@ def test_benchmark_smoke(tmp_path, capsys):
     assert memory["processes"] == 1 and 0 < memory["pss_mib"] <= memory["rss_mib"]
     assert "| trivial |" in (tmp_path / "out" / "e2e.md").read_text()
     assert json.loads((tmp_path / "out" / "e2e.json").read_text())["ok"]
+
+
+def test_amdahl_bound_spreads_only_what_follows_collection():
+    from tach.bench.bench_e2e import amdahl_bound
+
+    runners = {"pytest": {"median_s": 10.0}, "collect": {"median_s": 4.0}}
+    assert amdahl_bound(runners, 2) == 0.4 + 0.6 / 2
+    assert amdahl_bound(runners, 1) == 1.0
+    assert amdahl_bound({"pytest": {"median_s": 10.0}}, 2) is None
+    # collection measured slower than the whole run (noise): no parallel share at all
+    assert amdahl_bound({"pytest": {"median_s": 1.0}, "collect": {"median_s": 1.5}}, 2) == 1.0
