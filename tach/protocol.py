@@ -80,6 +80,7 @@ class MessageKind(enum.IntEnum):
 
 
 MAX_KIND = max(MessageKind)
+_KINDS = {int(kind): kind for kind in MessageKind}
 
 Message = tuple[MessageKind, dict[str, Any]]
 
@@ -132,27 +133,31 @@ def encode(kind: MessageKind, payload: dict[str, Any]) -> bytes:
     return frame.encode_raw(kind, data, flags=0)
 
 
+def _message(kind: int, payload: Any) -> Message:
+    if type(payload) is not dict:
+        raise ProtocolError(
+            f"message of kind {kind} carries {type(payload).__name__}, not an object"
+        )
+    try:
+        return _KINDS[kind], payload
+    except KeyError:
+        raise ProtocolError(f"unknown message kind {kind}") from None
+
+
 def decode_frames(frames: list[tuple[int, int, Any]]) -> list[Message]:
     """Decoded frames as messages (payloads are JSON objects)."""
-    messages: list[Message] = []
-    for kind, _flags, payload in frames:
-        if not isinstance(payload, dict):
-            raise ProtocolError(
-                f"message of kind {kind} carries {type(payload).__name__}, not an object"
-            )
-        messages.append((MessageKind(kind), payload))
-    return messages
+    return [_message(kind, payload) for kind, _flags, payload in frames]
 
 
 def decode_one(data: bytes) -> Message:
     """The single message that is the whole of ``data`` (a record taken from a result ring)."""
     try:
-        kind, flags, payload, size = frame.decode(data, MAX_KIND)
+        kind, _flags, payload, size = frame.decode(data, MAX_KIND)
     except frame.FrameError as exc:
         raise ProtocolError(str(exc)) from exc
     if size != len(data):
         raise ProtocolError(f"{len(data) - size} stray bytes after a message of kind {kind}")
-    return decode_frames([(kind, flags, payload)])[0]
+    return _message(kind, payload)
 
 
 class Channel:
