@@ -121,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run pytest --collect-only in a child process and show "
         "where its ids differ from the static ones",
     )
-    lp.add_argument("--python", metavar="EXE", help="interpreter for --collect (default: this one)")
+    lp.add_argument(
+        "--python",
+        metavar="EXE",
+        help="the project's interpreter: its pytest and plugins provide the builtin and plugin "
+        "fixtures, and --collect runs it (default: this one)",
+    )
     lp.add_argument("--no-cache", action="store_true", help="do not read or write .tach/")
     lp.add_argument(
         "--problems",

@@ -159,6 +159,31 @@ class ListRequest:
     problems: bool = False
 
 
+def interpreter_paths(python: str) -> list[Path]:
+    """The import path of interpreter ``python``: where its pytest and plugins are installed.
+
+    Raises :class:`ConfigError` when it cannot be run.
+    """
+    import subprocess
+
+    code = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
+    try:
+        proc = subprocess.run(
+            [python, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"--python {python}: cannot run it ({exc})") from exc
+    if proc.returncode != 0:
+        raise ConfigError(
+            f"--python {python}: exited with status {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        )
+    try:
+        paths = orjson.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"--python {python}: did not report its import path") from exc
+    return [Path(p) for p in paths if Path(p).is_dir()]
+
+
 def _run_key(
     req: ListRequest,
     invocation_dir: Path,
@@ -166,6 +191,7 @@ def _run_key(
     rootdir: Path,
     inifile: Path | None,
     with_plugins: bool,
+    site_packages: Sequence[Path] | None = None,
 ) -> str:
     from . import __version__
 
@@ -188,7 +214,9 @@ def _run_key(
     ]
     if with_plugins:
         # installing or removing a distribution changes its site directory
-        parts.append([(p, os.stat(p).st_mtime_ns) for p in sys.path if p and os.path.isdir(p)])
+        paths = [str(p) for p in site_packages] if site_packages is not None else sys.path
+        parts.append(req.python)
+        parts.append([(p, os.stat(p).st_mtime_ns) for p in paths if p and os.path.isdir(p)])
     return orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
@@ -224,10 +252,13 @@ def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path |
         deselect=list(req.deselect),
     )
     want_fixtures = req.fmt == "json" or req.problems
+    site_packages: list[Path] | None = None
     run_doc: dict[str, Any] | None = None
     cache_path: Path | None = None
     key = ""
     try:
+        if want_fixtures and req.python:
+            site_packages = interpreter_paths(req.python)
         if not req.no_cache:
             cfg = determine_config(
                 list(req.args),
@@ -236,7 +267,9 @@ def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path |
                 invocation_dir=inv,
                 overrides=req.overrides,
             )
-            key = _run_key(req, inv, cfg.ini, cfg.rootdir, cfg.inifile, want_fixtures)
+            key = _run_key(
+                req, inv, cfg.ini, cfg.rootdir, cfg.inifile, want_fixtures, site_packages
+            )
             digest = short_hash(key.encode())
             cache_path = cfg.rootdir / ".tach" / f"list-{digest}.json"
             cached = read_document(cache_path, "tach-list")
@@ -247,7 +280,9 @@ def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path |
             ):
                 run_doc = cached
         if run_doc is None:
-            run_doc = _fresh_document(req, inv, opts, key, cache_path, full=want_fixtures)
+            run_doc = _fresh_document(
+                req, inv, opts, key, cache_path, full=want_fixtures, site_packages=site_packages
+            )
     except ConfigError as exc:
         err.write(f"ERROR: {exc}\n")
         return 4
@@ -282,6 +317,7 @@ def _fresh_document(
     cache_path: Path | None,
     *,
     full: bool,
+    site_packages: Sequence[Path] | None = None,
 ) -> dict[str, Any]:
     """Discover, and keep the result in the whole-run cache (when there is one)."""
     from .discovery.cache import CACHE_VERSION, write_document
@@ -293,6 +329,7 @@ def _fresh_document(
         invocation_dir=inv,
         options=opts,
         use_cache=not req.no_cache,
+        site_packages=site_packages,
         with_plugins=full,
         closures=full,
     )

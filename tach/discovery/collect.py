@@ -283,12 +283,13 @@ class Collector:
             and ref.ctx.rel.startswith("/")
             and ref.binding["k"] in ("func", "class")
         ):
-            # an installed library's own definition (pytest's ``fixture`` seen from _pytest)
-            for root in ref.ctx.roots[1:]:
-                try:
-                    rel = ref.ctx.path.relative_to(root)
-                except ValueError:
-                    continue
+            # an installed library's own definition (pytest's ``fixture`` seen from _pytest),
+            # named from the innermost import root that holds it (a project root on the path
+            # may hold the environment too)
+            path = ref.ctx.path
+            inner = [root for root in ref.ctx.roots[1:] if root in path.parents]
+            if inner:
+                rel = path.relative_to(max(inner, key=lambda root: len(root.parts)))
                 mod = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
                 return f"{mod}.{ref.binding['name']}"
         return None

@@ -112,6 +112,11 @@ class _Run:
         self.extra_roots = [
             Path(os.path.normpath(pythonpath_base / p)) for p in config.get("pythonpath")
         ]
+        # Installed distributions inside the project (a ``.venv`` in the rootdir): their
+        # modules (pytest's, the plugins') import from the interpreter's path, not the project's.
+        self._env_dirs = tuple(
+            d for d in sp if rootdir in d.parents and d.name in ("site-packages", "dist-packages")
+        )
         self.ctxs: dict[Path, ModuleCtx | None] = {}
         self.errors: dict[Path, str] = {}
         # directory -> the import roots of its modules: equal tuples are one object, so that
@@ -143,7 +148,8 @@ class _Run:
         self.walker = Walker(config, opts, self.load_pair, inputs.probe)
 
     def rel(self, path: Path) -> str:
-        """Rootdir-relative posix path of a file (its own path when outside the rootdir)."""
+        """Rootdir-relative posix path of a file (its own path when outside the rootdir, or
+        installed in an environment inside it)."""
         s = str(path)
         if os.sep != "/":  # pragma: no cover - Tach runs on POSIX
             try:
@@ -156,10 +162,13 @@ class _Run:
         try:
             d = self._rel_dirs[head]
         except KeyError:
+            hp = Path(head or "/")
             try:
-                d = Path(head or "/").relative_to(self.rootdir).as_posix()
+                d = hp.relative_to(self.rootdir).as_posix()
             except ValueError:
                 d = None
+            if d is not None and any(e == hp or e in hp.parents for e in self._env_dirs):
+                d = None  # an installed library, not the project's
             self._rel_dirs[head] = d
         if d is None:
             return s
@@ -170,7 +179,8 @@ class _Run:
         roots = self._dir_roots.get(parent)
         if roots is None:
             rootdir = self.rootdir
-            if rootdir in path.parents:
+            parents = path.parents
+            if rootdir in parents and not any(d in parents for d in self._env_dirs):
                 roots = tuple(
                     dict.fromkeys(
                         [

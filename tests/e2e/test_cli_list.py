@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,37 @@ def test_version_still_works(tmp_path: Path) -> None:
     proc = run(["-m", "tach", "--version"], tmp_path)
     assert proc.returncode == 0
     assert "tach " in proc.stdout and "pytest " in proc.stdout and "Python" in proc.stdout
+
+
+@features
+def test_python_option_reads_fixtures_of_that_interpreters_plugins(
+    project: Path, tmp_path: Path
+) -> None:
+    # An "interpreter" whose import path adds a site directory with a pytest11 plugin that
+    # this interpreter does not have.
+    site = tmp_path / "site"
+    dist = site / "fakeplug-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\nfakeplug = fakeplug_plugin\n")
+    (site / "fakeplug_plugin.py").write_text(
+        "import pytest\n\n\n@pytest.fixture(scope='module')\ndef only_there():\n    return 1\n"
+    )
+    paths = [str(site), *(p for p in sys.path if p)]
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho '{json.dumps(paths)}'\n")
+    python.chmod(0o755)
+
+    def fixtures(*extra: str) -> dict[str, dict]:
+        proc = run(["-m", "tach", "--format=json", "list", *extra], project)
+        assert proc.returncode == 0, proc.stderr
+        return {f["name"]: f for f in json.loads(proc.stdout)["fixtures"]}
+
+    assert "only_there" not in fixtures()
+    there = fixtures("--python", str(python))["only_there"]
+    assert (there["scope"], there["file"]) == ("module", str(site / "fakeplug_plugin.py"))
+    assert "tmp_path" in fixtures("--python", str(python))  # pytest's own, from its paths
+    proc = run(["-m", "tach", "--format=json", "list", "--python", str(tmp_path / "none")],
+               project)
+    assert proc.returncode == 4
+    assert "--python" in proc.stderr and "cannot run it" in proc.stderr

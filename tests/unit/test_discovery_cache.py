@@ -169,3 +169,22 @@ def test_a_summary_json_cannot_hold_is_left_out_of_the_cache(tmp_path: Path) -> 
     second = discover(invocation_dir=root, with_plugins=False)
     assert second.stats.parsed == 1 and second.stats.hits == 1
     assert [t.id for t in second.result.tests] == [t.id for t in first.result.tests]
+
+
+def test_builtin_fixtures_are_read_from_an_environment_inside_the_project(tmp_path: Path) -> None:
+    # A ``.venv`` in the rootdir, and the rootdir on the import path before it (as with
+    # ``.venv/bin/python -m tach`` run from the project): pytest's modules are a library there,
+    # not project files.
+    import _pytest
+
+    (tmp_path / "project").mkdir()
+    root = _project(tmp_path / "project")
+    site = root / ".venv" / "lib" / "python3" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "_pytest").symlink_to(Path(_pytest.__file__).parent, target_is_directory=True)
+    found = discover(invocation_dir=root, use_cache=False, site_packages=[root, site])
+    builtin = {f.name: f for f in found.result.fixtures if f.where == "builtin"}
+    assert builtin["tmp_path"].file == str(site / "_pytest" / "tmpdir.py")
+    assert builtin["capsys"].line > 0 and builtin["monkeypatch"].line > 0
+    assert [t.id for t in found.result.tests] == ["test_m0.py::test_0", "test_m1.py::test_1",
+                                                   "test_m2.py::test_2"]
