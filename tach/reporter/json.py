@@ -85,9 +85,13 @@ def short_message(result: TestResult, report: dict[str, Any] | None) -> str:
             crash = longrepr.get("reprcrash")
             if isinstance(crash, dict) and crash.get("message") is not None:
                 return str(crash["message"])
-        text = str(report.get("longreprtext") or longrepr or "")
-        return text.strip().splitlines()[-1] if text.strip() else ""
+        return first_line(str(report.get("longreprtext") or longrepr or ""))
     return ""
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text`` that is not blank ("" when there is none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 class JsonReporter:
@@ -169,7 +173,7 @@ class JsonReporter:
                 pid=crash.get("pid") or result.pid,
                 phase=crash.get("phase") or report.get("when"),
                 status=crash.get("status"),
-                message=str(crash.get("reason") or report.get("longreprtext") or ""),
+                message=first_line(str(crash.get("reason") or report.get("longreprtext") or "")),
             )
 
     def on_test_finished(self, result: TestResult) -> None:

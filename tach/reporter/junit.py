@@ -36,6 +36,8 @@ from tach.scheduler import RunSummary, Unit, write_atomically
 
 #: pytest's budget for the ``message`` attribute of ``failure`` and ``error`` elements.
 MESSAGE_ATTR_BUDGET = 500
+#: The first pytest whose ``message`` attributes are shortened (earlier ones keep them whole).
+SHORTENED_SINCE = (9, 2)
 FAMILIES = ("xunit1", "xunit2", "legacy")
 LOGGING = ("no", "log", "system-out", "system-err", "out-err", "all")
 
@@ -182,14 +184,14 @@ class _TestCase:
         if "wasxfail" in report:
             self.add_simple("skipped", "xfail-marked test passes unexpectedly")
         else:
-            message = bin_xml_escape(shorten_message(crash_message(report)))
+            message = bin_xml_escape(self.writer.shorten(crash_message(report)))
             self.add_simple("failure", message, longrepr_text(report))
 
     def append_error(self, report: dict[str, Any]) -> None:
         reason = crash_message(report)
         phase = "teardown" if report.get("when") == "teardown" else "setup"
-        message = f'failed on {phase} with "{reason}"'
-        self.add_simple("error", bin_xml_escape(shorten_message(message)), longrepr_text(report))
+        message = bin_xml_escape(self.writer.shorten(f'failed on {phase} with "{reason}"'))
+        self.add_simple("error", message, longrepr_text(report))
 
     def append_skipped(self, report: dict[str, Any]) -> None:
         if "wasxfail" in report:
@@ -222,6 +224,15 @@ class _TestCase:
                 ET.SubElement(properties, "property", name=name, value=value)
         testcase.extend(self.nodes)
         return testcase
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"9.2.0"`` -> ``(9, 2, 0)``; the numeric prefix of each part (``"0rc1"`` -> 0)."""
+    parts = []
+    for part in version.split(".")[:3]:
+        digits = re.match(r"\d*", part)
+        parts.append(int(digits.group()) if digits and digits.group() else 0)
+    return tuple(parts)
 
 
 def _prepare(content: str, header: str) -> str:
@@ -258,11 +269,18 @@ class JunitXmlReporter:
         self.seen: set[str] = set()
         self.suite_properties: list[tuple[str, str]] = []
         self.attributes: dict[str, dict[str, str]] = {}
+        self.pytest_version: tuple[int, ...] = SHORTENED_SINCE
 
     # -- events -------------------------------------------------------------------------------
 
     def on_run_start(self, info: dict[str, Any]) -> None:
-        pass
+        self.pytest_version = version_tuple(str(info.get("pytest_version") or ""))
+
+    def shorten(self, message: str) -> str:
+        """A ``message`` attribute as the pytest that ran the tests writes it."""
+        if self.pytest_version < SHORTENED_SINCE:
+            return message
+        return shorten_message(message)
 
     def on_collected(
         self, unit: Unit, ids: Sequence[str], errors: Sequence[dict[str, Any]]
