@@ -18,10 +18,10 @@ import jsonschema
 import junitparser
 import pytest
 import xmlschema
+from tach.bench.junit_agreement import compare
 
 from tach.reporter.json import SCHEMA_VERSION, schema
 
-from . import _junit
 from .conftest import PROJECTS
 
 XSD = Path(__file__).resolve().parents[1] / "data" / "junit-10.xsd"
@@ -193,7 +193,7 @@ def test_junit_xml_parses_with_a_real_consumer(combined):
 
 def test_junit_xml_lists_what_pytest_lists(combined, pytest_xml):
     _, path = combined
-    agreement = _junit.compare(path, pytest_xml)
+    agreement = compare(path, pytest_xml)
     assert agreement["different"] == {} and agreement["missing"] == []
     assert agreement["extra"] == []
     assert agreement["same"] == agreement["theirs"] == 21
