@@ -234,7 +234,7 @@ def run_tests(argv: Sequence[str]) -> int:
         layers = Layers.load(project.rootdir, project.inifile, invocation_dir)
         # Reporting flags after -- count too, and win over addopts, as in pytest.
         config = build_run_config(
-            ns, [*addopts, *passthrough], ns.format, sys.executable, layers=layers
+            ns, addopts, ns.format, sys.executable, layers=layers, passthrough=passthrough
         )
         config.pytest_args += passthrough
     except (ConfigError, ConfigValueError) as exc:
@@ -339,6 +339,8 @@ def run_tests(argv: Sequence[str]) -> int:
         json_reporter.expected = plan.expected_tests
     warm_imports = list(dict.fromkeys([*config.warm_imports, *plan.warm_imports]))
     summary = supervisor.run(units, plan.conftest_dirs, warm_imports)
+    if human is None and summary.zygote_exit_code is not None:
+        sys.stderr.write(summary.zygote_output)  # why pytest stopped, even under -q
     if summary.zygote_exit_code is None and not summary.collect_only:
         with contextlib.suppress(OSError):
             save_durations(cache_dir, summary.results.values(), durations)

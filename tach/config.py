@@ -179,14 +179,16 @@ def build_run_config(
     python: str,
     *,
     layers: Layers | None = None,
+    passthrough: Sequence[str] = (),
 ) -> RunConfig:
     """Resolve the parsed command line (over ``addopts``) into a :class:`RunConfig`.
 
     ``fmt`` is the command line's ``--format`` (None when not given); ``layers`` are the
-    ``TACH_*`` environment and ``[tool.tach]`` (none: only the command line and ``addopts``).
+    ``TACH_*`` environment and ``[tool.tach]`` (none: only the command line and ``addopts``);
+    ``passthrough`` the arguments after ``--``, whose reporting flags win over both addopts.
     """
     layers = layers if layers is not None else Layers()
-    base = reporting_defaults([*addopts, *layers.tool.get("addopts", [])])
+    base = reporting_defaults([*addopts, *layers.tool.get("addopts", []), *passthrough])
     maxfail = ns.maxfail or base.maxfail
     if ns.exitfirst or base.exitfirst:
         maxfail = 1

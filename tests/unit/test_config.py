@@ -144,3 +144,13 @@ def test_unknown_keys_are_errors(tmp_path):
     path = write(tmp_path, "wokers = 2")
     with pytest.raises(ConfigValueError, match=r"unknown key 'wokers' in \[tool.tach\]"):
         load_tool_table(path)
+
+
+def test_arguments_after_double_dash_win_over_the_tables_addopts():
+    ns = build_run_parser().parse_args([])
+    layers = Layers(tool={"addopts": ["--maxfail=2"]})
+    config = build_run_config(
+        ns, ["--maxfail=1"], None, "python", layers=layers, passthrough=["--maxfail=3"]
+    )
+    assert config.maxfail == 3
+    assert build_run_config(ns, ["--maxfail=1"], None, "python", layers=layers).maxfail == 2
