@@ -11,8 +11,10 @@ stderr read through pipes as a consumer would:
 
 Method: one unmeasured warm-up run per runner (bytecode and ``.tach/`` caches), then
 ``--repeat`` repetitions in which every runner runs once, in an order rotated by one each
-repetition. Reported: the median wall time per runner, its ratio to ``quiet``'s median, and
-the median of the per-repetition ratios (robust to drift in the load of a shared machine).
+repetition. Reported: the median wall time per runner, its ratio to ``quiet``'s median, the
+median of the per-repetition ratios (robust to drift in the load of a shared machine), and the
+CPU seconds of the run's whole process tree (``RUSAGE_CHILDREN``; the reporters run in the
+supervisor, so this is where their cost shows even when other work slows the wall clock).
 Correctness is checked on every run: ``quiet``'s closing line and the NDJSON ``run_finished``
 event must both count 4,000 passed tests, and every NDJSON line must parse.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,6 +57,7 @@ def command(runner: str, workers: int, junit: Path) -> list[str]:
 def run_once(runner: str, root: Path, workers: int) -> dict[str, Any]:
     """One timed run: wall seconds, exit status, and the passed count it reported."""
     junit = root / "report.xml"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         command(runner, workers, junit),
@@ -64,12 +68,14 @@ def run_once(runner: str, root: Path, workers: int) -> dict[str, Any]:
         check=False,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if runner == "quiet":
         passed = (parse_summary(proc.stdout) or {}).get("passed")
     else:
         events = [json.loads(line) for line in proc.stdout.splitlines()]
         passed = events[-1].get("passed") if events else None
-    return {"wall_s": wall, "returncode": proc.returncode, "passed": passed}
+    return {"wall_s": wall, "cpu_s": cpu, "returncode": proc.returncode, "passed": passed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r["returncode"] == 0 and r["passed"] == suite.tests for rs in runs.values() for r in rs
     )
     base = statistics.median(r["wall_s"] for r in runs["quiet"])
+    base_cpu = statistics.median(r["cpu_s"] for r in runs["quiet"])
     rows = []
     for runner in RUNNERS:
         walls = [r["wall_s"] for r in runs[runner]]
@@ -112,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "min_s": round(min(walls), 3),
                 "ratio_of_medians": round(statistics.median(walls) / base, 4),
                 "median_paired_ratio": round(statistics.median(paired), 4),
+                "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs[runner]), 3),
+                "cpu_ratio": round(
+                    statistics.median(r["cpu_s"] for r in runs[runner]) / base_cpu, 4
+                ),
             }
         )
     result = {
@@ -128,12 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"{suite.description}, {args.workers} workers, {args.repeat} repetitions")
         print()
-        print("| runner | median s | min s | / quiet (medians) | / quiet (paired, median) |")
-        print("| --- | --- | --- | --- | --- |")
+        print(
+            "| runner | median s | min s | / quiet (medians) | / quiet (paired, median) "
+            "| CPU s (median) | CPU / quiet |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for row in rows:
             print(
                 f"| {row['runner']} | {row['median_s']:.3f} | {row['min_s']:.3f} "
-                f"| {row['ratio_of_medians']:.3f} | {row['median_paired_ratio']:.3f} |"
+                f"| {row['ratio_of_medians']:.3f} | {row['median_paired_ratio']:.3f} "
+                f"| {row['median_cpu_s']:.3f} | {row['cpu_ratio']:.3f} |"
             )
         print()
         print(f"correct: {correct}; load average before {load_before}, after {load_after}")
