@@ -32,7 +32,7 @@ from tach.results import Locations, TestResult
 from tach.scheduler import RunSummary, Unit
 
 SCHEMA_VERSION = 2
-#: Longest stdout/stderr text kept per test in an event (the end of it is kept).
+#: Longest stdout/stderr text kept per test in an event (its head and its tail are kept).
 OUTPUT_LIMIT = 64 * 1024
 SCHEMA_FILE = "events.schema.json"
 
@@ -44,10 +44,12 @@ def schema() -> dict[str, Any]:
 
 
 def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    """``text``, or its last ``limit`` characters after a note of how much was dropped."""
+    """``text``, or its head and tail (``limit`` characters in all) around a note of how much
+    was dropped: a flood keeps its beginning and its end."""
     if len(text) <= limit:
         return text
-    return f"[... {len(text) - limit} characters dropped ...]\n" + text[-limit:]
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters dropped ...]\n{text[-half:]}"
 
 
 def captured(report: dict[str, Any] | None, stream: str) -> str:

@@ -1,4 +1,5 @@
-"""The pieces of the JUnit XML reporter that mirror pytest's ``junitxml`` module."""
+"""Reporter pieces: JUnit naming, escaping and messages as pytest makes them; def lines;
+NDJSON output bounds."""
 
 from __future__ import annotations
 
@@ -47,3 +48,12 @@ def test_locations_prefer_discovery_then_the_function_then_the_report():
     report = {"location": ["u.py", 3, "test_c"]}
     assert locations.of("u.py::test_c", report) == ("u.py", 4)
     assert locations.of("u.py::test_c") == ("u.py", None)
+
+
+def test_event_output_keeps_head_and_tail_of_a_flood():
+    from tach.reporter.json import bounded
+
+    assert bounded("short", 10) == "short"
+    text = bounded("a" * 50 + "b" * 50, 10)
+    assert text.startswith("aaaaa\n") and text.endswith("\nbbbbb")
+    assert "90 characters dropped" in text
