@@ -13,6 +13,8 @@ SUBJECTS = {
     "fork": ("bench_fork", "fork+exit+wait from 25/100/400 MiB processes, native vs os.fork, THP"),
     "discovery": ("bench_discovery", "static discovery against pytest --collect-only"),
     "e2e": ("bench_e2e", "generated suites: Tach in each isolation mode vs pytest and xdist"),
+    "outputs": ("bench_outputs", "NDJSON and JUnit XML reporters: wall time against -q alone"),
+    "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
 }
 
 

@@ -149,8 +149,13 @@ def build_run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format",
         choices=("human", "json"),
-        default="human",
-        help="json: the NDJSON event stream on stdout, the report on stderr",
+        default=None,
+        help="json: the NDJSON event stream on stdout, the report on stderr (default: human)",
+    )
+    parser.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the effective configuration and where each value came from, and exit",
     )
     add_run_arguments(parser)
     return parser
@@ -202,13 +207,14 @@ def run_tests(argv: Sequence[str]) -> int:
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     ns = build_run_parser().parse_args(argv)  # first: --help and --version need nothing else
     from tach import lifecycle
-    from tach.config import ConfigValueError, build_run_config
+    from tach.config import ConfigValueError, Layers, build_run_config
     from tach.discovery import CollectOptions, ConfigError, discover
     from tach.discovery.ini import addopts_args, determine_config
     from tach.discovery.select import compile_expression
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
     from tach.reporter.json import JsonReporter
+    from tach.results import Locations
     from tach.scheduler import (
         estimate_weight,
         load_durations,
@@ -230,28 +236,43 @@ def run_tests(argv: Sequence[str]) -> int:
             overrides=ns.overrides,
         )
         addopts = addopts_args(project)
+        layers = Layers.load(project.rootdir, project.inifile, invocation_dir)
         # Reporting flags after -- count too, and win over addopts, as in pytest.
-        config = build_run_config(ns, [*addopts, *passthrough], ns.format, sys.executable)
+        config = build_run_config(
+            ns, addopts, ns.format, sys.executable, layers=layers, passthrough=passthrough
+        )
         config.pytest_args += passthrough
     except (ConfigError, ConfigValueError) as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return EXIT_USAGE_ERROR
+    if ns.show_config:
+        print_config(config, project, layers)
+        return EXIT_OK
 
     rootdir = project.rootdir
     cache_dir = rootdir / ".tach"
     durations = load_durations(cache_dir)
-    human_stream = sys.stderr if config.fmt == "json" else sys.stdout
-    human = HumanReporter(
-        human_stream,
-        verbosity=config.verbosity,
-        reportchars=config.reportchars,
-        durations=config.durations,
-        color=config.color,
-        tbstyle=config.tbstyle,
-    )
-    reporters: list[Reporter] = [human]
+    locations = Locations()
+    reporters: list[Reporter] = []
+    human = None
+    if config.fmt != "json" or not ns.quiet:  # -q silences it beside the JSON stream
+        human = HumanReporter(
+            sys.stderr if config.fmt == "json" else sys.stdout,
+            verbosity=config.verbosity,
+            reportchars=config.reportchars,
+            durations=config.durations,
+            color=config.color,
+            tbstyle=config.tbstyle,
+            locations=locations,
+        )
+        reporters.append(human)
+    json_reporter = None
     if config.fmt == "json":
-        reporters.append(JsonReporter())
+        json_reporter = JsonReporter(locations=locations)
+        reporters.append(json_reporter)
+    if config.junit_xml:
+        reporters.append(junit_reporter(config.junit_xml, project, locations))
+    env = {**os.environ, **config.env} if config.env else None
     supervisor = lifecycle.Supervisor(
         lifecycle.RunSpec(
             python=config.python,
@@ -262,9 +283,13 @@ def run_tests(argv: Sequence[str]) -> int:
             capture_output=config.capture_output,
             collect_only=config.collect_only,
             maxfail=config.maxfail,
+            python_path=config.python_path,
+            env=env,
             durations=durations,
+            junit_xml=bool(config.junit_xml),
         ),
         Reporters(reporters),
+        decide_exit=exit_code,
     )
     # pytest starts up in the zygote while static discovery plans the run here.
     supervisor.start()
@@ -315,13 +340,59 @@ def run_tests(argv: Sequence[str]) -> int:
         for unit in units:
             if any(test_id in last_failed for test_id in unit.expected):
                 unit.weight = float("inf")
-    human.expected = plan.expected_tests
-    summary = supervisor.run(units, plan.conftest_dirs, plan.warm_imports)
+    locations.update(result.tests)
+    if human is not None:
+        human.expected = plan.expected_tests
+    if json_reporter is not None:
+        json_reporter.expected = plan.expected_tests
+    warm_imports = list(dict.fromkeys([*config.warm_imports, *plan.warm_imports]))
+    summary = supervisor.run(units, plan.conftest_dirs, warm_imports)
+    if human is None and summary.zygote_exit_code is not None:
+        sys.stderr.write(summary.zygote_output)  # why pytest stopped, even under -q
     if summary.zygote_exit_code is None and not summary.collect_only:
         with contextlib.suppress(OSError):
             save_durations(cache_dir, summary.results.values(), durations)
             save_last_failed(cache_dir, summary, last_failed)
     return exit_code(summary)
+
+
+def junit_reporter(path: str, project: Any, locations: Any) -> Reporter:
+    """The JUnit XML reporter, configured by pytest's ``junit_*`` ini options."""
+    from tach.reporter.junit import JunitXmlReporter
+
+    return JunitXmlReporter(
+        path,
+        locations=locations,
+        suite_name=str(project.get("junit_suite_name") or "pytest"),
+        family=str(project.get("junit_family") or "xunit2"),
+        logging=str(project.get("junit_logging") or "no"),
+        log_passing_tests=str(project.get("junit_log_passing_tests") or "true").strip().lower()
+        in ("y", "yes", "t", "true", "on", "1"),
+        duration_report=str(project.get("junit_duration_report") or "total"),
+    )
+
+
+def print_config(config: Any, project: Any, layers: Any) -> None:
+    """``--show-config``: each setting, its value and where it came from (JSON with
+    ``--format=json``)."""
+    from tach.config import show_config
+
+    settings = show_config(config)
+    if config.fmt == "json":
+        document = {
+            "rootdir": str(project.rootdir),
+            "configfile": str(project.inifile) if project.inifile else None,
+            "pyproject": str(layers.tool_path) if layers.tool_path else None,
+            "settings": settings,
+        }
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    print(f"rootdir: {project.rootdir}")
+    print(f"configfile: {project.inifile or '(none)'}")
+    width = max(len(key) for key in settings)
+    for key, entry in settings.items():
+        value = orjson.dumps(entry["value"]).decode()
+        print(f"{key:<{width}} = {value}  # {entry['source']}")
 
 
 def sliceable(found: Any) -> Callable[[Unit], bool]:

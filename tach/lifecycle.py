@@ -24,6 +24,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -58,6 +59,8 @@ class RunSpec:
     python_path: list[str] = dataclasses.field(default_factory=list)
     env: dict[str, str] | None = None
     durations: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: The run writes JUnit XML: test processes forward ``record_testsuite_property`` calls.
+    junit_xml: bool = False
 
 
 @dataclasses.dataclass
@@ -84,9 +87,16 @@ class Slot:
 class Supervisor:
     """One run: the zygote, its workers, and the results they send."""
 
-    def __init__(self, spec: RunSpec, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        reporter: Reporter,
+        decide_exit: Callable[[RunSummary], int] | None = None,
+    ) -> None:
         self.spec = spec
         self.reporter = reporter
+        #: Chooses the exit code the reporters are told about (the command line's rule).
+        self.decide_exit = decide_exit
         self.queue = UnitQueue([], spec.durations)
         self.stats = Stats()
         self.results: dict[str, TestResult] = {}
@@ -155,6 +165,8 @@ class Supervisor:
             zygote_output=self.zygote_output() if zygote_code is not None else "",
             deselected=self.deselected,
         )
+        if self.decide_exit is not None:
+            summary.exit_code = self.decide_exit(summary)
         self.reporter.on_run_finished(summary)
         return summary
 
@@ -189,6 +201,7 @@ class Supervisor:
             "capture_output": spec.capture_output,
             "collect_only": spec.collect_only,
             "python_path": spec.python_path,
+            "junit_xml": spec.junit_xml,
             "run_id": uuid.uuid4().hex,
         }
         output = None if not spec.capture_output else self.zygote_log.fileno()
@@ -316,6 +329,8 @@ class Supervisor:
             self.warnings.append(payload)
             self.stats.add("warnings", payload)
             self.reporter.on_warning(payload)
+        elif kind is MessageKind.Record:
+            self.reporter.on_record(payload)
         elif kind is MessageKind.UnitCollected:
             self._on_collected(slot, payload)
         elif kind is MessageKind.UnitFinished:
@@ -489,6 +504,7 @@ class Supervisor:
             "teststatus": status,
             "slot": result.slot,
             "pid": result.pid,
+            "crash": {"pid": result.pid, "status": None, "phase": when, "reason": why},
         }
         result.add(report)
         self.stats.add(status[0], report)

@@ -133,6 +133,64 @@ def _no_hook(self: object) -> None:
     """Stands in for every hook of the quiet terminal reporter."""
 
 
+class JunitRecorder:
+    """Stands in for pytest's ``LogXML`` in the stash: the supervisor writes the JUnit XML.
+
+    pytest's ``record_testsuite_property`` and ``record_xml_attribute`` fixtures hand their
+    values to the ``LogXML`` they find in ``config.stash`` (and do nothing without one); this
+    object forwards them to the supervisor as ``Record`` messages instead, from whichever
+    process calls them. ``family`` makes ``record_property`` warn under ``xunit2`` as it does
+    with ``--junitxml``.
+    """
+
+    def __init__(self, plugin: TachPlugin, family: str) -> None:
+        self.plugin = plugin
+        self.family = family
+
+    def add_global_property(self, name: str, value: object) -> None:
+        __tracebackhide__ = True
+        if not isinstance(name, str):
+            raise TypeError(f"name parameter needs to be a string, but {type(name).__name__} given")
+        self.plugin.send(
+            MessageKind.Record,
+            {"kind": "suite_property", "name": name, "value": str(value), "nodeid": ""},
+        )
+
+    def node_reporter(self, nodeid: str) -> _AttributeRecorder:
+        return _AttributeRecorder(self.plugin, str(nodeid))
+
+
+class _AttributeRecorder:
+    """``record_xml_attribute``'s target: forwards ``add_attribute`` calls."""
+
+    def __init__(self, plugin: TachPlugin, nodeid: str) -> None:
+        self.plugin = plugin
+        self.nodeid = nodeid
+
+    def add_attribute(self, name: str, value: object) -> None:
+        self.plugin.send(
+            MessageKind.Record,
+            {"kind": "attribute", "name": str(name), "value": str(value), "nodeid": self.nodeid},
+        )
+
+
+def install_junit_recorder(config: pytest.Config, plugin: TachPlugin | None) -> None:
+    """Take pytest's own JUnit writer out (every worker would write a file of its own share),
+    and, when the run writes JUnit XML (``plugin`` given), put a :class:`JunitRecorder` in its
+    place."""
+    from _pytest import junitxml
+
+    current = config.stash.get(junitxml.xml_key, None)
+    if current is not None:
+        del config.stash[junitxml.xml_key]
+        if config.pluginmanager.is_registered(current):
+            config.pluginmanager.unregister(current)
+    if plugin is not None:
+        recorder = JunitRecorder(plugin, str(config.getini("junit_family")))
+        config.stash[junitxml.xml_key] = recorder  # type: ignore[assignment]
+        config.pluginmanager.register(recorder, "tach-junit-recorder")
+
+
 class TachPlugin:
     """Hooks of the zygote, the workers and the test processes (one object, inherited by fork)."""
 
@@ -166,6 +224,7 @@ class TachPlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
         quiet_terminal_reporter(config)
+        install_junit_recorder(config, self if self.zygote.spec.get("junit_xml") else None)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
@@ -321,14 +380,17 @@ class TachPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        __tracebackhide__ = True  # not part of the user's traceback
         return (yield from self._phase(PHASE_SETUP))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        __tracebackhide__ = True  # not part of the user's traceback
         return (yield from self._phase(PHASE_CALL))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Any:
+        __tracebackhide__ = True  # not part of the user's traceback
         return (yield from self._phase(PHASE_TEARDOWN))
 
     def _phase(self, phase: int) -> Any:
@@ -338,6 +400,7 @@ class TachPlugin:
         child carry on with pytest's protocol, the rest of the batch and the worker's loop: a
         second session reading the worker's channel (pytest#12028).
         """
+        __tracebackhide__ = True
         if self.progress is not None:
             self.progress.set_phase(phase)
         try:

@@ -77,6 +77,7 @@ class MessageKind(enum.IntEnum):
     UnitFinished = 12
     WorkerDone = 13
     Plan = 14
+    Record = 15
 
 
 MAX_KIND = max(MessageKind)

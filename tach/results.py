@@ -196,3 +196,37 @@ def summary_line(stats: Stats, seconds: float, collect_only: bool = False) -> st
     """pytest's closing line, without the ``=`` frame: ``1 failed, 2 passed in 0.12s``."""
     parts, _ = stats.summary_parts(collect_only)
     return ", ".join(text for text, _ in parts) + f" in {format_duration(seconds)}"
+
+
+class Locations:
+    """Where each test is defined: its file and the 1-based line of its ``def``.
+
+    Filled from static discovery (whose lines are those of the ``def`` itself, not of its first
+    decorator, as editors expect) once the run is planned; a test discovery did not name exactly
+    (a parameter pytest computed) takes the line of its function, and a test discovery does not
+    know at all takes the line its report gives (pytest's 0-based ``location``, made 1-based).
+    """
+
+    def __init__(self, lines: dict[str, tuple[str, int]] | None = None) -> None:
+        self._lines: dict[str, tuple[str, int]] = dict(lines or {})
+
+    def update(self, tests: Any) -> None:
+        """Add tests from discovery (objects with ``id``, ``file`` and ``line``)."""
+        for test in tests:
+            if test.id and not test.id.endswith("/"):
+                self._lines[test.id] = (test.file, test.line)
+
+    def of(
+        self, test_id: str, report: dict[str, Any] | None = None
+    ) -> tuple[str, int | None]:
+        """The file and line of ``test_id`` (the line may be unknown: None)."""
+        found = self._lines.get(test_id)
+        if found is None and test_id.endswith("]") and "[" in test_id:
+            found = self._lines.get(test_id.split("[", 1)[0])
+        if found is not None:
+            return found
+        location = (report or {}).get("location")
+        if isinstance(location, list | tuple) and len(location) == 3:
+            line = location[1] + 1 if isinstance(location[1], int) else None
+            return str(location[0]), line
+        return test_id.split("::")[0], None

@@ -134,6 +134,9 @@ class Reporter(Protocol):
 
     def on_warning(self, warning: dict[str, Any]) -> None: ...
 
+    def on_record(self, record: dict[str, Any]) -> None:
+        """A ``record_testsuite_property`` / ``record_xml_attribute`` call (JUnit XML)."""
+
     def on_run_finished(self, summary: RunSummary) -> None: ...
 
 
@@ -154,6 +157,8 @@ class RunSummary:
     zygote_exit_code: int | None = None
     zygote_output: str = ""
     deselected: int = 0
+    #: The process exit code, when the caller told the supervisor how to choose it.
+    exit_code: int | None = None
 
 
 @dataclasses.dataclass

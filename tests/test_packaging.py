@@ -37,6 +37,7 @@ def test_wheel_holds_compiled_modules_and_stubs_but_no_sources(wheel):
         assert any(n.startswith(f"tach/_native/{name}.") and n.endswith(".so") for n in names), name
         assert f"tach/_native/{name}.pyi" in names
     assert "tach/bench/__main__.py" in names
+    assert "tach/reporter/events.schema.json" in names  # the NDJSON schema is package data
     for init in sorted((ROOT / "tach").rglob("__init__.py")):
         assert str(init.relative_to(ROOT)) in names, (
             f"package {init.parent.name} is not in the wheel"
@@ -59,6 +60,8 @@ def test_wheel_installs_and_runs_without_cython_or_compiler(wheel, tmp_path):
         "assert tach.__file__.startswith(sys.prefix), tach.__file__\n"
         "from tach._native import frame, memfd, proc, ring\n"
         "assert frame.decode(frame.encode(1, {'ok': True}))[2] == {'ok': True}\n"
+        "from tach.reporter.json import schema\n"
+        "assert schema()['oneOf'], 'the NDJSON schema is not readable'\n"
     )
     run([python, "-c", probe], env=env, cwd=tmp_path)
     version = run([str(venv / "bin" / "tach"), "--version"], env=env, cwd=tmp_path).stdout

@@ -45,6 +45,17 @@ class Reporters:
         for reporter in self.reporters:
             reporter.on_warning(warning)
 
-    def on_run_finished(self, summary: RunSummary) -> None:
+    def on_record(self, record: dict[str, Any]) -> None:
         for reporter in self.reporters:
-            reporter.on_run_finished(summary)
+            reporter.on_record(record)
+
+    def on_run_finished(self, summary: RunSummary) -> None:
+        """Every reporter finishes, even when one of them fails (the first error is raised)."""
+        error: BaseException | None = None
+        for reporter in self.reporters:
+            try:
+                reporter.on_run_finished(summary)
+            except BaseException as exc:  # the JUnit file must be written even so
+                error = error or exc
+        if error is not None:
+            raise error

@@ -2,9 +2,9 @@
 
 Progress is a stream of letters (``.`` ``F`` ``E`` ``s`` ``x`` ``X``, as pytest's
 ``pytest_report_teststatus`` gave them) with a percentage at the end of each line; with ``-v``
-one line per test naming its worker. After the run come pytest's sections in pytest's order —
-errors, failures, warnings summary, slowest durations, short test summary — and pytest's exact
-final line.
+one line per test naming its worker and the line of its ``def``. After the run come pytest's
+sections in pytest's order — errors, failures, warnings summary, slowest durations, short test
+summary — and pytest's exact final line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from tach import __version__
-from tach.results import Stats, TestResult, format_duration
+from tach.results import Locations, Stats, TestResult, format_duration
 from tach.scheduler import RunSummary, Unit
 
 _COLORS = {"red": 31, "green": 32, "yellow": 33, "bold": 1}
@@ -45,6 +45,7 @@ class HumanReporter:
         showcapture: str = "all",
         expected_tests: int = 0,
         tbstyle: str = "auto",
+        locations: Locations | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.verbosity = verbosity
@@ -54,6 +55,7 @@ class HumanReporter:
         self.showcapture = showcapture
         self.tbstyle = tbstyle
         self.expected = expected_tests
+        self.locations = locations if locations is not None else Locations()
         self.width = shutil.get_terminal_size((80, 24)).columns
         self.column = 0
         self.done = 0
@@ -135,9 +137,15 @@ class HumanReporter:
         report = result.deciding_report() or {}
         category, _, word = (report.get("teststatus") or ["", "", result.status or ""])[:3]
         word = word or (result.status or "").upper()
+        _, line = self.locations.of(result.id, report)
+        where = f" (line {line})" if line is not None else ""
         self.line(
-            f"[w{result.slot}] {result.id} {self.markup(word, color_of(category))} {self.percent()}"
+            f"[w{result.slot}] {result.id} {self.markup(word, color_of(category))}{where} "
+            f"{self.percent()}"
         )
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        pass
 
     def on_warning(self, warning: dict[str, Any]) -> None:
         if warning.get("category") == "TachWarning":

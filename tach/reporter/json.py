@@ -1,29 +1,59 @@
-"""The NDJSON reporter: one orjson object per line, flushed per event.
+"""The NDJSON reporter: the run as a stream of events, one orjson object per line.
 
-Events: ``run_start``, ``collect_error``, ``test_start``, ``test_finished``, ``warning``,
-``run_finished``. ``test_finished`` carries the merged status (pass, fail, skip, xfail, xpass,
-error) and the phase that decided it. A test whose teardown error arrives after it was reported
-(the teardown of a fixture the worker held) is reported again with its new status.
+Each event is written and flushed as it happens, so a consumer reading the pipe sees a test the
+moment it finishes. Every event has an ``event`` field naming it; the fields of each are
+specified by the JSON Schema shipped in the package (``tach/reporter/events.schema.json``,
+:func:`schema`) and documented in ``docs/outputs.md``:
+
+``run_start``, ``collect_error``, ``test_start``, ``test_finished``, ``warning``,
+``worker_crash``, ``run_finished``.
+
+``test_finished`` carries the merged status (pass, fail, skip, xfail, xpass, error) and the
+phase that decided it. A test whose teardown error arrives after it was reported (the teardown
+of a fixture the worker held) is reported again with its new status: the last
+``test_finished`` of an id is its outcome.
+
+:data:`SCHEMA_VERSION` changes whenever a field is removed or changes meaning; adding a field
+does not change it (consumers must ignore fields they do not know).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from typing import IO, Any
 
 import orjson
 
 from tach import __version__
-from tach.results import TestResult
+from tach.results import Locations, TestResult
 from tach.scheduler import RunSummary, Unit
 
-SCHEMA_VERSION = 1
-#: Longest stdout/stderr text kept per test in an event.
+SCHEMA_VERSION = 2
+#: Longest stdout/stderr text kept per test in an event (its head and its tail are kept).
 OUTPUT_LIMIT = 64 * 1024
+SCHEMA_FILE = "events.schema.json"
 
 
-def _captured(report: dict[str, Any] | None, stream: str) -> str:
+def schema() -> dict[str, Any]:
+    """The JSON Schema every event of the stream conforms to."""
+    text = resources.files("tach.reporter").joinpath(SCHEMA_FILE).read_bytes()
+    return orjson.loads(text)
+
+
+def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """``text``, or its head and tail (``limit`` characters in all) around a note of how much
+    was dropped: a flood keeps its beginning and its end."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters dropped ...]\n{text[-half:]}"
+
+
+def captured(report: dict[str, Any] | None, stream: str) -> str:
+    """What a test wrote to ``stream`` (stdout or stderr) in all its phases, bounded."""
     if not report:
         return ""
     text = "".join(
@@ -31,21 +61,55 @@ def _captured(report: dict[str, Any] | None, stream: str) -> str:
         for title, content in report.get("sections", ())
         if title.startswith(f"Captured {stream}")
     )
-    return text if len(text) <= OUTPUT_LIMIT else text[-OUTPUT_LIMIT:]
+    return bounded(text)
 
 
 def skip_reason(report: dict[str, Any]) -> str:
+    """Why a test or a module was skipped (the reason alone, as pytest's ``-rs`` shows it)."""
     longrepr = report.get("longrepr")
     if isinstance(longrepr, list | tuple) and len(longrepr) == 3:
-        return str(longrepr[2])
+        return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr or "")
+
+
+def short_message(result: TestResult, report: dict[str, Any] | None) -> str:
+    """One line or so saying why: the exception's message, the skip or xfail reason."""
+    if report is None:
+        return ""
+    status = result.status
+    if status in ("xfail", "xpass"):
+        return str(report.get("wasxfail", "")).removeprefix("reason: ")
+    if status == "skip":
+        return skip_reason(report)
+    if status in ("fail", "error"):
+        longrepr = report.get("longrepr")
+        if isinstance(longrepr, dict):
+            crash = longrepr.get("reprcrash")
+            if isinstance(crash, dict) and crash.get("message") is not None:
+                return str(crash["message"])
+        return first_line(str(report.get("longreprtext") or longrepr or ""))
+    return ""
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text`` that is not blank ("" when there is none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 class JsonReporter:
     """Writes the event stream to ``stream`` (stdout by default)."""
 
-    def __init__(self, stream: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes] | None = None,
+        *,
+        locations: Locations | None = None,
+        expected_tests: int = 0,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdout.buffer
+        self.locations = locations if locations is not None else Locations()
+        #: Tests static discovery found (``run_start``'s ``count``); set once the run is planned.
+        self.expected = expected_tests
 
     def emit(self, event: str, **fields: Any) -> None:
         self.stream.write(orjson.dumps({"event": event, **fields}) + b"\n")
@@ -55,6 +119,7 @@ class JsonReporter:
         self.emit(
             "run_start",
             schema_version=SCHEMA_VERSION,
+            count=self.expected,
             workers=info.get("workers"),
             isolation=info.get("isolation"),
             rootdir=info.get("rootdir"),
@@ -67,57 +132,89 @@ class JsonReporter:
         self, unit: Unit, ids: Sequence[str], errors: Sequence[dict[str, Any]]
     ) -> None:
         for report in errors:
+            nodeid = str(report.get("nodeid") or unit.id)
+            file = nodeid.split("::")[0]
             if report.get("outcome") == "skipped":  # a module-level pytest.skip(...)
                 self.emit(
                     "test_finished",
-                    id=report.get("nodeid"),
-                    file=report.get("nodeid", "").split("::")[0],
+                    id=nodeid,
+                    file=file,
                     line=None,
                     status="skip",
                     when="collect",
-                    duration_ms=0.0,
+                    duration_ms=round((report.get("duration") or 0.0) * 1000, 3),
                     message=skip_reason(report),
+                    longrepr="",
+                    stdout="",
+                    stderr="",
+                    worker=report.get("slot", -1),
+                    pid=report.get("pid", 0),
                 )
                 continue
             self.emit(
                 "collect_error",
-                id=report.get("nodeid"),
-                file=report.get("nodeid", "").split("::")[0],
-                message=report.get("longreprtext") or str(report.get("longrepr") or ""),
+                id=nodeid,
+                file=file,
+                line=_collect_error_line(report, file),
+                message=str(report.get("longreprtext") or report.get("longrepr") or ""),
             )
 
     def on_test_start(self, result: TestResult) -> None:
-        self.emit("test_start", id=result.id, worker=result.slot, pid=result.pid)
+        file, line = self.locations.of(result.id)
+        self.emit(
+            "test_start", id=result.id, file=file, line=line, worker=result.slot, pid=result.pid
+        )
 
     def on_report(self, result: TestResult, report: dict[str, Any]) -> None:
-        pass
+        crash = report.get("crash")
+        if isinstance(crash, dict):
+            self.emit(
+                "worker_crash",
+                id=result.id,
+                worker=result.slot,
+                pid=crash.get("pid") or result.pid,
+                phase=crash.get("phase") or report.get("when"),
+                status=crash.get("status"),
+                message=first_line(str(crash.get("reason") or report.get("longreprtext") or "")),
+            )
 
     def on_test_finished(self, result: TestResult) -> None:
         deciding = result.deciding_report()
-        call = next((r for r in result.reports if r.get("when") == "call"), deciding)
-        location = (deciding or {}).get("location") or [None, None, None]
+        last = next((r for r in reversed(result.reports) if "sections" in r), deciding)
+        file, line = self.locations.of(result.id, deciding)
+        failed = result.status in ("fail", "error")
         self.emit(
             "test_finished",
             id=result.id,
-            file=location[0],
-            line=location[1] + 1 if isinstance(location[1], int) else None,
+            file=file,
+            line=line,
             status=result.status,
             when=result.when,
             duration_ms=round(result.duration * 1000, 3),
-            message=(deciding or {}).get("longreprtext", "")
-            if result.status in ("fail", "error")
-            else "",
-            stdout=_captured(call, "stdout"),
-            stderr=_captured(call, "stderr"),
+            message=short_message(result, deciding),
+            longrepr=str((deciding or {}).get("longreprtext") or "") if failed else "",
+            stdout=captured(last, "stdout"),
+            stderr=captured(last, "stderr"),
             worker=result.slot,
             pid=result.pid,
         )
 
     def on_warning(self, warning: dict[str, Any]) -> None:
-        self.emit("warning", **warning)
+        self.emit(
+            "warning",
+            message=str(warning.get("message", "")),
+            category=str(warning.get("category", "")),
+            filename=warning.get("filename"),
+            lineno=warning.get("lineno"),
+            when=warning.get("when"),
+            nodeid=warning.get("nodeid") or "",
+        )
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        pass
 
     def on_run_finished(self, summary: RunSummary) -> None:
-        counts = {status: 0 for status in ("pass", "fail", "skip", "xfail", "xpass", "error")}
+        counts = dict.fromkeys(("pass", "fail", "skip", "xfail", "xpass", "error"), 0)
         for result in summary.results.values():
             if result.status is not None:
                 counts[result.status] += 1
@@ -132,4 +229,17 @@ class JsonReporter:
             errors=counts["error"]
             + sum(1 for r in summary.collect_errors if r.get("outcome") == "failed"),
             duration_ms=round(summary.duration * 1000, 3),
+            exit_code=summary.exit_code,
+            interrupted=summary.interrupted,
         )
+
+
+def _collect_error_line(report: dict[str, Any], file: str) -> int | None:
+    """The 1-based line of ``file`` a collection error points at (a syntax error's), if any."""
+    text = str(report.get("longreprtext") or report.get("longrepr") or "")
+    name = re.escape(file.rsplit("/", 1)[-1])
+    found = re.findall(rf'{name}", line (\d+)|{name}:(\d+)', text)
+    if not found:
+        return None
+    quoted, colon = found[-1]
+    return int(quoted or colon)

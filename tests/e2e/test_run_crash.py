@@ -24,6 +24,10 @@ def test_crashes_are_results_of_the_test_that_crashed(project, isolation):
     segfault = finished["tests/test_crash.py::test_segfault"]
     assert "SIGSEGV" in segfault["message"] and segfault["when"] == "call"
     assert "status 3" in finished["tests/test_crash.py::test_exit"]["message"]
+    assert segfault["message"] in segfault["longrepr"]
+    crashes = {e["id"]: e for e in events if e["event"] == "worker_crash"}
+    assert set(crashes) == {"tests/test_crash.py::test_segfault", "tests/test_crash.py::test_exit"}
+    assert crashes["tests/test_crash.py::test_segfault"]["phase"] == "call"
     if isolation != "none":  # the test process's own output: faulthandler's traceback
-        assert "Fatal Python error: Segmentation fault" in segfault["message"]
-        assert 'test_crash.py", line 10 in test_segfault' in segfault["message"]
+        assert "Fatal Python error: Segmentation fault" in segfault["longrepr"]
+        assert 'test_crash.py", line 10 in test_segfault' in segfault["longrepr"]

@@ -1,0 +1,1 @@
+"""Imported by the zygote (warm_imports), never by a test module."""

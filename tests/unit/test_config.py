@@ -1,0 +1,156 @@
+"""Settings resolution: command line > TACH_* environment > [tool.tach] > pytest's addopts >
+defaults, with the source of every value, and [tool.tach] checked key by key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tach.cli import build_run_parser
+from tach.config import (
+    TOOL_KEYS,
+    ConfigValueError,
+    Layers,
+    build_run_config,
+    load_tool_table,
+    show_config,
+)
+
+
+def resolve(argv=(), addopts=(), environ=None, tool=None, tmp_path=Path("/project")):
+    ns = build_run_parser().parse_args(list(argv))
+    layers = Layers(
+        tool=tool or {},
+        tool_path=tmp_path / "pyproject.toml",
+        environ=environ or {},
+        rootdir=tmp_path,
+        invocation_dir=tmp_path / "sub",
+    )
+    return build_run_config(ns, list(addopts), ns.format, "python", layers=layers)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "tool", "addopts", "workers", "source"),
+    [
+        (["-n", "3"], {"TACH_WORKERS": "5"}, {"workers": 7}, ["-n", "9"], 3, "command line"),
+        ([], {"TACH_WORKERS": "5"}, {"workers": 7}, ["-n", "9"], 5, "environment"),
+        ([], {}, {"workers": 7}, ["-n", "9"], 7, "[tool.tach]"),
+        ([], {}, {}, ["-n", "9"], 9, "pytest ini"),
+    ],
+)
+def test_precedence_of_layers(argv, environ, tool, addopts, workers, source):
+    config = resolve(argv, addopts, environ, tool)
+    assert config.workers == workers
+    assert config.sources["workers"].startswith(source)
+
+
+def test_defaults_and_their_source():
+    config = resolve()
+    assert (config.isolation, config.fmt, config.timeout, config.junit_xml) == (
+        "module",
+        "human",
+        None,
+        None,
+    )
+    assert config.workers >= 1
+    assert set(show_config(config)) == {
+        "workers",
+        "isolation",
+        "timeout",
+        "format",
+        "junit_xml",
+        "addopts",
+        "env",
+        "python_path",
+        "warm_imports",
+    }
+    assert all(entry["source"] == "default" for entry in show_config(config).values())
+
+
+def test_paths_are_relative_to_the_rootdir_in_the_file_and_to_the_cwd_elsewhere():
+    tool = {"junit_xml": "out/report.xml", "python_path": ["src", "lib"]}
+    config = resolve(tool=tool)
+    assert config.junit_xml == "/project/out/report.xml"
+    assert config.python_path == ["/project/src", "/project/lib"]
+    config = resolve(environ={"TACH_JUNIT_XML": "r.xml"}, tool=tool)
+    assert config.junit_xml == "/project/sub/r.xml"
+    assert resolve(["--junitxml", "a.xml"]).junit_xml == "/project/sub/a.xml"
+
+
+def test_tool_addopts_go_to_pytest_before_the_command_line_and_count_for_tach():
+    config = resolve(["-k", "fast"], tool={"addopts": ["-p", "no:cacheprovider", "--maxfail=2"]})
+    assert config.pytest_args[:3] == ["-p", "no:cacheprovider", "--maxfail=2"]
+    assert config.pytest_args.index("-k") > 2
+    assert config.maxfail == 2
+
+
+def test_timeout_format_and_isolation_from_each_layer():
+    config = resolve(environ={"TACH_TIMEOUT": "2.5", "TACH_FORMAT": "json"}, tool={"timeout": 9.0})
+    assert (config.timeout, config.fmt) == (2.5, "json")
+    assert resolve(tool={"timeout": 9.0, "isolation": "test"}).isolation == "test"
+    with pytest.raises(ConfigValueError, match="TACH_ISOLATION"):
+        resolve(environ={"TACH_ISOLATION": "thread"})
+    with pytest.raises(ConfigValueError, match="TACH_TIMEOUT"):
+        resolve(environ={"TACH_TIMEOUT": "soon"})
+
+
+def write(tmp_path: Path, table: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f"[tool.tach]\n{table}\n")
+    return path
+
+
+def test_tool_table_is_normalised(tmp_path):
+    path = write(
+        tmp_path,
+        'addopts = "-p no:cacheprovider -k \'a and b\'"\nenv = { DEBUG = 1, NAME = "x" }\n'
+        "timeout = 3\nworkers = \"auto\"\nwarm_imports = [\"json\"]",
+    )
+    table = load_tool_table(path)
+    assert table["addopts"] == ["-p", "no:cacheprovider", "-k", "a and b"]
+    assert table["env"] == {"DEBUG": "1", "NAME": "x"}
+    assert table["timeout"] == 3.0 and isinstance(table["timeout"], float)
+    assert load_tool_table(tmp_path / "missing.toml") == {}
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("workers = 0", "workers"),
+        ('workers = "many"', "workers"),
+        ("workers = true", "workers"),
+        ('isolation = "thread"', "isolation"),
+        ('timeout = "10s"', "timeout"),
+        ("timeout = -1", "timeout"),
+        ('env = ["A=1"]', "env"),
+        ("env = { A = [1] }", "env"),
+        ('python_path = "src"', "python_path"),
+        ("warm_imports = [1]", "warm_imports"),
+        ("addopts = 3", "addopts"),
+        ('format = "xml"', "format"),
+        ("junit_xml = 1", "junit_xml"),
+    ],
+)
+def test_wrong_types_name_the_key_the_file_and_the_type(tmp_path, table, key):
+    path = write(tmp_path, table)
+    with pytest.raises(ConfigValueError) as info:
+        load_tool_table(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and TOOL_KEYS[key] in message
+
+
+def test_unknown_keys_are_errors(tmp_path):
+    path = write(tmp_path, "wokers = 2")
+    with pytest.raises(ConfigValueError, match=r"unknown key 'wokers' in \[tool.tach\]"):
+        load_tool_table(path)
+
+
+def test_arguments_after_double_dash_win_over_the_tables_addopts():
+    ns = build_run_parser().parse_args([])
+    layers = Layers(tool={"addopts": ["--maxfail=2"]})
+    config = build_run_config(
+        ns, ["--maxfail=1"], None, "python", layers=layers, passthrough=["--maxfail=3"]
+    )
+    assert config.maxfail == 3
+    assert build_run_config(ns, ["--maxfail=1"], None, "python", layers=layers).maxfail == 2
