@@ -176,7 +176,7 @@ def exit_code(summary: RunSummary) -> int:
         return EXIT_USAGE_ERROR
     if summary.internal_errors:
         return EXIT_INTERNAL_ERROR
-    if summary.interrupted == "KeyboardInterrupt":
+    if summary.interrupted == "KeyboardInterrupt" or summary.aborted:
         return EXIT_INTERRUPTED
     stats = summary.stats
     if stats.count("failed") or stats.count("error"):
@@ -258,6 +258,9 @@ def run_tests(argv: Sequence[str]) -> int:
             collect_only=config.collect_only,
             maxfail=config.maxfail,
             durations=durations,
+            timeout=config.timeout,
+            session_timeout=config.session_timeout,
+            max_memory=config.max_memory,
         ),
         Reporters(reporters),
     )

@@ -50,14 +50,23 @@ whole validity check of a kind.
 from __future__ import annotations
 
 import enum
+import select
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from tach._native import frame
 
-__all__ = ["Channel", "Message", "MessageKind", "ProtocolError", "decode_frames", "encode"]
+__all__ = [
+    "Channel",
+    "Message",
+    "MessageKind",
+    "ProtocolError",
+    "decode_frames",
+    "encode",
+    "output_excerpt",
+]
 
 
 class MessageKind(enum.IntEnum):
@@ -193,6 +202,18 @@ class Channel:
         except frame.FrameError as exc:
             raise ProtocolError(f"{self.name}: {exc}") from exc
 
+    def poll(self) -> list[Message] | None:
+        """Read what has arrived without blocking, keep it for :meth:`recv`, and return all
+        messages waiting (``None`` once the peer has closed the channel)."""
+        while True:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if not readable:
+                return list(self._pending)
+            messages = self.read_available()
+            if messages is None:
+                return None
+            self._pending.extend(messages)
+
     def recv(self) -> Message | None:
         """Block until one whole message arrives; ``None`` when the peer closed the channel."""
         while not self._pending:
@@ -204,3 +225,32 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class _Output(Protocol):
+    def size(self) -> int: ...
+    def read(self, offset: int = 0, size: int = -1) -> bytes: ...
+    def read_tail(self, n: int) -> bytes: ...
+
+
+#: How much of a test process's output a report keeps: its head and its tail.
+OUTPUT_HEAD = 4 * 1024
+OUTPUT_TAIL = 60 * 1024
+
+
+def output_excerpt(output: _Output, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> str:
+    """The head and tail of a process's output buffer (a memfd), saying how much was left out.
+
+    Never more than ``head + tail`` bytes are read, however much the process wrote.
+    """
+    size = output.size()
+    if size <= head + tail:
+        data = output.read(0, -1)
+    else:
+        dropped = size - head - tail
+        data = (
+            output.read(0, head)
+            + f"\n[... {dropped} bytes of output dropped ...]\n".encode()
+            + output.read_tail(tail)
+        )
+    return data.decode("utf-8", "replace")

@@ -154,6 +154,10 @@ class RunSummary:
     zygote_exit_code: int | None = None
     zygote_output: str = ""
     deselected: int = 0
+    #: The run was cut short (a signal, ``--session-timeout``): pytest's "interrupted".
+    aborted: bool = False
+    #: Tests that were collected or planned but never ran to the end.
+    not_run: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
