@@ -31,7 +31,10 @@ def _captured(report: dict[str, Any] | None, stream: str) -> str:
         for title, content in report.get("sections", ())
         if title.startswith(f"Captured {stream}")
     )
-    return text if len(text) <= OUTPUT_LIMIT else text[-OUTPUT_LIMIT:]
+    if len(text) <= OUTPUT_LIMIT:
+        return text
+    half = OUTPUT_LIMIT // 2  # a flood keeps its head and its tail, and says what was dropped
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters dropped ...]\n{text[-half:]}"
 
 
 def skip_reason(report: dict[str, Any]) -> str:
@@ -132,4 +135,6 @@ class JsonReporter:
             errors=counts["error"]
             + sum(1 for r in summary.collect_errors if r.get("outcome") == "failed"),
             duration_ms=round(summary.duration * 1000, 3),
+            not_run=len(summary.not_run),
+            interrupted=summary.interrupted,
         )
