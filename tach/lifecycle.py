@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 
 from tach._native.memfd import LogBuffer
-from tach._native.ring import Ring
+from tach._native.ring import Ring, RingCorrupt
 from tach.protocol import (
     Channel,
     Message,
@@ -67,6 +67,8 @@ DUMP_GRACE_S = 0.1
 TERM_GRACE_S = 0.5
 #: How long the workers may take to finish (tear down) after an interrupt.
 INTERRUPT_GRACE_S = 5.0
+#: What handling a well-formed frame with a payload of the wrong shape raises.
+BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
 #: Signals that interrupt the run.
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: How long the zygote may take to exit once told to, before it is killed.
@@ -133,6 +135,8 @@ class Slot:
     current: TestResult | None = None
     #: The last test of the previous unit, held until the worker has moved on.
     held: TestResult | None = None
+    #: Its ring was found corrupt: the slot is not used again.
+    retired: bool = False
 
 
 class Supervisor:
@@ -346,57 +350,89 @@ class Supervisor:
                     self._worker_lost(slot, "the zygote died", respawn=False)
             return
         for kind, payload in messages:
-            if kind is MessageKind.ZygoteReady:
-                self.zygote_ready = True
-                self.zygote_timeout = float(payload.get("default_timeout") or 0.0)
-                self.reporter.on_run_start(
-                    {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
+            try:
+                self._on_control_message(kind, payload)
+            except BAD_PAYLOAD as exc:
+                self.internal_errors.append(
+                    f"the zygote sent a message Tach cannot use ({type(exc).__name__}: {exc})"
                 )
-                if payload.get("threads", 1) > 1:
-                    self.reporter.on_warning(
-                        {
-                            "message": f"the zygote has {payload['threads']} threads after its "
-                            "warm "
-                            "imports; forking it may deadlock. Remove the module that starts "
-                            "a thread from warm_imports.",
-                            "category": "TachWarning",
-                            "when": "config",
-                            "nodeid": "",
-                        }
-                    )
-                for slot in self.slots:
-                    self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
-            elif kind is MessageKind.Warning:  # what a dead worker left behind, and the like
-                self.warnings.append(payload)
-                self.stats.add("warnings", payload)
-                self.reporter.on_warning(payload)
-            elif kind is MessageKind.WorkerExited:
-                slot = self.slots[payload["slot"]]
-                self._drain(slot)
-                if not slot.done:
-                    self._worker_lost(
-                        slot, describe_exit(payload["pid"], payload["status"]), respawn=True
-                    )
+
+    def _on_control_message(self, kind: MessageKind, payload: dict[str, Any]) -> None:
+        assert self.control is not None
+        if kind is MessageKind.ZygoteReady:
+            self.zygote_ready = True
+            self.zygote_timeout = float(payload.get("default_timeout") or 0.0)
+            self.reporter.on_run_start(
+                {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
+            )
+            if payload.get("threads", 1) > 1:
+                self.reporter.on_warning(
+                    {
+                        "message": f"the zygote has {payload['threads']} threads after its "
+                        "warm "
+                        "imports; forking it may deadlock. Remove the module that starts "
+                        "a thread from warm_imports.",
+                        "category": "TachWarning",
+                        "when": "config",
+                        "nodeid": "",
+                    }
+                )
+            for slot in self.slots:
+                self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
+        elif kind is MessageKind.Warning:  # what a dead worker left behind, and the like
+            self.warnings.append(payload)
+            self.stats.add("warnings", payload)
+            self.reporter.on_warning(payload)
+        elif kind is MessageKind.WorkerExited:
+            slot = self.slots[payload["slot"]]
+            self._drain(slot)
+            if not slot.done:
+                self._worker_lost(
+                    slot, describe_exit(payload["pid"], payload["status"]), respawn=True
+                )
 
     # -- result rings -------------------------------------------------------------------------
 
     def _drain(self, slot: Slot) -> int:
         """Handle every message waiting in ``slot``'s ring; return how many there were."""
         handled = 0
-        while True:
-            batch = slot.ring.pop_many()
+        while not slot.retired:
+            try:
+                batch = slot.ring.pop_many()
+            except RingCorrupt as exc:
+                worker = self._worker_name(slot)
+                self._retire(slot, f"the result ring of {worker} is corrupt: {exc}")
+                return handled
             if not batch:
                 return handled
             handled += len(batch)
             for data in batch:
                 try:
-                    message = decode_one(data)
+                    self._on_result(slot, decode_one(data))
                 except ProtocolError as exc:
                     self.internal_errors.append(
-                        f"worker slot {slot.index} sent a malformed message: {exc}"
+                        f"{self._worker_name(slot)} sent a malformed message: {exc}"
                     )
-                    continue
-                self._on_result(slot, message)
+                except BAD_PAYLOAD as exc:
+                    self.internal_errors.append(
+                        f"{self._worker_name(slot)} sent a message Tach cannot use "
+                        f"({type(exc).__name__}: {exc})"
+                    )
+        return handled
+
+    @staticmethod
+    def _worker_name(slot: Slot) -> str:
+        return f"worker {slot.worker_pid or '?'} (slot {slot.index})"
+
+    def _retire(self, slot: Slot, why: str) -> None:
+        """Give up on a slot whose channel cannot be trusted: end its worker, stop using it."""
+        self.internal_errors.append(why)
+        slot.retired = True
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(slot.ring.fileno())
+        if slot.worker_pid:
+            send_signal(slot.worker_pid, signal.SIGKILL, slot.worker_pid)
+        slot.stopping = True
 
     def _on_result(self, slot: Slot, message: Message) -> None:
         kind, payload = message
@@ -413,7 +449,7 @@ class Supervisor:
         elif kind is MessageKind.UnitFinished:
             self._on_unit_finished(slot)
         elif kind is MessageKind.WorkerReady:
-            slot.worker_pid = payload["pid"]
+            slot.worker_pid = checked_pid(payload["pid"])
             slot.ready = True
             self._dispatch(slot)
         elif kind is MessageKind.WorkerDone:
@@ -444,13 +480,18 @@ class Supervisor:
             self._count_failure(len([r for r in payload["errors"] if r.get("outcome") == "failed"]))
 
     def _on_test_start(self, slot: Slot, payload: dict[str, Any]) -> None:
+        checked_pid(payload["pid"])
+        if not isinstance(payload["id"], str):
+            raise TypeError(f"a test id must be a string, not {type(payload['id']).__name__}")
+        marked = payload.get("timeout")
+        if marked is not None and (isinstance(marked, bool) or not isinstance(marked, int | float)):
+            raise TypeError(f"a timeout must be a number, not {type(marked).__name__}")
         if slot.current is not None:
             self._finalize(slot.current)
         result = self.results.setdefault(payload["id"], TestResult(payload["id"]))
         result.slot, result.pid, result.started = slot.index, payload["pid"], time.perf_counter()
         slot.current = result
         slot.deaths = 0  # the worker reached a test: it is making progress
-        marked = payload.get("timeout")
         self._arm(slot, self.default_timeout if marked is None else marked, result.pid, result)
         self.reporter.on_test_start(result)
 
@@ -593,7 +634,7 @@ class Supervisor:
                     Unit(f"{unit.id} (rest)", remaining, remaining, attempts=unit.attempts)
                 )
             slot.unit, slot.unit_ids, slot.collecting = None, [], []
-        if slot.stopping or self.aborted:
+        if slot.stopping or self.aborted or slot.retired:
             slot.done = True
             return
         if not respawn or slot.deaths >= MAX_WORKER_DEATHS or self.control is None:
@@ -853,6 +894,13 @@ def kill_group(pgid: int) -> None:
     """SIGKILL the process group the zygote leads (it was started in a session of its own)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def checked_pid(pid: Any) -> int:
+    """``pid`` if it is a process id (a positive int); ValueError otherwise."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise ValueError(f"not a process id: {pid!r}")
+    return pid
 
 
 def format_seconds(seconds: float) -> str:

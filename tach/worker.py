@@ -255,8 +255,7 @@ class Worker:
             self.plugin.send(
                 MessageKind.Warning,
                 {
-                    "message": f"{description} was left running by the test process; "
-                    "Tach ended it",
+                    "message": f"{description} was left running by the test process; Tach ended it",
                     "category": "TachWarning",
                     "filename": "",
                     "lineno": 0,

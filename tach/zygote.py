@@ -248,8 +248,7 @@ class Zygote:
                 self.control.send(
                     MessageKind.Warning,
                     {
-                        "message": f"{description} was left running by worker {pid}; "
-                        "Tach ended it",
+                        "message": f"{description} was left running by worker {pid}; Tach ended it",
                         "category": "TachWarning",
                         "filename": "",
                         "lineno": 0,

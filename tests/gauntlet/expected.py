@@ -7,9 +7,10 @@ T = "tests/"
 EXPECTED: dict[str, str] = {
     # fatal signals
     f"{T}test_signals.py::test_before": "pass:call",
-    **{f"{T}test_signals.py::test_{name}": "fail:call" for name in (
-        "segv", "abrt", "bus", "fpe", "kill", "term"
-    )},
+    **{
+        f"{T}test_signals.py::test_{name}": "fail:call"
+        for name in ("segv", "abrt", "bus", "fpe", "kill", "term")
+    },
     f"{T}test_signals.py::test_after": "pass:call",
     # exits
     f"{T}test_exits.py::test_before": "pass:call",
@@ -20,9 +21,10 @@ EXPECTED: dict[str, str] = {
     f"{T}test_exits.py::test_after": "pass:call",
     # hangs (timeout mark: 1 s)
     f"{T}test_hangs.py::test_before": "pass:call",
-    **{f"{T}test_hangs.py::test_{name}": "fail:call" for name in (
-        "python_loop", "other_thread", "sleep", "socket_recv", "pipe_read"
-    )},
+    **{
+        f"{T}test_hangs.py::test_{name}": "fail:call"
+        for name in ("python_loop", "other_thread", "sleep", "socket_recv", "pipe_read")
+    },
     f"{T}test_hangs.py::test_setup_hang": "error:setup",
     f"{T}test_hangs.py::test_teardown_hang": "error:teardown",
     f"{T}test_hangs.py::test_after": "pass:call",

@@ -44,7 +44,7 @@ def test_fatal_signals_are_named_with_faulthandlers_traceback(gauntlet):
         message = by_id[f"tests/test_signals.py::test_{name}"]["message"]
         assert f"signal {number} (SIG{name.upper()})" in message
         assert "Fatal Python error" in message
-        assert f'test_signals.py", line' in message
+        assert 'test_signals.py", line' in message
     assert "signal 9 (SIGKILL)" in by_id["tests/test_signals.py::test_kill"]["message"]
     assert "signal 15 (SIGTERM)" in by_id["tests/test_signals.py::test_term"]["message"]
 
