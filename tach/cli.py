@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import sys
@@ -303,7 +304,11 @@ def run_tests(argv: Sequence[str]) -> int:
     last_failed = load_last_failed(cache_dir)
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations)
-    units = slice_heavy_units(plan.units, config.workers, sliceable(found))
+    units = slice_heavy_units(
+        restrict_to_node_ids(plan.units, config.args, invocation_dir),
+        config.workers,
+        sliceable(found),
+    )
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
     elif config.failed_first and last_failed:
@@ -317,6 +322,48 @@ def run_tests(argv: Sequence[str]) -> int:
             save_durations(cache_dir, summary.results.values(), durations)
             save_last_failed(cache_dir, summary, last_failed)
     return exit_code(summary)
+
+
+def restrict_to_node_ids(
+    units: Sequence[Unit], args: Sequence[str], invocation_dir: Path
+) -> list[Unit]:
+    """Units of files named by node ids (``file.py::test``) collect those node ids only.
+
+    pytest itself then selects the tests, and a node id it cannot find is its usage error
+    ("not found"), as in pytest. A file that is also named whole runs whole.
+    """
+    by_file: dict[Path, list[str]] = {}
+    whole: set[Path] = set()
+    for arg in args:
+        path, sep, _ = arg.partition("::")
+        resolved = (invocation_dir / path).resolve()
+        if sep:
+            by_file.setdefault(resolved, []).append(str(invocation_dir / arg))
+        else:
+            whole.add(resolved)
+    if not by_file:
+        return list(units)
+    chosen = []
+    for unit in units:
+        if len(unit.args) != 1 or "::" in unit.args[0]:
+            chosen.append(unit)
+            continue
+        path = Path(unit.args[0]).resolve()
+        if path in whole or path not in by_file:
+            chosen.append(unit)
+            continue
+        wanted = [arg.partition("::")[2] for arg in by_file[path]]
+        expected = [
+            test_id
+            for test_id in unit.expected
+            if any(
+                test_id.partition("::")[2] == name
+                or test_id.partition("::")[2].startswith((f"{name}::", f"{name}["))
+                for name in wanted
+            )
+        ]
+        chosen.append(dataclasses.replace(unit, args=by_file[path], expected=expected))
+    return chosen
 
 
 def sliceable(found: Any) -> Callable[[Unit], bool]:
