@@ -628,16 +628,16 @@ class Worker:
         self.plugin.send(MessageKind.TestReport, {"report": payload})
 
 
-def children() -> list[int]:
-    """The pids of this process's children (``/proc/self/task/*/children``)."""
+def children(pid: int | str = "self") -> list[int]:
+    """The pids of the children of ``pid`` (``/proc/PID/task/*/children``)."""
     pids: list[int] = []
     try:
-        tasks = os.listdir("/proc/self/task")
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return pids
     for tid in tasks:
         try:
-            with open(f"/proc/self/task/{tid}/children", "rb") as file:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as file:
                 pids.extend(int(word) for word in file.read().split())
         except OSError:
             continue
@@ -696,3 +696,26 @@ class FdOutput:
     def read_tail(self, n: int) -> bytes:
         end = self.size()
         return os.pread(self.fd, min(n, end), max(0, end - n))
+
+
+def end_descendants() -> None:
+    """SIGKILL every process below this one, and reap those that are (or become) its children.
+
+    For a subreaper: a killed process's own children re-parent here, so the walk is repeated
+    until nothing is left below.
+    """
+    for _ in range(1000):
+        found: list[int] = []
+        todo = children()
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children(pid))
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in children():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)

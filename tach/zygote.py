@@ -42,12 +42,14 @@ from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
-from tach.worker import Worker, end_children
+from tach.worker import Worker, end_children, end_descendants
 
 #: Exit status of a zygote whose supervisor gave up on the run before it started.
 EXIT_ABANDONED = 2
 #: Exit status of a worker that failed outside any test (an internal error).
 EXIT_WORKER_BROKEN = 3
+#: Exit status of a zygote whose supervisor died.
+EXIT_ORPHANED = 70
 #: How long the zygote waits for workers to exit after ``Shutdown`` before killing them.
 SHUTDOWN_GRACE_S = 10.0
 
@@ -147,6 +149,13 @@ class Zygote:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(OSError):
             proc.set_child_subreaper(True)
+        # From now on the supervisor's death is a SIGTERM that ends the whole tree below the
+        # zygote, including helpers a test daemonised (they re-parent to the subreapers).
+        signal.signal(signal.SIGTERM, self._orphaned)
+        try:
+            proc.set_pdeathsig(signal.SIGTERM, parent_pid=self.spec["supervisor_pid"])
+        except ProcessLookupError:
+            self._orphaned(signal.SIGTERM, None)
         selector = selectors.DefaultSelector()
         selector.register(self.control.fileno(), selectors.EVENT_READ, None)
         shutting_down = False
@@ -163,6 +172,7 @@ class Zygote:
                     if messages is None:  # the supervisor is gone
                         selector.unregister(self.control.fileno())
                         self._kill_workers(selector)
+                        end_descendants()
                         shutting_down = True
                         deadline = time.monotonic()
                         continue
@@ -192,6 +202,7 @@ class Zygote:
             self.is_worker = True
             proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.pid)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             selector.close()
             for pidfd in self.workers:
                 os.close(pidfd)
@@ -259,6 +270,11 @@ class Zygote:
             self.control.send(
                 MessageKind.WorkerExited, {"slot": slot, "pid": pid, "status": status}
             )
+
+    def _orphaned(self, signum: int, frame: Any) -> None:
+        """The supervisor died: end every process below the zygote, then the zygote."""
+        end_descendants()
+        os._exit(EXIT_ORPHANED)
 
     def _kill_workers(self, selector: selectors.BaseSelector) -> None:
         for pidfd in list(self.workers):

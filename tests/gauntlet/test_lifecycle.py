@@ -58,6 +58,8 @@ def test_one_interrupt_tears_down_and_reports_what_ran(lifecycle, mode, signum):
         assert f"tests/{test_id}" not in by_id  # interrupted: not a result
     # The interrupted test's teardown ran (SIGINT raised KeyboardInterrupt in it).
     assert list(signals.glob("teardown-*"))
+    daemons = [int(path.read_text()) for path in signals.glob("daemon-*")]
+    assert daemons and not survivors(daemons), "the daemon a test left behind survived"
     name = "KeyboardInterrupt" if signum == signal.SIGINT else signal.Signals(signum).name
     assert name in err
     assert "not run" in err
@@ -98,6 +100,8 @@ def test_a_killed_supervisor_takes_every_process_with_it(lifecycle, mode):
         tach.kill()
         tach.communicate()
     assert gone, f"still alive 1 s after the supervisor was killed: {survivors(tree)}"
+    daemons = [int(path.read_text()) for path in signals.glob("daemon-*")]
+    assert daemons and not survivors(daemons), "the daemon a test left behind survived"
 
 
 @pytest.mark.parametrize("mode", MODES)
