@@ -71,6 +71,8 @@ INTERRUPT_GRACE_S = 5.0
 BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
 #: Signals that interrupt the run.
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: A zygote that dies this often during one run is not started again.
+MAX_ZYGOTE_DEATHS = 3
 #: How long the zygote may take to exit once told to, before it is killed.
 ZYGOTE_EXIT_GRACE_S = 10.0
 RING_CAPACITY = 1 << 22
@@ -172,6 +174,10 @@ class Supervisor:
         self.started_monotonic = time.monotonic()
         #: pytest-timeout's setting in the zygote, the default when ``--timeout`` is not given.
         self.zygote_timeout = 0.0
+        self.zygote_deaths = 0
+        #: A replacement zygote is starting (the previous one died mid-run).
+        self.restarting = False
+        self.plan: dict[str, Any] = {"conftest_dirs": [], "warm_imports": []}
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -190,6 +196,7 @@ class Supervisor:
     ) -> RunSummary:
         """Hand the zygote its plan, run ``units``, and return what happened."""
         self.queue = UnitQueue(units, self.spec.durations)
+        self.plan = {"conftest_dirs": conftest_dirs, "warm_imports": warm_imports}
         restore = self._catch_signals()
         try:
             if self.zygote is None:
@@ -245,14 +252,21 @@ class Supervisor:
         pass_fds = [control_child.fileno()]
         slot_specs = []
         children: list[socket.socket] = [control_child]
+        first = not self.slots
         for index in range(spec.workers):
             parent, child = socket.socketpair()
             children.append(child)
-            ring = Ring(RING_CAPACITY, name=f"tach-results-{index}")
-            output = LogBuffer(f"tach-output-{index}")
-            self.slots.append(
-                Slot(index, Channel(parent, f"command channel of slot {index}"), ring, output)
-            )
+            channel = Channel(parent, f"command channel of slot {index}")
+            if first:
+                ring = Ring(RING_CAPACITY, name=f"tach-results-{index}")
+                output = LogBuffer(f"tach-output-{index}")
+                self.slots.append(Slot(index, channel, ring, output))
+            else:  # a replacement zygote: the slots keep their rings and output buffers
+                slot = self.slots[index]
+                slot.channel.close()
+                slot.channel = channel
+                ring, output = slot.ring, slot.output
+                assert output is not None
             memfd, eventfd = ring.fds()
             pass_fds += [child.fileno(), memfd, eventfd, output.fileno()]
             slot_specs.append(
@@ -293,9 +307,10 @@ class Supervisor:
         for sock in children:
             sock.close()
         self.selector.register(self.control.fileno(), selectors.EVENT_READ, None)
-        for slot in self.slots:
-            slot.ring.arm()
-            self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
+        if first:
+            for slot in self.slots:
+                slot.ring.arm()
+                self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
 
     def _loop(self) -> None:
         """Serve the control channel and the rings until every worker is done.
@@ -342,12 +357,10 @@ class Supervisor:
             messages = None
         if messages is None:
             self.selector.unregister(self.control.fileno())
+            self.control.close()
             self.control = None
             if self.zygote_ready and not all(slot.done for slot in self.slots):
-                self.internal_errors.append("the zygote died while tests were running")
-                for slot in self.slots:
-                    self._drain(slot)
-                    self._worker_lost(slot, "the zygote died", respawn=False)
+                self._zygote_lost()
             return
         for kind, payload in messages:
             try:
@@ -357,11 +370,49 @@ class Supervisor:
                     f"the zygote sent a message Tach cannot use ({type(exc).__name__}: {exc})"
                 )
 
+    def _zygote_lost(self) -> None:
+        """The zygote died mid-run: blame what each worker ran, and start a new zygote (or,
+        after :data:`MAX_ZYGOTE_DEATHS` deaths, stop with an internal error)."""
+        assert self.zygote is not None
+        kill_group(self.zygote.pid)  # its workers die with it (parent-death signal); be sure
+        try:
+            status = self.zygote.wait(timeout=ZYGOTE_EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            status = None
+        self.zygote_deaths += 1
+        why = f"the zygote {self.zygote.pid} died"
+        if status is not None:
+            why += f" ({describe_returncode(status)})"
+        restart = self.zygote_deaths < MAX_ZYGOTE_DEATHS and not self.aborted
+        if not restart:
+            self.internal_errors.append(
+                f"{why}; it died {self.zygote_deaths} times, not started again"
+                if self.zygote_deaths >= MAX_ZYGOTE_DEATHS
+                else f"{why} while tests were running"
+            )
+        self.restarting = restart
+        for slot in self.slots:
+            self._drain(slot)
+            if not slot.done:
+                self._worker_lost(slot, why, respawn=restart)
+        if restart and not all(slot.done for slot in self.slots):
+            self.zygote_ready = False
+            self._start_zygote()
+            assert self.control is not None
+            with contextlib.suppress(OSError):
+                self.control.send(MessageKind.Plan, self.plan)
+
     def _on_control_message(self, kind: MessageKind, payload: dict[str, Any]) -> None:
         assert self.control is not None
         if kind is MessageKind.ZygoteReady:
             self.zygote_ready = True
             self.zygote_timeout = float(payload.get("default_timeout") or 0.0)
+            if self.restarting:  # a replacement zygote: respawn the workers of live slots
+                self.restarting = False
+                for slot in self.slots:
+                    if not slot.done:
+                        self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
+                return
             self.reporter.on_run_start(
                 {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
             )
@@ -637,6 +688,8 @@ class Supervisor:
         if slot.stopping or self.aborted or slot.retired:
             slot.done = True
             return
+        if respawn and self.restarting:
+            return  # the replacement zygote spawns the slot's worker when it is ready
         if not respawn or slot.deaths >= MAX_WORKER_DEATHS or self.control is None:
             if respawn:
                 self.internal_errors.append(
@@ -927,6 +980,17 @@ def send_signal(pid: int, signum: int, worker_pid: int) -> None:
             return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signum)
+
+
+def describe_returncode(code: int) -> str:
+    """A ``Popen.returncode`` in words."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"killed by signal {-code} ({name})"
+    return f"exit status {code}"
 
 
 def describe_exit(pid: int, status: int) -> str:

@@ -1,0 +1,52 @@
+"""A zygote that dies mid-run is replaced; one that keeps dying stops the run with an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from ._run import MODES, copy_project, outcomes, run_tach
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_zygote_that_dies_is_replaced(tmp_path, mode):
+    project = copy_project("zygote_death", tmp_path)
+    events, result = run_tach(
+        project,
+        "--isolation",
+        mode,
+        "-n",
+        "1",
+        "tests/test_a.py",
+        env={"ZYGOTE_DEATH_DIR": str(tmp_path), "KILL_ZYGOTE_TIMES": "1"},
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert outcomes(events) == {
+        "tests/test_a.py::test_a1": "pass:call",
+        "tests/test_a.py::test_a2": "error:setup",
+        "tests/test_a.py::test_a3": "pass:call",
+    }
+    message = next(
+        e
+        for e in events
+        if e.get("id") == "tests/test_a.py::test_a2" and e["event"] == "test_finished"
+    )["message"]
+    assert "the zygote" in message and "died" in message
+    assert sum(e["event"] == "run_start" for e in events) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_zygote_that_keeps_dying_stops_the_run(tmp_path, mode):
+    project = copy_project("zygote_death", tmp_path)
+    events, result = run_tach(
+        project,
+        "--isolation",
+        mode,
+        "-n",
+        "1",
+        env={"ZYGOTE_DEATH_DIR": str(tmp_path), "KILL_ZYGOTE_TIMES": "100"},
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "died 3 times, not started again" in result.stdout + result.stderr
+    ids = [e["id"] for e in events if e["event"] == "test_finished"]
+    assert len(ids) == len(set(ids))
