@@ -25,7 +25,9 @@ The exchange of one run:
    the zygote exits with pytest's exit code and its stderr says why.
 3. Supervisor -> zygote: ``SpawnWorker`` {slot}, once per slot (again if a worker dies).
    The zygote forks a worker; zygote -> supervisor ``WorkerExited`` {slot, pid, status} when it
-   is reaped.
+   is reaped, after a ``Warning`` for each process the worker left behind (the zygote, a
+   subreaper, ended it). A zygote that dies mid-run is replaced: the exchange starts again at 1
+   with the same rings and output buffers.
 4. Worker -> ring: ``WorkerReady`` {slot, pid}.
 5. Supervisor -> worker: ``RunUnit`` {unit, args, isolation}: collect ``args`` (file paths or node
    ids) with pytest and run the items.
@@ -33,7 +35,8 @@ The exchange of one run:
    pytest's own collection of the unit, in parts of at most 2,000 ids; the part with ``final``
    carries the failed collection reports (serialised by pytest's hooks), the count of deselected
    items and pytest's usage error (a node id that does not exist), if any.
-7. Test process -> ring, per test: ``TestStart`` {id, pid}, then ``TestReport`` {report} once per
+7. Test process -> ring, per test: ``TestStart`` {id, pid, timeout} (``timeout``: the seconds of
+   its ``timeout`` mark, or null), then ``TestReport`` {report} once per
    phase (setup, call, teardown), ``report`` being ``pytest_report_to_serializable``'s output plus
    ``longreprtext`` and the worker's ``slot``; ``Warning`` {message, category, filename, lineno,
    nodeid} for each warning recorded.
