@@ -461,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _command_of(argv) == "run":
         try:
             return run_tests(argv)
+        except KeyboardInterrupt:  # before the run started (the run itself handles its own)
+            sys.stderr.write("!!! KeyboardInterrupt !!!\n")
+            return EXIT_INTERRUPTED
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_INTERRUPTED

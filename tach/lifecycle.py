@@ -941,6 +941,8 @@ class Supervisor:
         for slot in self.slots:
             slot.channel.close()
             slot.ring.close()
+            if slot.output is not None:
+                slot.output.close()
 
 
 def kill_group(pgid: int) -> None:
