@@ -182,10 +182,11 @@ class TachPlugin:
             "(enforced by Tach's supervisor)",
         )
         manager = config.pluginmanager
-        timeout_plugin = manager.get_plugin("timeout")
-        if timeout_plugin is not None and getattr(timeout_plugin, "__name__", "").startswith(
-            "pytest_timeout"
-        ):
+        timeout_plugin = next(
+            (p for p in manager.get_plugins() if getattr(p, "__name__", "") == "pytest_timeout"),
+            None,
+        )
+        if timeout_plugin is not None:
             try:
                 self.default_timeout = float(config.getvalue("timeout") or 0)
             except (TypeError, ValueError):

@@ -150,3 +150,18 @@ def test_a_conftest_that_raises_gives_pytests_message_and_exit_code(tmp_path, mo
     assert result.returncode == pytest_run.returncode == 4
     assert "the root conftest raises at import" in result.stdout + result.stderr
     assert "ImportError while loading conftest" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pytest_timeout_installed_is_silenced_and_its_setting_enforced(tmp_path, mode):
+    project = copy_project("pytest_timeout", tmp_path)
+    events, result = run_tach(
+        project, "--isolation", mode, "-n", "1", env={"PYTHONPATH": str(project)}
+    )
+    assert outcomes(events) == {
+        "tests/test_timeouts.py::test_quick": "pass:call",
+        "tests/test_timeouts.py::test_hangs_past_the_ini_timeout": "fail:call",
+        "tests/test_timeouts.py::test_mark_zero_means_no_limit": "pass:call",
+    }, result.stdout[-3000:] + result.stderr[-3000:]
+    message = finished(events)["tests/test_timeouts.py::test_hangs_past_the_ini_timeout"]
+    assert message["message"].startswith("Timeout after 1 s")
