@@ -33,6 +33,13 @@ EXPECTED: dict[str, str] = {
     f"{T}test_fixture_crash.py::test_setup_crash": "error:setup",
     f"{T}test_fixture_crash.py::test_teardown_crash": "error:teardown",
     f"{T}test_fixture_crash.py::test_after": "pass:call",
+    # a module-scoped fixture that dies in setup (every test using it) or in teardown (the last)
+    f"{T}test_module_fixture_setup_crash.py::test_before": "pass:call",
+    f"{T}test_module_fixture_setup_crash.py::test_m1": "error:setup",
+    f"{T}test_module_fixture_setup_crash.py::test_m2": "error:setup",
+    f"{T}test_module_fixture_setup_crash.py::test_after": "pass:call",
+    f"{T}test_module_fixture_teardown_crash.py::test_first": "pass:call",
+    f"{T}test_module_fixture_teardown_crash.py::test_last": "error:teardown",
     # floods
     f"{T}test_flood.py::test_before": "pass:call",
     f"{T}test_flood.py::test_flood_passes": "pass:call",

@@ -89,6 +89,15 @@ def test_a_fixture_crash_is_blamed_on_its_test_and_phase(gauntlet):
     assert teardown["when"] == "teardown" and "SIGSEGV" in teardown["message"]
 
 
+def test_a_module_fixture_crash_is_blamed_as_pytest_would(gauntlet):
+    _, events, _ = gauntlet
+    by_id = finished(events)
+    for name in ("test_m1", "test_m2"):
+        assert "status 12" in by_id[f"tests/test_module_fixture_setup_crash.py::{name}"]["message"]
+    last = by_id["tests/test_module_fixture_teardown_crash.py::test_last"]
+    assert "status 13" in last["message"]
+
+
 def test_floods_are_cut_in_the_middle(gauntlet):
     mode, events, _ = gauntlet
     by_id = finished(events)
