@@ -50,3 +50,14 @@ def test_a_zygote_that_keeps_dying_stops_the_run(tmp_path, mode):
     assert "died 3 times, not started again" in result.stdout + result.stderr
     ids = [e["id"] for e in events if e["event"] == "test_finished"]
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_worker_that_keeps_dying_with_no_test_to_blame_stops_the_run(tmp_path, mode):
+    project = copy_project("worker_death", tmp_path)
+    events, result = run_tach(project, "--isolation", mode, "-n", "1", timeout=120)
+    assert result.returncode == 3, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    assert "died 3 times in a row with no test to blame" in text
+    assert "not run: tests/test_f" in text
+    assert not [e for e in events if e["event"] == "test_finished"]
