@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-collect_ignore = ["projects", "stress.py"]
+collect_ignore = ["projects", "stress.py", "fuzz_frames.py"]
