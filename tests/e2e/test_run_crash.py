@@ -24,6 +24,7 @@ def test_crashes_are_results_of_the_test_that_crashed(project, isolation):
     segfault = finished["tests/test_crash.py::test_segfault"]
     assert "SIGSEGV" in segfault["message"] and segfault["when"] == "call"
     assert "status 3" in finished["tests/test_crash.py::test_exit"]["message"]
-    if isolation != "none":  # the test process's own output: faulthandler's traceback
-        assert "Fatal Python error: Segmentation fault" in segfault["message"]
-        assert 'test_crash.py", line 10 in test_segfault' in segfault["message"]
+    # The test process's own output (the worker itself with isolation none): faulthandler's
+    # traceback.
+    assert "Fatal Python error: Segmentation fault" in segfault["message"]
+    assert 'test_crash.py", line 10 in test_segfault' in segfault["message"]
