@@ -197,6 +197,7 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
     project = workdir / "gauntlet"
     shutil.copytree(HERE / "projects" / "gauntlet", project)
     survivors_total, zombies_total, trials, tree_sizes = 0, 0, 0, []
+    foreign_zombies = 0
     try:
         for _ in range(ns.trials):
             mode, workers = rng.choice(MODES), rng.randint(1, 4)
@@ -218,7 +219,11 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
             tach.wait()
             time.sleep(1.0)  # the target: nothing left one second after the kill
             left = [pid for pid in tree if alive(pid)]
+            # A zombie is an ended process whose parent has not reaped it yet: one whose parent
+            # is this (subreaper) script was orphaned and is ours to reap; any other would be a
+            # Tach process's fault.
             zombies = [pid for pid in tree if not alive(pid) and Path(f"/proc/{pid}").exists()]
+            foreign_zombies += sum(parent_of(pid) not in (os.getpid(), 0) for pid in zombies)
             survivors_total += len(left)
             zombies_total += len(zombies)
             tree_sizes.append(len(tree))
@@ -234,6 +239,14 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
         "zombies_left_for_the_reaper": zombies_total,
         "processes_per_tree": [min(tree_sizes), max(tree_sizes)] if tree_sizes else [],
     }
+
+
+def parent_of(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return int(stat[stat.rindex(b")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def status_kib(pid: int, field: str) -> int:
