@@ -636,7 +636,8 @@ class Supervisor:
 
         The blamed test is the one the worker was running (in the phase its reports reached);
         when the worker died between tests (setting up the next test's wider fixtures), the
-        next test of the unit, in its setup, as pytest would blame it.
+        next test of the unit, in its setup; when it died holding no unit (tearing down session
+        fixtures), the last test it ran, in its teardown — as pytest would blame them.
         """
         timer, slot.timer = slot.timer, None
         timed_out = timer.seconds if timer is not None and timer.stage > 0 else 0.0
@@ -646,7 +647,7 @@ class Supervisor:
         elif timed_out:
             why = f"Timeout after {format_seconds(timed_out)} s: {why}"
         output = self._slot_output(slot)
-        self._release_held(slot)
+        held, slot.held = slot.held, None
         unit = slot.unit
         current = slot.current
         blamed: TestResult | None = None
@@ -659,6 +660,12 @@ class Supervisor:
                     blamed = upcoming
         elif unit is not None and slot.unit_ids and not self.aborted:
             blamed = self._next_test(slot)
+        elif unit is None and held is not None and not held.finished and not self.aborted:
+            # Between units, or tearing down at the end: what the worker holds (session and
+            # package fixtures) is torn down against the last test it ran, as in pytest.
+            blamed = held
+        if held is not None and held is not blamed:
+            self._finalize(held)
         if blamed is not None and not self.aborted:
             self._report_lost(blamed, why, output)
         if blamed is not None:

@@ -61,3 +61,21 @@ def test_a_worker_that_keeps_dying_with_no_test_to_blame_stops_the_run(tmp_path,
     assert "died 3 times in a row with no test to blame" in text
     assert "not run: tests/test_f" in text
     assert not [e for e in events if e["event"] == "test_finished"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_session_fixture_hanging_in_teardown_is_blamed_on_the_last_test(tmp_path, mode):
+    project = copy_project("session_hang", tmp_path)
+    events, result = run_tach(project, "--isolation", mode, "-n", "1", "--timeout", "1")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert outcomes(events) == {
+        "tests/test_session.py::test_first": "pass:call",
+        "tests/test_session.py::test_last": "error:teardown",
+    }
+    assert sum(e["event"] == "test_finished" for e in events) == 2
+    message = next(
+        e["message"]
+        for e in events
+        if e["event"] == "test_finished" and e["id"] == "tests/test_session.py::test_last"
+    )
+    assert message.startswith("Timeout after 1 s") and "in hangs_in_session_teardown" in message
