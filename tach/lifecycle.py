@@ -889,11 +889,16 @@ class Supervisor:
             slot.timer = None
             if slot.done or not slot.ready:
                 continue
+            self._drain(slot)  # what it runs now, not what it ran
             slot.stopping = True
             with contextlib.suppress(OSError):
                 slot.channel.send(MessageKind.StopWorker, {})
             current = slot.current
-            if current is not None and not current.finished and not self._complete(current):
+            if current is None or current.finished:
+                continue
+            if not self._complete(current) or current.pid != slot.worker_pid:
+                # A test process between two tests is interrupted too: it would go on with
+                # its batch. A worker between tests finds StopWorker before the next one.
                 send_signal(current.pid, signal.SIGINT, slot.worker_pid)
 
     def _kill_all(self) -> None:

@@ -340,7 +340,7 @@ class Worker:
                     self.session._setupstate.teardown_exact(boundary)
                 return
             self.last_item = item
-            if self.stopping:
+            if self.stop_requested():
                 return
 
     def run_forked(self, items: list[pytest.Item], per_test: bool) -> None:

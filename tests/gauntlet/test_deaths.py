@@ -1,4 +1,5 @@
-"""A zygote that dies mid-run is replaced; one that keeps dying stops the run with an error."""
+"""Deaths of workers and zygotes, and hangs of what a worker holds: replaced, blamed as pytest
+would blame them, and never respawned forever."""
 
 from __future__ import annotations
 
