@@ -73,6 +73,8 @@ BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, Asse
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: A zygote that dies this often during one run is not started again.
 MAX_ZYGOTE_DEATHS = 3
+#: How long the zygote may take to end the processes below it on SIGTERM.
+ZYGOTE_TERM_GRACE_S = 2.0
 #: How long the zygote may take to exit once told to, before it is killed.
 ZYGOTE_EXIT_GRACE_S = 10.0
 RING_CAPACITY = 1 << 22
@@ -161,6 +163,8 @@ class Supervisor:
         self.abort_deadline: float | None = None
         self.killed = False
         self.not_run: list[str] = []
+        #: Units an interrupt took off the queue.
+        self.dropped: list[Unit] = []
         self.signals: list[int] = []
         self.deselected = 0
         self.failures = 0
@@ -221,7 +225,7 @@ class Supervisor:
         if self.aborted:
             self._collect_not_run()
         zygote_code = None
-        if not self.zygote_ready and self.zygote is not None:
+        if not self.zygote_ready and self.zygote is not None and not self.aborted:
             zygote_code = self.zygote.returncode
         summary = RunSummary(
             stats=self.stats,
@@ -795,7 +799,7 @@ class Supervisor:
                 f"Session timeout after {format_seconds(self.spec.session_timeout)} s"
             )
             self.aborted = True
-            self.queue.clear()
+            self.dropped.extend(self.queue.clear())
             self._kill_all()
             return
         for slot in self.slots:
@@ -883,7 +887,7 @@ class Supervisor:
         """Stop scheduling, interrupt the running tests, give the workers time to tear down."""
         self.interrupted = why
         self.aborted = True
-        self.queue.clear()
+        self.dropped.extend(self.queue.clear())
         self.abort_deadline = time.monotonic() + INTERRUPT_GRACE_S
         for slot in self.slots:
             slot.timer = None
@@ -908,7 +912,7 @@ class Supervisor:
         if self.interrupted is None:
             self.interrupted = "KeyboardInterrupt"
         if self.zygote is not None:
-            kill_group(self.zygote.pid)
+            end_zygote(self.zygote)
 
     def _collect_not_run(self) -> None:
         """The tests an interrupted run never finished: collected ones, and planned ones."""
@@ -918,7 +922,7 @@ class Supervisor:
             if result.status is None or not self._complete(result):
                 result.status = None
                 self.not_run.append(test_id)
-        for unit in self.queue.clear():
+        for unit in [*self.dropped, *self.queue.clear()]:
             self.not_run.extend(t for t in unit.expected if t not in seen)
 
     # -- ending -------------------------------------------------------------------------------
@@ -930,12 +934,12 @@ class Supervisor:
         if self.control is not None:
             with contextlib.suppress(OSError):
                 self.control.send(MessageKind.Shutdown, {})
-        if self.interrupted == "KeyboardInterrupt":
-            kill_group(zygote.pid)
+        if self.aborted and zygote.poll() is None:
+            end_zygote(zygote)
         try:
             zygote.wait(timeout=ZYGOTE_EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
-            kill_group(zygote.pid)
+            end_zygote(zygote)
             zygote.wait()
         # Workers and test processes are in the zygote's process group: end any straggler.
         kill_group(zygote.pid)
@@ -955,6 +959,20 @@ class Supervisor:
             slot.ring.close()
             if slot.output is not None:
                 slot.output.close()
+
+
+def end_zygote(zygote: subprocess.Popen[bytes]) -> None:
+    """End the zygote and everything below it now.
+
+    SIGTERM first: the serving zygote's handler SIGKILLs every process below it, helpers a
+    test daemonised into sessions of their own included, which a process-group kill misses.
+    Then SIGKILL to the group, for a zygote that could not (it had not started serving).
+    """
+    with contextlib.suppress(ProcessLookupError):
+        zygote.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        zygote.wait(timeout=ZYGOTE_TERM_GRACE_S)
+    kill_group(zygote.pid)
 
 
 def kill_group(pgid: int) -> None:

@@ -145,3 +145,14 @@ def test_max_memory_makes_a_greedy_test_fail_alone(tmp_path, mode):
         "tests/test_greedy.py::test_modest": "pass",
     }, result.stderr
     assert "MemoryError" in finished(events)["tests/test_greedy.py::test_greedy"]["message"]
+
+
+def test_a_session_timeout_before_pytest_is_up_lists_every_test_as_not_run(lifecycle):
+    project, signals = lifecycle
+    events, result = run_tach(
+        project, "--session-timeout", "0.01", env={"LIFECYCLE_DIR": str(signals)}
+    )
+    assert result.returncode == 2, result.stderr
+    summary = next(e for e in events if e["event"] == "run_finished")
+    assert summary["not_run"] == 5
+    assert "NOT RUN tests/test_other.py::test_other_never" in result.stderr
