@@ -81,7 +81,7 @@ def test_a_second_interrupt_ends_everything_at_once(lifecycle, mode):
         tach.kill()
         tach.communicate()
     assert tach.returncode == 2
-    wait_until(lambda: not survivors(tree), 1.0)
+    wait_until(lambda: not survivors(tree), 5.0)
     assert not survivors(tree)
 
 
@@ -95,11 +95,12 @@ def test_a_killed_supervisor_takes_every_process_with_it(lifecycle, mode):
         assert len(tree) >= 3  # the zygote and two workers at least
         tach.kill()
         tach.wait(timeout=60)
-        gone = wait_until(lambda: not survivors(tree), 1.0)
+        gone = wait_until(lambda: not survivors(tree), 5.0)
     finally:
         tach.kill()
         tach.communicate()
-    assert gone, f"still alive 1 s after the supervisor was killed: {survivors(tree)}"
+    # The 1 s target is measured by `stress.py sigkill`; here: gone, and soon.
+    assert gone, f"still alive 5 s after the supervisor was killed: {survivors(tree)}"
     daemons = [int(path.read_text()) for path in signals.glob("daemon-*")]
     assert daemons and not survivors(daemons), "the daemon a test left behind survived"
 
