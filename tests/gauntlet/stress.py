@@ -197,6 +197,7 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
     project = workdir / "gauntlet"
     shutil.copytree(HERE / "projects" / "gauntlet", project)
     survivors_total, zombies_total, trials, tree_sizes = 0, 0, 0, []
+    late: list[float | None] = []
     foreign_zombies = 0
     try:
         for _ in range(ns.trials):
@@ -229,7 +230,17 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
             tree_sizes.append(len(tree))
             trials += 1
             if left:
-                print(f"trial {trials}: survivors {left} ({mode}, -n {workers})", flush=True)
+                described = {pid: describe(pid) for pid in left}
+                extra = time.monotonic()
+                while any(alive(pid) for pid in left) and time.monotonic() - extra < 10:
+                    time.sleep(0.01)
+                still = [pid for pid in left if alive(pid)]
+                late.append(round(1.0 + time.monotonic() - extra, 2) if not still else None)
+                print(
+                    f"trial {trials}: alive 1 s after the kill: {described} ({mode}, "
+                    f"-n {workers}); {'still alive 10 s later' if still else 'gone later'}",
+                    flush=True,
+                )
             reap_leftovers()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -239,6 +250,17 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
         "zombies_left_for_the_reaper": zombies_total,
         "processes_per_tree": [min(tree_sizes), max(tree_sizes)] if tree_sizes else [],
     }
+
+
+def describe(pid: int) -> str:
+    """State, parent and command line of a process, for a report."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        state = stat[stat.rindex(b")") + 2 :].split()[0].decode()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return "gone"
+    return f"state {state}, parent {parent_of(pid)}: {cmdline[:160]}"
 
 
 def parent_of(pid: int) -> int:
