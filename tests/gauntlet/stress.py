@@ -247,7 +247,9 @@ def cmd_sigkill(ns: argparse.Namespace) -> dict:
     return {
         "trials": trials,
         "survivors": survivors_total,
-        "zombies_left_for_the_reaper": zombies_total,
+        "survivors_gone_after_s": late,
+        "zombies_reparented_to_this_script": zombies_total - foreign_zombies,
+        "zombies_of_tach_processes": foreign_zombies,
         "processes_per_tree": [min(tree_sizes), max(tree_sizes)] if tree_sizes else [],
     }
 
@@ -260,7 +262,12 @@ def describe(pid: int) -> str:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except (OSError, ValueError):
         return "gone"
-    return f"state {state}, parent {parent_of(pid)}: {cmdline[:160]}"
+    pending = ""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (1 << 8):
+                pending = ", SIGKILL pending"
+    return f"state {state}{pending}, parent {parent_of(pid)}: {cmdline[:160]}"
 
 
 def parent_of(pid: int) -> int:
