@@ -41,6 +41,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -841,7 +842,7 @@ class Supervisor:
 
     # -- interrupts -------------------------------------------------------------------------------
 
-    def _catch_signals(self) -> Any:
+    def _catch_signals(self) -> Callable[[], None]:
         """Route SIGINT, SIGTERM and SIGHUP into the event loop; return the undo function."""
         reader, writer = socket.socketpair()
         reader.setblocking(False)

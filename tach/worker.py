@@ -247,6 +247,8 @@ class Worker:
         return self.stopping
 
     def limit_memory(self) -> None:
+        """``--max-memory``: RLIMIT_DATA of this process (a test process, or the worker with
+        isolation none); an allocation past it raises MemoryError in the test."""
         if self.max_memory:
             proc.setrlimit(proc.RLIMIT_DATA, self.max_memory)
 
