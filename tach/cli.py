@@ -186,7 +186,7 @@ def exit_code(summary: RunSummary) -> int:
         return EXIT_USAGE_ERROR
     if summary.internal_errors:
         return EXIT_INTERNAL_ERROR
-    if summary.interrupted == "KeyboardInterrupt":
+    if summary.interrupted == "KeyboardInterrupt" or summary.aborted:
         return EXIT_INTERRUPTED
     stats = summary.stats
     if stats.count("failed") or stats.count("error"):
@@ -287,6 +287,9 @@ def run_tests(argv: Sequence[str]) -> int:
             env=env,
             durations=durations,
             junit_xml=bool(config.junit_xml),
+            timeout=config.timeout,
+            session_timeout=config.session_timeout,
+            max_memory=config.max_memory,
         ),
         Reporters(reporters),
         decide_exit=exit_code,
@@ -514,6 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _command_of(argv) == "run":
         try:
             return run_tests(argv)
+        except KeyboardInterrupt:  # before the run started (the run itself handles its own)
+            sys.stderr.write("!!! KeyboardInterrupt !!!\n")
+            return EXIT_INTERRUPTED
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_INTERRUPTED

@@ -104,6 +104,30 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write a JUnit XML report to PATH (as pytest's --junitxml)",
     )
+    add_fault_arguments(parser)
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    """Limits of a run: per-test timeout, whole-run timeout, memory of a test process."""
+    parser.add_argument(
+        "--timeout",
+        default=None,
+        metavar="SECONDS",
+        help="fail a test (setup, call and teardown) that runs longer (env TACH_TIMEOUT; "
+        "@pytest.mark.timeout(N) wins; 0: none)",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        default=None,
+        metavar="SECONDS",
+        help="stop the whole run after this long; tests not run are reported, exit 2",
+    )
+    parser.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="RLIMIT_DATA of each test process, e.g. 512M, 2G (bytes without a suffix)",
+    )
 
 
 @dataclasses.dataclass
@@ -132,8 +156,11 @@ class RunConfig:
     tbstyle: str = "auto"
     inifile: str | None = None
     rootdir: str | None = None
-    #: Seconds a test may run (``timeout``); None: no limit.
-    timeout: float | None = None
+    #: Seconds a test may take (0: no limit), the whole run (0: no limit), and the memory
+    #: limit of a test process in bytes (0: none).
+    timeout: float = 0.0
+    session_timeout: float = 0.0
+    max_memory: int = 0
     #: Where to write the JUnit XML report (absolute), if anywhere.
     junit_xml: str | None = None
     #: ``[tool.tach] env``: variables set for the zygote (and so every test process).
@@ -162,6 +189,38 @@ def parse_workers(value: str | None) -> int:
     if workers < 1:
         raise ConfigValueError(f"-n/--workers must be at least 1, not {workers}")
     return workers
+
+
+def parse_seconds(value: str | None, option: str) -> float:
+    """A duration in seconds (``None``, ``""``: 0, meaning no limit)."""
+    if value in (None, ""):
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigValueError(f"{option} takes a number of seconds, not {value!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ConfigValueError(f"{option} must be a finite number of seconds >= 0, not {value!r}")
+    return seconds
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(value: str | None, option: str) -> int:
+    """A size in bytes: ``1048576``, ``512M``, ``2G``, ``64KiB`` (``None``: 0, no limit)."""
+    if value in (None, ""):
+        return 0
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)]
+    try:
+        size = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise ConfigValueError(f"{option} takes a size such as 512M or 2G, not {value!r}") from None
+    if size <= 0:
+        raise ConfigValueError(f"{option} must be more than 0 bytes, not {value!r}")
+    return size
 
 
 def reporting_defaults(addopts: Sequence[str]) -> argparse.Namespace:
@@ -246,7 +305,10 @@ def build_run_config(
         tbstyle=ns.tb or base.tb or "auto",
         inifile=ns.inifile,
         rootdir=ns.rootdir,
-        timeout=resolve("timeout", getattr(ns, "timeout", None), "--timeout", parse_timeout, None),
+        timeout=resolve("timeout", getattr(ns, "timeout", None), "--timeout", parse_timeout, None)
+        or 0.0,
+        session_timeout=parse_seconds(ns.session_timeout, "--session-timeout"),
+        max_memory=parse_size(ns.max_memory, "--max-memory"),
         junit_xml=layers.absolute(junit_xml, resolve.sources["junit_xml"]),
         env=resolve.table("env", {}),
         python_path=[layers.from_rootdir(p) for p in resolve.table("python_path", [])],

@@ -10,12 +10,29 @@ Tests are finalised (reported as finished) when the next test of their slot star
 finishes; the last test of a unit waits until its worker has moved on, because the teardown of
 what the worker holds (package and session fixtures) is reported against it, as pytest reports it
 against the last test of the session.
+
+Faults (``docs/faults.md``):
+
+* **Timeouts** are the supervisor's. Each slot has at most one :class:`Timer`: armed by a
+  ``TestStart`` for the test process (the test's ``timeout`` mark, else ``--timeout``), and,
+  with ``--timeout``, for the worker itself between tests (collection, priming of wider
+  fixtures, their teardown). When it expires the process is asked for its threads' stacks
+  (``faulthandler`` registered on :data:`DUMP_SIGNAL`, writing into the slot's output memfd),
+  then sent SIGTERM, then SIGKILL; the death is reported like a crash, as "Timeout after N s".
+* **Signals**: SIGINT, SIGTERM and SIGHUP once stop scheduling, interrupt the running tests
+  (SIGINT: ``KeyboardInterrupt``, their teardown runs) and wait :data:`INTERRUPT_GRACE_S` for
+  the workers to finish; a second signal, or the end of the grace period, kills everything.
+  ``--session-timeout`` ends the run the same way at once. Tests that did not run to the end are
+  reported as not run, and the exit code is 2.
+* **Deaths**: a worker that dies while a test runs is that test's failure; one that dies
+  :data:`MAX_WORKER_DEATHS` times in a row without a test to blame stops the run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import selectors
 import shutil
@@ -30,13 +47,35 @@ from typing import Any
 import orjson
 
 from tach._native.memfd import LogBuffer
-from tach._native.ring import Ring
-from tach.protocol import Channel, Message, MessageKind, ProtocolError, decode_one
+from tach._native.ring import Ring, RingCorrupt
+from tach.protocol import (
+    Channel,
+    Message,
+    MessageKind,
+    ProtocolError,
+    decode_one,
+    output_excerpt,
+)
 from tach.results import Stats, TestResult
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 
-#: A slot whose worker dies this often stops the run instead of being respawned again.
+#: A slot whose worker dies this often in a row, with no test to blame, stops the run.
 MAX_WORKER_DEATHS = 3
+#: The signal on which test processes write every thread's stack (faulthandler).
+DUMP_SIGNAL = signal.SIGRTMIN + 6
+#: After the stack dump of a timed-out process: SIGTERM; after SIGTERM: SIGKILL.
+DUMP_GRACE_S = 0.1
+TERM_GRACE_S = 0.5
+#: How long the workers may take to finish (tear down) after an interrupt.
+INTERRUPT_GRACE_S = 5.0
+#: What handling a well-formed frame with a payload of the wrong shape raises.
+BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
+#: Signals that interrupt the run.
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: A zygote that dies this often during one run is not started again.
+MAX_ZYGOTE_DEATHS = 3
+#: How long the zygote may take to end the processes below it on SIGTERM.
+ZYGOTE_TERM_GRACE_S = 2.0
 #: How long the zygote may take to exit once told to, before it is killed.
 ZYGOTE_EXIT_GRACE_S = 10.0
 RING_CAPACITY = 1 << 22
@@ -61,6 +100,24 @@ class RunSpec:
     durations: dict[str, float] = dataclasses.field(default_factory=dict)
     #: The run writes JUnit XML: test processes forward ``record_testsuite_property`` calls.
     junit_xml: bool = False
+    #: Seconds per test (0: none), for the whole run (0: none); RLIMIT_DATA of test processes.
+    timeout: float = 0.0
+    session_timeout: float = 0.0
+    max_memory: int = 0
+
+
+@dataclasses.dataclass
+class Timer:
+    """A deadline for the process a slot is waiting on, and how far ending it has gone."""
+
+    deadline: float
+    seconds: float
+    #: The process to end: a test process, or the worker itself.
+    pid: int
+    #: The test it runs (``None``: the worker, between tests).
+    result: TestResult | None
+    #: 0 armed, 1 stacks requested, 2 SIGTERM sent, 3 SIGKILL sent, 4 worker killed.
+    stage: int = 0
 
 
 @dataclasses.dataclass
@@ -70,6 +127,9 @@ class Slot:
     index: int
     channel: Channel
     ring: Ring
+    #: fds 1 and 2 of the slot's workers and test processes (read for crash and timeout reports).
+    output: LogBuffer | None = None
+    timer: Timer | None = None
     worker_pid: int = 0
     ready: bool = False
     stopping: bool = False
@@ -82,6 +142,8 @@ class Slot:
     current: TestResult | None = None
     #: The last test of the previous unit, held until the worker has moved on.
     held: TestResult | None = None
+    #: Its ring was found corrupt: the slot is not used again.
+    retired: bool = False
 
 
 class Supervisor:
@@ -105,6 +167,15 @@ class Supervisor:
         self.usage_errors: list[str] = []
         self.internal_errors: list[str] = []
         self.interrupted: str | None = None
+        #: The run was cut short by a signal or ``--session-timeout`` (exit code 2).
+        self.aborted = False
+        #: When the workers' grace period after an interrupt ends (then everything is killed).
+        self.abort_deadline: float | None = None
+        self.killed = False
+        self.not_run: list[str] = []
+        #: Units an interrupt took off the queue.
+        self.dropped: list[Unit] = []
+        self.signals: list[int] = []
         self.deselected = 0
         self.failures = 0
         self.zygote: subprocess.Popen[bytes] | None = None
@@ -114,6 +185,13 @@ class Supervisor:
         self.slots: list[Slot] = []
         self.control: Channel | None = None
         self.started = time.perf_counter()
+        self.started_monotonic = time.monotonic()
+        #: pytest-timeout's setting in the zygote, the default when ``--timeout`` is not given.
+        self.zygote_timeout = 0.0
+        self.zygote_deaths = 0
+        #: A replacement zygote is starting (the previous one died mid-run).
+        self.restarting = False
+        self.plan: dict[str, Any] = {"conftest_dirs": [], "warm_imports": []}
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -132,6 +210,8 @@ class Supervisor:
     ) -> RunSummary:
         """Hand the zygote its plan, run ``units``, and return what happened."""
         self.queue = UnitQueue(units, self.spec.durations)
+        self.plan = {"conftest_dirs": conftest_dirs, "warm_imports": warm_imports}
+        restore = self._catch_signals()
         try:
             if self.zygote is None:
                 self._start_zygote()
@@ -143,13 +223,19 @@ class Supervisor:
             self._loop()
         except KeyboardInterrupt:
             self.interrupted = "KeyboardInterrupt"
+            self.aborted = True
         finally:
-            self._stop_zygote()
-            self._close()
+            try:
+                self._stop_zygote()
+            finally:
+                restore()
+                self._close()
         for slot in self.slots:
             self._release_held(slot)
+        if self.aborted:
+            self._collect_not_run()
         zygote_code = None
-        if not self.zygote_ready and self.zygote is not None:
+        if not self.zygote_ready and self.zygote is not None and not self.aborted:
             zygote_code = self.zygote.returncode
         summary = RunSummary(
             stats=self.stats,
@@ -164,6 +250,8 @@ class Supervisor:
             zygote_exit_code=zygote_code,
             zygote_output=self.zygote_output() if zygote_code is not None else "",
             deselected=self.deselected,
+            aborted=self.aborted,
+            not_run=self.not_run,
         )
         if self.decide_exit is not None:
             summary.exit_code = self.decide_exit(summary)
@@ -180,17 +268,30 @@ class Supervisor:
         pass_fds = [control_child.fileno()]
         slot_specs = []
         children: list[socket.socket] = [control_child]
+        first = not self.slots
         for index in range(spec.workers):
             parent, child = socket.socketpair()
             children.append(child)
-            ring = Ring(RING_CAPACITY, name=f"tach-results-{index}")
-            self.slots.append(
-                Slot(index, Channel(parent, f"command channel of slot {index}"), ring)
-            )
+            channel = Channel(parent, f"command channel of slot {index}")
+            if first:
+                ring = Ring(RING_CAPACITY, name=f"tach-results-{index}")
+                output = LogBuffer(f"tach-output-{index}")
+                self.slots.append(Slot(index, channel, ring, output))
+            else:  # a replacement zygote: the slots keep their rings and output buffers
+                slot = self.slots[index]
+                slot.channel.close()
+                slot.channel = channel
+                ring, output = slot.ring, slot.output
+                assert output is not None
             memfd, eventfd = ring.fds()
-            pass_fds += [child.fileno(), memfd, eventfd]
+            pass_fds += [child.fileno(), memfd, eventfd, output.fileno()]
             slot_specs.append(
-                {"slot": index, "command_fd": child.fileno(), "ring_fds": [memfd, eventfd]}
+                {
+                    "slot": index,
+                    "command_fd": child.fileno(),
+                    "ring_fds": [memfd, eventfd],
+                    "output_fd": output.fileno(),
+                }
             )
         zygote_spec = {
             "pytest_args": spec.pytest_args,
@@ -203,6 +304,8 @@ class Supervisor:
             "python_path": spec.python_path,
             "junit_xml": spec.junit_xml,
             "run_id": uuid.uuid4().hex,
+            "dump_signal": int(DUMP_SIGNAL),
+            "max_memory": spec.max_memory,
         }
         output = None if not spec.capture_output else self.zygote_log.fileno()
         env = dict(os.environ if spec.env is None else spec.env)
@@ -221,9 +324,10 @@ class Supervisor:
         for sock in children:
             sock.close()
         self.selector.register(self.control.fileno(), selectors.EVENT_READ, None)
-        for slot in self.slots:
-            slot.ring.arm()
-            self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
+        if first:
+            for slot in self.slots:
+                slot.ring.arm()
+                self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
 
     def _loop(self) -> None:
         """Serve the control channel and the rings until every worker is done.
@@ -236,10 +340,15 @@ class Supervisor:
         """
         hot: set[int] = set()
         while not self._finished():
-            events = self.selector.select(HOT_POLL_S if hot else None)
+            wait = self._next_deadline() - time.monotonic()
+            if hot:
+                wait = min(wait, HOT_POLL_S)
+            events = self.selector.select(None if wait == math.inf else max(wait, 0.0))
             for key, _ in events:
                 if key.data is None:
                     self._on_control()
+                elif key.data == "signal":
+                    self._on_signal()
                 else:
                     key.data.ring.clear_wakeup()
                     hot.add(key.data.index)
@@ -247,9 +356,10 @@ class Supervisor:
                 slot = self.slots[index]
                 if not self._drain(slot) and slot.ring.arm():
                     hot.discard(index)
+            self._check_deadlines()
 
     def _finished(self) -> bool:
-        if self.control is None:  # the zygote is gone
+        if self.control is None or self.killed:  # the zygote is gone
             return True
         return self.zygote_ready and all(slot.done for slot in self.slots)
 
@@ -264,60 +374,133 @@ class Supervisor:
             messages = None
         if messages is None:
             self.selector.unregister(self.control.fileno())
+            self.control.close()
             self.control = None
             if self.zygote_ready and not all(slot.done for slot in self.slots):
-                self.internal_errors.append("the zygote died while tests were running")
-                for slot in self.slots:
-                    self._drain(slot)
-                    self._worker_lost(slot, "the zygote died", respawn=False)
+                self._zygote_lost()
             return
         for kind, payload in messages:
-            if kind is MessageKind.ZygoteReady:
-                self.zygote_ready = True
-                self.reporter.on_run_start(
-                    {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
+            try:
+                self._on_control_message(kind, payload)
+            except BAD_PAYLOAD as exc:
+                self.internal_errors.append(
+                    f"the zygote sent a message Tach cannot use ({type(exc).__name__}: {exc})"
                 )
-                if payload.get("threads", 1) > 1:
-                    self.reporter.on_warning(
-                        {
-                            "message": f"the zygote has {payload['threads']} threads after its "
-                            "warm "
-                            "imports; forking it may deadlock. Remove the module that starts "
-                            "a thread from warm_imports.",
-                            "category": "TachWarning",
-                            "when": "config",
-                            "nodeid": "",
-                        }
-                    )
+
+    def _zygote_lost(self) -> None:
+        """The zygote died mid-run: blame what each worker ran, and start a new zygote (or,
+        after :data:`MAX_ZYGOTE_DEATHS` deaths, stop with an internal error)."""
+        assert self.zygote is not None
+        kill_group(self.zygote.pid)  # its workers die with it (parent-death signal); be sure
+        try:
+            status = self.zygote.wait(timeout=ZYGOTE_EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            status = None
+        self.zygote_deaths += 1
+        why = f"the zygote {self.zygote.pid} died"
+        if status is not None:
+            why += f" ({describe_returncode(status)})"
+        restart = self.zygote_deaths < MAX_ZYGOTE_DEATHS and not self.aborted
+        if not restart:
+            self.internal_errors.append(
+                f"{why}; it died {self.zygote_deaths} times, not started again"
+                if self.zygote_deaths >= MAX_ZYGOTE_DEATHS
+                else f"{why} while tests were running"
+            )
+        self.restarting = restart
+        for slot in self.slots:
+            self._drain(slot)
+            if not slot.done:
+                self._worker_lost(slot, why, respawn=restart)
+        if restart and not all(slot.done for slot in self.slots):
+            self.zygote_ready = False
+            self._start_zygote()
+            assert self.control is not None
+            with contextlib.suppress(OSError):
+                self.control.send(MessageKind.Plan, self.plan)
+
+    def _on_control_message(self, kind: MessageKind, payload: dict[str, Any]) -> None:
+        assert self.control is not None
+        if kind is MessageKind.ZygoteReady:
+            self.zygote_ready = True
+            self.zygote_timeout = float(payload.get("default_timeout") or 0.0)
+            if self.restarting:  # a replacement zygote: respawn the workers of live slots
+                self.restarting = False
                 for slot in self.slots:
-                    self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
-            elif kind is MessageKind.WorkerExited:
-                slot = self.slots[payload["slot"]]
-                self._drain(slot)
-                if not slot.done:
-                    self._worker_lost(
-                        slot, describe_exit(payload["pid"], payload["status"]), respawn=True
-                    )
+                    if not slot.done:
+                        self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
+                return
+            self.reporter.on_run_start(
+                {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
+            )
+            if payload.get("threads", 1) > 1:
+                self.reporter.on_warning(
+                    {
+                        "message": f"the zygote has {payload['threads']} threads after its "
+                        "warm "
+                        "imports; forking it may deadlock. Remove the module that starts "
+                        "a thread from warm_imports.",
+                        "category": "TachWarning",
+                        "when": "config",
+                        "nodeid": "",
+                    }
+                )
+            for slot in self.slots:
+                self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
+        elif kind is MessageKind.Warning:  # what a dead worker left behind, and the like
+            self.warnings.append(payload)
+            self.stats.add("warnings", payload)
+            self.reporter.on_warning(payload)
+        elif kind is MessageKind.WorkerExited:
+            slot = self.slots[payload["slot"]]
+            self._drain(slot)
+            if not slot.done:
+                self._worker_lost(
+                    slot, describe_exit(payload["pid"], payload["status"]), respawn=True
+                )
 
     # -- result rings -------------------------------------------------------------------------
 
     def _drain(self, slot: Slot) -> int:
         """Handle every message waiting in ``slot``'s ring; return how many there were."""
         handled = 0
-        while True:
-            batch = slot.ring.pop_many()
+        while not slot.retired:
+            try:
+                batch = slot.ring.pop_many()
+            except RingCorrupt as exc:
+                worker = self._worker_name(slot)
+                self._retire(slot, f"the result ring of {worker} is corrupt: {exc}")
+                return handled
             if not batch:
                 return handled
             handled += len(batch)
             for data in batch:
                 try:
-                    message = decode_one(data)
+                    self._on_result(slot, decode_one(data))
                 except ProtocolError as exc:
                     self.internal_errors.append(
-                        f"worker slot {slot.index} sent a malformed message: {exc}"
+                        f"{self._worker_name(slot)} sent a malformed message: {exc}"
                     )
-                    continue
-                self._on_result(slot, message)
+                except BAD_PAYLOAD as exc:
+                    self.internal_errors.append(
+                        f"{self._worker_name(slot)} sent a message Tach cannot use "
+                        f"({type(exc).__name__}: {exc})"
+                    )
+        return handled
+
+    @staticmethod
+    def _worker_name(slot: Slot) -> str:
+        return f"worker {slot.worker_pid or '?'} (slot {slot.index})"
+
+    def _retire(self, slot: Slot, why: str) -> None:
+        """Give up on a slot whose channel cannot be trusted: end its worker, stop using it."""
+        self.internal_errors.append(why)
+        slot.retired = True
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(slot.ring.fileno())
+        if slot.worker_pid:
+            send_signal(slot.worker_pid, signal.SIGKILL, slot.worker_pid)
+        slot.stopping = True
 
     def _on_result(self, slot: Slot, message: Message) -> None:
         kind, payload = message
@@ -336,12 +519,13 @@ class Supervisor:
         elif kind is MessageKind.UnitFinished:
             self._on_unit_finished(slot)
         elif kind is MessageKind.WorkerReady:
-            slot.worker_pid = payload["pid"]
+            slot.worker_pid = checked_pid(payload["pid"])
             slot.ready = True
             self._dispatch(slot)
         elif kind is MessageKind.WorkerDone:
             self._release_held(slot)
             slot.done = True
+            slot.timer = None
 
     def _on_collected(self, slot: Slot, payload: dict[str, Any]) -> None:
         assert slot.unit is not None
@@ -366,16 +550,32 @@ class Supervisor:
             self._count_failure(len([r for r in payload["errors"] if r.get("outcome") == "failed"]))
 
     def _on_test_start(self, slot: Slot, payload: dict[str, Any]) -> None:
+        checked_pid(payload["pid"])
+        if not isinstance(payload["id"], str):
+            raise TypeError(f"a test id must be a string, not {type(payload['id']).__name__}")
+        marked = payload.get("timeout")
+        if marked is not None and (isinstance(marked, bool) or not isinstance(marked, int | float)):
+            raise TypeError(f"a timeout must be a number, not {type(marked).__name__}")
         if slot.current is not None:
             self._finalize(slot.current)
         result = self.results.setdefault(payload["id"], TestResult(payload["id"]))
         result.slot, result.pid, result.started = slot.index, payload["pid"], time.perf_counter()
         slot.current = result
+        slot.deaths = 0  # the worker reached a test: it is making progress
+        self._arm(slot, self.default_timeout if marked is None else marked, result.pid, result)
         self.reporter.on_test_start(result)
 
     def _on_report(self, slot: Slot, report: dict[str, Any]) -> None:
         test_id = report.get("nodeid", "")
         result = self.results.setdefault(test_id, TestResult(test_id, slot=slot.index))
+        crash = report.get("crash")
+        if crash and self.aborted:
+            return  # a test process ended by the interrupt: the test did not run to the end
+        if crash and result.timed_out:
+            self._mark_timeout(report, result.timed_out, crash.get("phase", "call"))
+        if result is slot.current and (crash or report.get("when") == "teardown"):
+            # The test process is done with this test: the worker is on its own again.
+            self._arm(slot, self.spec.timeout, slot.worker_pid, None)
         result.add(report)
         category = (report.get("teststatus") or [""])[0]
         self.stats.add(category, report)
@@ -417,7 +617,17 @@ class Supervisor:
         result.finished = True
         if result.status is None:
             return  # collected but never started (deselected by -x, or its unit was dropped)
+        if self.aborted and not self._complete(result):
+            result.status = None  # cut short by the interrupt: reported as not run
+            return
         self.reporter.on_test_finished(result)
+
+    @staticmethod
+    def _complete(result: TestResult) -> bool:
+        """Whether a test ran to its end: a teardown report, or a report of its death."""
+        return any(
+            r.get("when") == "teardown" or r.get("crash") or r.get("lost") for r in result.reports
+        )
 
     def _dispatch(self, slot: Slot) -> None:
         if slot.stopping or not slot.ready:
@@ -425,11 +635,14 @@ class Supervisor:
         unit = self.queue.pop()
         if unit is None:
             slot.stopping = True
+            # The worker tears down what it holds: bounded by the timeout too.
+            self._arm(slot, self.spec.timeout, slot.worker_pid, None)
             with contextlib.suppress(OSError):
                 slot.channel.send(MessageKind.StopWorker, {})
             return
         unit.attempts += 1
         slot.unit = unit
+        self._arm(slot, self.spec.timeout, slot.worker_pid, None)
         slot.channel.send(
             MessageKind.RunUnit,
             {"unit": unit.id, "args": unit.args, "ignore": unit.ignore, "slice": unit.slice},
@@ -438,25 +651,59 @@ class Supervisor:
     # -- failures of processes ----------------------------------------------------------------
 
     def _worker_lost(self, slot: Slot, why: str, respawn: bool) -> None:
-        """The worker of ``slot`` died outside any test process: blame, retry, respawn."""
+        """The worker of ``slot`` died: blame the test it was running, retry the rest, respawn.
+
+        The blamed test is the one the worker was running (in the phase its reports reached);
+        when the worker died between tests (setting up the next test's wider fixtures), the
+        next test of the unit, in its setup; when it died holding no unit (tearing down session
+        fixtures), the last test it ran, in its teardown — as pytest would blame them.
+        """
+        timer, slot.timer = slot.timer, None
+        timed_out = timer.seconds if timer is not None and timer.stage > 0 else 0.0
         slot.ready = False
-        slot.deaths += 1
-        self._release_held(slot)
+        if self.aborted:
+            why = f"{why} (the run was interrupted)"
+        elif timed_out:
+            why = f"Timeout after {format_seconds(timed_out)} s: {why}"
+        output = self._slot_output(slot)
+        held, slot.held = slot.held, None
         unit = slot.unit
-        if slot.current is not None and not slot.current.finished:
-            self._report_lost(slot.current, why)
-            self._finalize(slot.current)
+        current = slot.current
+        blamed: TestResult | None = None
+        if current is not None and not current.finished:
+            blamed = current
+            if self._complete(current) and not self.aborted:
+                upcoming = self._next_test(slot)
+                if upcoming is not None:
+                    self._finalize(current)
+                    blamed = upcoming
+        elif unit is not None and slot.unit_ids and not self.aborted:
+            blamed = self._next_test(slot)
+        elif unit is None and held is not None and not held.finished and not self.aborted:
+            # Between units, or tearing down at the end: what the worker holds (session and
+            # package fixtures) is torn down against the last test it ran, as in pytest.
+            blamed = held
+        if held is not None and held is not blamed:
+            self._finalize(held)
+        if blamed is not None and not self.aborted:
+            self._report_lost(blamed, why, output)
+        if blamed is not None:
+            self._finalize(blamed)
         slot.current = None
+        slot.deaths = 0 if blamed is not None and not self.aborted else slot.deaths + 1
         if unit is not None:
             finished = {
                 t for t in slot.unit_ids if self.results.get(t) and self.results[t].finished
             }
             remaining = [t for t in slot.unit_ids if t not in finished]
-            if not slot.unit_ids and unit.attempts < 2:
+            if self.aborted:
+                pass
+            elif not slot.unit_ids and unit.attempts < 2 and not timed_out:
                 self.queue.push_front(unit)  # died while collecting: try the unit once more
             elif not slot.unit_ids:
+                text = why + (f"\n\nOutput of the worker:\n{output}" if output else "")
                 self.collect_errors.append(
-                    {"nodeid": unit.id, "outcome": "failed", "longreprtext": why}
+                    {"nodeid": unit.id, "outcome": "failed", "longreprtext": text}
                 )
                 self.stats.add("error", {"nodeid": unit.id})
             elif remaining:
@@ -464,14 +711,16 @@ class Supervisor:
                     Unit(f"{unit.id} (rest)", remaining, remaining, attempts=unit.attempts)
                 )
             slot.unit, slot.unit_ids, slot.collecting = None, [], []
-        if slot.stopping:
+        if slot.stopping or self.aborted or slot.retired:
             slot.done = True
             return
+        if respawn and self.restarting:
+            return  # the replacement zygote spawns the slot's worker when it is ready
         if not respawn or slot.deaths >= MAX_WORKER_DEATHS or self.control is None:
             if respawn:
                 self.internal_errors.append(
-                    f"the worker of slot {slot.index} died {slot.deaths} times ({why}); "
-                    "not respawned"
+                    f"the worker of slot {slot.index} died {slot.deaths} times in a row with "
+                    f"no test to blame ({why}); not respawned"
                 )
             slot.done = True
             if all(s.done for s in self.slots):
@@ -480,7 +729,24 @@ class Supervisor:
             return
         self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
 
-    def _report_lost(self, result: TestResult, why: str) -> None:
+    def _next_test(self, slot: Slot) -> TestResult | None:
+        """The first test of the slot's unit that has not started yet."""
+        for test_id in slot.unit_ids:
+            result = self.results.get(test_id)
+            if result is not None and not result.finished and not result.reports:
+                result.slot = slot.index
+                return result
+        return None
+
+    def _slot_output(self, slot: Slot) -> str:
+        if not self.spec.capture_output or slot.output is None:
+            return ""
+        try:
+            return output_excerpt(slot.output)
+        except OSError:
+            return ""
+
+    def _report_lost(self, result: TestResult, why: str, output: str = "") -> None:
         """A failure report for a test whose process died, in the phase it had reached."""
         last = result.reports[-1] if result.reports else None
         if last is None:
@@ -490,6 +756,8 @@ class Supervisor:
         else:
             when = "teardown"
         text = f"{why}, while running this test ({when})."
+        if output:
+            text += f"\n\nOutput of the test process:\n{output}"
         status = ["failed", "F", "FAILED"] if when == "call" else ["error", "E", "ERROR"]
         report = {
             "$report_type": "TestReport",
@@ -505,10 +773,173 @@ class Supervisor:
             "slot": result.slot,
             "pid": result.pid,
             "crash": {"pid": result.pid, "status": None, "phase": when, "reason": why},
+            "lost": True,
         }
         result.add(report)
         self.stats.add(status[0], report)
         self.reporter.on_report(result, report)
+
+    # -- timeouts -------------------------------------------------------------------------------
+
+    @property
+    def default_timeout(self) -> float:
+        """``--timeout``, else pytest-timeout's own setting (read in the zygote)."""
+        return self.spec.timeout or self.zygote_timeout
+
+    def _arm(self, slot: Slot, seconds: float, pid: int, result: TestResult | None) -> None:
+        """Give ``slot`` a deadline for ``pid`` (``seconds`` 0: none)."""
+        if not seconds or seconds <= 0 or not pid:
+            slot.timer = None
+            return
+        slot.timer = Timer(time.monotonic() + seconds, seconds, pid, result)
+
+    def _next_deadline(self) -> float:
+        deadlines = [slot.timer.deadline for slot in self.slots if slot.timer is not None]
+        if self.spec.session_timeout and not self.aborted:
+            deadlines.append(self.started_monotonic + self.spec.session_timeout)
+        if self.abort_deadline is not None:
+            deadlines.append(self.abort_deadline)
+        return min(deadlines, default=math.inf)
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        if self.abort_deadline is not None and now >= self.abort_deadline:
+            self._kill_all()
+            return
+        if (
+            self.spec.session_timeout
+            and not self.aborted
+            and now >= self.started_monotonic + self.spec.session_timeout
+        ):
+            self.interrupted = (
+                f"Session timeout after {format_seconds(self.spec.session_timeout)} s"
+            )
+            self.aborted = True
+            self.dropped.extend(self.queue.clear())
+            self._kill_all()
+            return
+        for slot in self.slots:
+            if slot.timer is not None and now >= slot.timer.deadline:
+                self._drain(slot)  # the test may have finished in the meantime
+                timer = slot.timer
+                if timer is not None and time.monotonic() >= timer.deadline:
+                    self._on_timer(slot, timer)
+
+    def _on_timer(self, slot: Slot, timer: Timer) -> None:
+        """One step of ending a process that overran: stacks, SIGTERM, SIGKILL."""
+        pid = timer.pid
+        if timer.stage == 0:
+            if timer.result is not None:
+                timer.result.timed_out = timer.seconds
+            send_signal(pid, DUMP_SIGNAL, slot.worker_pid)
+            timer.stage, timer.deadline = 1, time.monotonic() + DUMP_GRACE_S
+        elif timer.stage == 1:
+            send_signal(pid, signal.SIGTERM, slot.worker_pid)
+            timer.stage, timer.deadline = 2, time.monotonic() + TERM_GRACE_S
+        elif timer.stage == 2:
+            send_signal(pid, signal.SIGKILL, slot.worker_pid)
+            timer.stage, timer.deadline = 3, time.monotonic() + ZYGOTE_EXIT_GRACE_S
+        elif timer.stage == 3 and pid != slot.worker_pid and slot.worker_pid:
+            # The worker did not report its test process's death: it is stuck itself.
+            send_signal(slot.worker_pid, signal.SIGKILL, slot.worker_pid)
+            timer.stage, timer.deadline = 4, time.monotonic() + ZYGOTE_EXIT_GRACE_S
+        else:
+            slot.timer = None
+
+    @staticmethod
+    def _mark_timeout(report: dict[str, Any], seconds: float, when: str) -> None:
+        """Turn a crash report of a process the supervisor ended into a timeout report."""
+        head = f"Timeout after {format_seconds(seconds)} s (during {when})."
+        for key in ("longrepr", "longreprtext", "longrepr_terminal"):
+            if isinstance(report.get(key), str):
+                report[key] = f"{head}\n{report[key]}"
+        report["timeout"] = seconds
+
+    # -- interrupts -------------------------------------------------------------------------------
+
+    def _catch_signals(self) -> Callable[[], None]:
+        """Route SIGINT, SIGTERM and SIGHUP into the event loop; return the undo function."""
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        previous = {}
+        try:
+            old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: leave signals alone
+            reader.close()
+            writer.close()
+            return lambda: None
+        for signum in INTERRUPT_SIGNALS:
+            previous[signum] = signal.signal(signum, self._note_signal)
+        self.selector.register(reader.fileno(), selectors.EVENT_READ, "signal")
+        self._signal_reader = reader
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(old_fd)
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(reader.fileno())
+            reader.close()
+            writer.close()
+
+        return restore
+
+    def _note_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def _on_signal(self) -> None:
+        with contextlib.suppress(OSError):
+            self._signal_reader.recv(4096)
+        signals, self.signals = self.signals, []
+        for signum in signals:
+            if self.aborted:
+                self._kill_all()  # a second interrupt: end everything now
+                return
+            name = signal.Signals(signum).name
+            self._interrupt("KeyboardInterrupt" if signum == signal.SIGINT else name)
+
+    def _interrupt(self, why: str) -> None:
+        """Stop scheduling, interrupt the running tests, give the workers time to tear down."""
+        self.interrupted = why
+        self.aborted = True
+        self.dropped.extend(self.queue.clear())
+        self.abort_deadline = time.monotonic() + INTERRUPT_GRACE_S
+        for slot in self.slots:
+            slot.timer = None
+            if slot.done or not slot.ready:
+                continue
+            self._drain(slot)  # what it runs now, not what it ran
+            slot.stopping = True
+            with contextlib.suppress(OSError):
+                slot.channel.send(MessageKind.StopWorker, {})
+            current = slot.current
+            if current is None or current.finished:
+                continue
+            if not self._complete(current) or current.pid != slot.worker_pid:
+                # A test process between two tests is interrupted too: it would go on with
+                # its batch. A worker between tests finds StopWorker before the next one.
+                send_signal(current.pid, signal.SIGINT, slot.worker_pid)
+
+    def _kill_all(self) -> None:
+        """End the zygote, its workers and their test processes at once."""
+        self.aborted = True
+        self.killed = True
+        if self.interrupted is None:
+            self.interrupted = "KeyboardInterrupt"
+        if self.zygote is not None:
+            end_zygote(self.zygote)
+
+    def _collect_not_run(self) -> None:
+        """The tests an interrupted run never finished: collected ones, and planned ones."""
+        seen = set()
+        for test_id, result in self.results.items():
+            seen.add(test_id)
+            if result.status is None or not self._complete(result):
+                result.status = None
+                self.not_run.append(test_id)
+        for unit in [*self.dropped, *self.queue.clear()]:
+            self.not_run.extend(t for t in unit.expected if t not in seen)
 
     # -- ending -------------------------------------------------------------------------------
 
@@ -519,12 +950,12 @@ class Supervisor:
         if self.control is not None:
             with contextlib.suppress(OSError):
                 self.control.send(MessageKind.Shutdown, {})
-        if self.interrupted == "KeyboardInterrupt":
-            kill_group(zygote.pid)
+        if self.aborted and zygote.poll() is None:
+            end_zygote(zygote)
         try:
             zygote.wait(timeout=ZYGOTE_EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
-            kill_group(zygote.pid)
+            end_zygote(zygote)
             zygote.wait()
         # Workers and test processes are in the zygote's process group: end any straggler.
         kill_group(zygote.pid)
@@ -542,12 +973,72 @@ class Supervisor:
         for slot in self.slots:
             slot.channel.close()
             slot.ring.close()
+            if slot.output is not None:
+                slot.output.close()
+
+
+def end_zygote(zygote: subprocess.Popen[bytes]) -> None:
+    """End the zygote and everything below it now.
+
+    SIGTERM first: the serving zygote's handler SIGKILLs every process below it, helpers a
+    test daemonised into sessions of their own included, which a process-group kill misses.
+    Then SIGKILL to the group, for a zygote that could not (it had not started serving).
+    """
+    with contextlib.suppress(ProcessLookupError):
+        zygote.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        zygote.wait(timeout=ZYGOTE_TERM_GRACE_S)
+    kill_group(zygote.pid)
 
 
 def kill_group(pgid: int) -> None:
     """SIGKILL the process group the zygote leads (it was started in a session of its own)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def checked_pid(pid: Any) -> int:
+    """``pid`` if it is a process id (a positive int); ValueError otherwise."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise ValueError(f"not a process id: {pid!r}")
+    return pid
+
+
+def format_seconds(seconds: float) -> str:
+    """``2`` for 2.0, ``0.5`` for 0.5: how a timeout is quoted."""
+    return f"{seconds:g}"
+
+
+def send_signal(pid: int, signum: int, worker_pid: int) -> None:
+    """Signal ``pid`` if it is still the slot's worker or one of its test processes.
+
+    The supervisor is not the parent of test processes; checking the parent guards against a
+    pid that was reused after the process ended.
+    """
+    if pid <= 0:
+        return
+    if pid != worker_pid:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                stat = file.read()
+            ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            return
+        if ppid != worker_pid:
+            return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
+
+
+def describe_returncode(code: int) -> str:
+    """A ``Popen.returncode`` in words."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"killed by signal {-code} ({name})"
+    return f"exit status {code}"
 
 
 def describe_exit(pid: int, status: int) -> str:

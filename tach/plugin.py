@@ -205,8 +205,12 @@ class TachPlugin:
         self.runner_pid = 0
         self.slot = -1
         self.progress: Progress | None = None
-        #: Index of the item the test process is about to run (in its batch).
+        #: Index of the item the test process is about to run (in its batch), and the item.
         self.item_index = -1
+        self.current_item: pytest.Item | None = None
+        #: pytest-timeout's own setting (its ``--timeout`` or ini ``timeout``), which Tach's
+        #: supervisor enforces in its place when Tach's ``--timeout`` is not given.
+        self.default_timeout = 0.0
         #: Collection reports that failed, and the count of deselected items, per unit.
         self.collect_errors: list[dict[str, Any]] = []
         self.deselected = 0
@@ -225,6 +229,32 @@ class TachPlugin:
         self.config = config
         quiet_terminal_reporter(config)
         install_junit_recorder(config, self if self.zygote.spec.get("junit_xml") else None)
+        self.take_over_timeouts(config)
+
+    def take_over_timeouts(self, config: pytest.Config) -> None:
+        """Own ``@pytest.mark.timeout``: register it, and silence pytest-timeout if installed.
+
+        The supervisor enforces timeouts from outside the test process (it can end a test
+        stuck in a C call, and the rest of the unit goes on). pytest-timeout enforcing them
+        too, from inside, would fire first and differently, so its hooks are unregistered;
+        its setting becomes the default timeout.
+        """
+        config.addinivalue_line(
+            "markers",
+            "timeout(seconds): fail the test if its setup, call and teardown take longer "
+            "(enforced by Tach's supervisor)",
+        )
+        manager = config.pluginmanager
+        timeout_plugin = next(
+            (p for p in manager.get_plugins() if getattr(p, "__name__", "") == "pytest_timeout"),
+            None,
+        )
+        if timeout_plugin is not None:
+            try:
+                self.default_timeout = float(config.getvalue("timeout") or 0)
+            except (TypeError, ValueError):
+                self.default_timeout = 0.0
+            manager.unregister(timeout_plugin)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
@@ -376,7 +406,20 @@ class TachPlugin:
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         if self.progress is not None:
             self.progress.set(self.item_index, PHASE_SETUP)
-        self.send(MessageKind.TestStart, {"id": nodeid, "pid": os.getpid(), "slot": self.slot})
+        timeout = None
+        item = self.current_item
+        if item is not None:
+            marker = item.get_closest_marker("timeout")
+            if marker is not None:
+                value = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+                try:
+                    timeout = float(value)
+                except (TypeError, ValueError):
+                    timeout = None
+        self.send(
+            MessageKind.TestStart,
+            {"id": nodeid, "pid": os.getpid(), "slot": self.slot, "timeout": timeout},
+        )
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:

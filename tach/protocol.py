@@ -25,7 +25,9 @@ The exchange of one run:
    the zygote exits with pytest's exit code and its stderr says why.
 3. Supervisor -> zygote: ``SpawnWorker`` {slot}, once per slot (again if a worker dies).
    The zygote forks a worker; zygote -> supervisor ``WorkerExited`` {slot, pid, status} when it
-   is reaped.
+   is reaped, after a ``Warning`` for each process the worker left behind (the zygote, a
+   subreaper, ended it). A zygote that dies mid-run is replaced: the exchange starts again at 1
+   with the same rings and output buffers.
 4. Worker -> ring: ``WorkerReady`` {slot, pid}.
 5. Supervisor -> worker: ``RunUnit`` {unit, args, isolation}: collect ``args`` (file paths or node
    ids) with pytest and run the items.
@@ -33,7 +35,8 @@ The exchange of one run:
    pytest's own collection of the unit, in parts of at most 2,000 ids; the part with ``final``
    carries the failed collection reports (serialised by pytest's hooks), the count of deselected
    items and pytest's usage error (a node id that does not exist), if any.
-7. Test process -> ring, per test: ``TestStart`` {id, pid}, then ``TestReport`` {report} once per
+7. Test process -> ring, per test: ``TestStart`` {id, pid, timeout} (``timeout``: the seconds of
+   its ``timeout`` mark, or null), then ``TestReport`` {report} once per
    phase (setup, call, teardown), ``report`` being ``pytest_report_to_serializable``'s output plus
    ``longreprtext`` and the worker's ``slot``; ``Warning`` {message, category, filename, lineno,
    nodeid} for each warning recorded.
@@ -50,14 +53,23 @@ whole validity check of a kind.
 from __future__ import annotations
 
 import enum
+import select
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from tach._native import frame
 
-__all__ = ["Channel", "Message", "MessageKind", "ProtocolError", "decode_frames", "encode"]
+__all__ = [
+    "Channel",
+    "Message",
+    "MessageKind",
+    "ProtocolError",
+    "decode_frames",
+    "encode",
+    "output_excerpt",
+]
 
 
 class MessageKind(enum.IntEnum):
@@ -199,6 +211,18 @@ class Channel:
         except frame.FrameError as exc:
             raise ProtocolError(f"{self.name}: {exc}") from exc
 
+    def poll(self) -> list[Message] | None:
+        """Read what has arrived without blocking, keep it for :meth:`recv`, and return all
+        messages waiting (``None`` once the peer has closed the channel)."""
+        while True:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if not readable:
+                return list(self._pending)
+            messages = self.read_available()
+            if messages is None:
+                return None
+            self._pending.extend(messages)
+
     def recv(self) -> Message | None:
         """Block until one whole message arrives; ``None`` when the peer closed the channel."""
         while not self._pending:
@@ -210,3 +234,32 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class _Output(Protocol):
+    def size(self) -> int: ...
+    def read(self, offset: int = 0, size: int = -1) -> bytes: ...
+    def read_tail(self, n: int) -> bytes: ...
+
+
+#: How much of a test process's output a report keeps: its head and its tail.
+OUTPUT_HEAD = 4 * 1024
+OUTPUT_TAIL = 60 * 1024
+
+
+def output_excerpt(output: _Output, head: int = OUTPUT_HEAD, tail: int = OUTPUT_TAIL) -> str:
+    """The head and tail of a process's output buffer (a memfd), saying how much was left out.
+
+    Never more than ``head + tail`` bytes are read, however much the process wrote.
+    """
+    size = output.size()
+    if size <= head + tail:
+        data = output.read(0, -1)
+    else:
+        dropped = size - head - tail
+        data = (
+            output.read(0, head)
+            + f"\n[... {dropped} bytes of output dropped ...]\n".encode()
+            + output.read_tail(tail)
+        )
+    return data.decode("utf-8", "replace")

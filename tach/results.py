@@ -82,6 +82,8 @@ class TestResult:
     when: str | None = None
     started: float = 0.0
     finished: bool = False
+    #: Seconds of the timeout that ended this test's process (0: it did not time out).
+    timed_out: float = 0.0
 
     def add(self, report: dict[str, Any]) -> None:
         self.reports.append(report)

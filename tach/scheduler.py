@@ -159,6 +159,10 @@ class RunSummary:
     deselected: int = 0
     #: The process exit code, when the caller told the supervisor how to choose it.
     exit_code: int | None = None
+    #: The run was cut short (a signal, ``--session-timeout``): pytest's "interrupted".
+    aborted: bool = False
+    #: Tests that were collected or planned but never ran to the end.
+    not_run: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -30,11 +30,18 @@ from then on, so it is neither left without teardown nor set up again for every 
 
 A child that dies — a signal, ``os._exit``, an exception that escapes pytest — is blamed on the
 item and phase its progress word names; the worker reports that test as failed in that phase with
-the tail of the child's output, and runs the rest of the batch in a fresh child.
+the head and tail of the child's output, and runs the rest of the batch in a fresh child.
+
+The worker is a *child subreaper*: a process a test leaves behind (a daemon that double-forked
+and called ``setsid``) re-parents to the worker, which ends it as soon as the test process has
+ended and names it in a warning. The worker's own children from before the fork (a server a
+session fixture started) are left alone. ``KeyboardInterrupt`` in a child (the supervisor sends
+SIGINT when the run is interrupted) tears down what the child set up before it exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import fcntl
 import gc
@@ -57,18 +64,18 @@ from _pytest.scope import Scope
 from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach.plugin import PHASE_CALL, PHASE_NAMES, PHASE_NONE, PHASE_SETUP, PHASE_TEARDOWN, Progress
-from tach.protocol import Channel, MessageKind
+from tach.protocol import Channel, MessageKind, output_excerpt
 
 if TYPE_CHECKING:
     from tach._native.ring import Ring
     from tach.plugin import TachPlugin
 
-#: How much of a dead test process's output goes into its report.
-CRASH_OUTPUT_TAIL = 64 * 1024
 #: Node ids per ``UnitCollected`` message.
 COLLECTED_IDS_PER_MESSAGE = 2000
 #: Exit status of a test process whose pytest run was ended by an exception escaping pytest.
 EXIT_ESCAPED = 70
+#: Exit status of a test process ended by ``KeyboardInterrupt`` (after its teardown).
+EXIT_INTERRUPTED = 71
 
 
 class Boundary:
@@ -189,6 +196,8 @@ def describe_status(pid: int, status: int) -> str:
     code = os.WEXITSTATUS(status)
     if code == EXIT_ESCAPED:
         return f"Test process {pid} ended: an exception escaped pytest's test protocol"
+    if code == EXIT_INTERRUPTED:
+        return f"Test process {pid} ended: KeyboardInterrupt"
     return f"Test process {pid} exited with status {code} in the middle of the test"
 
 
@@ -206,6 +215,9 @@ class Worker:
         isolation: str,
         capture_output: bool,
         collect_only: bool,
+        output: LogBuffer | None = None,
+        dump_signal: int = 0,
+        max_memory: int = 0,
     ) -> None:
         self.plugin = plugin
         self.session = session
@@ -217,7 +229,14 @@ class Worker:
         self.capture_output = capture_output
         self.collect_only = collect_only
         self.progress = Progress()
-        self.output = LogBuffer(f"tach-test-output-{slot}")
+        #: fds 1 and 2 of the worker and its test processes; the supervisor can read it too.
+        self.output = output if output is not None else LogBuffer(f"tach-test-output-{slot}")
+        #: The signal on which a test process writes its threads' stacks (a timeout).
+        self.dump_signal = dump_signal
+        #: RLIMIT_DATA of test processes (0: none).
+        self.max_memory = max_memory
+        #: Set once the supervisor said ``StopWorker`` while a unit was running.
+        self.stopping = False
         #: Wider fixtures that a child set up itself; primed by the worker from then on.
         self.dynamic_wide: set[str] = set()
         #: The last item this worker (or its children) ran: teardown errors of what the worker
@@ -234,6 +253,10 @@ class Worker:
     def serve(self) -> None:
         """Run units until told to stop, then tear down what the worker holds."""
         self.isolate_output()
+        with contextlib.suppress(OSError):
+            proc.set_child_subreaper(True)
+        if self.isolation == "none":
+            self.limit_memory()
         self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
         while True:
             message = self.channel.recv()
@@ -242,7 +265,38 @@ class Worker:
             if message[0] is MessageKind.RunUnit:
                 self.run_unit(message[1])
         self.teardown_to([], blame=self.last_item)
+        self.end_orphans(set(), self.last_item)
         self.plugin.send(MessageKind.WorkerDone, {"slot": self.slot, "pid": os.getpid()})
+
+    def stop_requested(self) -> bool:
+        """Whether the supervisor has asked this worker to stop (read without blocking)."""
+        if not self.stopping:
+            messages = self.channel.poll()
+            self.stopping = messages is None or any(
+                kind is MessageKind.StopWorker for kind, _ in messages
+            )
+        return self.stopping
+
+    def limit_memory(self) -> None:
+        """``--max-memory``: RLIMIT_DATA of this process (a test process, or the worker with
+        isolation none); an allocation past it raises MemoryError in the test."""
+        if self.max_memory:
+            proc.setrlimit(proc.RLIMIT_DATA, self.max_memory)
+
+    def end_orphans(self, keep: set[int], blame: pytest.Item | None) -> None:
+        """End the processes a test left behind (they re-parented to this subreaper)."""
+        for description in end_children(keep):
+            self.plugin.send(
+                MessageKind.Warning,
+                {
+                    "message": f"{description} was left running by the test process; Tach ended it",
+                    "category": "TachWarning",
+                    "filename": "",
+                    "lineno": 0,
+                    "when": "runtest",
+                    "nodeid": blame.nodeid if blame is not None else "",
+                },
+            )
 
     def run_unit(self, unit: dict[str, Any]) -> None:
         items = self.collect(unit)
@@ -269,6 +323,10 @@ class Worker:
         finally:
             self.config.option.ignore = base_ignore
         deselected, errors = plugin.deselected, plugin.collect_errors
+        if usage_error and errors:
+            # "found no collectors": the unit's collection failed (a conftest that raises, say),
+            # which its error reports say; pytest's whole-suite run reports them the same way.
+            usage_error = None
         if unit.get("slice"):
             # One of n slices of a heavy module: every slice collects the whole module and
             # runs its share; the module's collection results are reported by the first.
@@ -302,9 +360,22 @@ class Worker:
         hook = self.config.hook
         for index, item in enumerate(items):
             self.plugin.item_index = index
+            self.plugin.current_item = item
+            if self.capture_output:
+                self.output.reset()  # a crash report shows this test's output only
             nextitem = items[index + 1] if index + 1 < len(items) else boundary
-            hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            try:
+                hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            except KeyboardInterrupt:
+                if not self.stop_requested():
+                    raise  # raised by the test itself: this worker's death is its failure
+                # Interrupted by the supervisor: tear down what the unit set up, then stop.
+                with contextlib.suppress(BaseException):
+                    self.session._setupstate.teardown_exact(boundary)
+                return
             self.last_item = item
+            if self.stop_requested():
+                return
 
     def run_forked(self, items: list[pytest.Item], per_test: bool) -> None:
         """Isolation ``module`` or ``test``: each batch of items runs in a fresh child."""
@@ -320,6 +391,8 @@ class Worker:
             # worker chain, also when a group of other wide parameters follows in this unit.
             boundary = Boundary(owned)
             start = self.run_child(items, start, end, boundary)
+            if self.stop_requested():
+                return
         # Module mode: the worker chain stays for the next unit. Test mode: the worker holds the
         # unit's module and class; tear them down now, blaming the unit's last test.
         if per_test:
@@ -409,6 +482,7 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()
+        keep = set(children())
         pid = proc.fork()
         if pid == 0:
             code = 1
@@ -420,6 +494,7 @@ class Worker:
         result = proc.wait4(pid, 0)
         index, phase = self.progress.get()
         self.absorb_child_notes()
+        self.end_orphans(keep, items[min(max(index, start), end - 1)])
         if index >= end:
             self.last_item = items[end - 1]
             return end
@@ -434,6 +509,7 @@ class Worker:
         me = os.getpid()
         refresh_thread_identity()
         proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.plugin.producer_pid)
+        self.limit_memory()
         self.plugin.producer_pid = self.plugin.runner_pid = me
         self.plugin.progress = self.progress
         setupstate = self.session._setupstate
@@ -443,9 +519,18 @@ class Worker:
             for index in range(start, end):
                 item = items[index]
                 self.plugin.item_index = index
+                self.plugin.current_item = item
                 nextitem = items[index + 1] if index + 1 < end else boundary
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             self.finish_own_wide_fixtures(inherited, items[end - 1])
+        except KeyboardInterrupt:
+            # As pytest does on Ctrl-C: what was set up is torn down before the process ends.
+            traceback.print_exc()
+            with contextlib.suppress(BaseException):
+                setupstate.teardown_exact(boundary)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return EXIT_INTERRUPTED
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
@@ -463,6 +548,8 @@ class Worker:
         traceback, a subprocess's output) for the crash report.
         """
         if not self.capture_output:
+            if self.dump_signal:
+                faulthandler.register(self.dump_signal, file=sys.__stderr__, all_threads=True)
             return
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         inherited = getattr(capman, "_global_capturing", None) if capman else None
@@ -476,6 +563,9 @@ class Worker:
         # capture file, and a crash's traceback must land in the memfd the worker reads.
         self.crash_fd = fcntl.fcntl(self.output.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
         faulthandler.enable(file=self.crash_fd, all_threads=True)
+        if self.dump_signal:
+            # A timeout: the supervisor asks for every thread's stack before ending the process.
+            faulthandler.register(self.dump_signal, file=self.crash_fd, all_threads=True)
         if inherited is not None:
             capman.start_global_capturing()
             capman.suspend_global_capture()
@@ -522,19 +612,42 @@ class Worker:
         if notes:
             self.dynamic_wide.update(orjson.loads(notes).get("dynamic_wide", ()))
 
+    def crash_output(self) -> list[tuple[str, str]]:
+        """What a dead test process wrote: pytest's captured stdout/stderr of the phase it died
+        in (the capture files it shared with this worker), and what escaped capture (the memfd:
+        faulthandler's traceback, subprocesses). Head and tail of each; the capture files are
+        emptied so that the next test process does not report this output as its own."""
+        if not self.capture_output:
+            return []
+        found = []
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        capturing = getattr(capman, "_global_capturing", None)
+        for name in ("out", "err"):
+            tmpfile = getattr(getattr(capturing, name, None), "tmpfile", None)
+            try:
+                fd = tmpfile.fileno()  # type: ignore[union-attr]
+                excerpt = output_excerpt(FdOutput(fd))
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+            except (AttributeError, OSError, ValueError):
+                continue
+            if excerpt:
+                found.append((f"Captured std{name} of the test process", excerpt))
+        excerpt = output_excerpt(self.output)
+        if excerpt:
+            found.append(("Output of the test process", excerpt))
+        return found
+
     def report_crash(
         self, item: pytest.Item, phase: int, pid: int, status: int, duration: float
     ) -> None:
         from _pytest.reports import TestReport
 
-        tail = self.output.read_tail(CRASH_OUTPUT_TAIL).decode("utf-8", "replace")
-        size = self.output.size()
         header = describe_status(pid, status)
         when = PHASE_NAMES[phase] if phase in (PHASE_SETUP, PHASE_CALL, PHASE_TEARDOWN) else "setup"
         text = f"{header} (during {when})."
-        if tail:
-            cut = f" (last {len(tail)} of {size} bytes)" if size > len(tail) else ""
-            text += f"\n\nOutput of the test process{cut}:\n{tail}"
+        for title, excerpt in self.crash_output():
+            text += f"\n\n{title}:\n{excerpt}"
         report = TestReport(
             nodeid=item.nodeid,
             location=item.location,
@@ -549,3 +662,99 @@ class Worker:
         payload = self.plugin.serialize_report(report)
         payload["crash"] = {"pid": pid, "status": status, "phase": when}
         self.plugin.send(MessageKind.TestReport, {"report": payload})
+
+
+def children(pid: int | str = "self") -> list[int]:
+    """The pids of the children of ``pid`` (``/proc/PID/task/*/children``)."""
+    pids: list[int] = []
+    if pid == "self" and threading.active_count() == 1:
+        tasks = [str(os.getpid())]  # one thread: its file is the whole answer (and cheap)
+    else:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return pids
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as file:
+                pids.extend(int(word) for word in file.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def describe_process(pid: int) -> str | None:
+    """``process PID (command line)``, or ``None`` for a zombie (it already ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+        if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"Z":
+            return None
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            cmdline = " ".join(file.read().decode("utf-8", "replace").split())
+    except (OSError, ValueError):
+        return None
+    return f"process {pid} ({cmdline[:200] or '?'})"
+
+
+def end_children(keep: set[int]) -> list[str]:
+    """SIGKILL and reap every child of this process not in ``keep``; describe the live ones.
+
+    Killing a process re-parents its own children to this (subreaper) process, so this goes on
+    until no new child is left.
+    """
+    described: list[str] = []
+    for _ in range(1000):
+        pids = [pid for pid in children() if pid not in keep]
+        if not pids:
+            break
+        for pid in pids:
+            description = describe_process(pid)
+            if description is not None:
+                described.append(description)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    return described
+
+
+class FdOutput:
+    """A regular file read by descriptor, for :func:`tach.protocol.output_excerpt`."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def read(self, offset: int = 0, size: int = -1) -> bytes:
+        return os.pread(self.fd, self.size() if size < 0 else size, offset)
+
+    def read_tail(self, n: int) -> bytes:
+        end = self.size()
+        return os.pread(self.fd, min(n, end), max(0, end - n))
+
+
+def end_descendants() -> None:
+    """SIGKILL every process below this one, and reap those that are (or become) its children.
+
+    For a subreaper: a killed process's own children re-parent here, so the walk is repeated
+    until nothing is left below.
+    """
+    for _ in range(1000):
+        found: list[int] = []
+        todo = children()
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children(pid))
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in children():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)

@@ -14,7 +14,10 @@ worker carries ``config.workerinput`` as pytest-xdist's workers do, so plugins t
 in every worker (the cache provider writing ``lastfailed``) know where they are.
 
 The zygote is single-threaded when it forks (it checks, and says so when a warm import started a
-thread); it never runs a test.
+thread); it never runs a test. It ignores SIGINT (the supervisor decides what an interrupt does),
+dies with its supervisor (``PR_SET_PDEATHSIG``; end of the control channel is the alive-pipe
+check), and is a child subreaper: what a worker leaves behind when it dies re-parents to the
+zygote, which ends it when it reaps the worker.
 """
 
 from __future__ import annotations
@@ -35,15 +38,18 @@ import orjson
 import pytest
 
 from tach._native import proc
+from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
-from tach.worker import Worker, refresh_thread_identity
+from tach.worker import Worker, end_children, end_descendants, refresh_thread_identity
 
 #: Exit status of a zygote whose supervisor gave up on the run before it started.
 EXIT_ABANDONED = 2
 #: Exit status of a worker that failed outside any test (an internal error).
 EXIT_WORKER_BROKEN = 3
+#: Exit status of a zygote whose supervisor died.
+EXIT_ORPHANED = 70
 #: How long the zygote waits for workers to exit after ``Shutdown`` before killing them.
 SHUTDOWN_GRACE_S = 10.0
 
@@ -58,6 +64,10 @@ class Zygote:
         self.slots = {
             slot["slot"]: (slot["command_fd"], Ring.attach(*slot["ring_fds"]))
             for slot in spec["slots"]
+        }
+        #: The output memfd of each slot (the supervisor's; fds 1 and 2 of its workers).
+        self.outputs: dict[int, int] = {
+            slot["slot"]: slot["output_fd"] for slot in spec["slots"] if "output_fd" in slot
         }
         for slot in spec["slots"]:  # Ring.attach took copies of the ring fds
             for fd in slot["ring_fds"]:
@@ -99,6 +109,7 @@ class Zygote:
                 "warm_imports": self.spec.get("warm_imports", []),
                 "warm_failures": warm_failures,
                 "threads": threads,
+                "default_timeout": self.plugin.default_timeout,
                 "plugins": sorted(
                     {dist.project_name for _, dist in config.pluginmanager.list_plugin_distinfo()}
                 ),
@@ -135,6 +146,16 @@ class Zygote:
 
     def serve(self, session: pytest.Session) -> None:
         """Fork workers on request until ``Shutdown``; in a worker, run it and return."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(OSError):
+            proc.set_child_subreaper(True)
+        # From now on the supervisor's death is a SIGTERM that ends the whole tree below the
+        # zygote, including helpers a test daemonised (they re-parent to the subreapers).
+        signal.signal(signal.SIGTERM, self._orphaned)
+        try:
+            proc.set_pdeathsig(signal.SIGTERM, parent_pid=self.spec["supervisor_pid"])
+        except ProcessLookupError:
+            self._orphaned(signal.SIGTERM, None)
         selector = selectors.DefaultSelector()
         selector.register(self.control.fileno(), selectors.EVENT_READ, None)
         shutting_down = False
@@ -151,6 +172,7 @@ class Zygote:
                     if messages is None:  # the supervisor is gone
                         selector.unregister(self.control.fileno())
                         self._kill_workers(selector)
+                        end_descendants()
                         shutting_down = True
                         deadline = time.monotonic()
                         continue
@@ -180,6 +202,8 @@ class Zygote:
             self.is_worker = True
             refresh_thread_identity()
             proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.pid)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             selector.close()
             for pidfd in self.workers:
                 os.close(pidfd)
@@ -190,6 +214,11 @@ class Zygote:
                 if other != slot:
                     os.close(fd)
                     other_ring.close()
+            output = None
+            for other, fd in self.outputs.items():
+                if other == slot:
+                    output = LogBuffer.attach(fd)
+                os.close(fd)
             config = session.config
             config.workerinput = {  # type: ignore[attr-defined]
                 "workerid": f"tach{slot}",
@@ -206,6 +235,9 @@ class Zygote:
                 isolation=self.spec["isolation"],
                 capture_output=self.spec.get("capture_output", True),
                 collect_only=self.spec.get("collect_only", False),
+                output=output,
+                dump_signal=self.spec.get("dump_signal", 0),
+                max_memory=self.spec.get("max_memory", 0),
             )
             worker.serve()
         except BaseException:
@@ -220,10 +252,30 @@ class Zygote:
         os.close(pidfd)
         result = proc.wait4(pid, 0)
         status = result.status if result is not None else 0
+        # What the worker left behind re-parented to this subreaper: end it.
+        workers = {worker_pid for _, worker_pid in self.workers.values()}
+        left = end_children(workers)
         with contextlib.suppress(OSError):  # the supervisor is gone; we are shutting down anyway
+            for description in left:
+                self.control.send(
+                    MessageKind.Warning,
+                    {
+                        "message": f"{description} was left running by worker {pid}; Tach ended it",
+                        "category": "TachWarning",
+                        "filename": "",
+                        "lineno": 0,
+                        "when": "runtest",
+                        "nodeid": "",
+                    },
+                )
             self.control.send(
                 MessageKind.WorkerExited, {"slot": slot, "pid": pid, "status": status}
             )
+
+    def _orphaned(self, signum: int, frame: Any) -> None:
+        """The supervisor died: end every process below the zygote, then the zygote."""
+        end_descendants()
+        os._exit(EXIT_ORPHANED)
 
     def _kill_workers(self, selector: selectors.BaseSelector) -> None:
         for pidfd in list(self.workers):

@@ -19,6 +19,8 @@ from tach import __version__
 from tach.results import Locations, Stats, TestResult, format_duration
 from tach.scheduler import RunSummary, Unit
 
+#: How many tests an interrupted run lists by name as not run.
+NOT_RUN_SHOWN = 50
 _COLORS = {"red": 31, "green": 32, "yellow": 33, "bold": 1}
 
 
@@ -190,8 +192,17 @@ class HumanReporter:
             self.line(self.markup(f"ERROR: {message}", "red"))
         for message in summary.internal_errors:
             self.line(self.markup(f"INTERNALERROR> {message}", "red"))
+        if summary.not_run:
+            shown = summary.not_run[:NOT_RUN_SHOWN]
+            for test_id in shown:
+                self.line(f"NOT RUN {test_id}")
+            if len(summary.not_run) > len(shown):
+                self.line(f"... and {len(summary.not_run) - len(shown)} more")
         if summary.interrupted:
-            self.sep("!", summary.interrupted, "red")
+            text = summary.interrupted
+            if summary.aborted:
+                text += f": {len(summary.not_run)} not run"
+            self.sep("!", text, "red")
         self.final_line(summary.stats, summary.duration, summary.collect_only)
 
     def collect_only(self, summary: RunSummary) -> None:

@@ -230,6 +230,7 @@ class JsonReporter:
             + sum(1 for r in summary.collect_errors if r.get("outcome") == "failed"),
             duration_ms=round(summary.duration * 1000, 3),
             exit_code=summary.exit_code,
+            not_run=len(summary.not_run),
             interrupted=summary.interrupted,
         )
 

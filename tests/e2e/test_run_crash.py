@@ -28,6 +28,7 @@ def test_crashes_are_results_of_the_test_that_crashed(project, isolation):
     crashes = {e["id"]: e for e in events if e["event"] == "worker_crash"}
     assert set(crashes) == {"tests/test_crash.py::test_segfault", "tests/test_crash.py::test_exit"}
     assert crashes["tests/test_crash.py::test_segfault"]["phase"] == "call"
-    if isolation != "none":  # the test process's own output: faulthandler's traceback
-        assert "Fatal Python error: Segmentation fault" in segfault["longrepr"]
-        assert 'test_crash.py", line 10 in test_segfault' in segfault["longrepr"]
+    # The test process's own output (the worker itself with isolation none): faulthandler's
+    # traceback.
+    assert "Fatal Python error: Segmentation fault" in segfault["longrepr"]
+    assert 'test_crash.py", line 10 in test_segfault' in segfault["longrepr"]

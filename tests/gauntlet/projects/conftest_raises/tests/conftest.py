@@ -1,0 +1,1 @@
+raise RuntimeError("the root conftest raises at import")
