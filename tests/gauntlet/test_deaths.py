@@ -74,9 +74,10 @@ def test_a_session_fixture_hanging_in_teardown_is_blamed_on_the_last_test(tmp_pa
         "tests/test_session.py::test_last": "error:teardown",
     }
     assert sum(e["event"] == "test_finished" for e in events) == 2
-    message = next(
-        e["message"]
+    last = next(
+        e
         for e in events
         if e["event"] == "test_finished" and e["id"] == "tests/test_session.py::test_last"
     )
-    assert message.startswith("Timeout after 1 s") and "in hangs_in_session_teardown" in message
+    assert last["message"].startswith("Timeout after 1 s")
+    assert "in hangs_in_session_teardown" in last["longrepr"]

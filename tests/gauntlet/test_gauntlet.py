@@ -37,11 +37,16 @@ def test_every_test_gets_exactly_one_expected_outcome(gauntlet):
     assert found == expected(mode)
 
 
+def report_text(event: dict) -> str:
+    """All a finished test's report says: ``message`` is its first line, ``longrepr`` the rest."""
+    return f"{event['message']}\n{event.get('longrepr') or ''}"
+
+
 def test_fatal_signals_are_named_with_faulthandlers_traceback(gauntlet):
     _, events, _ = gauntlet
     by_id = finished(events)
     for name, number in (("segv", 11), ("abrt", 6), ("bus", 7), ("fpe", 8)):
-        message = by_id[f"tests/test_signals.py::test_{name}"]["message"]
+        message = report_text(by_id[f"tests/test_signals.py::test_{name}"])
         assert f"signal {number} (SIG{name.upper()})" in message
         assert "Fatal Python error" in message
         assert 'test_signals.py", line' in message
@@ -55,8 +60,8 @@ def test_exit_statuses_are_reported(gauntlet):
     for code in (0, 1, 3, 120):
         message = by_id[f"tests/test_exits.py::test_os_exit[{code}]"]["message"]
         assert f"status {code}" in message
-    assert "SystemExit: 4" in by_id["tests/test_exits.py::test_sys_exit"]["message"]
-    assert "KeyboardInterrupt" in by_id["tests/test_exits.py::test_keyboard_interrupt"]["message"]
+    assert "SystemExit: 4" in report_text(by_id["tests/test_exits.py::test_sys_exit"])
+    assert "KeyboardInterrupt" in report_text(by_id["tests/test_exits.py::test_keyboard_interrupt"])
 
 
 @pytest.mark.parametrize(
@@ -73,8 +78,9 @@ def test_exit_statuses_are_reported(gauntlet):
 )
 def test_hangs_time_out_with_every_threads_stack(gauntlet, name, frame):
     _, events, _ = gauntlet
-    message = finished(events)[f"tests/test_hangs.py::test_{name}"]["message"]
-    assert message.startswith("Timeout after 1 s")
+    event = finished(events)[f"tests/test_hangs.py::test_{name}"]
+    assert event["message"].startswith("Timeout after 1 s")
+    message = report_text(event)
     assert frame in message  # faulthandler's dump of the hung process, all threads
     if name == "other_thread":
         assert "in join" in message  # the main thread waits for the other one
@@ -106,7 +112,7 @@ def test_floods_are_cut_in_the_middle(gauntlet):
     assert "characters dropped" in failed["stdout"]
     assert len(failed["stdout"]) < 2 << 20
     assert len(by_id["tests/test_flood.py::test_flood_passes"]["stdout"]) < 2 << 20
-    crashed = by_id["tests/test_flood.py::test_flood_then_crash"]["message"]
+    crashed = report_text(by_id["tests/test_flood.py::test_flood_then_crash"])
     assert "status 9" in crashed
     if mode != "none":  # the worker read the dead process's capture file: head and tail
         assert "CRASH-HEAD" in crashed and "CRASH-TAIL" in crashed
