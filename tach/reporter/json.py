@@ -19,6 +19,7 @@ does not change it (consumers must ignore fields they do not know).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -106,14 +107,26 @@ class JsonReporter:
         locations: Locations | None = None,
         expected_tests: int = 0,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stdout.buffer
+        self.stream: IO[bytes] | None = stream if stream is not None else sys.stdout.buffer
         self.locations = locations if locations is not None else Locations()
         #: Tests static discovery found (``run_start``'s ``count``); set once the run is planned.
         self.expected = expected_tests
 
     def emit(self, event: str, **fields: Any) -> None:
-        self.stream.write(orjson.dumps({"event": event, **fields}) + b"\n")
-        self.stream.flush()
+        stream = self.stream
+        if stream is None:
+            return
+        try:
+            stream.write(orjson.dumps({"event": event, **fields}) + b"\n")
+            stream.flush()
+        except BrokenPipeError:
+            # The reader went away (``tach --format=json | head``): the run goes on, and the
+            # other reports (JUnit XML, the summary on stderr) are still written.
+            self.stream = None
+            if stream is sys.stdout.buffer:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # nothing left to fail at exit
+                os.close(devnull)
 
     def on_run_start(self, info: dict[str, Any]) -> None:
         self.emit(

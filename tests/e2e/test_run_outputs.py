@@ -220,6 +220,33 @@ def test_junit_family_xunit1_has_file_and_def_line(outputs):
     assert [(c["file"], c["line"]) for c in cases] == [("tests/sub/test_more.py", "11")] * 2
 
 
+def test_junit_xml_is_as_readable_as_a_file_pytest_writes(combined):
+    _, xml = combined
+    umask = os.umask(0)
+    os.umask(umask)
+    assert xml.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_reader_closing_the_event_stream_loses_neither_the_run_nor_the_junit_xml(
+    outputs, tmp_path
+):
+    xml = tmp_path / "tach.xml"
+    with open(tmp_path / "stderr", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tach", "--format=json", f"--junit-xml={xml}", "-n", "2"],
+            cwd=outputs,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        first = proc.stdout.readline()  # the reader takes one event (``| head -1``)...
+        proc.stdout.close()  # ...and goes away
+        assert proc.wait(timeout=300) == 1  # the run's own outcome: failures
+    assert json.loads(first)["event"] == "run_start"
+    cases = list(_suite(xml))
+    assert len(cases) > 10
+    assert "Traceback" not in (tmp_path / "stderr").read_text()
+
+
 @pytest.mark.parametrize("project", ["run_crash"], indirect=True)
 def test_junit_xml_is_written_when_a_test_crashed(project):
     result = tach(project, "-n", "1", env={"TACH_JUNIT_XML": "crash.xml"})
