@@ -50,7 +50,7 @@ def test_defaults_and_their_source():
     assert (config.isolation, config.fmt, config.timeout, config.junit_xml) == (
         "module",
         "human",
-        None,
+        0.0,  # no limit
         None,
     )
     assert config.workers >= 1
