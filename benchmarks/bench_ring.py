@@ -41,7 +41,7 @@ LEN = struct.Struct("<I")
 CHUNK = 1 << 20
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ only exists from Python 3.10 on some builds
 
-#: What the ring is expected to reach on the development VM (DESIGN.md, "Native core").
+#: What the ring is expected to reach on a 2-core machine (DESIGN.md, "Native core").
 TARGET_RING_FRAMES_PER_S = 1_000_000
 TARGET_RING_OVER_PIPE = 3.0
 
