@@ -179,8 +179,7 @@ class _Run:
         roots = self._dir_roots.get(parent)
         if roots is None:
             rootdir = self.rootdir
-            parents = path.parents
-            if rootdir in parents and not any(d in parents for d in self._env_dirs):
+            if not self.rel(path).startswith("/"):  # a project file, see :meth:`rel`
                 roots = tuple(
                     dict.fromkeys(
                         [
