@@ -55,7 +55,7 @@ from libc.stdlib cimport strtol
 from libc.string cimport strrchr
 from posix.fcntl cimport O_CLOEXEC, O_RDONLY, O_WRONLY, open
 from posix.types cimport pid_t
-from posix.unistd cimport close, fork as libc_fork, getppid, read, write
+from posix.unistd cimport _exit, close, fork as libc_fork, getpid, getppid, read, write
 from posix.wait cimport (WEXITSTATUS, WIFEXITED, WIFSIGNALED, WNOHANG as _WNOHANG,
                          WTERMSIG, WUNTRACED as _WUNTRACED)
 
@@ -127,19 +127,31 @@ _NAMESPACE_FLAGS = (
 
 # -- fork and clone --------------------------------------------------------------------------------
 
-def fork():
+def fork(int pdeathsig=0):
     """Fork the calling process; return 0 in the child and the child's pid in the parent.
 
     The same contract as ``os.fork`` (audit event ``os.fork``, ``os.register_at_fork`` hooks,
     interpreter state re-initialised in the child). Flush Python's stdio first, and end the child
     with ``os._exit`` in a ``finally``.
+
+    ``pdeathsig``: the child asks for this signal when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``) before it runs any Python code, and ends at once with status
+    ``EXIT_PARENT_GONE`` if the parent has died already. Asking later, from Python, leaves a
+    window in which a parent killed between the fork and the request leaves the child running:
+    the at-fork hooks alone can take a long time on a loaded machine.
     """
     cdef pid_t pid
+    cdef pid_t parent = getpid()
     cdef int err
     PySys_Audit("os.fork", NULL)
     PyOS_BeforeFork()  # the last thing before fork(), as _posixsubprocess does
     pid = libc_fork()
     if pid == 0:
+        if pdeathsig and (
+            prctl(PR_SET_PDEATHSIG, <unsigned long>pdeathsig, 0, 0, 0) < 0
+            or getppid() != parent
+        ):
+            _exit(EXIT_PARENT_GONE)
         PyOS_AfterFork_Child()
         return 0
     err = errno
@@ -147,6 +159,11 @@ def fork():
     if pid < 0:
         raise_errnum(err, "fork")
     return pid
+
+
+#: exit status of a child of :func:`fork` whose parent died before the child could ask for its
+#: parent-death signal.
+EXIT_PARENT_GONE = 121
 
 
 def clone(flags):

@@ -483,7 +483,8 @@ class Worker:
         sys.stderr.flush()
         gc.freeze()
         keep = set(children())
-        pid = proc.fork()
+        # the parent-death signal is armed in the child before any Python code runs there
+        pid = proc.fork(signal.SIGKILL)
         if pid == 0:
             code = 1
             try:
@@ -508,7 +509,6 @@ class Worker:
         """In the forked child: run the batch through pytest's own protocol."""
         me = os.getpid()
         refresh_thread_identity()
-        proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.plugin.producer_pid)
         self.limit_memory()
         self.plugin.producer_pid = self.plugin.runner_pid = me
         self.plugin.progress = self.progress

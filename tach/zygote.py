@@ -192,7 +192,8 @@ class Zygote:
         """Fork the worker of ``slot``. Returns True in the worker once it has finished."""
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = proc.fork()
+        # the parent-death signal is armed in the child before any Python code runs there
+        pid = proc.fork(signal.SIGKILL)
         if pid:
             pidfd = proc.pidfd_open(pid)
             self.workers[pidfd] = (slot, pid)
@@ -201,7 +202,6 @@ class Zygote:
         try:
             self.is_worker = True
             refresh_thread_identity()
-            proc.set_pdeathsig(signal.SIGKILL, parent_pid=self.pid)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             selector.close()

@@ -663,6 +663,28 @@ def test_pdeathsig_is_cleared_in_children_and_settable():
     assert run(body) == (0, signal.SIGTERM, 0)
 
 
+def test_fork_arms_the_parent_death_signal_before_any_python_code_runs_in_the_child():
+    # The interpreter's at-fork hooks are the first Python code a child runs: the signal must be
+    # armed by then, or a parent killed in between leaves the child running.
+    seen: list[int] = []
+    os.register_at_fork(after_in_child=lambda: seen.append(proc.get_pdeathsig()))
+    r, w = os.pipe()
+    pid = proc.fork(signal.SIGTERM)
+    if pid == 0:
+        try:
+            os.close(r)
+            os.write(w, f"{seen[-1]} {proc.get_pdeathsig()}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    at_hook, later = map(int, read_line(r).split())
+    os.close(r)
+    assert proc.wait4(pid).exit_code == 0
+    assert (at_hook, later) == (signal.SIGTERM, signal.SIGTERM)
+    assert proc.get_pdeathsig() == 0  # the parent's own setting is untouched
+    assert proc.EXIT_PARENT_GONE not in (0, 1, 2, 3, 4, 5)
+
+
 def test_pdeathsig_kills_a_grandchild_when_its_parent_exits():
     # The grandchild is not our child: a pidfd tells us when it dies. The test process is also a
     # subreaper for the duration, so that it can reap the orphan (and see what killed it) instead
