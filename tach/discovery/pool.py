@@ -33,14 +33,14 @@ JOBS_ENV = "TACH_DISCOVERY_JOBS"
 
 def available_jobs() -> int:
     """Processes discovery may use: ``TACH_DISCOVERY_JOBS``, else this one plus one for each
-    CPU it may run on that is idle now; 1 where forking is not possible.
+    other CPU it may run on that has been idle lately; 1 where forking is not possible.
 
-    A worker on a CPU that other work keeps busy only takes turns with this process, and
-    costs more than it brings (its share must be sent back, and both processes then run
-    slower); so, like ``make -l``, workers are started only for idle CPUs: idle now (the
-    kernel's count of runnable tasks in ``/proc/loadavg``, which includes this process) and
-    over the last minute (the load average), since other work that keeps a CPU busy comes
-    and goes by the millisecond.
+    A worker on a CPU that other work keeps busy only takes turns with that work and costs
+    more than it brings (its share must be sent back, and merged), so workers are started only
+    for idle CPUs. "Lately" is the time since this module was imported (start-up and the walk,
+    tens of milliseconds), measured from the kernel's idle time in ``/proc/stat``: neither a
+    single look at the runnable tasks (other work comes and goes by the millisecond) nor the
+    load average (a minute long, so it still counts work that has just ended) says it.
     """
     if not hasattr(os, "fork") or sys.platform == "win32":
         return 1
@@ -54,12 +54,45 @@ def available_jobs() -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    idle_now = cpus - _running_tasks()
+    idle = _STARTED.idle_cpus(_cpu_times())
+    if idle is None:  # too short a time to tell, or no /proc/stat: look at this instant
+        idle = cpus - _running_tasks()
+    # this process is busy throughout, so whatever is idle is another CPU
+    return max(1, min(cpus, 1 + int(idle + 0.5)))
+
+
+class _CpuTimes:
+    """Idle and total time of all CPUs (``/proc/stat``, in clock ticks), and the CPU count."""
+
+    def __init__(self, idle: int, total: int, cpus: int) -> None:
+        self.idle, self.total, self.cpus = idle, total, cpus
+
+    def idle_cpus(self, now: _CpuTimes | None) -> float | None:
+        """How many CPUs were idle on average from this reading to ``now``; None when the
+        interval is too short to say (under 3 ticks a CPU)."""
+        if now is None or self.cpus <= 0:
+            return None
+        total = now.total - self.total
+        if total < 3 * self.cpus:
+            return None
+        return self.cpus * max(0, now.idle - self.idle) / total
+
+
+def _cpu_times() -> _CpuTimes | None:
+    """The machine's CPU times now; None without ``/proc/stat``."""
     try:
-        idle_lately = int(cpus - os.getloadavg()[0])
-    except OSError:
-        idle_lately = idle_now
-    return max(1, min(cpus, 1 + min(idle_now, idle_lately)))
+        with open("/proc/stat", "rb") as f:
+            lines = f.read(65536).splitlines()
+        times = [int(x) for x in lines[0].split()[1:]]
+        cpus = sum(1 for line in lines[1:] if line.startswith(b"cpu"))
+        # user nice system idle iowait irq softirq steal (guest time is already in user)
+        return _CpuTimes(times[3] + times[4], sum(times[:8]), cpus)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+#: the reading :func:`available_jobs` measures from
+_STARTED = _cpu_times() or _CpuTimes(0, 0, 0)
 
 
 def _running_tasks() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -277,18 +278,32 @@ def test_ids_only_resolution_equals_full_resolution(tmp_path: Path, with_autouse
 def test_workers_only_for_idle_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(pool.JOBS_ENV, raising=False)
     monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
-    for running, load, jobs in [
-        (1, 0.0, 4),
-        (2, 0.5, 3),
-        (1, 1.5, 3),
-        (4, 0.0, 1),
-        (9, 0.0, 1),
-        (1, 3.2, 1),
-        (1, 6.0, 1),
-    ]:
-        monkeypatch.setattr(pool, "_running_tasks", lambda running=running: running)
-        monkeypatch.setattr(pool.os, "getloadavg", lambda load=load: (load, load, load))
+    # idle ticks over 100 ticks of 4 CPUs since start-up -> processes
+    monkeypatch.setattr(pool, "_STARTED", pool._CpuTimes(1000, 4000, 4))
+    for idle, jobs in [(300, 4), (290, 4), (200, 3), (100, 2), (40, 1), (0, 1)]:
+        now = pool._CpuTimes(1000 + idle, 4400, 4)
+        monkeypatch.setattr(pool, "_cpu_times", lambda now=now: now)
         assert pool.available_jobs() == jobs
+    # too short an interval to tell: the runnable tasks at this instant decide
+    monkeypatch.setattr(pool, "_cpu_times", lambda: pool._CpuTimes(1004, 4008, 4))
+    for running, jobs in [(1, 4), (2, 3), (4, 1), (9, 1)]:
+        monkeypatch.setattr(pool, "_running_tasks", lambda running=running: running)
+        assert pool.available_jobs() == jobs
+    monkeypatch.setattr(pool, "_cpu_times", lambda: None)
+    monkeypatch.setattr(pool, "_running_tasks", lambda: 2)
+    assert pool.available_jobs() == 3
     monkeypatch.setenv(pool.JOBS_ENV, "3")
+    monkeypatch.setattr(pool, "_running_tasks", lambda: 9)
     assert pool.available_jobs() == 3
     assert pool._running_tasks() >= 1  # this process, at least
+
+
+def test_cpu_times_are_read_from_the_kernel() -> None:
+    first = pool._cpu_times()
+    assert first is not None and first.cpus >= 1
+    assert 0 <= first.idle <= first.total
+    busy_until = time.monotonic() + 0.2
+    while time.monotonic() < busy_until:  # at least one CPU is busy: this one
+        pass
+    idle = first.idle_cpus(pool._cpu_times())
+    assert idle is not None and 0 <= idle <= first.cpus - 0.5
