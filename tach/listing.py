@@ -295,7 +295,8 @@ def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path |
         write_tree(doc, out)
     if req.fmt != "json":
         for e in doc["errors"]:
-            err.write(f"ERROR: {e['file']}:{e['line']}: {e['message']}\n")
+            where = f"{e['file']}:{e['line']}" if e["line"] else e["file"]
+            err.write(f"ERROR: {where}: {e['message']}\n")
         if req.problems:
             for p in run_doc["problems_text"]:
                 err.write(f"{p}\n")

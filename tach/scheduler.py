@@ -216,17 +216,16 @@ def plan_units(
 
     for directory in dict.fromkeys(dynamic_dirs):
         inside = [str(p) for p in file_paths.values() if directory in p.parents]
-        subdirs = (
-            sorted(
+        try:
+            subdirs = sorted(
                 p
                 for p in directory.iterdir()
                 if p.is_dir()
                 and not p.name.startswith((".", "__"))
                 and (walked_dirs is None or p in walked_dirs)
             )
-            if directory.is_dir()
-            else []
-        )
+        except OSError:  # not a directory, or one that cannot be read: pytest reports that
+            subdirs = []
         for sub in subdirs:
             owned = [p for p in inside if Path(p).is_relative_to(sub)]
             units.append(Unit(f"{sub.relative_to(rootdir)}/", [str(sub)], ignore=owned))

@@ -25,6 +25,7 @@ import contextlib
 import gc
 import itertools
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -261,6 +262,14 @@ class SummaryCache:
             pass
 
 
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, but False instead of an error for a path that cannot be searched."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _dump_entries(entries: dict[str, Any]) -> bytes:
     """Entries as one JSON object, leaving out any JSON cannot hold (a string literal with a
     lone surrogate, a file name that is not UTF-8): those files are read again next time."""
@@ -338,7 +347,7 @@ class Inputs:
     def probe(self, path: Path) -> None:
         """Record that the existence of ``path`` mattered."""
         d = path.parent
-        while not d.is_dir() and d.parent != d:
+        while not _is_dir(d) and d.parent != d:
             d = d.parent
         self.dirs.add(str(d))
 

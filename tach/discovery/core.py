@@ -549,6 +549,20 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
                         is_class=False,
                     )
                 )
+    for directory, why in walker.unreadable.items():
+        # pytest lists the directory and reports its error as a collection error: the engine
+        # leaves the directory to pytest, as it does a directory whose items only pytest sees
+        rel = walker.rel(directory)
+        result.errors.append(DiscoveryError(rel or ".", 0, f"cannot read directory: {why}"))
+        result.tests.append(
+            TestDef(
+                id=f"{rel}/" if rel else "",
+                file=rel or ".",
+                line=0,
+                name="",
+                dynamic=f"cannot read directory {rel or '.'}: {why}",
+            )
+        )
     for baseid, hook, line, _name in dynamic_scopes(list(walker.used_conftests.values())):
         where = f"{baseid}/conftest.py" if baseid else "conftest.py"
         result.tests.append(

@@ -166,7 +166,7 @@ def _locate(args: Sequence[Path]) -> tuple[Path | None, Path | None, dict[str, A
         for base in (arg, *arg.parents):
             for name, loader in LOADERS.items():
                 p = base / name
-                if p.is_file():
+                if os.path.isfile(p):
                     if name == "pyproject.toml" and found_pyproject is None:
                         found_pyproject = p
                     cfg = loader(p)
@@ -180,7 +180,7 @@ def _locate(args: Sequence[Path]) -> tuple[Path | None, Path | None, dict[str, A
 def _common_ancestor(invocation_dir: Path, paths: Sequence[Path]) -> Path:
     common: Path | None = None
     for path in paths:
-        if not path.exists():
+        if not os.path.exists(path):
             continue
         if common is None:
             common = path
@@ -193,7 +193,7 @@ def _common_ancestor(invocation_dir: Path, paths: Sequence[Path]) -> Path:
             common = shared
     if common is None:
         common = invocation_dir
-    elif common.is_file():
+    elif os.path.isfile(common):
         common = common.parent
     return common
 
@@ -208,8 +208,8 @@ def _dirs_from_args(args: Sequence[str], invocation_dir: Path) -> list[Path]:
         if arg.startswith("-"):
             continue
         p = _abspath(arg.partition("::")[0], invocation_dir)
-        if p.exists():
-            out.append(p if p.is_dir() else p.parent)
+        if os.path.exists(p):
+            out.append(p if os.path.isdir(p) else p.parent)
     return out
 
 
@@ -265,9 +265,9 @@ def determine_config(
     cfg: dict[str, Any] = {}
     if inifile:
         p = _abspath(inifile, inv)
-        if not p.exists():
+        if not os.path.exists(p):
             raise ConfigError(f"Config file '{p}' not found. Check your '-c/--config-file' option.")
-        if p.is_dir():
+        if os.path.isdir(p):
             raise ConfigError(
                 f"Config file '{p}' is a directory. Check your '-c/--config-file' option."
             )
@@ -275,13 +275,13 @@ def determine_config(
         loader = LOADERS.get(p.name) or _SUFFIX_LOADERS.get(p.suffix)
         if loader is not None:
             cfg = loader(p) or {}
-        elif p.is_file():
+        elif os.path.isfile(p):
             raise ConfigError(
                 f"Config file '{p}' has an unsupported format. "
                 "Supported extensions are: .cfg, .ini, .toml."
             )
         if rootdir is None:
-            if p.is_file():
+            if os.path.isfile(p):
                 root = p.parent
             else:
                 root = _common_ancestor(inv, dirs)
@@ -292,7 +292,7 @@ def determine_config(
         root, inipath, cfg = _locate([ancestor])
         if root is None and rootdir is None:
             for candidate in (ancestor, *ancestor.parents):
-                if (candidate / "setup.py").is_file():
+                if os.path.isfile(candidate / "setup.py"):
                     root = candidate
                     break
             else:
@@ -304,7 +304,7 @@ def determine_config(
                         root = ancestor
     if rootdir:
         root = _abspath(os.path.expandvars(rootdir), inv)
-        if not root.is_dir():
+        if not os.path.isdir(root):
             raise ConfigError(f"Directory '{root}' not found. Check your '--rootdir' option.")
     for item in overrides:
         key, sep, value = item.partition("=")

@@ -11,8 +11,10 @@ the confcutdir (the config file's directory, else the rootdir) down to the file.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -21,6 +23,9 @@ from typing import Any
 from ..nodeid import NodeId
 from .ini import CollectOptions, ConfigError, ProjectConfig
 from .names import ModuleCtx
+
+#: errors of a path that is not there (anything else means it is there but cannot be read)
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
 
 #: conftest hooks that change what is collected from files/directories.
 COLLECTION_HOOKS = (
@@ -103,6 +108,9 @@ class Walker:
         #: Every directory walked (pytest recurses into it): the engine splits a directory
         #: where pytest may collect what discovery cannot see into these.
         self.walked: set[Path] = set()
+        #: Directories that could not be listed or searched, with why: reported as errors,
+        #: and left to pytest, which reports them as collection errors.
+        self.unreadable: dict[Path, str] = {}
 
     def rel(self, path: Path) -> str:
         """Node-id path of ``path`` (rootdir-relative, "/" separators)."""
@@ -123,7 +131,7 @@ class Walker:
         ct: Conftest | None = None
         if self.opts.noconftest:
             pass
-        elif path.is_file():
+        elif self._is_file(path, directory):
             ctx, err = self.load(path)
             ct = Conftest(path, self.rel(directory), ctx, err)
             if ctx is not None and ctx.summary.get("error") is None:
@@ -221,10 +229,23 @@ class Walker:
         if (
             not self.opts.collect_in_virtualenv
             and is_dir
-            and ((path / "pyvenv.cfg").is_file() or (path / "conda-meta" / "history").is_file())
+            and (
+                self._is_file(path / "pyvenv.cfg", path)
+                or self._is_file(path / "conda-meta" / "history")
+            )
         ):
             return True
         return is_dir and any(fnmatch_ex(p, path) for p in self.norecurse)
+
+    def _is_file(self, path: Path, directory: Path | None = None) -> bool:
+        """``path.is_file()``, but no where ``path`` cannot be looked at (a directory that
+        cannot be searched): then ``directory``, if given, is recorded in :attr:`unreadable`."""
+        try:
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except OSError as exc:
+            if directory is not None and exc.errno not in _ABSENT:
+                self.unreadable.setdefault(directory, exc.strerror or str(exc))
+            return False
 
     # -- walk ---------------------------------------------------------------------------------
 
@@ -238,8 +259,15 @@ class Walker:
                 raise ConfigError(f"path cannot contain [] parametrization: {arg}")
             p = Path(os.path.normpath(self.config.invocation_dir / strpath))
             self.probe(p)
-            if not p.exists():
-                raise ConfigError(f"file or directory not found: {arg}")
+            try:
+                if stat.S_ISDIR(os.stat(p).st_mode):
+                    os.scandir(p).close()
+                else:
+                    os.close(os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    raise ConfigError(f"file or directory not found: {arg}") from None
+                raise ConfigError(f"cannot read {arg}: {exc.strerror or exc}") from None
             if parts and p.is_dir():
                 raise ConfigError(f"directory argument cannot contain :: selection parts: {arg}")
             out.append((p, parts))
@@ -279,7 +307,9 @@ class Walker:
         self.probe(directory / ".")
         try:
             entries = list(os.scandir(directory))
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _ABSENT:
+                self.unreadable.setdefault(directory, exc.strerror or str(exc))
             return
         is_pkg = any(e.name == "__init__.py" for e in entries)
         if is_pkg:

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 PROJECTS = Path(__file__).parent / "projects"
@@ -29,11 +30,17 @@ def free_port() -> int:
 
 
 def run_tach(
-    project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    project: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    prefix: Sequence[str] = (),
 ) -> tuple[list[dict], subprocess.CompletedProcess[str]]:
-    """``python -m tach --format=json ARGS`` in ``project``: its events and the process."""
+    """``python -m tach --format=json ARGS`` in ``project``: its events and the process.
+
+    ``prefix`` runs it through another command (see :func:`without_file_privileges`)."""
     result = subprocess.run(
-        [sys.executable, "-m", "tach", "--format=json", "-p", "no:cacheprovider", *args],
+        [*prefix, sys.executable, "-m", "tach", "--format=json", "-p", "no:cacheprovider", *args],
         cwd=project,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -42,6 +49,21 @@ def run_tach(
     )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return events, result
+
+
+def without_file_privileges() -> list[str] | None:
+    """A command prefix under which file permissions apply to this user, or None.
+
+    Permissions do not stop root: as root, the prefix drops the capabilities that override
+    them (``setpriv``, from util-linux); None if that is not possible here."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+    return prefix if probe.returncode == 0 else None
 
 
 def finished(events: list[dict]) -> dict[str, dict]:
