@@ -176,9 +176,46 @@ def warm_caches(items: Sequence[pytest.Item] = ()) -> None:
     (a ``realpath`` per module: tens of milliseconds with a few hundred modules), and
     ``linecache`` for the test file's lines. Done here once, the children inherit both.
     """
-    inspect.getmodule(_WARM_CODE)  # a file no module has: maps every module not yet mapped
+    if not _map_new_modules():
+        inspect.getmodule(_WARM_CODE)  # a file no module has: maps every module not yet mapped
     for path in {str(item.path) for item in items if getattr(item, "path", None)}:
         linecache.getlines(path)
+
+
+_WARM_CODE = compile("", "<tach: inspect module cache>", "exec")
+
+
+def _map_new_modules() -> bool:
+    """Map, as ``inspect.getmodule`` does, only the modules imported since the last mapping.
+
+    ``inspect.getmodule`` walks all of ``sys.modules`` on every call, and the walk writes to the
+    reference count of every module, name and file string: in a forked process that is a private
+    copy of each page they live on (about 4 MiB per worker on the heavy-imports benchmark suite,
+    whose zygote holds some 800 modules). New modules are at the end of ``sys.modules``, so the
+    walk goes backwards and stops at the first module already mapped. Returns False (the caller
+    maps the full way) when ``inspect`` keeps its map differently, or nothing was mapped yet.
+    """
+    by_name = getattr(inspect, "_filesbymodname", None)
+    by_file = getattr(inspect, "modulesbyfile", None)
+    if not isinstance(by_name, dict) or not isinstance(by_file, dict) or not by_name:
+        return False
+    new = []
+    for name in reversed(sys.modules):
+        if name in by_name:
+            break
+        new.append(name)
+    for name in reversed(new):  # in import order, as getmodule maps them
+        module = sys.modules.get(name)
+        if not inspect.ismodule(module) or not hasattr(module, "__file__"):
+            continue
+        file = module.__file__
+        by_name[name] = file
+        try:
+            file = inspect.getabsfile(module)
+        except (TypeError, OSError):
+            continue
+        by_file[file] = by_file[os.path.realpath(file)] = module.__name__
+    return True
 
 
 _WARM_CODE = compile("", "<tach: inspect module cache>", "exec")
