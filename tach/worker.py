@@ -218,9 +218,6 @@ def _map_new_modules() -> bool:
     return True
 
 
-_WARM_CODE = compile("", "<tach: inspect module cache>", "exec")
-
-
 def describe_status(pid: int, status: int) -> str:
     """What happened to a process, for a crash report."""
     if os.WIFSIGNALED(status):
