@@ -690,8 +690,8 @@ def describe_process(pid: int) -> str | None:
             stat = file.read()
         if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"Z":
             return None
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            cmdline = " ".join(file.read().decode("utf-8", "replace").split())
+        with open(f"/proc/{pid}/cmdline", "rb") as file:  # arguments end with a NUL each
+            cmdline = " ".join(file.read().replace(b"\0", b" ").decode("utf-8", "replace").split())
     except (OSError, ValueError):
         return None
     return f"process {pid} ({cmdline[:200] or '?'})"
