@@ -293,13 +293,14 @@ class Worker:
 
     def end_orphans(
         self, keep: set[int], blame: pytest.Item | None, helpers: Sequence[int] = ()
-    ) -> None:
-        """End the processes a test left behind (they re-parented to this subreaper).
+    ) -> int:
+        """End the processes a test left behind (they re-parented to this subreaper); how many.
 
         ``helpers`` are multiprocessing's helper processes of the interpreter that ran the test,
         which end by themselves (see :func:`release_helpers`): they are waited for, not ended.
         """
-        for description in end_children(keep, helpers):
+        described = end_children(keep, helpers)
+        for description in described:
             self.plugin.send(
                 MessageKind.Warning,
                 {
@@ -311,6 +312,7 @@ class Worker:
                     "nodeid": blame.nodeid if blame is not None else "",
                 },
             )
+        return len(described)
 
     def run_unit(self, unit: dict[str, Any]) -> None:
         items = self.collect(unit)
@@ -515,8 +517,12 @@ class Worker:
         result = proc.wait4(pid, 0)
         index, phase = self.progress.get()
         helpers = self.absorb_child_notes()
-        self.end_orphans(keep, items[min(max(index, start), end - 1)], helpers)
+        ended = self.end_orphans(keep, items[min(max(index, start), end - 1)], helpers)
         if index >= end:
+            if helpers or ended:
+                # What they wrote after the test process ended (the resource tracker's note of
+                # what it cleaned up) is no test's output: pytest never shows it.
+                self.empty_capture_files()
             self.last_item = items[end - 1]
             return end
         # The child died before finishing its batch: blame the item and phase it was in.
@@ -641,6 +647,30 @@ class Worker:
         self.dynamic_wide.update(note.get("dynamic_wide", ()))
         return [int(pid) for pid in note.get("helpers", ())]
 
+    def capture_files(self) -> list[tuple[str, int]]:
+        """pytest's capture files of stdout and stderr (``("out", fd)``, ``("err", fd)``), which
+        this worker's test processes share with it; none without fd-level capture."""
+        if not self.capture_output:
+            return []
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        capturing = getattr(capman, "_global_capturing", None)
+        files = []
+        for name in ("out", "err"):
+            tmpfile = getattr(getattr(capturing, name, None), "tmpfile", None)
+            try:
+                files.append((name, tmpfile.fileno()))  # type: ignore[union-attr]
+            except (AttributeError, OSError, ValueError):
+                continue
+        return files
+
+    def empty_capture_files(self) -> None:
+        """Empty pytest's capture files, so that the next test process does not report what is
+        in them as its own output."""
+        for _, fd in self.capture_files():
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+
     def crash_output(self) -> list[tuple[str, str]]:
         """What a dead test process wrote: pytest's captured stdout/stderr of the phase it died
         in (the capture files it shared with this worker), and what escaped capture (the memfd:
@@ -649,19 +679,14 @@ class Worker:
         if not self.capture_output:
             return []
         found = []
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
-        capturing = getattr(capman, "_global_capturing", None)
-        for name in ("out", "err"):
-            tmpfile = getattr(getattr(capturing, name, None), "tmpfile", None)
+        for name, fd in self.capture_files():
             try:
-                fd = tmpfile.fileno()  # type: ignore[union-attr]
                 excerpt = output_excerpt(FdOutput(fd))
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
-            except (AttributeError, OSError, ValueError):
+            except OSError:
                 continue
             if excerpt:
                 found.append((f"Captured std{name} of the test process", excerpt))
+        self.empty_capture_files()
         excerpt = output_excerpt(self.output)
         if excerpt:
             found.append(("Output of the test process", excerpt))

@@ -55,5 +55,8 @@ def test_warnings_are_pytests(mode, expected, tmp_path):
     pytests, count = expected
     assert sorted(warnings) == sorted(pytests)
     assert summary_warnings(result.stderr) == count
-    # The tracker cleaned up once the process that started it had ended.
+    # The tracker cleaned up once the process that started it had ended, and what it said then
+    # on its stderr is no test's output.
     assert not (Path("/dev/shm") / env["TACH_E2E_SHM"]).exists()
+    stderr = {e["id"]: e["stderr"] for e in events if e["event"] == "test_finished"}
+    assert stderr == dict.fromkeys(stderr, "")
