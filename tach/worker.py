@@ -35,7 +35,9 @@ the head and tail of the child's output, and runs the rest of the batch in a fre
 The worker is a *child subreaper*: a process a test leaves behind (a daemon that double-forked
 and called ``setsid``) re-parents to the worker, which ends it as soon as the test process has
 ended and names it in a warning. The worker's own children from before the fork (a server a
-session fixture started) are left alone. ``KeyboardInterrupt`` in a child (the supervisor sends
+session fixture started) are left alone, and multiprocessing's helpers that the test process
+started (its resource tracker, its fork server), which end by themselves once it has ended, are
+waited for instead (:func:`release_helpers`). ``KeyboardInterrupt`` in a child (the supervisor sends
 SIGINT when the run is interrupted) tears down what the child set up before it exits.
 """
 
@@ -48,6 +50,7 @@ import gc
 import inspect
 import linecache
 import os
+import select
 import signal
 import sys
 import threading
@@ -76,6 +79,9 @@ COLLECTED_IDS_PER_MESSAGE = 2000
 EXIT_ESCAPED = 70
 #: Exit status of a test process ended by ``KeyboardInterrupt`` (after its teardown).
 EXIT_INTERRUPTED = 71
+#: Seconds a helper process of multiprocessing's (see :func:`release_helpers`) is given to end by
+#: itself once nothing holds its pipe any more; one that has not is ended as left running.
+HELPER_GRACE = 5.0
 
 
 class Boundary:
@@ -277,6 +283,8 @@ class Worker:
         #: holds are reported against it, as pytest reports them against the session's last test.
         self.last_item: pytest.Item | None = None
         self.reraise = get_reraise_exceptions(self.config)
+        #: In a test process: the note it leaves the worker (see :meth:`leave_note`).
+        self.child_notes: dict[str, Any] = {}
 
         plugin.ring = ring
         plugin.slot = slot
@@ -299,7 +307,7 @@ class Worker:
             if message[0] is MessageKind.RunUnit:
                 self.run_unit(message[1])
         self.teardown_to([], blame=self.last_item)
-        self.end_orphans(set(), self.last_item)
+        self.end_orphans(set(), self.last_item, helpers=release_helpers())
         self.plugin.send(MessageKind.WorkerDone, {"slot": self.slot, "pid": os.getpid()})
 
     def stop_requested(self) -> bool:
@@ -317,9 +325,16 @@ class Worker:
         if self.max_memory:
             proc.setrlimit(proc.RLIMIT_DATA, self.max_memory)
 
-    def end_orphans(self, keep: set[int], blame: pytest.Item | None) -> None:
-        """End the processes a test left behind (they re-parented to this subreaper)."""
-        for description in end_children(keep):
+    def end_orphans(
+        self, keep: set[int], blame: pytest.Item | None, helpers: Sequence[int] = ()
+    ) -> int:
+        """End the processes a test left behind (they re-parented to this subreaper); how many.
+
+        ``helpers`` are multiprocessing's helper processes of the interpreter that ran the test,
+        which end by themselves (see :func:`release_helpers`): they are waited for, not ended.
+        """
+        described = end_children(keep, helpers)
+        for description in described:
             self.plugin.send(
                 MessageKind.Warning,
                 {
@@ -331,6 +346,7 @@ class Worker:
                     "nodeid": blame.nodeid if blame is not None else "",
                 },
             )
+        return len(described)
 
     def run_unit(self, unit: dict[str, Any]) -> None:
         items = self.collect(unit)
@@ -512,6 +528,7 @@ class Worker:
         """Fork a child to run ``items[start:end]``; return where the next child must start."""
         self.progress.set(start, PHASE_NONE)
         self.progress.write_notes(b"")
+        self.child_notes = {}
         self.output.reset()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -524,13 +541,22 @@ class Worker:
             try:
                 code = self.child_main(items, start, end, boundary)
             finally:
+                with contextlib.suppress(BaseException):
+                    # The process ends without its interpreter's exit: let multiprocessing's
+                    # helpers end as that exit would let them, and tell the worker to wait.
+                    if helpers := release_helpers():
+                        self.leave_note("helpers", helpers)
                 os._exit(code)
         began = time.time()
         result = proc.wait4(pid, 0)
         index, phase = self.progress.get()
-        self.absorb_child_notes()
-        self.end_orphans(keep, items[min(max(index, start), end - 1)])
+        helpers = self.absorb_child_notes()
+        ended = self.end_orphans(keep, items[min(max(index, start), end - 1)], helpers)
         if index >= end:
+            if helpers or ended:
+                # What they wrote after the test process ended (the resource tracker's note of
+                # what it cleaned up) is no test's output: pytest never shows it.
+                self.empty_capture_files()
             self.last_item = items[end - 1]
             return end
         # The child died before finishing its batch: blame the item and phase it was in.
@@ -622,7 +648,7 @@ class Worker:
                 if hasattr(getattr(fin, "func", None), "__self__")
             }
         )
-        self.progress.write_notes(orjson.dumps({"dynamic_wide": names}))
+        self.leave_note("dynamic_wide", names)
 
         def run_finalizers() -> None:
             errors = []
@@ -641,10 +667,43 @@ class Worker:
                 MessageKind.TestReport, {"report": self.plugin.serialize_report(report)}
             )
 
-    def absorb_child_notes(self) -> None:
+    def leave_note(self, key: str, value: Any) -> None:
+        """In a test process: add ``key`` to the note the worker reads once the process ended."""
+        self.child_notes[key] = value
+        self.progress.write_notes(orjson.dumps(self.child_notes))
+
+    def absorb_child_notes(self) -> list[int]:
+        """Read the note of the test process that just ended; return its helpers' pids."""
         notes = self.progress.read_notes()
-        if notes:
-            self.dynamic_wide.update(orjson.loads(notes).get("dynamic_wide", ()))
+        if not notes:
+            return []
+        note = orjson.loads(notes)
+        self.dynamic_wide.update(note.get("dynamic_wide", ()))
+        return [int(pid) for pid in note.get("helpers", ())]
+
+    def capture_files(self) -> list[tuple[str, int]]:
+        """pytest's capture files of stdout and stderr (``("out", fd)``, ``("err", fd)``), which
+        this worker's test processes share with it; none without fd-level capture."""
+        if not self.capture_output:
+            return []
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        capturing = getattr(capman, "_global_capturing", None)
+        files = []
+        for name in ("out", "err"):
+            tmpfile = getattr(getattr(capturing, name, None), "tmpfile", None)
+            try:
+                files.append((name, tmpfile.fileno()))  # type: ignore[union-attr]
+            except (AttributeError, OSError, ValueError):
+                continue
+        return files
+
+    def empty_capture_files(self) -> None:
+        """Empty pytest's capture files, so that the next test process does not report what is
+        in them as its own output."""
+        for _, fd in self.capture_files():
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
 
     def crash_output(self) -> list[tuple[str, str]]:
         """What a dead test process wrote: pytest's captured stdout/stderr of the phase it died
@@ -654,19 +713,14 @@ class Worker:
         if not self.capture_output:
             return []
         found = []
-        capman = self.config.pluginmanager.get_plugin("capturemanager")
-        capturing = getattr(capman, "_global_capturing", None)
-        for name in ("out", "err"):
-            tmpfile = getattr(getattr(capturing, name, None), "tmpfile", None)
+        for name, fd in self.capture_files():
             try:
-                fd = tmpfile.fileno()  # type: ignore[union-attr]
                 excerpt = output_excerpt(FdOutput(fd))
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
-            except (AttributeError, OSError, ValueError):
+            except OSError:
                 continue
             if excerpt:
                 found.append((f"Captured std{name} of the test process", excerpt))
+        self.empty_capture_files()
         excerpt = output_excerpt(self.output)
         if excerpt:
             found.append(("Output of the test process", excerpt))
@@ -724,34 +778,122 @@ def describe_process(pid: int) -> str | None:
             stat = file.read()
         if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"Z":
             return None
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            cmdline = " ".join(file.read().decode("utf-8", "replace").split())
+        with open(f"/proc/{pid}/cmdline", "rb") as file:  # arguments end with a NUL each
+            cmdline = " ".join(file.read().replace(b"\0", b" ").decode("utf-8", "replace").split())
     except (OSError, ValueError):
         return None
     return f"process {pid} ({cmdline[:200] or '?'})"
 
 
-def end_children(keep: set[int]) -> list[str]:
+def end_children(keep: set[int], helpers: Sequence[int] = ()) -> list[str]:
     """SIGKILL and reap every child of this process not in ``keep``; describe the live ones.
 
     Killing a process re-parents its own children to this (subreaper) process, so this goes on
-    until no new child is left.
+    until no new child is left. ``helpers`` (children that end by themselves once no other
+    process holds their pipe, see :func:`release_helpers`) are not killed: once nothing else is
+    left, they are waited for, up to :data:`HELPER_GRACE` seconds from the call; one that has
+    not ended by then is ended and described like the rest.
     """
     described: list[str] = []
-    for _ in range(1000):
-        pids = [pid for pid in children() if pid not in keep]
-        if not pids:
-            break
-        for pid in pids:
-            description = describe_process(pid)
-            if description is not None:
-                described.append(description)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+    waiting: dict[int, int] = {}  # pidfd -> pid
+    for pid in helpers:
+        with contextlib.suppress(OSError):
+            waiting[proc.pidfd_open(pid)] = pid
+    deadline = time.monotonic() + HELPER_GRACE
+    try:
+        for _ in range(1000):
+            pids = [pid for pid in children() if pid not in keep and pid not in waiting.values()]
+            if not pids and waiting:
+                timeout = max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select(list(waiting), [], [], timeout)
+                for pidfd in ready:
+                    pid = waiting.pop(pidfd)
+                    os.close(pidfd)
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
+                if ready:
+                    continue
+                pids = list(waiting.values())  # they did not end: end them as left running
+                for pidfd in waiting:
+                    os.close(pidfd)
+                waiting.clear()
+            if not pids:
+                break
+            for pid in pids:
+                description = describe_process(pid)
+                if description is not None:
+                    described.append(description)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in pids:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+    finally:
+        for pidfd in waiting:
+            os.close(pidfd)
     return described
+
+
+def release_helpers() -> list[int]:
+    """Close this process's end of the pipes of multiprocessing's helper processes; their pids.
+
+    multiprocessing starts, once per process that needs them, a *resource tracker* (for the
+    ``spawn`` and ``forkserver`` start methods, shared memory, named semaphores) and, for the
+    ``forkserver`` start method, a *fork server*. Each runs until no process holds the write
+    end of its pipe any more, which a normal interpreter exit brings about; the tracker then
+    unlinks what the process leaked. A test process (and a worker) ends with ``os._exit``, and
+    a helper it started moments before may still be starting up: killed there as left running,
+    it would not clean up, and the run would warn of a process pytest never sees left behind.
+    So the process closes its ends here and its subreaper waits for the pids returned.
+
+    Only helpers this process started are released: a forked process inherits its parent's
+    (the same pids, not its children), which are not its to end.
+    """
+    tracker_module = sys.modules.get("multiprocessing.resource_tracker")
+    forkserver_module = sys.modules.get("multiprocessing.forkserver")
+    released = [
+        _release_helper(getattr(tracker_module, "_resource_tracker", None), "_fd", "_pid"),
+        _release_helper(
+            getattr(forkserver_module, "_forkserver", None),
+            "_forkserver_alive_fd",
+            "_forkserver_pid",
+            "_forkserver_address",
+        ),
+    ]
+    return [pid for pid in released if pid is not None]
+
+
+def _release_helper(
+    owner: Any, fd_name: str, pid_name: str, address_name: str | None = None
+) -> int | None:
+    """Close ``owner``'s write end of its helper's pipe and forget the helper (and the socket
+    file named by ``address_name``), if this process started it; the helper's pid if it runs."""
+    lock = getattr(owner, "_lock", None)
+    if lock is None or not lock.acquire(blocking=False):
+        return None  # none, or in use by another thread of this process: left as it is
+    try:
+        fd, pid = getattr(owner, fd_name, None), getattr(owner, pid_name, None)
+        if fd is None or pid is None:
+            return None
+        try:
+            ended, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None  # inherited through fork: the parent's helper
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        setattr(owner, fd_name, None)
+        setattr(owner, pid_name, None)
+        if address_name is not None:
+            # as ForkServer._stop does: the listening socket's file (none in the abstract
+            # namespace, whose names start with a NUL)
+            address = getattr(owner, address_name, None)
+            setattr(owner, address_name, None)
+            if isinstance(address, str) and address and not address.startswith("\0"):
+                with contextlib.suppress(OSError):
+                    os.unlink(address)
+        return None if ended else pid
+    finally:
+        lock.release()
 
 
 class FdOutput:

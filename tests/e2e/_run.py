@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,36 @@ def outcomes(events: list[dict]) -> dict[str, str]:
         elif event["event"] == "collect_error":
             found[event["id"]] = "collect_error"
     return found
+
+
+def pytest_warnings(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[list[list[str]], int | None]:
+    """The warnings pytest records (``[category, message, nodeid]`` each) and the count its
+    summary line gives."""
+    out = project / ".pytest-warnings.json"
+    env = {
+        **os.environ,
+        **(env or {}),
+        "WARNING_RECORDER_FILE": str(out),
+        "PYTHONPATH": str(HERE),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "warning_recorder", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return json.loads(out.read_text()), summary_warnings(result.stdout)
+
+
+def summary_warnings(report: str) -> int | None:
+    """The warnings count of pytest's (or Tach's) summary line in ``report``: 0 when it names
+    none, ``None`` when there is no summary line."""
+    lines = [line for line in report.splitlines() if re.fullmatch(r"=+ .* in [\d.]+s.* =+", line)]
+    if not lines:
+        return None
+    found = re.search(r"(\d+) warnings?\b", lines[-1])
+    return int(found.group(1)) if found else 0
