@@ -51,6 +51,7 @@ import inspect
 import linecache
 import os
 import select
+import shutil
 import signal
 import sys
 import threading
@@ -285,6 +286,8 @@ class Worker:
         self.reraise = get_reraise_exceptions(self.config)
         #: In a test process: the note it leaves the worker (see :meth:`leave_note`).
         self.child_notes: dict[str, Any] = {}
+        #: multiprocessing's temporary directory of the zygote, if it made one: not ours to remove.
+        self.inherited_tempdir = multiprocessing_tempdir()
 
         plugin.ring = ring
         plugin.slot = slot
@@ -308,6 +311,7 @@ class Worker:
                 self.run_unit(message[1])
         self.teardown_to([], blame=self.last_item)
         self.end_orphans(set(), self.last_item, helpers=release_helpers())
+        remove_own_tempdir(self.inherited_tempdir)
         self.plugin.send(MessageKind.WorkerDone, {"slot": self.slot, "pid": os.getpid()})
 
     def stop_requested(self) -> bool:
@@ -538,6 +542,7 @@ class Worker:
         pid = proc.fork(signal.SIGKILL)
         if pid == 0:
             code = 1
+            inherited_tempdir = multiprocessing_tempdir()
             try:
                 code = self.child_main(items, start, end, boundary)
             finally:
@@ -546,6 +551,7 @@ class Worker:
                     # helpers end as that exit would let them, and tell the worker to wait.
                     if helpers := release_helpers():
                         self.leave_note("helpers", helpers)
+                    remove_own_tempdir(inherited_tempdir)
                 os._exit(code)
         began = time.time()
         result = proc.wait4(pid, 0)
@@ -861,6 +867,25 @@ def release_helpers() -> list[int]:
         ),
     ]
     return [pid for pid in released if pid is not None]
+
+
+def multiprocessing_tempdir() -> str | None:
+    """The temporary directory multiprocessing made for this process (``pymp-*``), if any."""
+    process = sys.modules.get("multiprocessing.process")
+    try:
+        return process.current_process()._config.get("tempdir")  # type: ignore[union-attr]
+    except Exception:  # not imported, or kept differently by this Python
+        return None
+
+
+def remove_own_tempdir(inherited: str | None) -> None:
+    """Remove multiprocessing's temporary directory if this process made it (it is not
+    ``inherited``, the one of the process it was forked from), as the interpreter's exit would:
+    a test process ends with ``os._exit``, which skips that, and would leave a ``pymp-*``
+    directory behind for each test that used the ``forkserver`` start method."""
+    own = multiprocessing_tempdir()
+    if own and own != inherited:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def _release_helper(

@@ -44,6 +44,9 @@ def test_pytest_reports_the_test_warning_alone(expected):
 @pytest.mark.parametrize("mode", MODES)
 def test_warnings_are_pytests(mode, expected, tmp_path):
     project, env = copy_project(tmp_path)
+    tempdir = tmp_path / "tmp"
+    tempdir.mkdir()
+    env["TMPDIR"] = str(tempdir)
     events, result = run_tach(project, "--isolation", mode, "-n", "2", env=env)
     assert result.returncode == 0, result.stderr
     assert list(outcomes(events).values()) == ["pass"] * TESTS
@@ -60,3 +63,6 @@ def test_warnings_are_pytests(mode, expected, tmp_path):
     assert not (Path("/dev/shm") / env["TACH_E2E_SHM"]).exists()
     stderr = {e["id"]: e["stderr"] for e in events if e["event"] == "test_finished"}
     assert stderr == dict.fromkeys(stderr, "")
+    # multiprocessing's temporary directories (the fork server's socket) are gone, as they are
+    # when pytest's process exits
+    assert sorted(p.name for p in tempdir.glob("pymp-*")) == []
