@@ -145,7 +145,12 @@ def build_run_parser() -> argparse.ArgumentParser:
         description="Run an existing pytest suite from a warm, forking zygote. "
         "`tach list --help` for static discovery.",
     )
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        nargs=0,
+        help="show Tach's, pytest's and Python's versions and exit",
+    )
     parser.add_argument(
         "--format",
         choices=("human", "json"),
