@@ -543,8 +543,10 @@ class Supervisor:
             self.collect_errors.append(report)
             category = "error" if report.get("outcome") == "failed" else "skipped"
             self.stats.add(category, report)
+        results = self.results
         for test_id in slot.unit_ids:
-            self.results.setdefault(test_id, TestResult(test_id, slot=slot.index))
+            if test_id not in results:
+                results[test_id] = TestResult(test_id, slot=slot.index)
         self.reporter.on_collected(slot.unit, slot.unit_ids, payload["errors"])
         if self.spec.maxfail and any(r.get("outcome") == "failed" for r in payload["errors"]):
             self._count_failure(len([r for r in payload["errors"] if r.get("outcome") == "failed"]))
@@ -558,7 +560,9 @@ class Supervisor:
             raise TypeError(f"a timeout must be a number, not {type(marked).__name__}")
         if slot.current is not None:
             self._finalize(slot.current)
-        result = self.results.setdefault(payload["id"], TestResult(payload["id"]))
+        result = self.results.get(payload["id"])
+        if result is None:  # a test its unit's collection did not announce
+            result = self.results[payload["id"]] = TestResult(payload["id"])
         result.slot, result.pid, result.started = slot.index, payload["pid"], time.perf_counter()
         slot.current = result
         slot.deaths = 0  # the worker reached a test: it is making progress
@@ -567,7 +571,9 @@ class Supervisor:
 
     def _on_report(self, slot: Slot, report: dict[str, Any]) -> None:
         test_id = report.get("nodeid", "")
-        result = self.results.setdefault(test_id, TestResult(test_id, slot=slot.index))
+        result = self.results.get(test_id)
+        if result is None:
+            result = self.results[test_id] = TestResult(test_id, slot=slot.index)
         crash = report.get("crash")
         if crash and self.aborted:
             return  # a test process ended by the interrupt: the test did not run to the end

@@ -119,18 +119,17 @@ def quiet_terminal_reporter(config: pytest.Config) -> None:
     current = manager.get_plugin("terminalreporter")
     if current is None:
         return
+    # None, not a no-op method: pluggy registers no implementation for an attribute that is
+    # not a routine, so the per-test hooks (logstart, logreport, logfinish...) do not call
+    # into this object at all.
     quiet_class = type(
         "QuietTerminalReporter",
         (TerminalReporter,),
-        {name: _no_hook for name in dir(TerminalReporter) if name.startswith("pytest_")},
+        dict.fromkeys((name for name in dir(TerminalReporter) if name.startswith("pytest_")), None),
     )
     manager.unregister(current, name="terminalreporter")
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     manager.register(quiet_class(config, devnull), "terminalreporter")
-
-
-def _no_hook(self: object) -> None:
-    """Stands in for every hook of the quiet terminal reporter."""
 
 
 class JunitRecorder:

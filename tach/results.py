@@ -87,7 +87,7 @@ class TestResult:
 
     def add(self, report: dict[str, Any]) -> None:
         self.reports.append(report)
-        if is_subtest(report):
+        if report.get("_report_type") == "SubTestReport":  # is_subtest(), inlined: per report
             return
         phase = phase_status(report)
         when = report.get("when")

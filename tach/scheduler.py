@@ -263,13 +263,19 @@ SLICES_PER_WORKER = 2
 
 
 def slice_heavy_units(
-    units: list[Unit], workers: int, can_slice: Callable[[Unit], bool]
+    units: list[Unit],
+    workers: int,
+    can_slice: Callable[[Unit], bool],
+    selected: Callable[[Unit], int] | None = None,
 ) -> list[Unit]:
     """Split the units too heavy for one worker into contiguous slices of their items.
 
     A unit is heavy when it weighs more than a worker's fair share of the run. It is split only
     when ``can_slice`` agrees (no module- or class-scoped fixture binds its tests, which would
     otherwise be set up once per slice), into as many slices as make each one fit a share.
+    ``selected`` counts the tests of a unit that ``-k``/``-m``/``--deselect`` keep: every
+    slice collects the whole module, so slicing a module whose tests are mostly deselected
+    multiplies its collection for nothing.
     """
     if workers < 2:
         return units
@@ -277,7 +283,12 @@ def slice_heavy_units(
     share = sum(weights) / workers
     result: list[Unit] = []
     for unit, weight in zip(units, weights, strict=True):
-        if len(unit.expected) < SLICE_MIN_TESTS or weight <= share or not can_slice(unit):
+        if (
+            len(unit.expected) < SLICE_MIN_TESTS
+            or weight <= share
+            or (selected is not None and selected(unit) < SLICE_MIN_TESTS)
+            or not can_slice(unit)
+        ):
             result.append(unit)
             continue
         count = min(SLICES_PER_WORKER * workers, max(2, int(weight / share * workers)))

@@ -439,8 +439,9 @@ class Worker:
             end = start + 1 if per_test else self.group_end(items, start)
             owned = items[start].listchain()[:-1] if per_test else worker_chain(items[start])
             self.teardown_to(owned, blame=self.last_item)
+            primed: dict[tuple[str, Any] | None, bool] = {}
             for item in items[start:end]:
-                self.prime(item, owned, Scope.Function if per_test else Scope.Module)
+                self.prime(item, owned, Scope.Function if per_test else Scope.Module, primed)
             # The child stops its teardown at what the worker holds; in module mode that is the
             # worker chain, also when a group of other wide parameters follows in this unit.
             boundary = Boundary(owned)
@@ -474,9 +475,18 @@ class Worker:
         )
 
     def prime(
-        self, item: pytest.Item, owned: list[pytest.Item | pytest.Collector], level: Scope
+        self,
+        item: pytest.Item,
+        owned: list[pytest.Item | pytest.Collector],
+        level: Scope,
+        primed: dict[tuple[str, Any] | None, bool] | None = None,
     ) -> None:
-        """Set up the nodes ``owned`` and every fixture of ``item`` wider than ``level``."""
+        """Set up the nodes ``owned`` and every fixture of ``item`` wider than ``level``.
+
+        ``primed`` remembers, across the items of one batch (whose wider parameters are
+        equal), which fixture definitions were already requested and whether they raised: a
+        cached fixture asked for again by every item of a module cost a lookup per test.
+        """
         setupstate = self.session._setupstate
         for node in owned[len(setupstate.stack) :]:
             setupstate.stack[node] = ([node.teardown], None)
@@ -494,9 +504,19 @@ class Worker:
             if (scope := effective_scope(item, name)) is not None and scope > level
         ]
         names += sorted(self.dynamic_wide - set(names))
+        name2fixturedefs = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+        if primed is None:
+            primed = {}
         setupstate.stack[item] = ([], None)  # briefly, so that pytest 9.1+ sees an active node
         try:
             for name in names:
+                defs = name2fixturedefs.get(name)
+                # The definition the item's request resolves the name to (the last visible).
+                key = (name, defs[-1]) if defs else None
+                if key in primed:
+                    if primed[key]:
+                        continue
+                    break  # it raised for an earlier item: nothing after it is set up either
                 try:
                     request.getfixturevalue(name)
                 except pytest.FixtureLookupError:
@@ -504,7 +524,11 @@ class Worker:
                 except Exception:
                     # Cached in the FixtureDef: the child re-raises it in the item's setup, as
                     # pytest would for every test that requests the fixture.
+                    if key is not None:
+                        primed[key] = False
                     break
+                if key is not None:
+                    primed[key] = True
         finally:
             finalizers, _ = setupstate.stack.pop(item)
             assert not finalizers, "priming attached finalizers to the item itself"

@@ -87,6 +87,21 @@ def test_units_that_cannot_be_sliced_stay_whole():
     assert slice_heavy_units([heavy], workers=1, can_slice=lambda unit: True) == [heavy]
 
 
+def test_a_module_whose_tests_are_mostly_deselected_is_not_sliced():
+    # click: ``-m 'not stress'`` leaves out 31,000 tests of one module; every slice would
+    # collect all of them to run none.
+    stress = Unit("stress.py", ["/p/stress.py"], [f"stress.py::t{i}" for i in range(1000)])
+    light = Unit("small.py", ["/p/small.py"], ["small.py::t"])
+    units = slice_heavy_units([stress, light], 2, lambda unit: True, lambda unit: 3)
+    assert units == [stress, light]
+    units = slice_heavy_units([stress, light], 2, lambda unit: True, len_expected)
+    assert len(units) > 2
+
+
+def len_expected(unit: Unit) -> int:
+    return len(unit.expected)
+
+
 def test_plan_has_file_units_directory_units_and_warm_imports(tmp_path):
     (tmp_path / "tests" / "golden" / "a").mkdir(parents=True)
     (tmp_path / "tests" / "test_x.py").write_text("")
