@@ -25,7 +25,6 @@ import contextlib
 import gc
 import itertools
 import os
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -262,14 +261,6 @@ class SummaryCache:
             pass
 
 
-def _is_dir(path: Path) -> bool:
-    """``path.is_dir()``, but False instead of an error for a path that cannot be searched."""
-    try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def _dump_entries(entries: dict[str, Any]) -> bytes:
     """Entries as one JSON object, leaving out any JSON cannot hold (a string literal with a
     lone surrogate, a file name that is not UTF-8): those files are read again next time."""
@@ -347,7 +338,9 @@ class Inputs:
     def probe(self, path: Path) -> None:
         """Record that the existence of ``path`` mattered."""
         d = path.parent
-        while not _is_dir(d) and d.parent != d:
+        # os.path.isdir, not Path.is_dir: False, not an error, below a directory that cannot
+        # be searched
+        while not os.path.isdir(d) and d.parent != d:
             d = d.parent
         self.dirs.add(str(d))
 

@@ -238,8 +238,8 @@ class Walker:
         return is_dir and any(fnmatch_ex(p, path) for p in self.norecurse)
 
     def _is_file(self, path: Path, directory: Path | None = None) -> bool:
-        """``path.is_file()``, but no where ``path`` cannot be looked at (a directory that
-        cannot be searched): then ``directory``, if given, is recorded in :attr:`unreadable`."""
+        """``path.is_file()``, but False where ``path`` cannot be looked at (a directory that
+        cannot be searched), and then ``directory``, if given, is recorded in :attr:`unreadable`."""
         try:
             return stat.S_ISREG(os.stat(path).st_mode)
         except OSError as exc:
@@ -260,7 +260,8 @@ class Walker:
             p = Path(os.path.normpath(self.config.invocation_dir / strpath))
             self.probe(p)
             try:
-                if stat.S_ISDIR(os.stat(p).st_mode):
+                is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+                if is_dir:
                     os.scandir(p).close()
                 else:
                     os.close(os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
@@ -268,7 +269,7 @@ class Walker:
                 if exc.errno in _ABSENT:
                     raise ConfigError(f"file or directory not found: {arg}") from None
                 raise ConfigError(f"cannot read {arg}: {exc.strerror or exc}") from None
-            if parts and p.is_dir():
+            if parts and is_dir:
                 raise ConfigError(f"directory argument cannot contain :: selection parts: {arg}")
             out.append((p, parts))
         return out
