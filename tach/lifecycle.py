@@ -955,7 +955,7 @@ class Supervisor:
             return
         if self.control is not None:
             with contextlib.suppress(OSError):
-                self.control.send(MessageKind.Shutdown, {})
+                self.control.send(MessageKind.Shutdown, self._session_outcome())
         if self.aborted and zygote.poll() is None:
             end_zygote(zygote)
         try:
@@ -965,6 +965,17 @@ class Supervisor:
             zygote.wait()
         # Workers and test processes are in the zygote's process group: end any straggler.
         kill_group(zygote.pid)
+
+    def _session_outcome(self) -> dict[str, int]:
+        """What the zygote's pytest session counts, as a serial run would have counted it.
+
+        pytest's session-finish hooks run in the zygote with the run's exit status: the
+        temporary-directory plugin, for one, removes the shared base directory only when every
+        test passed (``tmp_path_retention_policy = failed``)."""
+        stats = self.stats
+        failed = stats.count("failed") + stats.count("error") + len(self.collect_errors)
+        ran = sum(1 for result in self.results.values() if result.status)
+        return {"testsfailed": failed, "testscollected": max(ran, stats.collected)}
 
     def _close_control(self) -> None:
         if self.control is not None:

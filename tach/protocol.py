@@ -44,7 +44,9 @@ The exchange of one run:
    for the phase the process was in), and for a wider fixture's teardown error.
 9. Worker -> ring: ``UnitFinished`` {unit}. Back to 5 until the supervisor sends ``StopWorker``.
 10. Worker -> ring: ``WorkerDone`` {slot}; the worker tears down what it holds and exits.
-11. Supervisor -> zygote: ``Shutdown``; the zygote finishes pytest's session and exits.
+11. Supervisor -> zygote: ``Shutdown`` {testsfailed, testscollected}: the run's counts, which the
+    zygote gives its pytest session; it finishes the session (its exit status that of a serial
+    run) and exits.
 
 Message kinds are numbered from 1 without gaps, so the frame decoder's ``max_kind`` check is the
 whole validity check of a kind.

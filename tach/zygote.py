@@ -192,6 +192,10 @@ class Zygote:
                                 return  # this process is now a worker whose work is done
                         elif kind is MessageKind.Shutdown:
                             shutting_down = True
+                            # pytest computes the session's exit status from these once the
+                            # loop returns; its session-finish hooks see that status
+                            session.testsfailed = int(payload.get("testsfailed", 0))
+                            session.testscollected = int(payload.get("testscollected", 0))
                             deadline = time.monotonic() + SHUTDOWN_GRACE_S
                             selector.unregister(self.control.fileno())
                 else:
@@ -250,6 +254,7 @@ class Zygote:
                 max_memory=self.spec.get("max_memory", 0),
             )
             worker.serve()
+            leave_temp_cleanup_to_zygote(config)
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
@@ -292,6 +297,23 @@ class Zygote:
             with contextlib.suppress(ProcessLookupError):
                 proc.pidfd_send_signal(pidfd, signal.SIGKILL)
             self._reap(selector, pidfd)
+
+
+def leave_temp_cleanup_to_zygote(config: pytest.Config) -> None:
+    """In a worker whose tests are done: leave the base temporary directory to the zygote.
+
+    Every worker shares the zygote's base directory (``getbasetemp`` ran before the fork), and
+    pytest's temporary-directory plugin cleans it up when a session finishes: with
+    ``tmp_path_retention_policy = failed`` it removes it outright if the session's tests all
+    passed, and it prunes the other numbered directories under the user's temp root. A worker
+    doing that would pull the directory from under tests still running in other workers, and
+    judge by its own tests only. The plugin's hooks are unregistered here, so only the zygote's
+    session finish cleans up, once, after every worker has ended, with the whole run's status.
+    """
+    manager = config.pluginmanager
+    plugin = manager.get_plugin("tmpdir")
+    if plugin is not None:
+        manager.unregister(plugin)
 
 
 def prime_plugin_caches() -> None:
