@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -393,7 +394,7 @@ class Supervisor:
         assert self.zygote is not None
         kill_group(self.zygote.pid)  # its workers die with it (parent-death signal); be sure
         try:
-            status = self.zygote.wait(timeout=ZYGOTE_EXIT_GRACE_S)
+            status = wait_exit(self.zygote, ZYGOTE_EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
             status = None
         self.zygote_deaths += 1
@@ -433,13 +434,16 @@ class Supervisor:
             self.reporter.on_run_start(
                 {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
             )
-            if payload.get("threads", 1) > 1:
+            threads = payload.get("python_threads") or []
+            if threads:
                 self.reporter.on_warning(
                     {
-                        "message": f"the zygote has {payload['threads']} threads after its "
-                        "warm "
-                        "imports; forking it may deadlock. Remove the module that starts "
-                        "a thread from warm_imports.",
+                        "message": "Python threads run in the zygote after its conftests and "
+                        f"warm imports: {', '.join(threads)}. Workers are forked from it: "
+                        "they have none of these threads, and a lock such a thread held at "
+                        "the fork stays held in them. Start the thread in a fixture instead "
+                        "of at import (a conftest, or a module the test files import), or "
+                        "drop that module from [tool.tach] warm_imports.",
                         "category": "TachWarning",
                         "when": "config",
                         "nodeid": "",
@@ -959,7 +963,7 @@ class Supervisor:
         if self.aborted and zygote.poll() is None:
             end_zygote(zygote)
         try:
-            zygote.wait(timeout=ZYGOTE_EXIT_GRACE_S)
+            wait_exit(zygote, ZYGOTE_EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
             end_zygote(zygote)
             zygote.wait()
@@ -1004,8 +1008,31 @@ def end_zygote(zygote: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         zygote.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        zygote.wait(timeout=ZYGOTE_TERM_GRACE_S)
+        wait_exit(zygote, ZYGOTE_TERM_GRACE_S)
     kill_group(zygote.pid)
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """``process.wait(timeout=timeout)``, woken by the exit itself.
+
+    ``Popen.wait`` with a timeout polls, sleeping up to 50 ms between looks, and every run
+    waits for its zygote to end before it reports: a pidfd is readable the moment the process
+    exits. Raises ``subprocess.TimeoutExpired`` as ``Popen.wait`` does.
+    """
+    if process.returncode is not None:
+        return process.returncode
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # no pidfds here, or the process is already reaped
+        return process.wait(timeout=timeout)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0, math.ceil(timeout * 1000))):
+            raise subprocess.TimeoutExpired(process.args, timeout)
+    finally:
+        os.close(pidfd)
+    return process.wait()
 
 
 def kill_group(pgid: int) -> None:

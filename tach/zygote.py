@@ -13,15 +13,17 @@ worker is told to stop, it returns through pytest's own ``pytest_runtestloop`` e
 worker carries ``config.workerinput`` as pytest-xdist's workers do, so plugins that must not act
 in every worker (the cache provider writing ``lastfailed``) know where they are.
 
-The zygote is single-threaded when it forks (it checks, and says so when a warm import started a
-thread); it never runs a test. It ignores SIGINT (the supervisor decides what an interrupt does),
-dies with its supervisor (``PR_SET_PDEATHSIG``; end of the control channel is the alive-pipe
-check), and is a child subreaper: what a worker leaves behind when it dies re-parents to the
-zygote, which ends it when it reaps the worker.
+The zygote has no Python thread but its main one when it forks (it checks, and the supervisor
+warns, naming them, when a conftest or a warm import started one); it never runs a test. It
+ignores SIGINT (the supervisor decides what an interrupt does), dies with its supervisor
+(``PR_SET_PDEATHSIG``; end of the control channel is the alive-pipe check), and is a child
+subreaper: what a worker leaves behind when it dies re-parents to the zygote, which ends it when
+it reaps the worker. After the session it ends with ``os._exit`` once its exit handlers have run.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import importlib
@@ -29,10 +31,11 @@ import os
 import selectors
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import pytest
@@ -106,7 +109,6 @@ class Zygote:
         prime_plugin_caches()
         gc.collect()
         gc.freeze()
-        threads = proc.thread_count()
         self.ready = True
         self.control.send(
             MessageKind.ZygoteReady,
@@ -118,7 +120,7 @@ class Zygote:
                 "python": sys.version.split()[0],
                 "warm_imports": self.spec.get("warm_imports", []),
                 "warm_failures": warm_failures,
-                "threads": threads,
+                "python_threads": python_threads(),
                 "default_timeout": self.plugin.default_timeout,
                 "plugins": sorted(
                     {dist.project_name for _, dist in config.pluginmanager.list_plugin_distinfo()}
@@ -299,6 +301,22 @@ class Zygote:
             self._reap(selector, pidfd)
 
 
+def python_threads() -> list[str]:
+    """The Python threads running besides this one, by name.
+
+    A fork copies only the thread that forks: a Python thread started at import (a conftest,
+    a warm import) is missing from every worker, and a lock it held at the fork stays held
+    there. Threads of C libraries that have no Python state are not counted: the one such
+    library that starts threads at import in practice, OpenBLAS (through numpy), stops its
+    thread pool before a fork and starts it again in the child when it next needs it.
+    """
+    current = threading.get_ident()
+    named = {thread.ident: thread.name for thread in threading.enumerate()}
+    return sorted(
+        named.get(ident, f"thread {ident}") for ident in sys._current_frames() if ident != current
+    )
+
+
 def leave_temp_cleanup_to_zygote(config: pytest.Config) -> None:
     """In a worker whose tests are done: leave the base temporary directory to the zygote.
 
@@ -343,12 +361,29 @@ def main(argv: list[str] | None = None) -> int:
     sys.path[:0] = spec.get("python_path", [])
     zygote = Zygote(spec)
     code = pytest.main(spec["pytest_args"], plugins=[zygote.plugin])
-    sys.stdout.flush()
-    sys.stderr.flush()
     if zygote.is_worker:
+        sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(0)  # the zygote's atexit handlers are not the worker's
     return int(code)
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process as an interpreter's exit would, without freeing its heap.
+
+    The supervisor waits for the zygote to end before it reports, and tearing down every
+    module and object the warm imports made took a tenth of a second and more: the exit
+    handlers run and the standard streams are flushed, then the process ends.
+    """
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
