@@ -58,6 +58,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -366,16 +367,15 @@ class Worker:
         plugin.collect_errors = []
         plugin.deselected = 0
         usage_error = None
-        # A directory unit leaves out the files that are units of their own: pytest's
-        # ``pytest_ignore_collect`` reads ``--ignore`` afresh for every path it meets.
-        base_ignore = self.config.option.ignore
-        self.config.option.ignore = [*(base_ignore or []), *unit.get("ignore", [])]
+        # A directory unit leaves out the files that are units of their own
+        # (``TachPlugin.pytest_ignore_collect``).
+        plugin.excluded = frozenset(Path(path) for path in unit.get("ignore", ()))
         try:
             items = list(self.session.perform_collect(unit["args"]))
         except pytest.UsageError as exc:
             items, usage_error = [], "\n".join(str(arg) for arg in exc.args)
         finally:
-            self.config.option.ignore = base_ignore
+            plugin.excluded = frozenset()
         deselected, errors = plugin.deselected, plugin.collect_errors
         if usage_error and errors:
             # "found no collectors": the unit's collection failed (a conftest that raises, say),
