@@ -372,8 +372,9 @@ def exit_now(code: int) -> NoReturn:
     """End the process as an interpreter's exit would, without freeing its heap.
 
     The supervisor waits for the zygote to end before it reports, and tearing down every
-    module and object the warm imports made took a tenth of a second and more: the exit
-    handlers run and the standard streams are flushed, then the process ends.
+    module and object of the warm imports serves no one: an interpreter that has imported the
+    heavy-imports benchmark suite's modules takes 0.14–0.22 s to exit, 0.01 s with ``os._exit``.
+    The exit handlers run and the standard streams are flushed, then the process ends.
     """
     try:
         atexit._run_exitfuncs()
