@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from tach import __version__
-from tach.results import Locations, Stats, TestResult, format_duration
+from tach.results import Locations, Stats, TestResult, format_duration, pluralize
 from tach.scheduler import RunSummary, Unit
 
 #: How many tests an interrupted run lists by name as not run.
@@ -108,8 +108,12 @@ class HumanReporter:
             self.line(f"configfile: {os.path.relpath(info['inifile'], info.get('rootdir', '.'))}")
         if info.get("plugins"):
             self.line(f"plugins: {', '.join(info['plugins'])}")
-        found = f", {self.expected} tests found" if self.expected else ""
-        self.line(f"tach: {info.get('workers')} workers, isolation {info.get('isolation')}{found}")
+        found = (
+            f", {self.expected} {pluralize(self.expected, 'test')} found" if self.expected else ""
+        )
+        workers = info.get("workers")
+        plural = "" if workers == 1 else "s"
+        self.line(f"tach: {workers} worker{plural}, isolation {info.get('isolation')}{found}")
         self.line()
 
     def on_collected(

@@ -1,11 +1,14 @@
 """Reporter pieces: JUnit naming, escaping and messages as pytest makes them; def lines;
-NDJSON output bounds."""
+NDJSON output bounds; the terminal header."""
 
 from __future__ import annotations
+
+import io
 
 import pytest
 from _pytest import junitxml
 
+from tach.reporter.human import HumanReporter
 from tach.reporter.junit import bin_xml_escape, mangle_test_address, shorten_message
 from tach.results import Locations
 
@@ -57,3 +60,25 @@ def test_event_output_keeps_head_and_tail_of_a_flood():
     text = bounded("a" * 50 + "b" * 50, 10)
     assert text.startswith("aaaaa\n") and text.endswith("\nbbbbb")
     assert "90 characters dropped" in text
+
+
+@pytest.mark.parametrize(
+    ("workers", "tests", "line"),
+    [
+        (1, 1, "tach: 1 worker, isolation module, 1 test found"),
+        (2, 40, "tach: 2 workers, isolation module, 40 tests found"),
+        (4, 0, "tach: 4 workers, isolation module"),
+    ],
+)
+def test_the_header_counts_workers_and_tests_in_words(workers, tests, line):
+    out = io.StringIO()
+    HumanReporter(out, color="no", expected_tests=tests).on_run_start(
+        {
+            "python": "3.11.7",
+            "pytest_version": "9.2.0",
+            "rootdir": "/p",
+            "workers": workers,
+            "isolation": "module",
+        }
+    )
+    assert line in out.getvalue().splitlines()
