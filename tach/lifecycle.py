@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring, RingCorrupt
 from tach.protocol import (
@@ -1022,8 +1023,8 @@ def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
     if process.returncode is not None:
         return process.returncode
     try:
-        pidfd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):  # no pidfds here, or the process is already reaped
+        pidfd = proc.pidfd_open(process.pid)
+    except OSError:  # the process is already reaped
         return process.wait(timeout=timeout)
     try:
         poller = select.poll()
