@@ -58,7 +58,7 @@ from tach.protocol import (
     decode_one,
     output_excerpt,
 )
-from tach.results import Stats, TestResult
+from tach.results import Stats, TestResult, passed_phase_report
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 
 #: A slot whose worker dies this often in a row, with no test to blame, stops the run.
@@ -509,7 +509,9 @@ class Supervisor:
 
     def _on_result(self, slot: Slot, message: Message) -> None:
         kind, payload = message
-        if kind is MessageKind.TestReport:
+        if kind is MessageKind.PhasePassed:
+            self._on_report(slot, passed_phase_report(payload, slot.index))
+        elif kind is MessageKind.TestReport:
             self._on_report(slot, payload["report"])
         elif kind is MessageKind.TestStart:
             self._on_test_start(slot, payload)

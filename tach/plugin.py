@@ -10,6 +10,9 @@ In a test process it turns pytest's reporting hooks into messages on the slot's 
 ``pytest_warning_recorded`` -> ``Warning``. Reports cross the process boundary only through
 ``pytest_report_to_serializable`` (pytest's own serialisation, so plugins that extend reports
 keep working), plus the rendered ``longreprtext`` so that the supervisor never needs pytest.
+The one exception is a phase that passed and carries nothing but its timing (see
+:func:`is_plain_pass`): it travels as ``PhasePassed``, its few fields read from the report's
+public attributes, when no plugin but pytest's own serialises reports.
 
 It also keeps the *progress word* of the running test process up to date — the index of the item
 it is running and the phase it is in — in a shared anonymous mapping that the worker reads when a
@@ -44,6 +47,27 @@ PHASE_NAMES = {
 _PROGRESS = struct.Struct("<iI")  # item index (-1: none yet), phase
 _NOTES_OFFSET = 64
 _NOTES_LENGTH = struct.Struct("<I")
+
+#: The attributes pytest itself gives a ``TestReport`` (``nodeid`` before pytest 9.2, ``_id``
+#: since). A report with any other attribute carries something a plugin added.
+PYTEST_REPORT_ATTRIBUTES = frozenset(
+    {
+        "nodeid",
+        "_id",
+        "location",
+        "keywords",
+        "outcome",
+        "longrepr",
+        "when",
+        "user_properties",
+        "sections",
+        "duration",
+        "start",
+        "stop",
+    }
+)
+#: The modules whose ``pytest_report_to_serializable`` give a plain report nothing of their own.
+PYTEST_SERIALIZERS = frozenset({"_pytest.reports", "_pytest.subtests"})
 
 
 class Progress:
@@ -92,6 +116,48 @@ def shorten_strings(obj: Any, keep: int) -> Any:
     if isinstance(obj, list | tuple):
         return [shorten_strings(value, keep) for value in obj]
     return obj
+
+
+def is_plain_pass(report: pytest.TestReport, config: pytest.Config) -> bool:
+    """Whether ``report`` is a passed phase with nothing to tell but its timing.
+
+    That is: pytest's own ``TestReport`` class, passed, no longrepr, no captured output or other
+    sections, no user properties, no attribute beyond pytest's own, and only pytest's own
+    ``pytest_report_to_serializable`` installed (a plugin's might add to any report). Its
+    serialised form is then known field by field, so the test process sends those fields
+    (``PhasePassed``) instead of the whole serialisation: most phases of most runs are such
+    passes, and their full form (with every keyword of the item) costs the test process and the
+    supervisor several times more.
+    """
+    return (
+        type(report) is pytest.TestReport
+        and report.outcome == "passed"
+        and report.longrepr is None
+        and not report.sections
+        and not report.user_properties
+        and report.__dict__.keys() <= PYTEST_REPORT_ATTRIBUTES
+        and all(
+            getattr(impl.plugin, "__name__", None) in PYTEST_SERIALIZERS
+            for impl in config.hook.pytest_report_to_serializable.get_hookimpls()
+        )
+    )
+
+
+def plain_pass_payload(report: pytest.TestReport, status: tuple[str, str, str]) -> dict[str, Any]:
+    """The ``PhasePassed`` message of a report :func:`is_plain_pass` accepts.
+
+    ``status`` is what ``pytest_report_teststatus`` said of it.
+    """
+    return {
+        "id": report.nodeid,
+        "when": report.when,
+        "location": report.location,
+        "duration": report.duration,
+        "start": report.start,
+        "stop": report.stop,
+        "teststatus": list(status),
+        "pid": os.getpid(),
+    }
 
 
 def render_longrepr(report: pytest.TestReport | pytest.CollectReport) -> str:
@@ -287,11 +353,16 @@ class TachPlugin:
             keep //= 4
         self.ring.push(data)
 
-    def serialize_report(self, report: pytest.TestReport | pytest.CollectReport) -> dict[str, Any]:
-        """pytest's serialised report, plus what the supervisor needs to show it without pytest."""
+    def serialize_report(
+        self, report: pytest.TestReport | pytest.CollectReport, status: Any = None
+    ) -> dict[str, Any]:
+        """pytest's serialised report, plus what the supervisor needs to show it without pytest.
+
+        ``status`` is what ``pytest_report_teststatus`` said of a ``TestReport``, if the caller
+        already asked.
+        """
         assert self.config is not None
-        status = None
-        if isinstance(report, pytest.TestReport):
+        if status is None and isinstance(report, pytest.TestReport):
             status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         if report.longrepr is not None:
@@ -473,8 +544,14 @@ class TachPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.ring is not None and os.getpid() == self.producer_pid:
-            self.send(MessageKind.TestReport, {"report": self.serialize_report(report)})
+        if self.ring is None or os.getpid() != self.producer_pid:
+            return
+        assert self.config is not None
+        status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
+        if isinstance(status[2], str) and is_plain_pass(report, self.config):
+            self.send(MessageKind.PhasePassed, plain_pass_payload(report, status))
+        else:
+            self.send(MessageKind.TestReport, {"report": self.serialize_report(report, status)})
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         if self.progress is not None:

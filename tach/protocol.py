@@ -39,7 +39,11 @@ The exchange of one run:
    its ``timeout`` mark, or null), then ``TestReport`` {report} once per
    phase (setup, call, teardown), ``report`` being ``pytest_report_to_serializable``'s output plus
    ``longreprtext`` and the worker's ``slot``; ``Warning`` {message, category, filename, lineno,
-   nodeid} for each warning recorded.
+   nodeid} for each warning recorded. A phase that passed with nothing to tell but its timing
+   (no output, no properties, nothing a plugin added: ``tach.plugin.is_plain_pass``) is sent as
+   ``PhasePassed`` {id, when, location, duration, start, stop, teststatus, pid} instead; the
+   supervisor rebuilds from it the report pytest's serialisation would have given
+   (``tach.results.passed_phase_report``).
 8. Worker -> ring: ``TestReport`` for a test whose process died (a crash report the worker builds
    for the phase the process was in), and for a wider fixture's teardown error.
 9. Worker -> ring: ``UnitFinished`` {unit}. Back to 5 until the supervisor sends ``StopWorker``.
@@ -92,6 +96,7 @@ class MessageKind(enum.IntEnum):
     WorkerDone = 13
     Plan = 14
     Record = 15
+    PhasePassed = 16
 
 
 MAX_KIND = max(MessageKind)

@@ -66,6 +66,31 @@ def phase_status(report: dict[str, Any]) -> str:
     return "pass"
 
 
+def passed_phase_report(payload: dict[str, Any], slot: int) -> dict[str, Any]:
+    """The serialised report of a phase a test process sent as ``PhasePassed``.
+
+    The same keys and values ``pytest_report_to_serializable`` and the plugin's additions give
+    such a report, but ``keywords``, which nothing in the supervisor reads.
+    """
+    return {
+        "nodeid": payload["id"],
+        "location": payload["location"],
+        "outcome": "passed",
+        "longrepr": None,
+        "when": payload["when"],
+        "user_properties": [],
+        "sections": [],
+        "duration": payload["duration"],
+        "start": payload["start"],
+        "stop": payload["stop"],
+        "$report_type": "TestReport",
+        "teststatus": payload["teststatus"],
+        "count_towards_summary": True,
+        "slot": slot,
+        "pid": payload["pid"],
+    }
+
+
 @dataclasses.dataclass
 class TestResult:
     """Everything the supervisor knows about one test."""
