@@ -112,6 +112,12 @@ every ``arm()``, makes the CAS fail if the consumer woke up and went back to sle
 ABA that would otherwise mark the *new* sleep as already woken). Only the consumer writes ``gen``
 and clears the flags (``clear_wakeup()`` and a ``wait()`` that returns).
 
+A consumer that polls a busy ring on a timer instead of arming it (the supervisor does, so that
+a stream of results costs no wake-up per frame) is still woken at once for the frames it must
+act on without delay: the producer calls ``notify()`` after pushing one, which writes the eventfd
+whatever the wake word says. The consumer treats that like any wake-up (``clear_wakeup()``, then
+pop); a notification that finds the consumer awake only makes its next poll return at once.
+
 Waiting for space
 =================
 
@@ -681,18 +687,21 @@ cdef class Ring:
         memcpy(self._data + pos + 4, p, k)
         return 1
 
-    cdef int _wake_consumer(self, uint64_t w) except -1:
+    cdef int _write_eventfd(self) except -1:
         cdef uint64_t one = 1
         cdef ssize_t rc
         while True:
             rc = write(self._efd, &one, 8)
             if rc == 8:
-                break
+                return 0
             if rc < 0 and errno == EINTR:
                 continue
             if rc < 0 and errno == EAGAIN:
-                break  # the counter is saturated: the consumer will wake anyway
+                return 0  # the counter is saturated: the consumer will wake anyway
             raise_oserror(f"ring {self._name!r}: eventfd write (the frame was published)")
+
+    cdef int _wake_consumer(self, uint64_t w) except -1:
+        self._write_eventfd()
         # After the write, never before: a producer killed before the write leaves SLEEPING
         # set for the next producer. Fails harmlessly if the consumer re-armed (gen changed).
         tach_ring_cas_u64(&self._hdr.wake, w, w | WAKE_WOKEN)
@@ -783,6 +792,12 @@ cdef class Ring:
             self._push(<const char *>view.buf, view.len, timeout)
         finally:
             PyBuffer_Release(&view)
+
+    def notify(self) -> None:
+        """Wake the consumer now, armed or not: for a frame just pushed that it must not leave
+        to its next poll."""
+        self._check_open()
+        self._write_eventfd()
 
     def try_push(self, frame) -> bool:
         """Append ``frame`` if it fits now; return False (and write nothing) if the ring is

@@ -81,8 +81,10 @@ ZYGOTE_TERM_GRACE_S = 2.0
 #: How long the zygote may take to exit once told to, before it is killed.
 ZYGOTE_EXIT_GRACE_S = 10.0
 RING_CAPACITY = 1 << 22
-#: How soon a ring that just had messages is read again (instead of waiting to be woken).
-HOT_POLL_S = 0.002
+#: How soon a ring that just had messages is read again (instead of waiting to be woken). At
+#: 2 ms, a suite of 1-2 ms tests woke the supervisor once per test (6,700 wake-ups for 5,400
+#: tests of packaging's test_requirements.py); at 20 ms, 220.
+HOT_POLL_S = 0.02
 
 
 @dataclasses.dataclass
@@ -339,6 +341,9 @@ class Supervisor:
         memory writes and nobody is woken per message (a wake-up is a context switch, which on
         a machine with as many busy processes as cores costs a test process its time slice).
         A ring found empty is armed, and its eventfd wakes the loop when the next message comes.
+        What the loop must act on at once (a worker ready for a unit or done with one, a
+        failure) wakes it even while its ring is hot (``tach.plugin.URGENT_KINDS``), so the
+        period only delays what nobody waits for: progress, reports of passes, warnings.
         """
         hot: set[int] = set()
         while not self._finished():

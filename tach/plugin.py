@@ -48,6 +48,12 @@ _PROGRESS = struct.Struct("<iI")  # item index (-1: none yet), phase
 _NOTES_OFFSET = 64
 _NOTES_LENGTH = struct.Struct("<I")
 
+#: Messages the supervisor acts on at once (the next unit, the end of the run): sending one wakes
+#: it even while it reads the ring on a timer.
+URGENT_KINDS = frozenset(
+    {MessageKind.WorkerReady, MessageKind.UnitFinished, MessageKind.WorkerDone}
+)
+
 #: The attributes pytest itself gives a ``TestReport`` (``nodeid`` before pytest 9.2, ``_id``
 #: since). A report with any other attribute carries something a plugin added.
 PYTEST_REPORT_ATTRIBUTES = frozenset(
@@ -341,7 +347,9 @@ class TachPlugin:
         """Put a message on the slot's ring, from the process that owns it only.
 
         A message too large for the ring (a huge assertion diff, megabytes of captured output)
-        is shrunk until it fits: its longest strings keep their head and tail.
+        is shrunk until it fits: its longest strings keep their head and tail. The supervisor
+        reads a busy ring on a timer; it is woken at once for what it must act on: a worker
+        ready for a unit or done with one, and a failure (``-x``, ``--maxfail``).
         """
         if self.ring is None or os.getpid() != self.producer_pid:
             return
@@ -352,6 +360,10 @@ class TachPlugin:
             data = encode(kind, shorten_strings(payload, keep))
             keep //= 4
         self.ring.push(data)
+        if kind in URGENT_KINDS or (
+            kind is MessageKind.TestReport and payload["report"].get("outcome") == "failed"
+        ):
+            self.ring.notify()
 
     def serialize_report(
         self, report: pytest.TestReport | pytest.CollectReport, status: Any = None

@@ -844,6 +844,20 @@ def test_one_eventfd_write_per_sleep_not_per_frame():
         assert len(ring.pop_many()) == 1000
 
 
+def test_notify_wakes_a_consumer_that_polls_without_arming():
+    with Ring(1 << 16) as ring, selectors.DefaultSelector() as sel:
+        sel.register(ring.fileno(), selectors.EVENT_READ)
+        ring.push(b"routine")  # the consumer is awake (never armed): nobody is woken
+        assert sel.select(0) == []
+        reap_ok(fork_child(lambda: (ring.push(b"urgent"), ring.notify())))
+        assert sel.select(timeout=30), "notify() did not wake the consumer"
+        ring.clear_wakeup()
+        assert sel.select(0) == []
+        assert ring.pop_many() == [b"routine", b"urgent"]
+        assert ring.arm()  # a notification the consumer has cleared leaves no stale wake-up
+        assert sel.select(0) == []
+
+
 def test_a_producer_killed_before_its_wakeup_write_does_not_strand_the_consumer():
     # Publish a frame the way push() does, but "die" before the eventfd write: the consumer
     # stays SLEEPING and not WOKEN, so the next producer's push must still wake it.

@@ -1,7 +1,8 @@
-"""Passed phases sent as ``PhasePassed``: which reports qualify, and what the supervisor rebuilds.
+"""What the Tach plugin puts on a result ring: passed phases as ``PhasePassed``, and wake-ups.
 
-pytest runs a small project in this process with a recorder plugin that, for every phase
-report, asks :func:`tach.plugin.is_plain_pass` and puts both forms through the wire encoding:
+For ``PhasePassed``, pytest runs a small project in this process with a recorder plugin that,
+for every phase report, asks :func:`tach.plugin.is_plain_pass` and puts both forms through the
+wire encoding:
 the compact message rebuilt by :func:`tach.results.passed_phase_report`, and pytest's own
 serialisation with the fields the Tach plugin adds. The two must be equal but for ``keywords``.
 """
@@ -9,6 +10,7 @@ serialisation with the fields the Tach plugin adds. The two must be equal but fo
 from __future__ import annotations
 
 import os
+import selectors
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tach.plugin import is_plain_pass, plain_pass_payload
+from tach._native.ring import Ring
+from tach.plugin import TachPlugin, is_plain_pass, plain_pass_payload
+from tach.protocol import MessageKind
 from tach.results import passed_phase_report
 
 TESTS = textwrap.dedent(
@@ -153,3 +157,29 @@ def test_a_report_a_plugin_added_to_is_not_plain(tmp_path: Path) -> None:
 def test_no_report_is_plain_under_a_plugins_serialiser(tmp_path: Path) -> None:
     recorder = run(tmp_path, OWN_SERIALIZER)
     assert recorder.plain and not any(recorder.plain.values())
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "wakes"),
+    [
+        (MessageKind.PhasePassed, {"id": "t.py::test"}, False),
+        (MessageKind.TestStart, {"id": "t.py::test", "pid": 1}, False),
+        (MessageKind.TestReport, {"report": {"outcome": "passed"}}, False),
+        (MessageKind.TestReport, {"report": {"outcome": "failed"}}, True),
+        (MessageKind.WorkerReady, {"slot": 0, "pid": 1}, True),
+        (MessageKind.UnitFinished, {"unit": "t.py"}, True),
+        (MessageKind.WorkerDone, {"slot": 0, "pid": 1}, True),
+    ],
+)
+def test_the_supervisor_is_woken_for_what_it_must_act_on(
+    kind: MessageKind, payload: dict[str, Any], wakes: bool
+) -> None:
+    # The supervisor reads a busy ring on a timer, without arming it: only what it must act
+    # on at once (the next unit, the end of the run, a failure for -x) wakes it.
+    plugin = TachPlugin.__new__(TachPlugin)  # send() needs nothing but the ring and the pid
+    with Ring(1 << 16) as ring, selectors.DefaultSelector() as selector:
+        selector.register(ring.fileno(), selectors.EVENT_READ)
+        plugin.ring, plugin.producer_pid = ring, os.getpid()
+        plugin.send(kind, payload)
+        assert bool(selector.select(0)) is wakes
+        assert len(ring.pop_many()) == 1
