@@ -213,8 +213,7 @@ def run_tests(argv: Sequence[str]) -> int:
     ns = build_run_parser().parse_args(argv)  # first: --help and --version need nothing else
     from tach import lifecycle
     from tach.config import ConfigValueError, Layers, build_run_config
-    from tach.discovery import CollectOptions, ConfigError, discover
-    from tach.discovery.ini import addopts_args, determine_config
+    from tach.discovery.ini import CollectOptions, ConfigError, addopts_args, determine_config
     from tach.discovery.select import compile_expression
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
@@ -299,9 +298,12 @@ def run_tests(argv: Sequence[str]) -> int:
         Reporters(reporters),
         decide_exit=exit_code,
     )
-    # pytest starts up in the zygote while static discovery plans the run here.
+    # pytest starts up in the zygote while static discovery plans the run here (and imports
+    # itself only now, off the path to the zygote's start).
     supervisor.start()
     try:
+        from tach.discovery.core import discover
+
         options = CollectOptions(
             keyword=ns.keyword,
             markexpr=ns.markexpr,
