@@ -187,6 +187,11 @@ class FuncInfo:
     unknown_marks: list[str] = field(default_factory=list)
 
 
+#: what :meth:`Collector.func_info` says of a function without decorators (shared: callers
+#: do not modify what it returns).
+_UNDECORATED = FuncInfo()
+
+
 @dataclass(eq=False, slots=True)
 class ClassNode:
     """A resolved class: its binding, module, resolved bases and MRO."""
@@ -475,6 +480,8 @@ class Collector:
         return info
 
     def _func_info(self, ctx: ModuleCtx, b: dict[str, Any]) -> FuncInfo:
+        if not b["decos"]:
+            return _UNDECORATED
         info = FuncInfo()
         for d in reversed(b["decos"]):
             marks = self.marks_of(ctx, d)
@@ -672,6 +679,9 @@ class _Tail:
     dynamic: str | None
     marks: list[Mark]
     names: list[str]
+    #: ``names`` without repeats: the marks of a test that has none of its own (shared by
+    #: those tests' records, which nothing modifies)
+    unique_names: list[str]
     usefixtures: list[str]
     use_dynamic: str | None
     params: list[Mark]
@@ -700,7 +710,9 @@ class ModuleCollection:
             self.module_dynamic = (
                 f"module defines pytest_generate_tests (line {gen.get('line', 0)})"
             )
-        self._tails: dict[tuple[int, ...], _Tail] = {}
+        # keyed by the identity of the class chain (one list per class visited, kept alive
+        # by the tail), 0 for module-level functions
+        self._tails: dict[int, _Tail] = {}
         self.module_marks: list[Mark] | None = []
         pm = ctx.ns.get("pytestmark")
         if pm is not None:
@@ -963,7 +975,7 @@ class ModuleCollection:
     def _tail(self, classes: list[ClassNode]) -> _Tail:
         """The marks a test inherits from its classes and module (the same for every test of
         a class: computed once per class chain)."""
-        key = tuple([id(c) for c in classes]) if classes else ()
+        key = id(classes) if classes else 0
         got = self._tails.get(key)
         if got is not None:
             return got
@@ -980,11 +992,13 @@ class ModuleCollection:
             dynamic = dynamic or "module pytestmark is not literal"
         marks = class_marks + (self.module_marks or [])
         usefixtures, use_dynamic = _usefixtures(marks)
+        names = [m.name for m in marks]
         got = _Tail(
             classes=tuple(c.name for c in classes),
             dynamic=dynamic,
             marks=marks,
-            names=[m.name for m in marks],
+            names=names,
+            unique_names=_dedup(names),
             usefixtures=usefixtures,
             use_dynamic=use_dynamic,
             params=[m for m in marks if m.name == "parametrize"],
@@ -1036,13 +1050,15 @@ class ModuleCollection:
             dynamic = dynamic or use_dynamic or tail.use_dynamic
             usefixtures += tail.usefixtures
             param_marks = [m for m in marks if m.name == "parametrize"] + tail.params
-            mark_names = _dedup([m.name for m in marks])
+            own_names = [m.name for m in marks]
+            # the marks of a test without parameter marks (shared by such records)
+            test_marks = _dedup(own_names + tail.names)
         else:
             dynamic = dynamic or tail.use_dynamic
             usefixtures = tail.usefixtures
             param_marks = tail.params
-            mark_names = []
-        tail_marks = tail.names
+            own_names = []
+            test_marks = tail.unique_names
         direct: list[str] = []
         calls: list[tuple[list[str], list[str]]] = [([], [])]
         argseen: set[str] = set()
@@ -1087,7 +1103,7 @@ class ModuleCollection:
                     name,
                     classes_t,
                     is_async,
-                    _dedup(mark_names + tail_marks) if mark_names else _dedup(tail_marks),
+                    test_marks,
                     fixtures,
                     dyn,
                     def_file,
@@ -1105,7 +1121,7 @@ class ModuleCollection:
                     name,
                     classes_t,
                     is_async,
-                    _dedup(mark_names + pmarks + tail_marks),
+                    _dedup(own_names + pmarks + tail.names) if pmarks else test_marks,
                     fixtures,
                     None,
                     def_file,
@@ -1116,8 +1132,8 @@ class ModuleCollection:
 
     def _parametrize(self, m: Mark) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
         col = self.col
-        args = list(m.args)
-        kw = dict(m.kw)
+        args = m.args
+        kw = m.kw
         if "**" in kw:
             raise Dynamic("**kwargs in the mark")
         if args and args[0][0] == "?":

@@ -128,8 +128,14 @@ def _idval(
     v: Value, argname: str, idx: int, opts: IdOptions, names: Callable[[Value], str | None]
 ) -> str:
     tag = v[0]
-    if tag == "i" or tag == "N" or tag == "B":  # the commonest, directly (as value_id would)
-        return str(_py(v))
+    # the commonest, directly (as value_id would): an int's or a float's literal text is
+    # ``str()`` of its value (see ``parse._const``)
+    if tag == "i" or tag == "f":
+        return v[1]  # type: ignore[no-any-return]
+    if tag == "N":
+        return "None"
+    if tag == "B":
+        return "True" if v[1] else "False"
     if tag in ("s", "b"):
         raw = _py(v)
         if len(raw) <= 100 or opts.long_str_strategy == "legacy":  # type: ignore[arg-type]
