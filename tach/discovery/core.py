@@ -117,12 +117,16 @@ class _Run:
         self._env_dirs = tuple(
             d for d in sp if rootdir in d.parents and d.name in ("site-packages", "dist-packages")
         )
-        self.ctxs: dict[Path, ModuleCtx | None] = {}
-        self.errors: dict[Path, str] = {}
-        # directory -> the import roots of its modules: equal tuples are one object, so that
-        # ``Index.find_module`` caches its lookups per tuple cheaply
-        self._dir_roots: dict[Path, tuple[Path, ...]] = {}
+        # keyed by ``str(path)`` (a ``Path`` caches its string; hashing a ``Path`` costs a
+        # tuple of its parts each time)
+        self.ctxs: dict[str, ModuleCtx | None] = {}
+        self.errors: dict[str, str] = {}
+        # directory (str) -> the import roots of its modules: equal tuples are one object, so
+        # that ``Index.find_module`` caches its lookups per tuple cheaply
+        self._dir_roots: dict[str, tuple[Path, ...]] = {}
         self._roots_interned: dict[tuple[Path, ...], tuple[Path, ...]] = {}
+        # directory (str) -> :meth:`_inherited` of its modules
+        self._inherited_of: dict[str, str | None] = {}
         # directory (str) -> its rootdir-relative posix path, or None when outside
         self._rel_dirs: dict[str, str | None] = {}
         self.index = Index(self.load, inputs.probe)
@@ -175,7 +179,7 @@ class _Run:
         return name if d == "." else f"{d}/{name}"
 
     def _roots(self, path: Path) -> tuple[Path, ...]:
-        parent = path.parent
+        parent = os.path.dirname(str(path))
         roots = self._dir_roots.get(parent)
         if roots is None:
             rootdir = self.rootdir
@@ -197,16 +201,17 @@ class _Run:
 
     def load(self, path: Path) -> ModuleCtx | None:
         """The module context of ``path`` (summarised through the cache), None if unreadable."""
-        got = self.ctxs.get(path, _UNLOADED)
+        key = str(path)
+        got = self.ctxs.get(key, _UNLOADED)
         if got is not _UNLOADED:
             return got  # type: ignore[return-value]
         summary, err = self.cache.summary(path)
         if summary is None:
-            self.errors[path] = err or "cannot read"
-            self.ctxs[path] = None
+            self.errors[key] = err or "cannot read"
+            self.ctxs[key] = None
             return None
         ctx = ModuleCtx.build(path, self.rel(path), summary, self._roots(path))
-        self.ctxs[path] = ctx
+        self.ctxs[key] = ctx
         return ctx
 
     def release(self) -> None:
@@ -227,12 +232,15 @@ class _Run:
     def load_pair(self, path: Path) -> tuple[ModuleCtx | None, str | None]:
         """:meth:`load` and the error message, for the walker."""
         ctx = self.load(path)
-        return ctx, self.errors.get(path)
+        return ctx, self.errors.get(str(path))
 
     # -- test modules ---------------------------------------------------------------------------
 
     def _inherited(self, item: WalkItem) -> str | None:
         """Why every test of ``item`` is dynamic because of a conftest above it, if so."""
+        directory = os.path.dirname(str(item.path))
+        if directory in self._inherited_of:
+            return self._inherited_of[directory]
         walker = self.walker
         inherited = None
         for ct in walker.conftests_for(item.path.parent):
@@ -241,6 +249,7 @@ class _Run:
                     f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
                     "pytest_generate_tests"
                 )
+        self._inherited_of[directory] = inherited
         return inherited
 
     def collect(self, walked: list[WalkItem]) -> _Slice:
@@ -291,10 +300,10 @@ class _Run:
         out = _Slice()
         for item, inherited in items:
             ctx = self.load(item.path)
-            relpath = self.rel(item.path)
+            relpath = ctx.rel if ctx is not None else self.rel(item.path)
             if ctx is None:
                 out.errors.append(
-                    DiscoveryError(relpath, 1, self.errors.get(item.path, "unreadable"))
+                    DiscoveryError(relpath, 1, self.errors.get(str(item.path), "unreadable"))
                 )
                 continue
             err = ctx.summary.get("error")

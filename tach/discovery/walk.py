@@ -104,6 +104,7 @@ class Walker:
         self.ignore_paths = [Path(os.path.normpath(inv / p)) for p in opts.ignore]
         self.ignore_globs = [str(Path(os.path.normpath(inv / p))) for p in opts.ignore_glob]
         self.initpaths: set[Path] = set()
+        self._initpath_strs: set[str] = set()
         self.initparents: set[Path] = set()
         #: Every directory walked (pytest recurses into it): the engine splits a directory
         #: where pytest may collect what discovery cannot see into these.
@@ -181,12 +182,14 @@ class Walker:
         got = self._for_dir.get(directory)
         if got is not None:
             return got
-        out = []
-        dirs = [directory, *directory.parents]
-        for d in reversed(dirs):
-            if d != self.confcutdir and self.confcutdir not in d.parents:
-                continue
-            ct = self.conftest(d)
+        parent = directory.parent
+        if directory == self.confcutdir or parent == directory:
+            out = []
+        else:
+            # the parent's, computed once for all its subdirectories
+            out = list(self.conftests_for(parent))
+        if directory == self.confcutdir or self.confcutdir in directory.parents:
+            ct = self.conftest(directory)
             if ct is not None:
                 self.used_conftests[ct.path] = ct
                 out.append(ct)
@@ -280,8 +283,10 @@ class Walker:
         for p, _ in resolved:
             self.initpaths.add(p)
             self.initparents.update(p.parents)
+        self._initpath_strs = {str(p) for p in self.initpaths}
         order: list[Path] = []
-        selectors: dict[Path, list[str] | None] = {}
+        # keyed by ``str(path)``: hashing a string is cheaper than hashing a ``Path``
+        selectors: dict[str, list[str] | None] = {}
         for (p, parts), arg in zip(resolved, args, strict=True):
             if p.is_dir():
                 files = list(self._walk_dir(p))
@@ -295,12 +300,13 @@ class Walker:
                 else:
                     sel = None
             for f in files:
-                if f not in selectors:
+                key = str(f)
+                if key not in selectors:
                     order.append(f)
-                    selectors[f] = sel
-                elif selectors[f] is not None:
-                    selectors[f] = None if sel is None else [*selectors[f], *sel]  # type: ignore[misc]
-        return [WalkItem(f, selectors[f]) for f in order]
+                    selectors[key] = sel
+                elif selectors[key] is not None:
+                    selectors[key] = None if sel is None else [*selectors[key], *sel]  # type: ignore[misc]
+        return [WalkItem(f, selectors[str(f)]) for f in order]
 
     def _walk_dir(self, directory: Path):  # type: ignore[no-untyped-def]
         self.walked.add(directory)
@@ -318,6 +324,9 @@ class Walker:
         else:
             entries.sort(key=lambda e: e.name)
         name_patterns = self.python_files if self._name_patterns else None
+        # what :meth:`ignored` checks for a file, prepared once for the directory
+        ignore_paths, ignore_globs = self._ignores(directory)
+        ignore_strs = {str(p) for p in ignore_paths}
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
@@ -339,17 +348,21 @@ class Walker:
                 # first, since ignoring a file has no side effect worth paying for here
                 if not (name.endswith(".py") and len(name) > 3):
                     continue
-                path = Path(entry.path)
-                if path in self.initpaths:
-                    yield path
+                # ``entry.path`` is the file's path as ``str(Path(entry.path))`` spells it (the
+                # directory's is normalised), so that strings stand in for paths here
+                spath = entry.path
+                if spath in self._initpath_strs:
+                    yield Path(spath)
                     continue
-                if self.ignored(path, False):
+                if spath in ignore_strs or (
+                    ignore_globs and any(fnmatch.fnmatch(spath, g) for g in ignore_globs)
+                ):
                     continue
                 if name_patterns is not None:
                     if any(fnmatch.fnmatch(name, pat) for pat in name_patterns):
-                        yield path
-                elif any(fnmatch_ex(pat, path) for pat in self.python_files):
-                    yield path
+                        yield Path(spath)
+                elif any(fnmatch_ex(pat, spath) for pat in self.python_files):
+                    yield Path(spath)
 
 
 def dynamic_scopes(conftests: list[Conftest]) -> list[tuple[str, str, int, str]]:
