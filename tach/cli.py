@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ EXIT_NO_TESTS = 5
 
 def version_text() -> str:
     """Tach's, pytest's and Python's versions, as ``--version`` prints them."""
+    import platform
     from importlib import metadata  # not at import time: it costs ~30 ms per start
 
     try:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import types
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .model import FixtureDef, TestDef
 from .names import Bound, ClassAttr, Ext, Index, ModRef, ModuleCtx, resolve
@@ -165,8 +164,11 @@ _IGNORED = frozenset(
 )
 
 
-@dataclass(slots=True)
-class Mark:
+# The records below are plain classes, not dataclasses: ``dataclasses`` writes and compiles
+# their methods at import, about a millisecond a class, on every start of ``tach list``.
+
+
+class Mark(NamedTuple):
     """A mark with the module it was written in (to evaluate its arguments there)."""
 
     name: str
@@ -175,16 +177,18 @@ class Mark:
     ctx: ModuleCtx
 
 
-@dataclass(slots=True)
 class FuncInfo:
     """What decorators say about a function."""
 
-    marks: list[Mark] = field(default_factory=list)
-    fixture: dict[str, Value] | None = None
-    static: bool = False
-    classmethod_: bool = False
-    patches: int = 0
-    unknown_marks: list[str] = field(default_factory=list)
+    __slots__ = ("classmethod_", "fixture", "marks", "patches", "static", "unknown_marks")
+
+    def __init__(self) -> None:
+        self.marks: list[Mark] = []
+        self.fixture: dict[str, Value] | None = None
+        self.static = False
+        self.classmethod_ = False
+        self.patches = 0
+        self.unknown_marks: list[str] = []
 
 
 #: what :meth:`Collector.func_info` says of a function without decorators (shared: callers
@@ -192,24 +196,26 @@ class FuncInfo:
 _UNDECORATED = FuncInfo()
 
 
-@dataclass(eq=False, slots=True)
 class ClassNode:
     """A resolved class: its binding, module, resolved bases and MRO."""
 
-    ctx: ModuleCtx
-    binding: dict[str, Any]
-    mro: list[ClassNode] = field(default_factory=list)
-    unittest: bool = False
-    dynamic: str | None = None
-    abstract_meta: bool = False
-    #: name -> (binding, defining class) over the MRO, built on first use.
-    attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = field(default=None, repr=False)
-    #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
-    marks: Any = field(default=False, repr=False)
+    __slots__ = ("abstract_meta", "attrs", "binding", "ctx", "dynamic", "marks", "mro", "unittest")
+
+    def __init__(self, ctx: ModuleCtx, binding: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.binding = binding
+        self.mro: list[ClassNode] = []
+        self.unittest = False
+        self.dynamic: str | None = None
+        self.abstract_meta = False
+        #: name -> (binding, defining class) over the MRO, built on first use.
+        self.attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = None
+        #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
+        self.marks: Any = False
 
     @property
     def name(self) -> str:
-        return self.binding["name"]
+        return self.binding["name"]  # type: ignore[no-any-return]
 
 
 #: tags :meth:`Collector.value` returns unchanged.
@@ -643,12 +649,14 @@ def _c3(node: ClassNode, bases: list[ClassNode]) -> list[ClassNode]:
                 del s[0]
 
 
-@dataclass(slots=True)
 class ModuleResult:
     """What one test module yields."""
 
-    tests: list[TestDef] = field(default_factory=list)
-    fixtures: list[FixtureDef] = field(default_factory=list)
+    __slots__ = ("fixtures", "tests")
+
+    def __init__(self) -> None:
+        self.tests: list[TestDef] = []
+        self.fixtures: list[FixtureDef] = []
 
 
 def _dedup(names: list[str]) -> list[str]:
@@ -670,8 +678,7 @@ def _usefixtures(marks: list[Mark]) -> tuple[list[str], str | None]:
     return out, dynamic
 
 
-@dataclass(slots=True)
-class _Tail:
+class _Tail(NamedTuple):
     """What a test inherits from its class chain and module (see ``ModuleCollection._tail``)."""
 
     classes: tuple[str, ...]

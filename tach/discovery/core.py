@@ -82,14 +82,22 @@ PARALLEL_MIN_FILES = 48
 SHARE_FILES = 64
 
 
-@dataclass
 class _Slice:
     """What collecting a run of test modules yields (in walk order)."""
 
-    tests: list[TestDef] = field(default_factory=list)
-    fixtures: list[FixtureDef] = field(default_factory=list)
-    errors: list[DiscoveryError] = field(default_factory=list)
-    imports: dict[str, list[ModuleImport]] = field(default_factory=dict)
+    __slots__ = ("errors", "fixtures", "imports", "tests")
+
+    def __init__(
+        self,
+        tests: list[TestDef] | None = None,
+        fixtures: list[FixtureDef] | None = None,
+        errors: list[DiscoveryError] | None = None,
+        imports: dict[str, list[ModuleImport]] | None = None,
+    ) -> None:
+        self.tests: list[TestDef] = [] if tests is None else tests
+        self.fixtures: list[FixtureDef] = [] if fixtures is None else fixtures
+        self.errors: list[DiscoveryError] = [] if errors is None else errors
+        self.imports: dict[str, list[ModuleImport]] = {} if imports is None else imports
 
 
 class _Run:

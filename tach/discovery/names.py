@@ -11,32 +11,49 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _BUILTINS = frozenset(dir(builtins))
 
 
-@dataclass(eq=False, slots=True)
+# Plain classes, not dataclasses: ``dataclasses`` writes and compiles their methods at import,
+# about a millisecond a class, on every start of ``tach list``.
+
+
 class ModuleCtx:
     """One summarised source file."""
 
-    path: Path
-    #: rootdir-relative posix path (absolute for files outside the rootdir).
-    rel: str
-    summary: dict[str, Any]
-    #: directories searched for absolute imports from this file.
-    roots: tuple[Path, ...] = ()
-    ns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-    mutated: frozenset[str] = frozenset()
-    #: name -> :func:`resolve` result: the files behind a run do not change during it, and
-    #: the same names (``pytest.mark.parametrize``, ``pytest.fixture``) are resolved again and
-    #: again, so each module remembers what its names resolved to.
-    resolved: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: name -> :meth:`tach.discovery.collect.Collector.canon` result (same reason).
-    canons: dict[str, Any] = field(default_factory=dict, repr=False)
+    __slots__ = ("canons", "mutated", "ns", "order", "path", "rel", "resolved", "roots", "summary")
+
+    def __init__(
+        self,
+        path: Path,
+        rel: str,
+        summary: dict[str, Any],
+        roots: tuple[Path, ...] = (),
+        ns: dict[str, dict[str, Any]] | None = None,
+        order: list[str] | None = None,
+        mutated: frozenset[str] = frozenset(),
+    ) -> None:
+        self.path = path
+        #: rootdir-relative posix path (absolute for files outside the rootdir).
+        self.rel = rel
+        self.summary = summary
+        #: directories searched for absolute imports from this file.
+        self.roots = roots
+        self.ns: dict[str, dict[str, Any]] = {} if ns is None else ns
+        self.order: list[str] = [] if order is None else order
+        self.mutated = mutated
+        #: name -> :func:`resolve` result: the files behind a run do not change during it,
+        #: and the same names (``pytest.mark.parametrize``, ``pytest.fixture``) are resolved
+        #: again and again, so each module remembers what its names resolved to.
+        self.resolved: dict[str, Any] = {}
+        #: name -> :meth:`tach.discovery.collect.Collector.canon` result (same reason).
+        self.canons: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"ModuleCtx({self.rel!r})"
 
     @classmethod
     def build(
@@ -47,15 +64,13 @@ class ModuleCtx:
         return cls(path, rel, summary, roots, ns, list(ns), frozenset(summary.get("mutated") or ()))
 
 
-@dataclass(frozen=True)
-class Ext:
+class Ext(NamedTuple):
     """A name outside the project (a library, pytest, or a builtin)."""
 
     name: str
 
 
-@dataclass(frozen=True)
-class Bound:
+class Bound(NamedTuple):
     """A project binding: a ``func``/``class``/``value``/``other`` entry of a summary."""
 
     ctx: ModuleCtx
@@ -72,9 +87,10 @@ class ClassAttr(Bound):
     """A binding found in a class body (``Cls.attr``): enum members and descriptors live here,
     so its value is not what the source of the binding says."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ModRef:
+
+class ModRef(NamedTuple):
     """A project module."""
 
     ctx: ModuleCtx

@@ -16,11 +16,9 @@ import fnmatch
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..nodeid import NodeId
 from .ini import CollectOptions, ConfigError, ProjectConfig
 from .names import ModuleCtx
 
@@ -50,26 +48,43 @@ def fnmatch_ex(pattern: str, path: str | os.PathLike[str]) -> bool:
     return fnmatch.fnmatch(name, pattern)
 
 
-@dataclass
+# Plain classes, not dataclasses: ``dataclasses`` writes and compiles their methods at import,
+# about a millisecond a class, on every start of ``tach list``.
+
+
 class Conftest:
     """A conftest.py and what discovery needs from it."""
 
-    path: Path
-    #: node id of its directory ("" for the rootdir).
-    baseid: str
-    ctx: ModuleCtx | None
-    error: str | None = None
-    #: hook name -> line
-    hooks: dict[str, int] = field(default_factory=dict)
-    collect_ignore: list[Path] | None = None
-    collect_ignore_glob: list[str] | None = None
-    #: why collect_ignore* cannot be read statically
-    ignore_dynamic: str | None = None
-    pytest_plugins: list[str] = field(default_factory=list)
+    __slots__ = (
+        "baseid",
+        "collect_ignore",
+        "collect_ignore_glob",
+        "ctx",
+        "error",
+        "hooks",
+        "ignore_dynamic",
+        "path",
+        "pytest_plugins",
+    )
+
+    def __init__(
+        self, path: Path, baseid: str, ctx: ModuleCtx | None, error: str | None = None
+    ) -> None:
+        self.path = path
+        #: node id of its directory ("" for the rootdir).
+        self.baseid = baseid
+        self.ctx = ctx
+        self.error = error
+        #: hook name -> line
+        self.hooks: dict[str, int] = {}
+        self.collect_ignore: list[Path] | None = None
+        self.collect_ignore_glob: list[str] | None = None
+        #: why collect_ignore* cannot be read statically
+        self.ignore_dynamic: str | None = None
+        self.pytest_plugins: list[str] = []
 
 
-@dataclass
-class WalkItem:
+class WalkItem(NamedTuple):
     """One test module to collect, and the node-id selectors naming parts of it (None: all)."""
 
     path: Path
@@ -295,6 +310,8 @@ class Walker:
                 self.conftests_for(p.parent)
                 files = [p] if p.suffix == ".py" else []
                 if parts:
+                    from ..nodeid import NodeId  # only for node-id arguments
+
                     node = NodeId.parse(arg.replace(os.sep, "/"))
                     sel = [str(NodeId(self.rel(p), node.names, node.params))]
                 else:
