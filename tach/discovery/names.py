@@ -111,11 +111,16 @@ class Index:
         # hashing a tuple of Paths on every lookup costs more than the lookup), holding the
         # tuple itself so that its id stays unique
         self._files: dict[int, tuple[tuple[Path, ...], dict[str, Path | None]]] = {}
+        # the same for what ``import mod`` then ``mod.rest`` refers to (:func:`_resolve`): the
+        # same for every module with those roots, and the commonest lookup of all
+        # (``pytest.mark.parametrize``, ``pytest.fixture``, ``pytest.param``)
+        self._module_refs: dict[int, tuple[tuple[Path, ...], dict[tuple[str, str], Ref]]] = {}
 
     def release(self) -> None:
         """Forget the loader and the module lookups (see ``core._Run.release``)."""
         self._load = _no_ctx
         self._files.clear()
+        self._module_refs.clear()
 
     def ctx(self, path: Path) -> ModuleCtx | None:
         """The module context of a file (None when unreadable or not Python)."""
@@ -158,6 +163,19 @@ class Index:
                 return cand
         return None
 
+    def module_ref(self, ctx: ModuleCtx, mod: str, rest: str) -> Ref:
+        """What ``mod.rest`` refers to in a module that has run ``import mod`` (its import
+        roots alone decide it)."""
+        entry = self._module_refs.get(id(ctx.roots))
+        if entry is None:
+            entry = self._module_refs[id(ctx.roots)] = (ctx.roots, {})
+        refs = entry[1]
+        key = (mod, rest)
+        if key in refs:
+            return refs[key]
+        ref = refs[key] = _resolve_module_path(self, ctx, mod, rest, 0)
+        return ref
+
     def module_of_import(self, ctx: ModuleCtx, module: str, level: int) -> Path | None:
         """The project file an import statement in ``ctx`` refers to, if any."""
         if level:
@@ -191,6 +209,8 @@ def _resolve(index: Index, ctx: ModuleCtx, name: str, depth: int) -> Ref:
         return None
     kind = b["k"]
     if kind == "module":
+        if depth == 0:
+            return index.module_ref(ctx, b["mod"], rest)
         return _resolve_module_path(index, ctx, b["mod"], rest, depth)
     if kind == "import":
         target = index.module_of_import(ctx, b["mod"], b["level"])
