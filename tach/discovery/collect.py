@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import builtins
 import fnmatch
+import operator
 import types
 from typing import Any, NamedTuple
+
+import orjson
 
 from .model import FixtureDef, TestDef
 from .names import Bound, ClassAttr, Ext, Index, ModRef, ModuleCtx, resolve
@@ -270,6 +273,9 @@ class Collector:
         self.collect_imported = collect_imported_tests
         self._classes: dict[int, ClassNode] = {}
         self._infos: dict[int, tuple[dict[str, Any], FuncInfo]] = {}
+        #: :meth:`literal_key` -> what ``ModuleCollection._parametrize`` made of such a mark
+        #: (or the :class:`Dynamic` it raised).
+        self.parametrized: dict[tuple[bytes, tuple[str, ...]], Any] = {}
 
     def classes(self) -> list[ClassNode]:
         """The classes resolved so far."""
@@ -411,6 +417,41 @@ class Collector:
                 return ["n", ref.ctx.path.stem]
             return ["?", f"name {v[1]} is not resolvable"]
         return v
+
+    def literal_key(
+        self, ctx: ModuleCtx, args: list[Value], kw: dict[str, Value]
+    ) -> tuple[bytes, tuple[str, ...]] | None:
+        """A key for a call's encoded arguments that holds everything :meth:`value` and
+        :meth:`marks_of` find in them, when they are literals, lists and tuples of them, and
+        calls of names from outside the project (named by what they resolve to); None when
+        they refer to anything else (a name, a project function)."""
+        canons: list[str] = []
+        for v in args:
+            if not self._literal(ctx, v, canons):
+                return None
+        for v in kw.values():
+            if not self._literal(ctx, v, canons):
+                return None
+        try:
+            return orjson.dumps([args, kw]), tuple(canons)
+        except orjson.JSONEncodeError:  # a lone surrogate in a string
+            return None
+
+    def _literal(self, ctx: ModuleCtx, v: Value, canons: list[str]) -> bool:
+        tag = v[0]
+        if tag in _LITERAL_TAGS:
+            return True
+        if tag == "t" or tag == "l":
+            return all(self._literal(ctx, x, canons) for x in v[1])
+        if tag == "call":
+            canon = self.canon(ctx, v[1])
+            if canon is None:
+                return False
+            canons.append(canon)
+            return all(self._literal(ctx, x, canons) for x in v[2]) and all(
+                self._literal(ctx, x, canons) for x in v[3].values()
+            )
+        return False
 
     def _nameless_instance(self, ctx: ModuleCtx, name: str) -> bool:
         """Whether calling project class ``name`` makes an object without ``__name__``."""
@@ -770,7 +811,11 @@ class ModuleCollection:
     ) -> None:
         col = self.col
         parent = parent_id or self.nodeid
-        target, tctx = col.deref(ctx, binding)
+        k = binding["k"]
+        if k == "import" or k == "alias":
+            target, tctx = col.deref(ctx, binding)
+        else:  # what ``deref`` returns for any other binding
+            target, tctx = binding, ctx
         if isinstance(target, dict) and tctx is not None:
             kind = target["k"]
             if kind == "class":
@@ -1092,6 +1137,8 @@ class ModuleCollection:
             fixtures = _dedup(usefixtures)
         elif direct:
             fixtures = [n for n in _dedup(usefixtures + argnames) if n not in direct]
+        elif not usefixtures and len(argnames) < 2:
+            fixtures = list(argnames)  # nothing to repeat
         else:
             fixtures = _dedup(usefixtures + argnames)
         def_file = fctx.rel if fctx is not self.ctx else None
@@ -1138,6 +1185,32 @@ class ModuleCollection:
             )
 
     def _parametrize(self, m: Mark) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
+        """Argnames, parameter sets, their ids and the indirect argnames of a ``parametrize``
+        mark; raises :class:`Dynamic` when the source does not settle them.
+
+        Remembered by content when the mark's arguments name nothing but literals and calls of
+        names from outside the project (``pytest.param``), whose meaning is the same in every
+        module: the same decorator often stands on many tests. Callers must not modify what
+        it returns.
+        """
+        col = self.col
+        key = col.literal_key(m.ctx, m.args, m.kw)
+        if key is None:
+            return self._parametrize_uncached(m)
+        got = col.parametrized.get(key)
+        if got is None:
+            try:
+                got = self._parametrize_uncached(m)
+            except Dynamic as exc:
+                got = exc
+            col.parametrized[key] = got
+        if isinstance(got, Dynamic):
+            raise Dynamic(*got.args)
+        return got
+
+    def _parametrize_uncached(
+        self, m: Mark
+    ) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
         col = self.col
         args = m.args
         kw = m.kw
@@ -1179,7 +1252,7 @@ class ModuleCollection:
                         raise Dynamic("pytest.param with usefixtures (pytest fails)")
                 if "**" in pkw or any(a[0] == "?" and a[1] == "starred argument" for a in pargs):
                     raise Dynamic("pytest.param with unpacked arguments")
-                sets.append(ParamSet(list(pargs), pid, pmarks))
+                sets.append(ParamSet(pargs, pid, pmarks))
             elif force_tuple:
                 sets.append(ParamSet([item]))
             else:
@@ -1187,7 +1260,7 @@ class ModuleCollection:
                     if len(names) == 1:
                         raise Dynamic("value for a single tuple-style argname is not a sequence")
                     raise Dynamic(f"parameter set is not a literal sequence ({_why(item)})")
-                sets.append(ParamSet(list(item[1])))
+                sets.append(ParamSet(item[1]))
         ids_v = kw.get("ids")
         ids: list[Value] | None = None
         if ids_v is not None:
@@ -1232,6 +1305,9 @@ def _why(v: Value) -> str:
     return {"param": "pytest.param", "n": "a name"}.get(v[0], v[0])
 
 
+_first = operator.itemgetter(0)
+
+
 def fixtures_of_namespace(
     col: Collector,
     entries: list[tuple[str, dict[str, Any], ModuleCtx]],
@@ -1247,11 +1323,12 @@ def fixtures_of_namespace(
     """
     out: list[FixtureDef] = []
     kinds = ("func", "import", "alias") if follow_imports else ("func",)
-    for name, binding, ctx in sorted(entries, key=lambda e: e[0]):
-        if binding["k"] not in kinds:
-            continue
-        if binding["k"] == "func" and not binding["decos"]:
-            continue
+    # a fixture is a decorated function, or a name bound to one (sorted after filtering:
+    # most names are not fixtures)
+    candidates = [
+        e for e in entries if e[1]["k"] in kinds and (e[1]["k"] != "func" or e[1]["decos"])
+    ]
+    for name, binding, ctx in sorted(candidates, key=_first):
         target, tctx = col.deref(ctx, binding)
         if not (isinstance(target, dict) and tctx is not None and target["k"] == "func"):
             continue
