@@ -426,11 +426,8 @@ class Collector:
         calls of names from outside the project (named by what they resolve to); None when
         they refer to anything else (a name, a project function)."""
         canons: list[str] = []
-        for v in args:
-            if not self._literal(ctx, v, canons):
-                return None
-        for v in kw.values():
-            if not self._literal(ctx, v, canons):
+        for v in (*args, *kw.values()):
+            if v[0] not in _LITERAL_TAGS and not self._literal(ctx, v, canons):
                 return None
         try:
             return orjson.dumps([args, kw]), tuple(canons)
@@ -442,16 +439,20 @@ class Collector:
         if tag in _LITERAL_TAGS:
             return True
         if tag == "t" or tag == "l":
-            return all(self._literal(ctx, x, canons) for x in v[1])
-        if tag == "call":
+            items = v[1]
+        elif tag == "call":
             canon = self.canon(ctx, v[1])
             if canon is None:
                 return False
             canons.append(canon)
-            return all(self._literal(ctx, x, canons) for x in v[2]) and all(
-                self._literal(ctx, x, canons) for x in v[3].values()
-            )
-        return False
+            items = [*v[2], *v[3].values()]
+        else:
+            return False
+        for x in items:
+            # literals are most elements: no call for them
+            if x[0] not in _LITERAL_TAGS and not self._literal(ctx, x, canons):
+                return False
+        return True
 
     def _nameless_instance(self, ctx: ModuleCtx, name: str) -> bool:
         """Whether calling project class ``name`` makes an object without ``__name__``."""
@@ -779,7 +780,7 @@ class ModuleCollection:
             return self.result
         self.result.fixtures.extend(
             self._fixtures_of_namespace(
-                [(n, ctx.ns[n], ctx) for n in ctx.order], "module", self.nodeid, is_class=False
+                [(n, b, ctx) for n, b in ctx.ns.items()], "module", self.nodeid, is_class=False
             )
         )
         for name in ctx.order:
@@ -1135,12 +1136,11 @@ class ModuleCollection:
             calls = new
         if unittest:
             fixtures = _dedup(usefixtures)
-        elif direct:
-            fixtures = [n for n in _dedup(usefixtures + argnames) if n not in direct]
-        elif not usefixtures and len(argnames) < 2:
-            fixtures = list(argnames)  # nothing to repeat
         else:
-            fixtures = _dedup(usefixtures + argnames)
+            requested = usefixtures + argnames if usefixtures else argnames
+            if len(requested) > 1:
+                requested = _dedup(requested)
+            fixtures = [n for n in requested if n not in direct] if direct else list(requested)
         def_file = fctx.rel if fctx is not self.ctx else None
         line = f["line"]
         is_async = f["async"]
