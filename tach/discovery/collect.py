@@ -1044,23 +1044,28 @@ class ModuleCollection:
         if self.module_marks is None:
             dynamic = dynamic or "module pytestmark is not literal"
         marks = class_marks + (self.module_marks or [])
-        usefixtures, use_dynamic = _usefixtures(marks)
-        names = [m.name for m in marks]
+        if marks:
+            usefixtures, use_dynamic = _usefixtures(marks)
+            names = [m.name for m in marks]
+            unique_names = _dedup(names)
+            params = [m for m in marks if m.name == "parametrize"]
+        else:  # the commonest case
+            usefixtures, use_dynamic, names, unique_names, params = [], None, [], [], []
         got = _Tail(
-            classes=tuple(c.name for c in classes),
-            dynamic=dynamic,
-            marks=marks,
-            names=names,
-            unique_names=_dedup(names),
-            usefixtures=usefixtures,
-            use_dynamic=use_dynamic,
-            params=[m for m in marks if m.name == "parametrize"],
-            generate=(
+            tuple([c.name for c in classes]),
+            dynamic,
+            marks,
+            names,
+            unique_names,
+            usefixtures,
+            use_dynamic,
+            params,
+            (
                 f"class {classes[-1].name} defines pytest_generate_tests"
                 if classes and col.class_attr(classes[-1], "pytest_generate_tests") is not None
                 else None
             ),
-            keep=classes,
+            classes,
         )
         self._tails[key] = got
         return got
