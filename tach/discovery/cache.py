@@ -117,6 +117,8 @@ class SummaryCache:
         self.inputs: Inputs | None = None
         #: keys written since :meth:`begin_delta` (in a discovery worker), else None
         self._delta: set[str] | None = None
+        #: the keys of ``_delta`` not yet in a :meth:`delta_entries` answer
+        self._unsent: list[str] = []
         #: entries from workers, kept as the JSON text they arrived in: (keys, text)
         self._raw: list[tuple[set[str], bytes]] = []
         self._load()
@@ -188,8 +190,9 @@ class SummaryCache:
             "summary": summary,
         }
         self.dirty = True
-        if self._delta is not None:
+        if self._delta is not None and key not in self._delta:
             self._delta.add(key)
+            self._unsent.append(key)
         return summary, None
 
     # -- discovery workers (see ``tach.discovery.pool``) ----------------------------------------
@@ -197,22 +200,21 @@ class SummaryCache:
     def begin_delta(self) -> None:
         """In a worker: from now on, remember which entries change, and count afresh."""
         self._delta = set()
+        self._unsent = []
         self.stats = CacheStats()
 
-    def delta(self) -> tuple[list[str], bytes, list[int]]:
-        """The keys of the entries written since :meth:`begin_delta`, those entries as one
-        JSON object, and the counts (parsed, hits, rehashed): for the parent process."""
-        keys = sorted(self._delta or ())
+    def delta_entries(self) -> bytes:
+        """The entries written since :meth:`begin_delta` and not returned by an earlier call,
+        as the members of a JSON object (without its braces; empty when there are none): a
+        worker encodes them a share at a time, while other processes still collect."""
+        keys, self._unsent = self._unsent, []
+        return _dump_entries({k: self.entries[k] for k in keys})[1:-1]
+
+    def delta(self) -> tuple[list[str], list[int]]:
+        """The keys of the entries written since :meth:`begin_delta` and the counts (parsed,
+        hits, rehashed): for the parent process."""
         s = self.stats
-        return (
-            keys,
-            _dump_entries({k: self.entries[k] for k in keys}),
-            [
-                s.parsed,
-                s.hits,
-                s.rehashed,
-            ],
-        )
+        return sorted(self._delta or ()), [s.parsed, s.hits, s.rehashed]
 
     def merge_delta(self, keys: list[str], raw: bytes, counts: list[int]) -> None:
         """In the parent: take a worker's :meth:`delta`.

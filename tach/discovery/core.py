@@ -77,9 +77,9 @@ def _package_base(path: Path, probe: Any = None) -> Path:
 #: millisecond to parse and collect).
 PARALLEL_MIN_FILES = 48
 #: test modules per share (see ``_Run.collect``): small enough that the process that takes
-#: the last share does not keep the others waiting long, large enough that taking a share
-#: and sending it back cost little next to collecting it.
-SHARE_FILES = 64
+#: the last share does not keep the others waiting long (a share takes about 10 ms), large
+#: enough that taking a share and sending it back cost little next to collecting it.
+SHARE_FILES = 32
 
 
 class _Slice:
@@ -343,31 +343,39 @@ class _Run:
         gc.disable()  # the worker is short-lived and makes no reference cycles worth freeing
         self.cache.begin_delta()
         self.inputs.begin_delta()
-        done = []
+        # each share is encoded as soon as it is collected, while the other processes still
+        # collect, so that little is left to do once the queue is empty
+        done: list[bytes] = []
+        entries: list[bytes] = []
         for i in queue:
             part = self.collect_slice(chunks[i])
             done.append(
-                [
-                    i,
-                    [t.to_cache() for t in part.tests],
-                    [f.to_cache() for f in part.fixtures],
-                    [[e.file, e.line, e.message, e.kind] for e in part.errors],
-                    [[k, [[m.module, m.file] for m in v]] for k, v in part.imports.items()],
-                ]
+                orjson.dumps(
+                    [
+                        i,
+                        [t.to_cache() for t in part.tests],
+                        [f.to_cache() for f in part.fixtures],
+                        [[e.file, e.line, e.message, e.kind] for e in part.errors],
+                        [[k, [[m.module, m.file] for m in v]] for k, v in part.imports.items()],
+                    ]
+                )
             )
-        keys, entries, stats = self.cache.delta()
+            entries.append(self.cache.delta_entries())
+        entries.append(self.cache.delta_entries())  # any made after the last share
+        entries_doc = b"{" + b",".join(e for e in entries if e) + b"}"
+        keys, stats = self.cache.delta()
         files, dirs = self.inputs.delta()
-        head = orjson.dumps(
+        tail = orjson.dumps(
             {
-                "shares": done,
                 "keys": keys,
                 "stats": stats,
                 "files": files,
                 "dirs": dirs,
-                "entries_size": len(entries),
+                "entries_size": len(entries_doc),
             }
         )
-        return len(head).to_bytes(8, "big") + head + entries
+        head = b'{"shares":[' + b",".join(done) + b"]," + tail[1:]
+        return len(head).to_bytes(8, "big") + head + entries_doc
 
     def _merge(self, data: bytes) -> dict[int, _Slice]:
         """Decode a worker's result; fold its cache entries and inputs into this run's.
