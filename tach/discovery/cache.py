@@ -155,25 +155,41 @@ class SummaryCache:
     def summary(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
         """The summary of ``path`` and None, or None and an error message (unreadable file)."""
         key = str(path)
-        try:
-            st = os.stat(key)
-        except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}"
-        if self.inputs is not None:
-            self.inputs.file(path, st)
         entry = self.entries.get(key)
-        if (
-            entry is not None
-            and entry["size"] == st.st_size
-            and entry["mtime_ns"] == st.st_mtime_ns
-            and st.st_mtime_ns < entry["seen_ns"] - _RACY_NS
-        ):
-            self.stats.hits += 1
-            return entry["summary"], None
-        try:
-            data = _read(key, st.st_size)
-        except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}"
+        if entry is None:
+            # nothing to compare the file with: open it at once and stat what was opened (one
+            # lookup of the path, not two)
+            try:
+                st, data = _read_new(key)
+            except OSError as exc:
+                # what a stat first, then the read, would have said
+                try:
+                    st = os.stat(key)
+                except OSError as stat_exc:
+                    return None, f"cannot read: {stat_exc.strerror or stat_exc}"
+                if self.inputs is not None:
+                    self.inputs.file(path, st)
+                return None, f"cannot read: {exc.strerror or exc}"
+            if self.inputs is not None:
+                self.inputs.file(path, st)
+        else:
+            try:
+                st = os.stat(key)
+            except OSError as exc:
+                return None, f"cannot read: {exc.strerror or exc}"
+            if self.inputs is not None:
+                self.inputs.file(path, st)
+            if (
+                entry["size"] == st.st_size
+                and entry["mtime_ns"] == st.st_mtime_ns
+                and st.st_mtime_ns < entry["seen_ns"] - _RACY_NS
+            ):
+                self.stats.hits += 1
+                return entry["summary"], None
+            try:
+                data = _read(key, st.st_size)
+            except OSError as exc:
+                return None, f"cannot read: {exc.strerror or exc}"
         digest = content_hash(data)
         now = time.time_ns()
         if entry is not None and entry["hash"] == digest:
@@ -282,16 +298,36 @@ def _dump_entries(entries: dict[str, Any]) -> bytes:
 _TMP_COUNTER = itertools.count()
 
 
+# os.open/os.read: a third of the cost of a buffered ``open().read()`` per small file
+
+
 def _read(path: str, size: int) -> bytes:
-    # os.open/os.read: a third of the cost of a buffered ``open().read()`` per small file
+    """The content of ``path``, which a stat found ``size`` bytes long."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        chunks = [os.read(fd, size + 1)]
-        while chunks[-1]:  # the file may have grown since the stat: read to the end
-            chunks.append(os.read(fd, 1 << 16))
+        return _read_fd(fd, size)
     finally:
         os.close(fd)
-    return chunks[0] if len(chunks) == 2 else b"".join(chunks)
+
+
+def _read_new(path: str) -> tuple[os.stat_result, bytes]:
+    """The stat and the content of ``path``."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        return st, _read_fd(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data  # all the stat saw, and no more
+    chunks = [data]
+    while chunks[-1]:  # the file has grown since the stat, or the read was short: to the end
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
