@@ -369,7 +369,7 @@ class Walker:
                 # directory's is normalised), so that strings stand in for paths here
                 spath = entry.path
                 if spath in self._initpath_strs:
-                    yield Path(spath)
+                    yield directory / name
                     continue
                 if spath in ignore_strs or (
                     ignore_globs and any(fnmatch.fnmatch(spath, g) for g in ignore_globs)
@@ -377,9 +377,9 @@ class Walker:
                     continue
                 if name_patterns is not None:
                     if any(fnmatch.fnmatch(name, pat) for pat in name_patterns):
-                        yield Path(spath)
+                        yield directory / name
                 elif any(fnmatch_ex(pat, spath) for pat in self.python_files):
-                    yield Path(spath)
+                    yield directory / name
 
 
 def dynamic_scopes(conftests: list[Conftest]) -> list[tuple[str, str, int, str]]:
