@@ -117,10 +117,12 @@ class SummaryCache:
         self.inputs: Inputs | None = None
         #: keys written since :meth:`begin_delta` (in a discovery worker), else None
         self._delta: set[str] | None = None
-        #: the keys of ``_delta`` not yet in a :meth:`delta_entries` answer
+        #: keys written and not yet encoded by :meth:`delta_entries` or :meth:`seal`
         self._unsent: list[str] = []
         #: entries from workers, kept as the JSON text they arrived in: (keys, text)
         self._raw: list[tuple[set[str], bytes]] = []
+        #: this process's entries encoded by :meth:`seal`: (keys, text)
+        self._sealed: list[tuple[set[str], bytes]] = []
         self._load()
 
     def _load(self) -> None:
@@ -206,9 +208,9 @@ class SummaryCache:
             "summary": summary,
         }
         self.dirty = True
-        if self._delta is not None and key not in self._delta:
+        self._unsent.append(key)
+        if self._delta is not None:
             self._delta.add(key)
-            self._unsent.append(key)
         return summary, None
 
     # -- discovery workers (see ``tach.discovery.pool``) ----------------------------------------
@@ -225,6 +227,14 @@ class SummaryCache:
         worker encodes them a share at a time, while other processes still collect."""
         keys, self._unsent = self._unsent, []
         return _dump_entries({k: self.entries[k] for k in keys})[1:-1]
+
+    def seal(self) -> None:
+        """Encode the entries written since the last call now, as :meth:`save` would: in the
+        parent of discovery workers, a share at a time, while the workers still collect
+        (what :meth:`save` then has left to encode is small)."""
+        keys, self._unsent = self._unsent, []
+        if keys:
+            self._sealed.append((set(keys), _dump_entries({k: self.entries[k] for k in keys})))
 
     def delta(self) -> tuple[list[str], list[int]]:
         """The keys of the entries written since :meth:`begin_delta` and the counts (parsed,
@@ -254,12 +264,20 @@ class SummaryCache:
         self.stats.rehashed += counts[2]
 
     def _document(self) -> bytes:
-        """The cache document, with the workers' entries spliced in."""
+        """The cache document, with the workers' entries and the sealed ones spliced in."""
         own = self.entries
-        if self._raw:
-            taken: set[str] = set().union(*(keys for keys, _ in self._raw))
+        taken: set[str] = set().union(*(keys for keys, _ in self._raw))
+        # a sealed part holding a file a worker also read is left out: its entries are
+        # encoded again below, without that file
+        sealed = [(keys, raw) for keys, raw in self._sealed if not keys & taken]
+        taken.update(*(keys for keys, _ in sealed))
+        if taken:
             own = {k: v for k, v in own.items() if k not in taken}
-        parts = [_dump_entries(own)[1:-1], *(raw[1:-1] for _, raw in self._raw)]
+        parts = [
+            _dump_entries(own)[1:-1],
+            *(raw[1:-1] for _, raw in self._raw),
+            *(raw[1:-1] for _, raw in sealed),
+        ]
         head = orjson.dumps({"schema": SCHEMA, "version": CACHE_VERSION})[:-1]
         return head + b',"entries":{' + b",".join(p for p in parts if p) + b"}}"
 

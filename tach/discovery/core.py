@@ -283,6 +283,7 @@ class _Run:
                     started.append(start(lambda: self._work(queue, chunks)))
                 for i in queue:
                     parts[i] = self.collect_slice(chunks[i])
+                    self.cache.seal()
                 for job in started:
                     data = job.result() if job is not None else None
                     if data is not None:
