@@ -1117,6 +1117,31 @@ class ModuleCollection:
             param_marks = tail.params
             own_names = []
             test_marks = tail.unique_names
+        file = self.ctx.rel
+        def_file = fctx.rel if fctx is not self.ctx else None
+        if not param_marks:  # the commonest case: one test
+            if unittest:
+                fixtures = _dedup(usefixtures)
+            else:
+                requested = usefixtures + argnames if usefixtures else argnames
+                fixtures = _dedup(requested) if len(requested) > 1 else list(requested)
+            self.result.tests.append(
+                TestDef(
+                    base_id,
+                    file,
+                    f["line"],
+                    name,
+                    tail.classes,
+                    f["async"],
+                    test_marks,
+                    fixtures,
+                    dynamic,
+                    def_file,
+                    unittest,
+                    [],
+                )
+            )
+            return
         direct: list[str] = []
         calls: list[tuple[list[str], list[str]]] = [([], [])]
         argseen: set[str] = set()
@@ -1146,14 +1171,12 @@ class ModuleCollection:
             if len(requested) > 1:
                 requested = _dedup(requested)
             fixtures = [n for n in requested if n not in direct] if direct else list(requested)
-        def_file = fctx.rel if fctx is not self.ctx else None
         line = f["line"]
         is_async = f["async"]
-        file = self.ctx.rel
         classes_t = tail.classes
         dyn = dynamic or param_dynamic
         tests = self.result.tests
-        if dyn or not param_marks:
+        if dyn:
             tests.append(
                 TestDef(
                     base_id,
