@@ -13,7 +13,8 @@ another version) is ignored and rebuilt, never trusted. Writes go to a temporary
 same directory and are moved into place with ``os.replace``, so a reader sees either the old or
 the new document, and two processes writing at once each replace the whole document (the last
 one wins; neither corrupts it). The entries that discovery workers made arrive as JSON text and
-are spliced into the document as they are (:meth:`SummaryCache.merge_delta`); an entry JSON
+are spliced into the document as they are (:meth:`SummaryCache.merge_delta`), as are those the
+parent of the workers encoded a share at a time (:meth:`SummaryCache.seal`); an entry JSON
 cannot hold (a lone surrogate in a string literal) is left out, and its file read again.
 
 :class:`CacheStats` counts what happened, so tests can assert that a second run parsed nothing.
