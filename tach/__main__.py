@@ -1,8 +1,6 @@
 """``python -m tach``: the supervisor's entry point."""
 
-import sys
-
-from tach.cli import main
+from tach.cli import run_and_exit
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_and_exit()

@@ -13,7 +13,8 @@ another version) is ignored and rebuilt, never trusted. Writes go to a temporary
 same directory and are moved into place with ``os.replace``, so a reader sees either the old or
 the new document, and two processes writing at once each replace the whole document (the last
 one wins; neither corrupts it). The entries that discovery workers made arrive as JSON text and
-are spliced into the document as they are (:meth:`SummaryCache.merge_delta`); an entry JSON
+are spliced into the document as they are (:meth:`SummaryCache.merge_delta`), as are those the
+parent of the workers encoded a share at a time (:meth:`SummaryCache.seal`); an entry JSON
 cannot hold (a lone surrogate in a string literal) is left out, and its file read again.
 
 :class:`CacheStats` counts what happened, so tests can assert that a second run parsed nothing.
@@ -117,8 +118,12 @@ class SummaryCache:
         self.inputs: Inputs | None = None
         #: keys written since :meth:`begin_delta` (in a discovery worker), else None
         self._delta: set[str] | None = None
+        #: keys written and not yet encoded by :meth:`delta_entries` or :meth:`seal`
+        self._unsent: list[str] = []
         #: entries from workers, kept as the JSON text they arrived in: (keys, text)
         self._raw: list[tuple[set[str], bytes]] = []
+        #: this process's entries encoded by :meth:`seal`: (keys, text)
+        self._sealed: list[tuple[set[str], bytes]] = []
         self._load()
 
     def _load(self) -> None:
@@ -153,25 +158,41 @@ class SummaryCache:
     def summary(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
         """The summary of ``path`` and None, or None and an error message (unreadable file)."""
         key = str(path)
-        try:
-            st = os.stat(key)
-        except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}"
-        if self.inputs is not None:
-            self.inputs.file(path, st)
         entry = self.entries.get(key)
-        if (
-            entry is not None
-            and entry["size"] == st.st_size
-            and entry["mtime_ns"] == st.st_mtime_ns
-            and st.st_mtime_ns < entry["seen_ns"] - _RACY_NS
-        ):
-            self.stats.hits += 1
-            return entry["summary"], None
-        try:
-            data = _read(key, st.st_size)
-        except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}"
+        if entry is None:
+            # nothing to compare the file with: open it at once and stat what was opened (one
+            # lookup of the path, not two)
+            try:
+                st, data = _read_new(key)
+            except OSError as exc:
+                # what a stat first, then the read, would have said
+                try:
+                    st = os.stat(key)
+                except OSError as stat_exc:
+                    return None, f"cannot read: {stat_exc.strerror or stat_exc}"
+                if self.inputs is not None:
+                    self.inputs.file(path, st)
+                return None, f"cannot read: {exc.strerror or exc}"
+            if self.inputs is not None:
+                self.inputs.file(path, st)
+        else:
+            try:
+                st = os.stat(key)
+            except OSError as exc:
+                return None, f"cannot read: {exc.strerror or exc}"
+            if self.inputs is not None:
+                self.inputs.file(path, st)
+            if (
+                entry["size"] == st.st_size
+                and entry["mtime_ns"] == st.st_mtime_ns
+                and st.st_mtime_ns < entry["seen_ns"] - _RACY_NS
+            ):
+                self.stats.hits += 1
+                return entry["summary"], None
+            try:
+                data = _read(key, st.st_size)
+            except OSError as exc:
+                return None, f"cannot read: {exc.strerror or exc}"
         digest = content_hash(data)
         now = time.time_ns()
         if entry is not None and entry["hash"] == digest:
@@ -188,6 +209,7 @@ class SummaryCache:
             "summary": summary,
         }
         self.dirty = True
+        self._unsent.append(key)
         if self._delta is not None:
             self._delta.add(key)
         return summary, None
@@ -197,22 +219,29 @@ class SummaryCache:
     def begin_delta(self) -> None:
         """In a worker: from now on, remember which entries change, and count afresh."""
         self._delta = set()
+        self._unsent = []
         self.stats = CacheStats()
 
-    def delta(self) -> tuple[list[str], bytes, list[int]]:
-        """The keys of the entries written since :meth:`begin_delta`, those entries as one
-        JSON object, and the counts (parsed, hits, rehashed): for the parent process."""
-        keys = sorted(self._delta or ())
+    def delta_entries(self) -> bytes:
+        """The entries written since :meth:`begin_delta` and not returned by an earlier call,
+        as the members of a JSON object (without its braces; empty when there are none): a
+        worker encodes them a share at a time, while other processes still collect."""
+        keys, self._unsent = self._unsent, []
+        return _dump_entries({k: self.entries[k] for k in keys})[1:-1]
+
+    def seal(self) -> None:
+        """Encode the entries written since the last call now, as :meth:`save` would: in the
+        parent of discovery workers, a share at a time, while the workers still collect
+        (what :meth:`save` then has left to encode is small)."""
+        keys, self._unsent = self._unsent, []
+        if keys:
+            self._sealed.append((set(keys), _dump_entries({k: self.entries[k] for k in keys})))
+
+    def delta(self) -> tuple[list[str], list[int]]:
+        """The keys of the entries written since :meth:`begin_delta` and the counts (parsed,
+        hits, rehashed): for the parent process."""
         s = self.stats
-        return (
-            keys,
-            _dump_entries({k: self.entries[k] for k in keys}),
-            [
-                s.parsed,
-                s.hits,
-                s.rehashed,
-            ],
-        )
+        return sorted(self._delta or ()), [s.parsed, s.hits, s.rehashed]
 
     def merge_delta(self, keys: list[str], raw: bytes, counts: list[int]) -> None:
         """In the parent: take a worker's :meth:`delta`.
@@ -236,12 +265,20 @@ class SummaryCache:
         self.stats.rehashed += counts[2]
 
     def _document(self) -> bytes:
-        """The cache document, with the workers' entries spliced in."""
+        """The cache document, with the workers' entries and the sealed ones spliced in."""
         own = self.entries
-        if self._raw:
-            taken: set[str] = set().union(*(keys for keys, _ in self._raw))
+        taken: set[str] = set().union(*(keys for keys, _ in self._raw))
+        # a sealed part holding a file a worker also read is left out: its entries are
+        # encoded again below, without that file
+        sealed = [(keys, raw) for keys, raw in self._sealed if not keys & taken]
+        taken.update(*(keys for keys, _ in sealed))
+        if taken:
             own = {k: v for k, v in own.items() if k not in taken}
-        parts = [_dump_entries(own)[1:-1], *(raw[1:-1] for _, raw in self._raw)]
+        parts = [
+            _dump_entries(own)[1:-1],
+            *(raw[1:-1] for _, raw in self._raw),
+            *(raw[1:-1] for _, raw in sealed),
+        ]
         head = orjson.dumps({"schema": SCHEMA, "version": CACHE_VERSION})[:-1]
         return head + b',"entries":{' + b",".join(p for p in parts if p) + b"}}"
 
@@ -280,16 +317,36 @@ def _dump_entries(entries: dict[str, Any]) -> bytes:
 _TMP_COUNTER = itertools.count()
 
 
+# os.open/os.read: a third of the cost of a buffered ``open().read()`` per small file
+
+
 def _read(path: str, size: int) -> bytes:
-    # os.open/os.read: a third of the cost of a buffered ``open().read()`` per small file
+    """The content of ``path``, which a stat found ``size`` bytes long."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        chunks = [os.read(fd, size + 1)]
-        while chunks[-1]:  # the file may have grown since the stat: read to the end
-            chunks.append(os.read(fd, 1 << 16))
+        return _read_fd(fd, size)
     finally:
         os.close(fd)
-    return chunks[0] if len(chunks) == 2 else b"".join(chunks)
+
+
+def _read_new(path: str) -> tuple[os.stat_result, bytes]:
+    """The stat and the content of ``path``."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        return st, _read_fd(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data  # all the stat saw, and no more
+    chunks = [data]
+    while chunks[-1]:  # the file has grown since the stat, or the read was short: to the end
+        chunks.append(os.read(fd, 1 << 16))
+    return b"".join(chunks)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

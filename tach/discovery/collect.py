@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import builtins
 import fnmatch
+import operator
 import types
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from .model import FixtureDef, TestDef
 from .names import Bound, ClassAttr, Ext, Index, ModRef, ModuleCtx, resolve
@@ -165,8 +167,11 @@ _IGNORED = frozenset(
 )
 
 
-@dataclass(slots=True)
-class Mark:
+# The records below are plain classes, not dataclasses: ``dataclasses`` writes and compiles
+# their methods at import, about a millisecond a class, on every start of ``tach list``.
+
+
+class Mark(NamedTuple):
     """A mark with the module it was written in (to evaluate its arguments there)."""
 
     name: str
@@ -175,36 +180,45 @@ class Mark:
     ctx: ModuleCtx
 
 
-@dataclass(slots=True)
 class FuncInfo:
     """What decorators say about a function."""
 
-    marks: list[Mark] = field(default_factory=list)
-    fixture: dict[str, Value] | None = None
-    static: bool = False
-    classmethod_: bool = False
-    patches: int = 0
-    unknown_marks: list[str] = field(default_factory=list)
+    __slots__ = ("classmethod_", "fixture", "marks", "patches", "static", "unknown_marks")
+
+    def __init__(self) -> None:
+        self.marks: list[Mark] = []
+        self.fixture: dict[str, Value] | None = None
+        self.static = False
+        self.classmethod_ = False
+        self.patches = 0
+        self.unknown_marks: list[str] = []
 
 
-@dataclass(eq=False, slots=True)
+#: what :meth:`Collector.func_info` says of a function without decorators (shared: callers
+#: do not modify what it returns).
+_UNDECORATED = FuncInfo()
+
+
 class ClassNode:
     """A resolved class: its binding, module, resolved bases and MRO."""
 
-    ctx: ModuleCtx
-    binding: dict[str, Any]
-    mro: list[ClassNode] = field(default_factory=list)
-    unittest: bool = False
-    dynamic: str | None = None
-    abstract_meta: bool = False
-    #: name -> (binding, defining class) over the MRO, built on first use.
-    attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = field(default=None, repr=False)
-    #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
-    marks: Any = field(default=False, repr=False)
+    __slots__ = ("abstract_meta", "attrs", "binding", "ctx", "dynamic", "marks", "mro", "unittest")
+
+    def __init__(self, ctx: ModuleCtx, binding: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.binding = binding
+        self.mro: list[ClassNode] = []
+        self.unittest = False
+        self.dynamic: str | None = None
+        self.abstract_meta = False
+        #: name -> (binding, defining class) over the MRO, built on first use.
+        self.attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = None
+        #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
+        self.marks: Any = False
 
     @property
     def name(self) -> str:
-        return self.binding["name"]
+        return self.binding["name"]  # type: ignore[no-any-return]
 
 
 #: tags :meth:`Collector.value` returns unchanged.
@@ -259,6 +273,9 @@ class Collector:
         self.collect_imported = collect_imported_tests
         self._classes: dict[int, ClassNode] = {}
         self._infos: dict[int, tuple[dict[str, Any], FuncInfo]] = {}
+        #: :meth:`literal_key` -> what ``ModuleCollection._parametrize`` made of such a mark
+        #: (or the :class:`Dynamic` it raised).
+        self.parametrized: dict[tuple[bytes, tuple[str, ...]], Any] = {}
 
     def classes(self) -> list[ClassNode]:
         """The classes resolved so far."""
@@ -401,6 +418,42 @@ class Collector:
             return ["?", f"name {v[1]} is not resolvable"]
         return v
 
+    def literal_key(
+        self, ctx: ModuleCtx, args: list[Value], kw: dict[str, Value]
+    ) -> tuple[bytes, tuple[str, ...]] | None:
+        """A key for a call's encoded arguments that holds everything :meth:`value` and
+        :meth:`marks_of` find in them, when they are literals, lists and tuples of them, and
+        calls of names from outside the project (named by what they resolve to); None when
+        they refer to anything else (a name, a project function)."""
+        canons: list[str] = []
+        for v in (*args, *kw.values()):
+            if v[0] not in _LITERAL_TAGS and not self._literal(ctx, v, canons):
+                return None
+        try:
+            return orjson.dumps([args, kw]), tuple(canons)
+        except orjson.JSONEncodeError:  # a lone surrogate in a string
+            return None
+
+    def _literal(self, ctx: ModuleCtx, v: Value, canons: list[str]) -> bool:
+        tag = v[0]
+        if tag in _LITERAL_TAGS:
+            return True
+        if tag == "t" or tag == "l":
+            items = v[1]
+        elif tag == "call":
+            canon = self.canon(ctx, v[1])
+            if canon is None:
+                return False
+            canons.append(canon)
+            items = [*v[2], *v[3].values()]
+        else:
+            return False
+        for x in items:
+            # literals are most elements: no call for them
+            if x[0] not in _LITERAL_TAGS and not self._literal(ctx, x, canons):
+                return False
+        return True
+
     def _nameless_instance(self, ctx: ModuleCtx, name: str) -> bool:
         """Whether calling project class ``name`` makes an object without ``__name__``."""
         ref = resolve(self.index, ctx, name)
@@ -475,6 +528,8 @@ class Collector:
         return info
 
     def _func_info(self, ctx: ModuleCtx, b: dict[str, Any]) -> FuncInfo:
+        if not b["decos"]:
+            return _UNDECORATED
         info = FuncInfo()
         for d in reversed(b["decos"]):
             marks = self.marks_of(ctx, d)
@@ -636,12 +691,14 @@ def _c3(node: ClassNode, bases: list[ClassNode]) -> list[ClassNode]:
                 del s[0]
 
 
-@dataclass(slots=True)
 class ModuleResult:
     """What one test module yields."""
 
-    tests: list[TestDef] = field(default_factory=list)
-    fixtures: list[FixtureDef] = field(default_factory=list)
+    __slots__ = ("fixtures", "tests")
+
+    def __init__(self) -> None:
+        self.tests: list[TestDef] = []
+        self.fixtures: list[FixtureDef] = []
 
 
 def _dedup(names: list[str]) -> list[str]:
@@ -663,8 +720,7 @@ def _usefixtures(marks: list[Mark]) -> tuple[list[str], str | None]:
     return out, dynamic
 
 
-@dataclass(slots=True)
-class _Tail:
+class _Tail(NamedTuple):
     """What a test inherits from its class chain and module (see ``ModuleCollection._tail``)."""
 
     classes: tuple[str, ...]
@@ -672,6 +728,9 @@ class _Tail:
     dynamic: str | None
     marks: list[Mark]
     names: list[str]
+    #: ``names`` without repeats: the marks of a test that has none of its own (shared by
+    #: those tests' records, which nothing modifies)
+    unique_names: list[str]
     usefixtures: list[str]
     use_dynamic: str | None
     params: list[Mark]
@@ -700,7 +759,9 @@ class ModuleCollection:
             self.module_dynamic = (
                 f"module defines pytest_generate_tests (line {gen.get('line', 0)})"
             )
-        self._tails: dict[tuple[int, ...], _Tail] = {}
+        # keyed by the identity of the class chain (one list per class visited, kept alive
+        # by the tail), 0 for module-level functions
+        self._tails: dict[int, _Tail] = {}
         self.module_marks: list[Mark] | None = []
         pm = ctx.ns.get("pytestmark")
         if pm is not None:
@@ -719,7 +780,7 @@ class ModuleCollection:
             return self.result
         self.result.fixtures.extend(
             self._fixtures_of_namespace(
-                [(n, ctx.ns[n], ctx) for n in ctx.order], "module", self.nodeid, is_class=False
+                [(n, b, ctx) for n, b in ctx.ns.items()], "module", self.nodeid, is_class=False
             )
         )
         for name in ctx.order:
@@ -751,7 +812,11 @@ class ModuleCollection:
     ) -> None:
         col = self.col
         parent = parent_id or self.nodeid
-        target, tctx = col.deref(ctx, binding)
+        k = binding["k"]
+        if k == "import" or k == "alias":
+            target, tctx = col.deref(ctx, binding)
+        else:  # what ``deref`` returns for any other binding
+            target, tctx = binding, ctx
         if isinstance(target, dict) and tctx is not None:
             kind = target["k"]
             if kind == "class":
@@ -963,7 +1028,7 @@ class ModuleCollection:
     def _tail(self, classes: list[ClassNode]) -> _Tail:
         """The marks a test inherits from its classes and module (the same for every test of
         a class: computed once per class chain)."""
-        key = tuple([id(c) for c in classes]) if classes else ()
+        key = id(classes) if classes else 0
         got = self._tails.get(key)
         if got is not None:
             return got
@@ -979,21 +1044,28 @@ class ModuleCollection:
         if self.module_marks is None:
             dynamic = dynamic or "module pytestmark is not literal"
         marks = class_marks + (self.module_marks or [])
-        usefixtures, use_dynamic = _usefixtures(marks)
+        if marks:
+            usefixtures, use_dynamic = _usefixtures(marks)
+            names = [m.name for m in marks]
+            unique_names = _dedup(names)
+            params = [m for m in marks if m.name == "parametrize"]
+        else:  # the commonest case
+            usefixtures, use_dynamic, names, unique_names, params = [], None, [], [], []
         got = _Tail(
-            classes=tuple(c.name for c in classes),
-            dynamic=dynamic,
-            marks=marks,
-            names=[m.name for m in marks],
-            usefixtures=usefixtures,
-            use_dynamic=use_dynamic,
-            params=[m for m in marks if m.name == "parametrize"],
-            generate=(
+            tuple([c.name for c in classes]),
+            dynamic,
+            marks,
+            names,
+            unique_names,
+            usefixtures,
+            use_dynamic,
+            params,
+            (
                 f"class {classes[-1].name} defines pytest_generate_tests"
                 if classes and col.class_attr(classes[-1], "pytest_generate_tests") is not None
                 else None
             ),
-            keep=classes,
+            classes,
         )
         self._tails[key] = got
         return got
@@ -1036,13 +1108,40 @@ class ModuleCollection:
             dynamic = dynamic or use_dynamic or tail.use_dynamic
             usefixtures += tail.usefixtures
             param_marks = [m for m in marks if m.name == "parametrize"] + tail.params
-            mark_names = _dedup([m.name for m in marks])
+            own_names = [m.name for m in marks]
+            # the marks of a test without parameter marks (shared by such records)
+            test_marks = _dedup(own_names + tail.names)
         else:
             dynamic = dynamic or tail.use_dynamic
             usefixtures = tail.usefixtures
             param_marks = tail.params
-            mark_names = []
-        tail_marks = tail.names
+            own_names = []
+            test_marks = tail.unique_names
+        file = self.ctx.rel
+        def_file = fctx.rel if fctx is not self.ctx else None
+        if not param_marks:  # the commonest case: one test
+            if unittest:
+                fixtures = _dedup(usefixtures)
+            else:
+                requested = usefixtures + argnames if usefixtures else argnames
+                fixtures = _dedup(requested) if len(requested) > 1 else list(requested)
+            self.result.tests.append(
+                TestDef(
+                    base_id,
+                    file,
+                    f["line"],
+                    name,
+                    tail.classes,
+                    f["async"],
+                    test_marks,
+                    fixtures,
+                    dynamic,
+                    def_file,
+                    unittest,
+                    [],
+                )
+            )
+            return
         direct: list[str] = []
         calls: list[tuple[list[str], list[str]]] = [([], [])]
         argseen: set[str] = set()
@@ -1067,18 +1166,17 @@ class ModuleCollection:
             calls = new
         if unittest:
             fixtures = _dedup(usefixtures)
-        elif direct:
-            fixtures = [n for n in _dedup(usefixtures + argnames) if n not in direct]
         else:
-            fixtures = _dedup(usefixtures + argnames)
-        def_file = fctx.rel if fctx is not self.ctx else None
+            requested = usefixtures + argnames if usefixtures else argnames
+            if len(requested) > 1:
+                requested = _dedup(requested)
+            fixtures = [n for n in requested if n not in direct] if direct else list(requested)
         line = f["line"]
         is_async = f["async"]
-        file = self.ctx.rel
         classes_t = tail.classes
         dyn = dynamic or param_dynamic
         tests = self.result.tests
-        if dyn or not param_marks:
+        if dyn:
             tests.append(
                 TestDef(
                     base_id,
@@ -1087,7 +1185,7 @@ class ModuleCollection:
                     name,
                     classes_t,
                     is_async,
-                    _dedup(mark_names + tail_marks) if mark_names else _dedup(tail_marks),
+                    test_marks,
                     fixtures,
                     dyn,
                     def_file,
@@ -1105,7 +1203,7 @@ class ModuleCollection:
                     name,
                     classes_t,
                     is_async,
-                    _dedup(mark_names + pmarks + tail_marks),
+                    _dedup(own_names + pmarks + tail.names) if pmarks else test_marks,
                     fixtures,
                     None,
                     def_file,
@@ -1115,9 +1213,35 @@ class ModuleCollection:
             )
 
     def _parametrize(self, m: Mark) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
+        """Argnames, parameter sets, their ids and the indirect argnames of a ``parametrize``
+        mark; raises :class:`Dynamic` when the source does not settle them.
+
+        Remembered by content when the mark's arguments name nothing but literals and calls of
+        names from outside the project (``pytest.param``), whose meaning is the same in every
+        module: the same decorator often stands on many tests. Callers must not modify what
+        it returns.
+        """
         col = self.col
-        args = list(m.args)
-        kw = dict(m.kw)
+        key = col.literal_key(m.ctx, m.args, m.kw)
+        if key is None:
+            return self._parametrize_uncached(m)
+        got = col.parametrized.get(key)
+        if got is None:
+            try:
+                got = self._parametrize_uncached(m)
+            except Dynamic as exc:
+                got = exc
+            col.parametrized[key] = got
+        if isinstance(got, Dynamic):
+            raise Dynamic(*got.args)
+        return got
+
+    def _parametrize_uncached(
+        self, m: Mark
+    ) -> tuple[list[str], list[ParamSet], list[Any], set[str]]:
+        col = self.col
+        args = m.args
+        kw = m.kw
         if "**" in kw:
             raise Dynamic("**kwargs in the mark")
         if args and args[0][0] == "?":
@@ -1156,7 +1280,7 @@ class ModuleCollection:
                         raise Dynamic("pytest.param with usefixtures (pytest fails)")
                 if "**" in pkw or any(a[0] == "?" and a[1] == "starred argument" for a in pargs):
                     raise Dynamic("pytest.param with unpacked arguments")
-                sets.append(ParamSet(list(pargs), pid, pmarks))
+                sets.append(ParamSet(pargs, pid, pmarks))
             elif force_tuple:
                 sets.append(ParamSet([item]))
             else:
@@ -1164,7 +1288,7 @@ class ModuleCollection:
                     if len(names) == 1:
                         raise Dynamic("value for a single tuple-style argname is not a sequence")
                     raise Dynamic(f"parameter set is not a literal sequence ({_why(item)})")
-                sets.append(ParamSet(list(item[1])))
+                sets.append(ParamSet(item[1]))
         ids_v = kw.get("ids")
         ids: list[Value] | None = None
         if ids_v is not None:
@@ -1209,6 +1333,9 @@ def _why(v: Value) -> str:
     return {"param": "pytest.param", "n": "a name"}.get(v[0], v[0])
 
 
+_first = operator.itemgetter(0)
+
+
 def fixtures_of_namespace(
     col: Collector,
     entries: list[tuple[str, dict[str, Any], ModuleCtx]],
@@ -1224,11 +1351,12 @@ def fixtures_of_namespace(
     """
     out: list[FixtureDef] = []
     kinds = ("func", "import", "alias") if follow_imports else ("func",)
-    for name, binding, ctx in sorted(entries, key=lambda e: e[0]):
-        if binding["k"] not in kinds:
-            continue
-        if binding["k"] == "func" and not binding["decos"]:
-            continue
+    # a fixture is a decorated function, or a name bound to one (sorted after filtering:
+    # most names are not fixtures)
+    candidates = [
+        e for e in entries if e[1]["k"] in kinds and (e[1]["k"] != "func" or e[1]["decos"])
+    ]
+    for name, binding, ctx in sorted(candidates, key=_first):
         target, tctx = col.deref(ctx, binding)
         if not (isinstance(target, dict) and tctx is not None and target["k"] == "func"):
             continue

@@ -77,19 +77,27 @@ def _package_base(path: Path, probe: Any = None) -> Path:
 #: millisecond to parse and collect).
 PARALLEL_MIN_FILES = 48
 #: test modules per share (see ``_Run.collect``): small enough that the process that takes
-#: the last share does not keep the others waiting long, large enough that taking a share
-#: and sending it back cost little next to collecting it.
-SHARE_FILES = 64
+#: the last share does not keep the others waiting long (a share takes about 10 ms), large
+#: enough that taking a share and sending it back cost little next to collecting it.
+SHARE_FILES = 32
 
 
-@dataclass
 class _Slice:
     """What collecting a run of test modules yields (in walk order)."""
 
-    tests: list[TestDef] = field(default_factory=list)
-    fixtures: list[FixtureDef] = field(default_factory=list)
-    errors: list[DiscoveryError] = field(default_factory=list)
-    imports: dict[str, list[ModuleImport]] = field(default_factory=dict)
+    __slots__ = ("errors", "fixtures", "imports", "tests")
+
+    def __init__(
+        self,
+        tests: list[TestDef] | None = None,
+        fixtures: list[FixtureDef] | None = None,
+        errors: list[DiscoveryError] | None = None,
+        imports: dict[str, list[ModuleImport]] | None = None,
+    ) -> None:
+        self.tests: list[TestDef] = [] if tests is None else tests
+        self.fixtures: list[FixtureDef] = [] if fixtures is None else fixtures
+        self.errors: list[DiscoveryError] = [] if errors is None else errors
+        self.imports: dict[str, list[ModuleImport]] = {} if imports is None else imports
 
 
 class _Run:
@@ -117,12 +125,16 @@ class _Run:
         self._env_dirs = tuple(
             d for d in sp if rootdir in d.parents and d.name in ("site-packages", "dist-packages")
         )
-        self.ctxs: dict[Path, ModuleCtx | None] = {}
-        self.errors: dict[Path, str] = {}
-        # directory -> the import roots of its modules: equal tuples are one object, so that
-        # ``Index.find_module`` caches its lookups per tuple cheaply
-        self._dir_roots: dict[Path, tuple[Path, ...]] = {}
+        # keyed by ``str(path)`` (a ``Path`` caches its string; hashing a ``Path`` costs a
+        # tuple of its parts each time)
+        self.ctxs: dict[str, ModuleCtx | None] = {}
+        self.errors: dict[str, str] = {}
+        # directory (str) -> the import roots of its modules: equal tuples are one object, so
+        # that ``Index.find_module`` caches its lookups per tuple cheaply
+        self._dir_roots: dict[str, tuple[Path, ...]] = {}
         self._roots_interned: dict[tuple[Path, ...], tuple[Path, ...]] = {}
+        # directory (str) -> :meth:`_inherited` of its modules
+        self._inherited_of: dict[str, str | None] = {}
         # directory (str) -> its rootdir-relative posix path, or None when outside
         self._rel_dirs: dict[str, str | None] = {}
         self.index = Index(self.load, inputs.probe)
@@ -175,7 +187,7 @@ class _Run:
         return name if d == "." else f"{d}/{name}"
 
     def _roots(self, path: Path) -> tuple[Path, ...]:
-        parent = path.parent
+        parent = os.path.dirname(str(path))
         roots = self._dir_roots.get(parent)
         if roots is None:
             rootdir = self.rootdir
@@ -197,16 +209,17 @@ class _Run:
 
     def load(self, path: Path) -> ModuleCtx | None:
         """The module context of ``path`` (summarised through the cache), None if unreadable."""
-        got = self.ctxs.get(path, _UNLOADED)
+        key = str(path)
+        got = self.ctxs.get(key, _UNLOADED)
         if got is not _UNLOADED:
             return got  # type: ignore[return-value]
         summary, err = self.cache.summary(path)
         if summary is None:
-            self.errors[path] = err or "cannot read"
-            self.ctxs[path] = None
+            self.errors[key] = err or "cannot read"
+            self.ctxs[key] = None
             return None
         ctx = ModuleCtx.build(path, self.rel(path), summary, self._roots(path))
-        self.ctxs[path] = ctx
+        self.ctxs[key] = ctx
         return ctx
 
     def release(self) -> None:
@@ -227,12 +240,15 @@ class _Run:
     def load_pair(self, path: Path) -> tuple[ModuleCtx | None, str | None]:
         """:meth:`load` and the error message, for the walker."""
         ctx = self.load(path)
-        return ctx, self.errors.get(path)
+        return ctx, self.errors.get(str(path))
 
     # -- test modules ---------------------------------------------------------------------------
 
     def _inherited(self, item: WalkItem) -> str | None:
         """Why every test of ``item`` is dynamic because of a conftest above it, if so."""
+        directory = os.path.dirname(str(item.path))
+        if directory in self._inherited_of:
+            return self._inherited_of[directory]
         walker = self.walker
         inherited = None
         for ct in walker.conftests_for(item.path.parent):
@@ -241,6 +257,7 @@ class _Run:
                     f"{walker.rel(ct.path)}:{ct.hooks[_GENERATE_HOOK]} defines "
                     "pytest_generate_tests"
                 )
+        self._inherited_of[directory] = inherited
         return inherited
 
     def collect(self, walked: list[WalkItem]) -> _Slice:
@@ -266,6 +283,7 @@ class _Run:
                     started.append(start(lambda: self._work(queue, chunks)))
                 for i in queue:
                     parts[i] = self.collect_slice(chunks[i])
+                    self.cache.seal()
                 for job in started:
                     data = job.result() if job is not None else None
                     if data is not None:
@@ -291,10 +309,10 @@ class _Run:
         out = _Slice()
         for item, inherited in items:
             ctx = self.load(item.path)
-            relpath = self.rel(item.path)
+            relpath = ctx.rel if ctx is not None else self.rel(item.path)
             if ctx is None:
                 out.errors.append(
-                    DiscoveryError(relpath, 1, self.errors.get(item.path, "unreadable"))
+                    DiscoveryError(relpath, 1, self.errors.get(str(item.path), "unreadable"))
                 )
                 continue
             err = ctx.summary.get("error")
@@ -326,31 +344,39 @@ class _Run:
         gc.disable()  # the worker is short-lived and makes no reference cycles worth freeing
         self.cache.begin_delta()
         self.inputs.begin_delta()
-        done = []
+        # each share is encoded as soon as it is collected, while the other processes still
+        # collect, so that little is left to do once the queue is empty
+        done: list[bytes] = []
+        entries: list[bytes] = []
         for i in queue:
             part = self.collect_slice(chunks[i])
             done.append(
-                [
-                    i,
-                    [t.to_cache() for t in part.tests],
-                    [f.to_cache() for f in part.fixtures],
-                    [[e.file, e.line, e.message, e.kind] for e in part.errors],
-                    [[k, [[m.module, m.file] for m in v]] for k, v in part.imports.items()],
-                ]
+                orjson.dumps(
+                    [
+                        i,
+                        [t.to_cache() for t in part.tests],
+                        [f.to_cache() for f in part.fixtures],
+                        [[e.file, e.line, e.message, e.kind] for e in part.errors],
+                        [[k, [[m.module, m.file] for m in v]] for k, v in part.imports.items()],
+                    ]
+                )
             )
-        keys, entries, stats = self.cache.delta()
+            entries.append(self.cache.delta_entries())
+        entries.append(self.cache.delta_entries())  # any made after the last share
+        entries_doc = b"{" + b",".join(e for e in entries if e) + b"}"
+        keys, stats = self.cache.delta()
         files, dirs = self.inputs.delta()
-        head = orjson.dumps(
+        tail = orjson.dumps(
             {
-                "shares": done,
                 "keys": keys,
                 "stats": stats,
                 "files": files,
                 "dirs": dirs,
-                "entries_size": len(entries),
+                "entries_size": len(entries_doc),
             }
         )
-        return len(head).to_bytes(8, "big") + head + entries
+        head = b'{"shares":[' + b",".join(done) + b"]," + tail[1:]
+        return len(head).to_bytes(8, "big") + head + entries_doc
 
     def _merge(self, data: bytes) -> dict[int, _Slice]:
         """Decode a worker's result; fold its cache entries and inputs into this run's.

@@ -90,20 +90,9 @@ class TestDef:
     @classmethod
     def from_cache(cls, row: list[Any]) -> TestDef:
         """Inverse of :meth:`to_cache`."""
-        return cls(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            tuple(row[4]),
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-        )
+        test = cls(*row)
+        test.classes = tuple(test.classes)  # a list in JSON
+        return test
 
     def covers(self, nodeid: str) -> bool:
         """Whether a dynamic record stands for ``nodeid`` (see the class docstring)."""

@@ -11,32 +11,49 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _BUILTINS = frozenset(dir(builtins))
 
 
-@dataclass(eq=False, slots=True)
+# Plain classes, not dataclasses: ``dataclasses`` writes and compiles their methods at import,
+# about a millisecond a class, on every start of ``tach list``.
+
+
 class ModuleCtx:
     """One summarised source file."""
 
-    path: Path
-    #: rootdir-relative posix path (absolute for files outside the rootdir).
-    rel: str
-    summary: dict[str, Any]
-    #: directories searched for absolute imports from this file.
-    roots: tuple[Path, ...] = ()
-    ns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-    mutated: frozenset[str] = frozenset()
-    #: name -> :func:`resolve` result: the files behind a run do not change during it, and
-    #: the same names (``pytest.mark.parametrize``, ``pytest.fixture``) are resolved again and
-    #: again, so each module remembers what its names resolved to.
-    resolved: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: name -> :meth:`tach.discovery.collect.Collector.canon` result (same reason).
-    canons: dict[str, Any] = field(default_factory=dict, repr=False)
+    __slots__ = ("canons", "mutated", "ns", "order", "path", "rel", "resolved", "roots", "summary")
+
+    def __init__(
+        self,
+        path: Path,
+        rel: str,
+        summary: dict[str, Any],
+        roots: tuple[Path, ...] = (),
+        ns: dict[str, dict[str, Any]] | None = None,
+        order: list[str] | None = None,
+        mutated: frozenset[str] = frozenset(),
+    ) -> None:
+        self.path = path
+        #: rootdir-relative posix path (absolute for files outside the rootdir).
+        self.rel = rel
+        self.summary = summary
+        #: directories searched for absolute imports from this file.
+        self.roots = roots
+        self.ns: dict[str, dict[str, Any]] = {} if ns is None else ns
+        self.order: list[str] = [] if order is None else order
+        self.mutated = mutated
+        #: name -> :func:`resolve` result: the files behind a run do not change during it,
+        #: and the same names (``pytest.mark.parametrize``, ``pytest.fixture``) are resolved
+        #: again and again, so each module remembers what its names resolved to.
+        self.resolved: dict[str, Any] = {}
+        #: name -> :meth:`tach.discovery.collect.Collector.canon` result (same reason).
+        self.canons: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"ModuleCtx({self.rel!r})"
 
     @classmethod
     def build(
@@ -47,15 +64,13 @@ class ModuleCtx:
         return cls(path, rel, summary, roots, ns, list(ns), frozenset(summary.get("mutated") or ()))
 
 
-@dataclass(frozen=True)
-class Ext:
+class Ext(NamedTuple):
     """A name outside the project (a library, pytest, or a builtin)."""
 
     name: str
 
 
-@dataclass(frozen=True)
-class Bound:
+class Bound(NamedTuple):
     """A project binding: a ``func``/``class``/``value``/``other`` entry of a summary."""
 
     ctx: ModuleCtx
@@ -72,9 +87,10 @@ class ClassAttr(Bound):
     """A binding found in a class body (``Cls.attr``): enum members and descriptors live here,
     so its value is not what the source of the binding says."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ModRef:
+
+class ModRef(NamedTuple):
     """A project module."""
 
     ctx: ModuleCtx
@@ -95,11 +111,16 @@ class Index:
         # hashing a tuple of Paths on every lookup costs more than the lookup), holding the
         # tuple itself so that its id stays unique
         self._files: dict[int, tuple[tuple[Path, ...], dict[str, Path | None]]] = {}
+        # the same for what ``import mod`` then ``mod.rest`` refers to (:func:`_resolve`): the
+        # same for every module with those roots, and the commonest lookup of all
+        # (``pytest.mark.parametrize``, ``pytest.fixture``, ``pytest.param``)
+        self._module_refs: dict[int, tuple[tuple[Path, ...], dict[tuple[str, str], Ref]]] = {}
 
     def release(self) -> None:
         """Forget the loader and the module lookups (see ``core._Run.release``)."""
         self._load = _no_ctx
         self._files.clear()
+        self._module_refs.clear()
 
     def ctx(self, path: Path) -> ModuleCtx | None:
         """The module context of a file (None when unreadable or not Python)."""
@@ -142,6 +163,19 @@ class Index:
                 return cand
         return None
 
+    def module_ref(self, ctx: ModuleCtx, mod: str, rest: str) -> Ref:
+        """What ``mod.rest`` refers to in a module that has run ``import mod`` (its import
+        roots alone decide it)."""
+        entry = self._module_refs.get(id(ctx.roots))
+        if entry is None:
+            entry = self._module_refs[id(ctx.roots)] = (ctx.roots, {})
+        refs = entry[1]
+        key = (mod, rest)
+        if key in refs:
+            return refs[key]
+        ref = refs[key] = _resolve_module_path(self, ctx, mod, rest, 0)
+        return ref
+
     def module_of_import(self, ctx: ModuleCtx, module: str, level: int) -> Path | None:
         """The project file an import statement in ``ctx`` refers to, if any."""
         if level:
@@ -175,6 +209,8 @@ def _resolve(index: Index, ctx: ModuleCtx, name: str, depth: int) -> Ref:
         return None
     kind = b["k"]
     if kind == "module":
+        if depth == 0:
+            return index.module_ref(ctx, b["mod"], rest)
         return _resolve_module_path(index, ctx, b["mod"], rest, depth)
     if kind == "import":
         target = index.module_of_import(ctx, b["mod"], b["level"])

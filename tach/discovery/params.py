@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 Value = list[Any]
 
@@ -50,8 +49,11 @@ def ascii_escaped(val: str | bytes) -> str:
     return ret.translate(_NON_PRINTABLE)
 
 
-@dataclass
-class IdOptions:
+# Plain classes, not dataclasses: ``dataclasses`` writes and compiles their methods at import,
+# about a millisecond a class, on every start of ``tach list``.
+
+
+class IdOptions(NamedTuple):
     """The ini options that change parametrize ids."""
 
     disable_escaping: bool = False
@@ -59,13 +61,15 @@ class IdOptions:
     strict_ids: bool = False
 
 
-@dataclass(slots=True)
 class ParamSet:
     """One parameter set of a parametrize call."""
 
-    values: list[Value]
-    id: Any = None  # str, HIDDEN or None
-    marks: list[str] = field(default_factory=list)
+    __slots__ = ("id", "marks", "values")
+
+    def __init__(self, values: list[Value], id: Any = None, marks: list[str] | None = None) -> None:
+        self.values = values
+        self.id = id  # str, HIDDEN or None
+        self.marks: list[str] = [] if marks is None else marks
 
 
 def _escaped(val: str | bytes, opts: IdOptions) -> str:
@@ -128,8 +132,14 @@ def _idval(
     v: Value, argname: str, idx: int, opts: IdOptions, names: Callable[[Value], str | None]
 ) -> str:
     tag = v[0]
-    if tag == "i" or tag == "N" or tag == "B":  # the commonest, directly (as value_id would)
-        return str(_py(v))
+    # the commonest, directly (as value_id would): an int's or a float's literal text is
+    # ``str()`` of its value (see ``parse._const``)
+    if tag == "i" or tag == "f":
+        return v[1]  # type: ignore[no-any-return]
+    if tag == "N":
+        return "None"
+    if tag == "B":
+        return "True" if v[1] else "False"
     if tag in ("s", "b"):
         raw = _py(v)
         if len(raw) <= 100 or opts.long_str_strategy == "legacy":  # type: ignore[arg-type]

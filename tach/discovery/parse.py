@@ -156,7 +156,8 @@ def encode(node: ast.AST | None) -> Value:
         return ["N"]
     t = type(node)
     if t is _Constant:
-        return _const(node.value)  # type: ignore[attr-defined]
+        value = node.value  # type: ignore[attr-defined]
+        return ["s", value] if type(value) is str else _const(value)
     if t is _Name:
         return ["r", node.id]  # type: ignore[attr-defined]
     if t is _Attribute:
@@ -167,9 +168,14 @@ def encode(node: ast.AST | None) -> Value:
     if t is _Tuple or t is _List:
         items = []
         for elt in node.elts:  # type: ignore[attr-defined]
-            if type(elt) is _Starred:
+            te = type(elt)
+            if te is _Constant:  # most elements: no call for them
+                value = elt.value
+                items.append(["s", value] if type(value) is str else _const(value))
+            elif te is _Starred:
                 return ["?", "starred expression"]
-            items.append(encode(elt))
+            else:
+                items.append(encode(elt))
         return ["t" if t is _Tuple else "l", items]
     if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
         v = node.operand.value

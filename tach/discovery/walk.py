@@ -16,11 +16,9 @@ import fnmatch
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..nodeid import NodeId
 from .ini import CollectOptions, ConfigError, ProjectConfig
 from .names import ModuleCtx
 
@@ -50,26 +48,43 @@ def fnmatch_ex(pattern: str, path: str | os.PathLike[str]) -> bool:
     return fnmatch.fnmatch(name, pattern)
 
 
-@dataclass
+# Plain classes, not dataclasses: ``dataclasses`` writes and compiles their methods at import,
+# about a millisecond a class, on every start of ``tach list``.
+
+
 class Conftest:
     """A conftest.py and what discovery needs from it."""
 
-    path: Path
-    #: node id of its directory ("" for the rootdir).
-    baseid: str
-    ctx: ModuleCtx | None
-    error: str | None = None
-    #: hook name -> line
-    hooks: dict[str, int] = field(default_factory=dict)
-    collect_ignore: list[Path] | None = None
-    collect_ignore_glob: list[str] | None = None
-    #: why collect_ignore* cannot be read statically
-    ignore_dynamic: str | None = None
-    pytest_plugins: list[str] = field(default_factory=list)
+    __slots__ = (
+        "baseid",
+        "collect_ignore",
+        "collect_ignore_glob",
+        "ctx",
+        "error",
+        "hooks",
+        "ignore_dynamic",
+        "path",
+        "pytest_plugins",
+    )
+
+    def __init__(
+        self, path: Path, baseid: str, ctx: ModuleCtx | None, error: str | None = None
+    ) -> None:
+        self.path = path
+        #: node id of its directory ("" for the rootdir).
+        self.baseid = baseid
+        self.ctx = ctx
+        self.error = error
+        #: hook name -> line
+        self.hooks: dict[str, int] = {}
+        self.collect_ignore: list[Path] | None = None
+        self.collect_ignore_glob: list[str] | None = None
+        #: why collect_ignore* cannot be read statically
+        self.ignore_dynamic: str | None = None
+        self.pytest_plugins: list[str] = []
 
 
-@dataclass
-class WalkItem:
+class WalkItem(NamedTuple):
     """One test module to collect, and the node-id selectors naming parts of it (None: all)."""
 
     path: Path
@@ -104,6 +119,7 @@ class Walker:
         self.ignore_paths = [Path(os.path.normpath(inv / p)) for p in opts.ignore]
         self.ignore_globs = [str(Path(os.path.normpath(inv / p))) for p in opts.ignore_glob]
         self.initpaths: set[Path] = set()
+        self._initpath_strs: set[str] = set()
         self.initparents: set[Path] = set()
         #: Every directory walked (pytest recurses into it): the engine splits a directory
         #: where pytest may collect what discovery cannot see into these.
@@ -181,12 +197,14 @@ class Walker:
         got = self._for_dir.get(directory)
         if got is not None:
             return got
-        out = []
-        dirs = [directory, *directory.parents]
-        for d in reversed(dirs):
-            if d != self.confcutdir and self.confcutdir not in d.parents:
-                continue
-            ct = self.conftest(d)
+        parent = directory.parent
+        if directory == self.confcutdir or parent == directory:
+            out = []
+        else:
+            # the parent's, computed once for all its subdirectories
+            out = list(self.conftests_for(parent))
+        if directory == self.confcutdir or self.confcutdir in directory.parents:
+            ct = self.conftest(directory)
             if ct is not None:
                 self.used_conftests[ct.path] = ct
                 out.append(ct)
@@ -280,8 +298,10 @@ class Walker:
         for p, _ in resolved:
             self.initpaths.add(p)
             self.initparents.update(p.parents)
+        self._initpath_strs = {str(p) for p in self.initpaths}
         order: list[Path] = []
-        selectors: dict[Path, list[str] | None] = {}
+        # keyed by ``str(path)``: hashing a string is cheaper than hashing a ``Path``
+        selectors: dict[str, list[str] | None] = {}
         for (p, parts), arg in zip(resolved, args, strict=True):
             if p.is_dir():
                 files = list(self._walk_dir(p))
@@ -290,17 +310,20 @@ class Walker:
                 self.conftests_for(p.parent)
                 files = [p] if p.suffix == ".py" else []
                 if parts:
+                    from ..nodeid import NodeId  # only for node-id arguments
+
                     node = NodeId.parse(arg.replace(os.sep, "/"))
                     sel = [str(NodeId(self.rel(p), node.names, node.params))]
                 else:
                     sel = None
             for f in files:
-                if f not in selectors:
+                key = str(f)
+                if key not in selectors:
                     order.append(f)
-                    selectors[f] = sel
-                elif selectors[f] is not None:
-                    selectors[f] = None if sel is None else [*selectors[f], *sel]  # type: ignore[misc]
-        return [WalkItem(f, selectors[f]) for f in order]
+                    selectors[key] = sel
+                elif selectors[key] is not None:
+                    selectors[key] = None if sel is None else [*selectors[key], *sel]  # type: ignore[misc]
+        return [WalkItem(f, selectors[str(f)]) for f in order]
 
     def _walk_dir(self, directory: Path):  # type: ignore[no-untyped-def]
         self.walked.add(directory)
@@ -318,6 +341,9 @@ class Walker:
         else:
             entries.sort(key=lambda e: e.name)
         name_patterns = self.python_files if self._name_patterns else None
+        # what :meth:`ignored` checks for a file, prepared once for the directory
+        ignore_paths, ignore_globs = self._ignores(directory)
+        ignore_strs = {str(p) for p in ignore_paths}
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
@@ -339,17 +365,21 @@ class Walker:
                 # first, since ignoring a file has no side effect worth paying for here
                 if not (name.endswith(".py") and len(name) > 3):
                     continue
-                path = Path(entry.path)
-                if path in self.initpaths:
-                    yield path
+                # ``entry.path`` is the file's path as ``str(Path(entry.path))`` spells it (the
+                # directory's is normalised), so that strings stand in for paths here
+                spath = entry.path
+                if spath in self._initpath_strs:
+                    yield directory / name
                     continue
-                if self.ignored(path, False):
+                if spath in ignore_strs or (
+                    ignore_globs and any(fnmatch.fnmatch(spath, g) for g in ignore_globs)
+                ):
                     continue
                 if name_patterns is not None:
                     if any(fnmatch.fnmatch(name, pat) for pat in name_patterns):
-                        yield path
-                elif any(fnmatch_ex(pat, path) for pat in self.python_files):
-                    yield path
+                        yield directory / name
+                elif any(fnmatch_ex(pat, spath) for pat in self.python_files):
+                    yield directory / name
 
 
 def dynamic_scopes(conftests: list[Conftest]) -> list[tuple[str, str, int, str]]:
