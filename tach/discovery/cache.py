@@ -155,6 +155,17 @@ class SummaryCache:
                 self.stats.rejected += 1
                 self.dirty = True
 
+    def _stat(self, path: Path, key: str) -> tuple[os.stat_result | None, str | None]:
+        """The stat of ``path`` (``key`` is its string), recorded as an input of the run; or
+        None and the error message."""
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}"
+        if self.inputs is not None:
+            self.inputs.file(path, st)
+        return st, None
+
     def summary(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
         """The summary of ``path`` and None, or None and an error message (unreadable file)."""
         key = str(path)
@@ -166,22 +177,14 @@ class SummaryCache:
                 st, data = _read_new(key)
             except OSError as exc:
                 # what a stat first, then the read, would have said
-                try:
-                    st = os.stat(key)
-                except OSError as stat_exc:
-                    return None, f"cannot read: {stat_exc.strerror or stat_exc}"
-                if self.inputs is not None:
-                    self.inputs.file(path, st)
-                return None, f"cannot read: {exc.strerror or exc}"
+                stat_error = self._stat(path, key)[1]
+                return None, stat_error or f"cannot read: {exc.strerror or exc}"
             if self.inputs is not None:
                 self.inputs.file(path, st)
         else:
-            try:
-                st = os.stat(key)
-            except OSError as exc:
-                return None, f"cannot read: {exc.strerror or exc}"
-            if self.inputs is not None:
-                self.inputs.file(path, st)
+            st, stat_error = self._stat(path, key)
+            if st is None:
+                return None, stat_error
             if (
                 entry["size"] == st.st_size
                 and entry["mtime_ns"] == st.st_mtime_ns

@@ -113,7 +113,7 @@ class Walker:
         self.norecurse = config.get("norecursedirs")
         self._conftests: dict[Path, Conftest | None] = {}
         self._for_dir: dict[Path, list[Conftest]] = {}
-        self._ignores_for: dict[Path, tuple[list[Path], list[str]]] = {}
+        self._ignores_for: dict[Path, tuple[frozenset[str], list[str]]] = {}
         self.used_conftests: dict[Path, Conftest] = {}
         inv = config.invocation_dir
         self.ignore_paths = [Path(os.path.normpath(inv / p)) for p in opts.ignore]
@@ -213,8 +213,9 @@ class Walker:
 
     # -- ignore -------------------------------------------------------------------------------
 
-    def _ignores(self, directory: Path) -> tuple[list[Path], list[str]]:
-        """``collect_ignore`` paths and globs (nearest conftest that sets them, then the
+    def _ignores(self, directory: Path) -> tuple[frozenset[str], list[str]]:
+        """``collect_ignore`` paths (as strings: the paths are normalised, so equal strings are
+        equal paths, and hash cheaper) and globs (nearest conftest that sets them, then the
         command line's) for the entries of ``directory``."""
         got = self._ignores_for.get(directory)
         if got is None:
@@ -229,18 +230,26 @@ class Walker:
                 if ct.collect_ignore_glob is not None:
                     ignore_globs = list(ct.collect_ignore_glob)
                     break
-            got = (ignore_paths + self.ignore_paths, ignore_globs + self.ignore_globs)
+            got = (
+                frozenset(map(str, ignore_paths + self.ignore_paths)),
+                ignore_globs + self.ignore_globs,
+            )
             self._ignores_for[directory] = got
         return got
+
+    def _listed_ignored(self, spath: str, directory: Path) -> bool:
+        """Whether ``collect_ignore`` or ``collect_ignore_glob`` (or ``--ignore``,
+        ``--ignore-glob``) names the entry ``spath`` of ``directory``."""
+        ignore_strs, ignore_globs = self._ignores(directory)
+        return spath in ignore_strs or (
+            bool(ignore_globs) and any(fnmatch.fnmatch(spath, g) for g in ignore_globs)
+        )
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
         """``pytest_ignore_collect``."""
         if path.name == "__pycache__":
             return True
-        ignore_paths, ignore_globs = self._ignores(path.parent)
-        if ignore_paths and path in ignore_paths:
-            return True
-        if ignore_globs and any(fnmatch.fnmatch(str(path), g) for g in ignore_globs):
+        if self._listed_ignored(str(path), path.parent):
             return True
         if is_dir:
             self.probe(path / "pyvenv.cfg")
@@ -341,9 +350,6 @@ class Walker:
         else:
             entries.sort(key=lambda e: e.name)
         name_patterns = self.python_files if self._name_patterns else None
-        # what :meth:`ignored` checks for a file, prepared once for the directory
-        ignore_paths, ignore_globs = self._ignores(directory)
-        ignore_strs = {str(p) for p in ignore_paths}
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
@@ -371,9 +377,7 @@ class Walker:
                 if spath in self._initpath_strs:
                     yield directory / name
                     continue
-                if spath in ignore_strs or (
-                    ignore_globs and any(fnmatch.fnmatch(spath, g) for g in ignore_globs)
-                ):
+                if self._listed_ignored(spath, directory):
                     continue
                 if name_patterns is not None:
                     if any(fnmatch.fnmatch(name, pat) for pat in name_patterns):
