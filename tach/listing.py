@@ -44,6 +44,7 @@ def discover_tests(
     with_plugins: bool = True,
     select: bool = True,
     closures: bool = True,
+    retain: list[object] | None = None,
 ) -> Discovery:
     """Static discovery, then fixture resolution (which completes ids that parametrized
     fixtures extend), then ``-k``/``-m``/``--deselect``: what ``tach list`` shows.
@@ -52,6 +53,7 @@ def discover_tests(
     (``tach list``, ``tach list -q``): only the tests whose ids a parametrized fixture can
     change are resolved, so ``d.closures`` is empty and ``d.resolver`` is None when no test
     needed it (else ``d.resolver.problems`` is not complete); the tests are the same.
+    ``retain`` is for a caller about to end its process (see ``discover``).
     """
     from .discovery import apply_selection, discover
 
@@ -62,6 +64,7 @@ def discover_tests(
         use_cache=use_cache,
         site_packages=site_packages,
         with_plugins=with_plugins,
+        retain=retain,
     )
     if closures:
         from .resolver import resolve_all
@@ -220,24 +223,39 @@ def _run_key(
     return orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
-def run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path | None = None) -> int:
+def run_list(
+    req: ListRequest,
+    out: TextIO,
+    err: TextIO,
+    invocation_dir: Path | None = None,
+    *,
+    retain: list[object] | None = None,
+) -> int:
     """Run the ``list`` command; returns the exit code (4 for usage errors).
 
     With the cache on, the whole result is kept in ``.tach/list-<key>.json`` together with
     what discovery read; when none of it changed, the result is printed without discovery.
+    A caller about to end its process passes ``retain``, a list that keeps what the command
+    built instead of freeing it (see ``tach.discovery.discover``).
     """
     if req.fmt == "json" or req.problems:
-        return _run_list(req, out, err, invocation_dir)
+        return _run_list(req, out, err, invocation_dir, retain)
     from .discovery.cache import gc_paused
 
     # The tree and ``-q`` make hundreds of thousands of long-lived objects and no reference
     # cycles worth a collection (the full fixture resolution behind ``--format=json`` and
     # ``--problems`` does make them: it runs with the collector on).
-    with gc_paused():
-        return _run_list(req, out, err, invocation_dir)
+    with gc_paused(freeze=retain is not None):
+        return _run_list(req, out, err, invocation_dir, retain)
 
 
-def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path | None) -> int:
+def _run_list(
+    req: ListRequest,
+    out: TextIO,
+    err: TextIO,
+    invocation_dir: Path | None,
+    retain: list[object] | None,
+) -> int:
     from .discovery.cache import inputs_unchanged, read_document, short_hash
     from .discovery.ini import determine_config
 
@@ -281,11 +299,20 @@ def _run_list(req: ListRequest, out: TextIO, err: TextIO, invocation_dir: Path |
                 run_doc = cached
         if run_doc is None:
             run_doc = _fresh_document(
-                req, inv, opts, key, cache_path, full=want_fixtures, site_packages=site_packages
+                req,
+                inv,
+                opts,
+                key,
+                cache_path,
+                full=want_fixtures,
+                site_packages=site_packages,
+                retain=retain,
             )
     except ConfigError as exc:
         err.write(f"ERROR: {exc}\n")
         return 4
+    if retain is not None:
+        retain.append(run_doc)
     doc = run_doc["document"]
     if req.fmt == "json":
         out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -319,6 +346,7 @@ def _fresh_document(
     *,
     full: bool,
     site_packages: Sequence[Path] | None = None,
+    retain: list[object] | None = None,
 ) -> dict[str, Any]:
     """Discover, and keep the result in the whole-run cache (when there is one)."""
     from .discovery.cache import CACHE_VERSION, write_document
@@ -333,7 +361,10 @@ def _fresh_document(
         site_packages=site_packages,
         with_plugins=full,
         closures=full,
+        retain=retain,
     )
+    if retain is not None:
+        retain.append(d)
     run_doc: dict[str, Any] = {
         "schema": "tach-list",
         "key": key,

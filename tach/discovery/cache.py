@@ -27,7 +27,7 @@ import gc
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,18 +67,23 @@ class CacheStats:
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, freeze: bool = False) -> Iterator[None]:
     """Pause the cyclic garbage collector (and resume it afterwards if it was on).
 
     Discovery allocates hundreds of thousands of small, long-lived objects (summaries, ASTs,
     records) and almost no reference cycles; every collection would traverse all of them,
     for nothing, which costs a tenth of a cold run and more. Collections resume afterwards.
+    ``freeze`` is for a caller that keeps what was built until its process ends: the objects
+    still alive are moved out of the collector's reach (``gc.freeze``) before it resumes, as
+    its first collection would otherwise traverse every one of them.
     """
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if was:
             gc.enable()
 
@@ -120,8 +125,8 @@ class SummaryCache:
         self._delta: set[str] | None = None
         #: keys written and not yet encoded by :meth:`delta_entries` or :meth:`seal`
         self._unsent: list[str] = []
-        #: entries from workers, kept as the JSON text they arrived in: (keys, text)
-        self._raw: list[tuple[set[str], bytes]] = []
+        #: entries from workers, kept as the JSON objects they arrived in: (keys, objects)
+        self._raw: list[tuple[set[str], list[bytes | memoryview]]] = []
         #: this process's entries encoded by :meth:`seal`: (keys, text)
         self._sealed: list[tuple[set[str], bytes]] = []
         self._load()
@@ -227,10 +232,10 @@ class SummaryCache:
 
     def delta_entries(self) -> bytes:
         """The entries written since :meth:`begin_delta` and not returned by an earlier call,
-        as the members of a JSON object (without its braces; empty when there are none): a
-        worker encodes them a share at a time, while other processes still collect."""
+        as one JSON object (empty bytes when there are none): a worker encodes them a share at
+        a time, while other processes still collect."""
         keys, self._unsent = self._unsent, []
-        return _dump_entries({k: self.entries[k] for k in keys})[1:-1]
+        return _dump_entries({k: self.entries[k] for k in keys}) if keys else b""
 
     def seal(self) -> None:
         """Encode the entries written since the last call now, as :meth:`save` would: in the
@@ -246,8 +251,10 @@ class SummaryCache:
         s = self.stats
         return sorted(self._delta or ()), [s.parsed, s.hits, s.rehashed]
 
-    def merge_delta(self, keys: list[str], raw: bytes, counts: list[int]) -> None:
-        """In the parent: take a worker's :meth:`delta`.
+    def merge_delta(
+        self, keys: list[str], raw: Sequence[bytes | memoryview], counts: list[int]
+    ) -> None:
+        """In the parent: take a worker's :meth:`delta` and its :meth:`delta_entries`.
 
         The entries are not decoded: :meth:`save` splices their JSON text into the document
         (the parent does not need them, and decoding then re-encoding a few megabytes would
@@ -256,19 +263,20 @@ class SummaryCache:
         """
         keyset = set(keys)
         if any(keyset & other for other, _ in self._raw):
-            entries = orjson.loads(raw)
-            for key, entry in entries.items():
-                if _valid_entry(entry):
-                    self.entries[key] = entry
+            for part in raw:
+                for key, entry in orjson.loads(part).items():
+                    if _valid_entry(entry):
+                        self.entries[key] = entry
         elif keys:
-            self._raw.append((keyset, raw))
+            self._raw.append((keyset, list(raw)))
         self.dirty = True
         self.stats.parsed += counts[0]
         self.stats.hits += counts[1]
         self.stats.rehashed += counts[2]
 
-    def _document(self) -> bytes:
-        """The cache document, with the workers' entries and the sealed ones spliced in."""
+    def _document(self) -> list[bytes | memoryview]:
+        """The cache document, in parts, with the workers' entries and the sealed ones spliced
+        in (as views of the text they arrived in: a few megabytes are not copied)."""
         own = self.entries
         taken: set[str] = set().union(*(keys for keys, _ in self._raw))
         # a sealed part holding a file a worker also read is left out: its entries are
@@ -277,13 +285,20 @@ class SummaryCache:
         taken.update(*(keys for keys, _ in sealed))
         if taken:
             own = {k: v for k, v in own.items() if k not in taken}
-        parts = [
-            _dump_entries(own)[1:-1],
-            *(raw[1:-1] for _, raw in self._raw),
-            *(raw[1:-1] for _, raw in sealed),
+        objects = [
+            _dump_entries(own),
+            *(part for _, parts in self._raw for part in parts),
+            *(raw for _, raw in sealed),
         ]
         head = orjson.dumps({"schema": SCHEMA, "version": CACHE_VERSION})[:-1]
-        return head + b',"entries":{' + b",".join(p for p in parts if p) + b"}}"
+        out: list[bytes | memoryview] = [head, b',"entries":{']
+        for obj in objects:
+            if len(obj) > 2:  # not "{}"
+                if len(out) > 2:
+                    out.append(b",")
+                out.append(memoryview(obj)[1:-1])
+        out.append(b"}}")
+        return out
 
     def save(self) -> None:
         """Write the document atomically (temp file + ``os.replace``) if anything changed."""
@@ -352,7 +367,8 @@ def _read_fd(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write ``data`` (bytes, or parts written one after the other) to ``path`` atomically."""
     # a temporary file of our own in the same directory (``O_EXCL``: never another
     # process's), then ``os.replace``: readers see the old or the new document, never a part
     for _ in range(100):
@@ -368,7 +384,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise FileExistsError(f"no free temporary name next to {path}")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                f.writelines(data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

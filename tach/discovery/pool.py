@@ -5,8 +5,14 @@ inherits everything discovery has set up so far (configuration, the walk, the co
 loaded cache) by ``fork`` can take a share of the files at once, with no start-up cost beyond
 the fork. The work is cut into numbered shares that every process, the parent included,
 takes from a :class:`Shares` queue until none is left, so that a process the machine's other
-work slows down takes fewer. A worker sends its result as one byte string through a pipe and
-exits with ``os._exit`` (no ``atexit`` handlers, no flushing of inherited stdio buffers).
+work slows down takes fewer. A worker sends its result as a list of byte strings (frames)
+through a pipe and exits with ``os._exit`` (no ``atexit`` handlers, no flushing of inherited
+stdio buffers).
+
+The frames are written one after the other behind their lengths, and the parent reads them
+into one buffer of the announced size and hands them out as views of it: a result of a few
+megabytes is never joined nor sliced into copies, because fresh memory costs a page fault
+per 4 KiB touched (about 2 ms a megabyte on these machines), on both sides of the pipe.
 
 Robustness: the caller validates what it reads (a worker that died mid-way leaves a truncated
 payload that fails to decode) and redoes the shares it took, so a failed worker costs time,
@@ -25,7 +31,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 #: environment variable: how many processes cold discovery may use (1: no workers).
 JOBS_ENV = "TACH_DISCOVERY_JOBS"
@@ -110,31 +116,44 @@ def fork_safe() -> bool:
 
 
 class Job:
-    """A forked worker computing one byte string."""
+    """A forked worker computing a list of byte strings (see :func:`start`)."""
 
     def __init__(self, pid: int, fd: int) -> None:
         self.pid = pid
         self.fd: int | None = fd
         self.done = False
 
-    def result(self) -> bytes | None:
-        """Read everything the worker wrote and reap it; None if it failed."""
-        chunks: list[bytes] = []
-        try:
-            assert self.fd is not None
-            while True:
-                chunk = os.read(self.fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except OSError:
-            self.close()
-            return None
+    def result(self) -> list[memoryview] | None:
+        """Read the frames the worker wrote and reap it; None if it failed (it exited with an
+        error, or what it wrote is not whole)."""
+        frames = self._read()
         status = self._reap(block=True)
         self.close()
-        if status != 0:
+        return frames if status == 0 else None
+
+    def _read(self) -> list[memoryview] | None:
+        try:
+            assert self.fd is not None
+            head = _read_exactly(self.fd, memoryview(bytearray(8)))
+            if head is None:
+                return None
+            total = int.from_bytes(head, "big")
+            if total > _MOST_BYTES:
+                return None
+            data = _read_exactly(self.fd, memoryview(bytearray(total)))
+            if data is None or os.read(self.fd, 1):  # short, or more than announced
+                return None
+        except OSError:
             return None
-        return b"".join(chunks)
+        frames: list[memoryview] = []
+        at = 0
+        while at < total:
+            end = at + 8 + int.from_bytes(data[at : at + 8], "big")
+            if end > total:
+                return None
+            frames.append(data[at + 8 : end])
+            at = end
+        return frames
 
     def _reap(self, *, block: bool) -> int | None:
         if self.done:
@@ -210,8 +229,30 @@ class Shares:
             self.fd = None
 
 
-def start(work: Callable[[], bytes]) -> Job | None:
-    """Fork a worker that runs ``work()`` and sends back its bytes; None if fork failed."""
+#: the most a worker may announce it sends (a sanity bound on a corrupt length).
+_MOST_BYTES = 1 << 40
+
+
+def _read_exactly(fd: int, buf: memoryview) -> memoryview | None:
+    """Fill ``buf`` from ``fd``; None if the pipe ends first."""
+    got = 0
+    while got < len(buf):
+        n = os.readv(fd, [buf[got:]])
+        if n == 0:
+            return None
+        got += n
+    return buf
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def start(work: Callable[[], Sequence[bytes]]) -> Job | None:
+    """Fork a worker that runs ``work()`` and sends back the byte strings it returns (see
+    :meth:`Job.result`); None if fork failed."""
     r, w = os.pipe()
     try:
         with warnings.catch_warnings():
@@ -227,9 +268,11 @@ def start(work: Callable[[], bytes]) -> Job | None:
         status = 1
         try:
             os.close(r)
-            data = memoryview(work())
-            while data:
-                data = data[os.write(w, data) :]
+            frames = work()
+            _write_all(w, sum(8 + len(f) for f in frames).to_bytes(8, "big"))
+            for frame in frames:
+                _write_all(w, len(frame).to_bytes(8, "big"))
+                _write_all(w, frame)
             status = 0
         except BaseException:
             pass

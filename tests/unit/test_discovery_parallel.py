@@ -141,12 +141,13 @@ def test_shares_of_a_failed_worker_are_collected_by_the_parent(
         # the parent takes no share itself: every share is the worker's
         return iter(()) if os.getpid() == parent else real_iter(self)
 
-    def broken_work(self: core._Run, queue: pool.Shares, chunks: list[Any]) -> bytes:
+    def broken_work(self: core._Run, queue: pool.Shares, chunks: list[Any]) -> list[bytes]:
         if failure == "truncated":
-            return real_work(self, queue, chunks)[:-10]
+            frames = real_work(self, queue, chunks)
+            return [*frames[:-1], frames[-1][:-10]]
         assert list(queue)  # took them all
         if failure == "garbage":
-            return b"\x00\x00\x00\x00\x00\x00\x00\x05{not json"
+            return [b"{not json", b"\x00\x05"]
         if failure == "killed":
             os.kill(os.getpid(), signal.SIGKILL)
         raise RuntimeError("worker failed")
@@ -160,13 +161,39 @@ def test_shares_of_a_failed_worker_are_collected_by_the_parent(
 
 def test_shares_are_taken_once(monkeypatch: pytest.MonkeyPatch) -> None:
     with pool.Shares(300) as queue:
-        job = pool.start(lambda: b",".join(str(i).encode() for i in queue))
+        job = pool.start(lambda: [str(i).encode() for i in queue])
         mine = list(queue)
         assert job is not None
-        data = job.result()
-    assert data is not None
-    theirs = [int(x) for x in data.split(b",") if x]
+        frames = job.result()
+    assert frames is not None
+    theirs = [int(x) for x in frames]
     assert sorted(mine + theirs) == list(range(300))
+
+
+def _framed(frames: list[bytes]) -> bytes:
+    body = b"".join(len(f).to_bytes(8, "big") + f for f in frames)
+    return len(body).to_bytes(8, "big") + body
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (_framed([b"one", b"", b"three"]), [b"one", b"", b"three"]),
+        (_framed([b"one", b"three"])[:-2], None),  # the pipe ends early
+        (_framed([b"one"]) + b"x", None),  # more than announced
+        (b"\x00" * 7 + b"\x0c" + b"\x00" * 7 + b"\x09four", None),  # a frame runs past the end
+        (b"\x00\x00", None),
+    ],
+)
+def test_a_result_is_whole_or_refused(written: bytes, expected: list[bytes] | None) -> None:
+    r, w = os.pipe()
+    try:
+        os.write(w, written)
+        os.close(w)
+        frames = pool.Job(os.getpid(), r)._read()
+    finally:
+        os.close(r)
+    assert (None if frames is None else [bytes(f) for f in frames]) == expected
 
 
 def test_no_workers_for_few_files_or_with_threads(

@@ -58,3 +58,35 @@ def test_imported_base_class_change_invalidates(tmp_path: Path) -> None:
     assert _ids(tmp_path) == ["test_sub.py::TestSub::test_x"]
     (tmp_path / "base.py").write_text("class Base:\n    def test_y(self):\n        pass\n")
     assert _ids(tmp_path) == ["test_sub.py::TestSub::test_y"]
+
+
+def test_retain_keeps_what_the_listing_built_out_of_the_collectors_reach(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from tach.discovery import Discovery
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_r.py").write_text("def test_one():\n    pass\ndef test_two():\n    pass\n")
+    plain = _ids(tmp_path, no_cache=True)
+    retained: list[object] = []
+    out, err = io.StringIO(), io.StringIO()
+    was_enabled, frozen = gc.isenabled(), gc.get_freeze_count()
+    try:
+        run_list(
+            ListRequest(quiet=True, no_cache=True),
+            out,
+            err,
+            invocation_dir=tmp_path,
+            retain=retained,
+        )
+        assert gc.isenabled() == was_enabled
+        assert gc.get_freeze_count() > frozen  # the survivors are no work for the collector
+    finally:
+        gc.unfreeze()
+    assert out.getvalue().splitlines() == plain == ["test_r.py::test_one", "test_r.py::test_two"]
+    (found,) = [d for d in retained if isinstance(d, Discovery)]
+    assert [t.id for t in found.result.tests] == plain
+    # the discovery run is kept whole (not released), for the process to end with it
+    assert any(type(x).__name__ == "_Run" and x.ctxs for x in retained)
