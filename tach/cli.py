@@ -344,7 +344,7 @@ def run_tests(argv: Sequence[str]) -> int:
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations)
     units = slice_heavy_units(
-        plan.units, config.workers, sliceable(found), StaticSelection(found).count
+        plan.units, config.workers, sliceable(found), StaticSelection(found).count, durations
     )
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
@@ -455,16 +455,17 @@ class StaticSelection:
 
 
 def sliceable(found: Any) -> Callable[[Unit], bool]:
-    """Whether a unit's tests may be split across processes: the resolver says that no
-    module- or class-scoped fixture binds them, and none is a unittest test (their class
-    set-up is a class-scoped fixture pytest adds at collection)."""
+    """Whether a unit's tests may be split across processes, between classes: the resolver
+    says that no module-scoped fixture binds them, nor a class-scoped one a test outside any
+    class. Every test must be one static discovery named exactly. The worker checks again
+    with pytest's fixtures (``tach.worker.slice_items``)."""
     from tach.resolver import Resolver, resolve_all
 
     by_id = {test.id: test for test in found.result.tests}
 
     def check(unit: Unit) -> bool:
         tests = [by_id[i] for i in unit.expected if i in by_id]
-        if len(tests) != len(unit.expected) or any(t.unittest for t in tests):
+        if len(tests) != len(unit.expected) or any(t.dynamic for t in tests):
             return False
         resolver = Resolver(
             found.result.fixtures,
@@ -472,11 +473,13 @@ def sliceable(found: Any) -> Callable[[Unit], bool]:
             plugins_complete=False,
         )
         _, closures = resolve_all(tests, resolver)
-        return all(
-            closures.get(t.id) is not None
-            and closures[t.id].widest_scope not in ("module", "class")
-            for t in tests
-        )
+        for t in tests:
+            closure = closures.get(t.id)
+            if closure is None or closure.widest_scope == "module":
+                return False
+            if closure.widest_scope == "class" and not t.classes:
+                return False
+        return True
 
     return check
 

@@ -42,8 +42,23 @@ class Unit:
     attempts: int = 0
     #: Paths a directory unit leaves to other units (pytest's ``--ignore``, for this unit only).
     ignore: list[str] = dataclasses.field(default_factory=list)
-    #: ``[k, n]``: run only the k-th of n contiguous slices of the collected items.
-    slice: list[int] | None = None
+    #: Run only one slice of the module's tests (see :func:`slice_heavy_units`).
+    slice: UnitSlice | None = None
+
+
+@dataclasses.dataclass
+class UnitSlice:
+    """The tests one slice of a unit runs: those whose position in ``ids`` (all the unit's
+    tests, in static discovery's order) is in ``[bounds[index], bounds[index + 1])``.
+
+    The worker picks its items by node id, not by position among the items pytest collected,
+    so a test is never run twice nor left out even where pytest's order differs; an item
+    static discovery did not expect is run by slice 0.
+    """
+
+    index: int
+    bounds: list[int]
+    ids: list[str]
 
 
 class UnitQueue:
@@ -256,8 +271,10 @@ def plan_units(
     )
 
 
-#: A unit is sliced only when it has at least this many tests...
+#: A unit is sliced only when it has at least this many tests, or when earlier runs recorded
+#: at least ``SLICE_MIN_SECONDS`` of test time for it...
 SLICE_MIN_TESTS = 500
+SLICE_MIN_SECONDS = 1.0
 #: ...and into at most this many slices per worker.
 SLICES_PER_WORKER = 2
 
@@ -267,37 +284,92 @@ def slice_heavy_units(
     workers: int,
     can_slice: Callable[[Unit], bool],
     selected: Callable[[Unit], int] | None = None,
+    durations: dict[str, float] | None = None,
 ) -> list[Unit]:
-    """Split the units too heavy for one worker into contiguous slices of their items.
+    """Split the units too heavy for one worker into slices of their tests.
 
     A unit is heavy when it weighs more than a worker's fair share of the run. It is split only
-    when ``can_slice`` agrees (no module- or class-scoped fixture binds its tests, which would
-    otherwise be set up once per slice), into as many slices as make each one fit a share.
+    when it is long enough for a second collection of the module to be worth it (many tests,
+    or seconds of recorded test time), and when ``can_slice`` agrees (no module-scoped fixture
+    binds its tests, which would otherwise be set up once per slice). Slices never cut through
+    a class: a class-scoped fixture, a unittest ``setUpClass`` or an xunit ``setup_class`` is
+    set up once, as pytest does it. The cuts are placed so that the slices' recorded
+    durations (a default for tests without one) are as even as the classes allow.
     ``selected`` counts the tests of a unit that ``-k``/``-m``/``--deselect`` keep: every
     slice collects the whole module, so slicing a module whose tests are mostly deselected
     multiplies its collection for nothing.
     """
     if workers < 2:
         return units
-    weights = [unit.weight or estimate_weight(unit, {}) for unit in units]
+    durations = durations or {}
+    weights = [unit.weight or estimate_weight(unit, durations) for unit in units]
     share = sum(weights) / workers
     result: list[Unit] = []
     for unit, weight in zip(units, weights, strict=True):
+        ids = unit.expected
+        recorded = sum(durations.get(i, 0.0) for i in ids)
         if (
-            len(unit.expected) < SLICE_MIN_TESTS
-            or weight <= share
-            or (selected is not None and selected(unit) < SLICE_MIN_TESTS)
+            weight <= share
+            or (len(ids) < SLICE_MIN_TESTS and recorded < SLICE_MIN_SECONDS)
+            or (selected is not None and selected(unit) < min(SLICE_MIN_TESTS, len(ids) // 2))
             or not can_slice(unit)
         ):
             result.append(unit)
             continue
         count = min(SLICES_PER_WORKER * workers, max(2, int(weight / share * workers)))
-        size = len(unit.expected)
-        for k in range(count):
-            ids = unit.expected[k * size // count : (k + 1) * size // count]
+        test_weights = [durations.get(i, DEFAULT_TEST_SECONDS) for i in ids]
+        bounds = even_cuts(test_weights, class_starts(ids), count)
+        if len(bounds) < 3:  # one class: nothing to cut
+            result.append(unit)
+            continue
+        n = len(bounds) - 1
+        for k in range(n):
+            lo, hi = bounds[k], bounds[k + 1]
             result.append(
                 Unit(
-                    f"{unit.id} [{k + 1}/{count}]", unit.args, ids, weight / count, slice=[k, count]
+                    f"{unit.id} [{k + 1}/{n}]",
+                    unit.args,
+                    ids[lo:hi],
+                    UNIT_OVERHEAD_SECONDS + sum(test_weights[lo:hi]),
+                    slice=UnitSlice(k, bounds, ids),
                 )
             )
     return result
+
+
+def class_starts(ids: Sequence[str]) -> list[int]:
+    """Positions in ``ids`` where a slice may start: every test but those that continue the
+    class (outermost class) of the test before them."""
+    from tach.nodeid import NodeId
+
+    starts = []
+    previous: str | None = None
+    for i, test_id in enumerate(ids):
+        node = NodeId.parse(test_id)
+        owner = f"{node.path}::{node.names[0]}" if len(node.names) > 1 else None
+        if owner is None or owner != previous:
+            starts.append(i)
+        previous = owner
+    return starts
+
+
+def even_cuts(weights: Sequence[float], starts: Sequence[int], count: int) -> list[int]:
+    """Bounds ``[0, b1, ..., len(weights)]`` of at most ``count`` non-empty runs whose total
+    weights are as even as cutting only at ``starts`` allows."""
+    prefix = [0.0]
+    for w in weights:
+        prefix.append(prefix[-1] + w)
+    total = prefix[-1]
+    bounds = [0]
+    candidates = [s for s in starts if s > 0]
+    for k in range(1, count):
+        target = total * k / count
+        best = min(
+            (s for s in candidates if s > bounds[-1]),
+            key=lambda s: abs(prefix[s] - target),
+            default=None,
+        )
+        if best is not None and best not in bounds:
+            bounds.append(best)
+    bounds.append(len(weights))
+    return bounds

@@ -121,6 +121,42 @@ def effective_scope(item: pytest.Item, name: str) -> Scope | None:
     return defs[-1]._scope if defs else None
 
 
+def slice_items(
+    items: list[pytest.Item], index: int, bounds: Sequence[int], ids: Sequence[str]
+) -> list[pytest.Item]:
+    """The items of slice ``index`` of a unit (see ``tach.scheduler.UnitSlice``).
+
+    The supervisor sliced the unit from static discovery; pytest's collection has the last
+    word. Where it shows that cutting the module is not safe after all (a module-scoped
+    fixture binds a test: an xunit ``setup_module``, a plugin's fixture; or a class-scoped
+    one binds a test outside any class, for which pytest keeps it for the module), slice 0
+    runs every item and the others none: every process sees the same items and decides the
+    same, so no test runs twice or not at all.
+    """
+    if any(_binds_the_module(item) for item in items):
+        return items if index == 0 else []
+    position = {test_id: i for i, test_id in enumerate(ids)}
+    lo, hi = bounds[index], bounds[index + 1]
+    chosen = []
+    for item in items:
+        at = position.get(item.nodeid)
+        if (index == 0) if at is None else lo <= at < hi:
+            chosen.append(item)
+    return chosen
+
+
+def _binds_the_module(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:  # no fixtures at all (a doctest, a plugin's item)
+        return False
+    in_class = item.getparent(pytest.Class) is not None
+    for name in info.names_closure:
+        scope = effective_scope(item, name)
+        if scope is Scope.Module or (scope is Scope.Class and not in_class):
+            return True
+    return False
+
+
 def worker_chain(item: pytest.Item) -> list[pytest.Item | pytest.Collector]:
     """The nodes a worker owns in module mode: the session and the directories above the file."""
     chain = item.listchain()
@@ -382,11 +418,11 @@ class Worker:
             # which its error reports say; pytest's whole-suite run reports them the same way.
             usage_error = None
         if unit.get("slice"):
-            # One of n slices of a heavy module: every slice collects the whole module and
-            # runs its share; the module's collection results are reported by the first.
-            k, n = unit["slice"]
-            items = items[k * len(items) // n : (k + 1) * len(items) // n]
-            if k:
+            # One slice of a heavy module: every slice collects the whole module and runs its
+            # share; the module's collection results are reported by the first.
+            spec = unit["slice"]
+            items = slice_items(items, spec["index"], spec["bounds"], spec["ids"])
+            if spec["index"]:
                 deselected, errors = 0, []
         # In parts: a module can hold tens of thousands of parametrized tests.
         ids = [item.nodeid for item in items]

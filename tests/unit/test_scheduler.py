@@ -74,11 +74,48 @@ def test_slices_split_only_heavy_sliceable_units_into_contiguous_ranges():
     light = Unit("small.py", ["/p/small.py"], ["small.py::t"])
     units = slice_heavy_units([heavy, light], workers=2, can_slice=lambda unit: True)
     slices = [u for u in units if u.slice]
-    assert [u.slice for u in slices] == [[k, len(slices)] for k in range(len(slices))]
+    assert [u.slice.index for u in slices] == list(range(len(slices)))
+    assert all(u.slice.ids == heavy.expected for u in slices)
     assert 2 <= len(slices) <= 4
     assert [i for u in slices for i in u.expected] == heavy.expected  # nothing lost or doubled
+    for u in slices:
+        lo, hi = u.slice.bounds[u.slice.index], u.slice.bounds[u.slice.index + 1]
+        assert u.expected == heavy.expected[lo:hi]
     assert all(u.args == heavy.args for u in slices)
     assert light in units
+
+
+def test_slices_never_cut_a_class_and_even_out_recorded_durations():
+    ids = [
+        "m.py::test_slow",
+        *[f"m.py::TestA::test_{i}" for i in range(6)],
+        *[f"m.py::TestB::TestInner::test_{i}[a::b]" for i in range(3)],
+        "m.py::test_x",
+        "m.py::test_y",
+    ]
+    durations = dict.fromkeys(ids, 0.1) | {"m.py::test_slow": 1.2}
+    unit = Unit("m.py", ["/p/m.py"], ids, weight=2.3)
+    other = Unit("n.py", ["/p/n.py"], ["n.py::t"], weight=0.1)
+    units = slice_heavy_units([unit, other], 2, lambda u: True, durations=durations)
+    slices = [u for u in units if u.slice]
+    # under 500 tests, sliced for its 2.3 recorded seconds; the first cut isolates the slow
+    # test, and no cut falls inside TestA or TestB
+    assert slices[0].expected == ["m.py::test_slow"]
+    assert [i for u in slices for i in u.expected] == ids
+    for u in slices:
+        owners = {i.split("::")[1] for i in u.expected if i.count("::") > 1}
+        for owner in owners:
+            assert all(i in u.expected for i in ids if i.split("::")[1] == owner)
+    # without recorded durations, a unit this small is left whole
+    unit.weight = 0.0
+    assert slice_heavy_units([unit, other], 2, lambda u: True) == [unit, other]
+
+
+def test_a_unit_of_one_class_is_not_sliced():
+    ids = [f"m.py::TestOnly::test_{i}" for i in range(600)]
+    unit = Unit("m.py", ["/p/m.py"], ids)
+    other = Unit("n.py", ["/p/n.py"], ["n.py::t"])
+    assert slice_heavy_units([unit, other], 2, lambda u: True) == [unit, other]
 
 
 def test_units_that_cannot_be_sliced_stay_whole():
