@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import orjson
-
 from tach import __version__
 
 if TYPE_CHECKING:
@@ -387,6 +385,8 @@ def junit_reporter(path: str, project: Any, locations: Any) -> Reporter:
 def print_config(config: Any, project: Any, layers: Any) -> None:
     """``--show-config``: each setting, its value and where it came from (JSON with
     ``--format=json``)."""
+    import orjson
+
     from tach.config import show_config
 
     settings = show_config(config)
@@ -534,6 +534,8 @@ def clip_to_roots(dirs: Sequence[Path], roots: Sequence[Path]) -> list[Path]:
 
 
 def load_last_failed(cache_dir: Path) -> set[str]:
+    import orjson
+
     try:
         data = orjson.loads((cache_dir / "lastfailed.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
@@ -550,6 +552,8 @@ def save_last_failed(cache_dir: Path, summary: RunSummary, old: set[str]) -> Non
         elif result.status is not None:
             failed.discard(result.id)
     failed |= {r.get("nodeid", "") for r in summary.collect_errors if r.get("outcome") == "failed"}
+    import orjson
+
     from tach.scheduler import write_atomically
 
     write_atomically(cache_dir / "lastfailed.json", orjson.dumps(sorted(failed)))

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import orjson
-
 from .discovery.ini import CollectOptions, ConfigError
 
 if TYPE_CHECKING:
@@ -169,6 +167,8 @@ def interpreter_paths(python: str) -> list[Path]:
     """
     import subprocess
 
+    import orjson
+
     code = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
     try:
         proc = subprocess.run(
@@ -220,7 +220,7 @@ def _run_key(
         paths = [str(p) for p in site_packages] if site_packages is not None else sys.path
         parts.append(req.python)
         parts.append([(p, os.stat(p).st_mtime_ns) for p in paths if p and os.path.isdir(p)])
-    return orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    return repr(parts)
 
 
 def run_list(
@@ -233,7 +233,7 @@ def run_list(
 ) -> int:
     """Run the ``list`` command; returns the exit code (4 for usage errors).
 
-    With the cache on, the whole result is kept in ``.tach/list-<key>.json`` together with
+    With the cache on, the whole result is kept in ``.tach/list-<key>.cache`` together with
     what discovery read; when none of it changed, the result is printed without discovery.
     A caller about to end its process passes ``retain``, a list that keeps what the command
     built instead of freeing it (see ``tach.discovery.discover``).
@@ -289,7 +289,7 @@ def _run_list(
                 req, inv, cfg.ini, cfg.rootdir, cfg.inifile, want_fixtures, site_packages
             )
             digest = short_hash(key.encode())
-            cache_path = cfg.rootdir / ".tach" / f"list-{digest}.json"
+            cache_path = cfg.rootdir / ".tach" / f"list-{digest}.cache"
             cached = read_document(cache_path, "tach-list")
             if (
                 cached is not None
@@ -315,6 +315,8 @@ def _run_list(
         retain.append(run_doc)
     doc = run_doc["document"]
     if req.fmt == "json":
+        import orjson
+
         out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif req.quiet:
         out.write("".join(f"{t['id']}\n" for t in doc["tests"]))

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import builtins
 import fnmatch
+import marshal
 import operator
 import types
 from typing import Any, NamedTuple
-
-import orjson
 
 from .model import FixtureDef, TestDef
 from .names import Bound, ClassAttr, Ext, Index, ModRef, ModuleCtx, resolve
@@ -430,8 +429,9 @@ class Collector:
             if v[0] not in _LITERAL_TAGS and not self._literal(ctx, v, canons):
                 return None
         try:
-            return orjson.dumps([args, kw]), tuple(canons)
-        except orjson.JSONEncodeError:  # a lone surrogate in a string
+            # marshal's version 2 writes no back-references, so equal values encode the same
+            return marshal.dumps((args, kw), 2), tuple(canons)
+        except ValueError:  # a value of a type marshal does not know
             return None
 
     def _literal(self, ctx: ModuleCtx, v: Value, canons: list[str]) -> bool:

@@ -145,15 +145,7 @@ class Job:
                 return None
         except OSError:
             return None
-        frames: list[memoryview] = []
-        at = 0
-        while at < total:
-            end = at + 8 + int.from_bytes(data[at : at + 8], "big")
-            if end > total:
-                return None
-            frames.append(data[at + 8 : end])
-            at = end
-        return frames
+        return split_frames(data)
 
     def _reap(self, *, block: bool) -> int | None:
         if self.done:
@@ -231,6 +223,20 @@ class Shares:
 
 #: the most a worker may announce it sends (a sanity bound on a corrupt length).
 _MOST_BYTES = 1 << 40
+
+
+def split_frames(data: memoryview) -> list[memoryview] | None:
+    """The frames of ``data``, each behind its 8-byte length (views, not copies); None when a
+    length runs past the end."""
+    frames: list[memoryview] = []
+    at, total = 0, len(data)
+    while at < total:
+        end = at + 8 + int.from_bytes(data[at : at + 8], "big")
+        if end > total:
+            return None
+        frames.append(data[at + 8 : end])
+        at = end
+    return frames
 
 
 def _read_exactly(fd: int, buf: memoryview) -> memoryview | None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 
 from tach.discovery import discover
-from tach.discovery.cache import SummaryCache
+from tach.discovery.cache import MAGIC, SummaryCache, decode_frames, encode_frames
 
 
 def _project(root: Path, n: int = 3) -> Path:
@@ -61,41 +63,67 @@ def test_recently_modified_file_is_verified_by_hash(tmp_path: Path) -> None:
     assert d.stats.hits == 0 and d.stats.rehashed == 1 and d.stats.parsed == 0
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"",
-        b"{",
-        b'{"schema": "tach-discovery-cache", "version": 1, "entries": {"x": ',
-        b'{"schema": "something-else", "version": 1, "entries": {}}',
-        b'{"schema": "tach-discovery-cache", "version": 999, "entries": {}}',
-        b"[1, 2, 3]",
-        b"\x00\xff\xfe garbage",
-    ],
-)
-def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(tmp_path: Path, content: bytes) -> None:
+def _file(root: Path) -> Path:
+    path = SummaryCache(root / ".tach").path
+    assert path is not None
+    return path
+
+
+def _written(frames: list[object]) -> bytes:
+    return b"".join(bytes(part) for part in encode_frames([marshal.dumps(f) for f in frames]))
+
+
+def _entries(path: Path) -> dict[str, Any]:
+    frames = decode_frames(path.read_bytes())
+    assert frames is not None and frames[0] == {"schema": "tach-discovery-cache"}
+    return {k: v for entries in frames[1:] for k, v in entries.items()}
+
+
+def _flip_a_byte(good: bytes) -> bytes:
+    at = len(good) // 2
+    return good[:at] + bytes([good[at] ^ 0x20]) + good[at + 1 :]
+
+
+CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
+    "empty": lambda good: b"",
+    "garbage": lambda good: b"\x00\xff\xfe garbage",
+    "truncated": lambda good: good[: len(good) - 7],
+    "a flipped byte": _flip_a_byte,
+    "a JSON document of an earlier version": lambda good: (
+        b'{"schema": "tach-discovery-cache", "version": 1, "entries": {}}'
+    ),
+    "another Python's": lambda good: good.replace(b" python ", b" python 9", 1),
+    "another schema": lambda good: _written([{"schema": "something-else"}, {}]),
+    "entries that are not a mapping": lambda good: _written(
+        [{"schema": "tach-discovery-cache"}, [1, 2, 3]]
+    ),
+    "a frame running past the end": lambda good: good[: len(MAGIC) + 4]
+    + (10**6).to_bytes(8, "big"),
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(tmp_path: Path, corruption: str) -> None:
     root = _project(tmp_path)
     _age_all(root)
     expected = [t.id for t in discover(invocation_dir=root, with_plugins=False).result.tests]
-    cache_file = root / ".tach" / "discovery-v1.json"
-    cache_file.write_bytes(content)
+    cache_file = _file(root)
+    cache_file.write_bytes(CORRUPTIONS[corruption](cache_file.read_bytes()))
     d = discover(invocation_dir=root, with_plugins=False)
     assert [t.id for t in d.result.tests] == expected
-    assert d.stats.parsed == 3
-    doc = orjson.loads(cache_file.read_bytes())
-    assert doc["schema"] == "tach-discovery-cache" and len(doc["entries"]) == 3
+    assert d.stats.parsed == 3 and d.stats.corrupt
+    assert len(_entries(cache_file)) == 3
 
 
 def test_bad_entries_are_rejected_individually(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _age_all(root)
     discover(invocation_dir=root, with_plugins=False)
-    cache_file = root / ".tach" / "discovery-v1.json"
-    doc = orjson.loads(cache_file.read_bytes())
-    key = str(root / "test_m0.py")
-    doc["entries"][key]["summary"] = {"v": -1}
-    doc["entries"][str(root / "test_m1.py")]["size"] = "big"
-    cache_file.write_bytes(orjson.dumps(doc))
+    cache_file = _file(root)
+    entries = _entries(cache_file)
+    entries[str(root / "test_m0.py")]["summary"] = {"v": -1}
+    entries[str(root / "test_m1.py")]["size"] = "big"
+    cache_file.write_bytes(_written([{"schema": "tach-discovery-cache"}, entries]))
     d = discover(invocation_dir=root, with_plugins=False)
     assert d.stats.rejected == 2 and d.stats.parsed == 2 and d.stats.hits == 1
 
@@ -133,9 +161,8 @@ def test_no_temp_files_left_and_writes_are_atomic(tmp_path: Path) -> None:
     for i in range(20):
         (root / f"test_m{i}.py").write_text(f"def test_{i}():\n    pass\n# {i}\n")
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    doc = orjson.loads((root / ".tach" / "discovery-v1.json").read_bytes())
-    assert doc["schema"] == "tach-discovery-cache"
-    assert sorted(os.listdir(root / ".tach")) == [".gitignore", "discovery-v1.json"]
+    assert len(_entries(_file(root))) == 20
+    assert sorted(os.listdir(root / ".tach")) == [".gitignore", _file(root).name]
 
 
 def test_unwritable_cache_dir_is_not_an_error(tmp_path: Path) -> None:
@@ -154,9 +181,9 @@ def test_plugin_and_builtin_sources_are_cached_too(tmp_path: Path) -> None:
     assert second.stats.parsed == 0
 
 
-def test_a_summary_json_cannot_hold_is_left_out_of_the_cache(tmp_path: Path) -> None:
+def test_a_summary_utf8_cannot_hold_is_cached_and_read_back_as_it_was(tmp_path: Path) -> None:
     root = _project(tmp_path, 2)
-    # a lone surrogate is a valid str literal but not UTF-8: JSON cannot hold it
+    # a lone surrogate is a valid str literal but not UTF-8 (nor JSON)
     (root / "test_m0.py").write_text(
         'import pytest\n\n@pytest.mark.parametrize("v", ["\\ud800"])\ndef test_s(v):\n    pass\n'
     )
@@ -167,7 +194,7 @@ def test_a_summary_json_cannot_hold_is_left_out_of_the_cache(tmp_path: Path) -> 
         "test_m1.py::test_1",
     ]
     second = discover(invocation_dir=root, with_plugins=False)
-    assert second.stats.parsed == 1 and second.stats.hits == 1
+    assert second.stats.parsed == 0 and second.stats.hits == 2
     assert [t.id for t in second.result.tests] == [t.id for t in first.result.tests]
 
 

@@ -27,7 +27,7 @@ def test_warm_list_follows_edits_new_files_and_conftests(tmp_path: Path) -> None
     (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
     _age(tmp_path)
     assert _ids(tmp_path) == ["tests/test_a.py::test_a"]
-    assert list((tmp_path / ".tach").glob("list-*.json"))
+    assert list((tmp_path / ".tach").glob("list-*.cache"))
     assert _ids(tmp_path) == ["tests/test_a.py::test_a"]  # answered from the run cache
     (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    pass\ndef test_b():\n"
                                                   "    pass\n")
