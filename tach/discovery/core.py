@@ -342,9 +342,9 @@ class _Run:
         """In a worker: collect the shares taken from ``queue``; return them, what was read,
         the cache statistics and the new cache entries, as frames (see :meth:`_merge`).
 
-        The records travel in ``marshal``'s format (the parent reads them back with the same
+        Everything travels in ``marshal``'s format (the parent reads it back with the same
         interpreter, and this worker is its own child), which decodes faster than JSON; the
-        new cache entries travel as the JSON text the cache document is made of.
+        new cache entries are the frames the cache file is made of, written as they are.
         """
         gc.disable()  # the worker is short-lived and makes no reference cycles worth freeing
         self.cache.begin_delta()
@@ -374,16 +374,16 @@ class _Run:
         return [*frames, *entries, marshal.dumps((keys, stats, files, dirs, len(entries)))]
 
     def _merge(self, frames: list[memoryview]) -> dict[int, _Slice]:
-        """Decode a worker's frames (one per share, then the new cache entries as JSON
-        objects, then the cache keys, statistics, inputs and the number of entry frames); fold
-        its cache entries and inputs into this run's.
+        """Decode a worker's frames (one per share, then the new cache entries, then the cache
+        keys, statistics, inputs and the number of entry frames); fold its cache entries and
+        inputs into this run's.
 
         Empty when they are not whole (the shares it took are then collected here)."""
         try:
             keys, stats, files, dirs, n_entries = marshal.loads(frames[-1])
             shares = len(frames) - 1 - n_entries
             entries = frames[shares:-1]
-            if shares < 0 or any(e[:1] != b"{" or e[-1:] != b"}" for e in entries):
+            if shares < 0 or not all(entries):
                 return {}
             parts = {}
             for frame in frames[:shares]:

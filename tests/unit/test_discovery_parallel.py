@@ -161,6 +161,35 @@ def test_shares_of_a_failed_worker_are_collected_by_the_parent(
     assert not _children()
 
 
+def test_a_whole_result_of_a_worker_is_used_as_it_came(
+    suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _discover(suite, monkeypatch, 1, use_cache=False)
+    parent = os.getpid()
+    real_iter = pool.Shares.__iter__
+    real_slice = core._Run.collect_slice
+    collected_here: list[int] = []
+
+    def worker_takes_all(self: pool.Shares) -> Any:
+        return iter(()) if os.getpid() == parent else real_iter(self)
+
+    def counting(self: core._Run, items: list[Any]) -> Any:
+        if os.getpid() == parent:
+            collected_here.append(len(items))
+        return real_slice(self, items)
+
+    monkeypatch.setattr(pool.Shares, "__iter__", worker_takes_all)
+    monkeypatch.setattr(core._Run, "collect_slice", counting)
+    parallel = _discover(suite, monkeypatch, 2)
+    assert collected_here == []  # nothing collected again: the worker's result was whole
+    assert _snapshot(parallel) == _snapshot(serial)
+    for p in suite.rglob("*.py"):  # old files: the next run may trust their stat
+        st = p.stat()
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - 10_000_000_000))
+    again = _discover(suite, monkeypatch, 1)
+    assert again.stats.parsed == 0  # the worker's cache entries were written as they came
+
+
 def test_shares_are_taken_once(monkeypatch: pytest.MonkeyPatch) -> None:
     with pool.Shares(300) as queue:
         job = pool.start(lambda: [str(i).encode() for i in queue])
