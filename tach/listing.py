@@ -101,6 +101,8 @@ def _expand_ids(d: Discovery) -> list[TestDef]:
         fx.autouse and fx.name in sensitive for fx in fixtures
     )
     resolver = d.resolver = _resolver(d) if sensitive else None
+    if resolver is None and not any(t.dynamic for t in tests):
+        return tests  # nothing to expand, and no dynamic records to collapse
     out: list[TestDef] = []
     seen: set[str] = set()  # the ids resolve_all keeps closures for
     for t in tests:
