@@ -11,6 +11,7 @@ unit to finish is a short one and workers finish together.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import tempfile
@@ -49,7 +50,8 @@ class Unit:
 @dataclasses.dataclass
 class UnitSlice:
     """The tests one slice of a unit runs: those whose position in ``ids`` (all the unit's
-    tests, in static discovery's order) is in ``[bounds[index], bounds[index + 1])``.
+    tests, in static discovery's order) is in ``[bounds[index], bounds[index + 1])``, once
+    the worker has moved the cuts out of classes a class-scoped fixture binds.
 
     The worker picks its items by node id, not by position among the items pytest collected,
     so a test is never run twice nor left out even where pytest's order differs; an item
@@ -291,13 +293,12 @@ def slice_heavy_units(
     A unit is heavy when it weighs more than a worker's fair share of the run. It is split only
     when it is long enough for a second collection of the module to be worth it (many tests,
     or seconds of recorded test time), and when ``can_slice`` agrees (no module-scoped fixture
-    binds its tests, which would otherwise be set up once per slice). Slices never cut through
-    a class: a class-scoped fixture, a unittest ``setUpClass`` or an xunit ``setup_class`` is
-    set up once, as pytest does it. The cuts are placed so that the slices' recorded
-    durations (a default for tests without one) are as even as the classes allow.
-    ``selected`` counts the tests of a unit that ``-k``/``-m``/``--deselect`` keep: every
-    slice collects the whole module, so slicing a module whose tests are mostly deselected
-    multiplies its collection for nothing.
+    binds its tests, which would otherwise be set up once per slice). The cuts are placed so
+    that the slices' recorded durations (a default for tests without one) are as even as can
+    be; the worker moves a cut that falls inside a class a class-scoped fixture binds to the
+    nearer end of the class (``tach.worker.slice_items``). ``selected`` counts the tests of a
+    unit that ``-k``/``-m``/``--deselect`` keep: every slice collects the whole module, so
+    slicing a module whose tests are mostly deselected multiplies its collection for nothing.
     """
     if workers < 2:
         return units
@@ -318,10 +319,7 @@ def slice_heavy_units(
             continue
         count = min(SLICES_PER_WORKER * workers, max(2, int(weight / share * workers)))
         test_weights = [durations.get(i, DEFAULT_TEST_SECONDS) for i in ids]
-        bounds = even_cuts(test_weights, class_starts(ids), count)
-        if len(bounds) < 3:  # one class: nothing to cut
-            result.append(unit)
-            continue
+        bounds = even_cuts(test_weights, count)
         n = len(bounds) - 1
         for k in range(n):
             lo, hi = bounds[k], bounds[k + 1]
@@ -337,39 +335,23 @@ def slice_heavy_units(
     return result
 
 
-def class_starts(ids: Sequence[str]) -> list[int]:
-    """Positions in ``ids`` where a slice may start: every test but those that continue the
-    class (outermost class) of the test before them."""
-    from tach.nodeid import NodeId
-
-    starts = []
-    previous: str | None = None
-    for i, test_id in enumerate(ids):
-        node = NodeId.parse(test_id)
-        owner = f"{node.path}::{node.names[0]}" if len(node.names) > 1 else None
-        if owner is None or owner != previous:
-            starts.append(i)
-        previous = owner
-    return starts
-
-
-def even_cuts(weights: Sequence[float], starts: Sequence[int], count: int) -> list[int]:
-    """Bounds ``[0, b1, ..., len(weights)]`` of at most ``count`` non-empty runs whose total
-    weights are as even as cutting only at ``starts`` allows."""
+def even_cuts(weights: Sequence[float], count: int) -> list[int]:
+    """Bounds ``[0, b1, ..., len(weights)]`` of at most ``count`` non-empty runs of
+    ``weights`` whose totals are as even as can be."""
     prefix = [0.0]
     for w in weights:
         prefix.append(prefix[-1] + w)
     total = prefix[-1]
     bounds = [0]
-    candidates = [s for s in starts if s > 0]
     for k in range(1, count):
-        target = total * k / count
-        best = min(
-            (s for s in candidates if s > bounds[-1]),
-            key=lambda s: abs(prefix[s] - target),
-            default=None,
-        )
-        if best is not None and best not in bounds:
-            bounds.append(best)
+        # an even share of what the runs so far left
+        done = prefix[bounds[-1]]
+        target = done + (total - done) / (count - k + 1)
+        # the first position whose prefix reaches the target, or the one before it
+        at = bisect.bisect_left(prefix, target, bounds[-1] + 1, len(weights))
+        if at > bounds[-1] + 1 and target - prefix[at - 1] < prefix[at] - target:
+            at -= 1
+        if bounds[-1] < at < len(weights):
+            bounds.append(at)
     bounds.append(len(weights))
     return bounds

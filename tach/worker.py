@@ -126,35 +126,64 @@ def slice_items(
 ) -> list[pytest.Item]:
     """The items of slice ``index`` of a unit (see ``tach.scheduler.UnitSlice``).
 
-    The supervisor sliced the unit from static discovery; pytest's collection has the last
-    word. Where it shows that cutting the module is not safe after all (a module-scoped
-    fixture binds a test: an xunit ``setup_module``, a plugin's fixture; or a class-scoped
-    one binds a test outside any class, for which pytest keeps it for the module), slice 0
-    runs every item and the others none: every process sees the same items and decides the
-    same, so no test runs twice or not at all.
+    The supervisor cut the unit by static discovery and recorded durations; pytest's
+    collection has the last word, and every slice of the unit sees the same items, so each
+    makes the same corrections:
+
+    * a cut inside a class that a class-scoped fixture binds (its own, an xunit
+      ``setup_class``, a unittest ``setUpClass``) moves to the nearer end of the class, so
+      that the fixture is set up once, as pytest does;
+    * where a module-scoped fixture binds a test (an xunit ``setup_module``, a plugin's), or a
+      class-scoped one binds a test outside any class (pytest then keeps it for the module),
+      slice 0 runs every item and the others none.
+
+    So no test runs twice or not at all; an item static discovery did not expect runs in
+    slice 0.
     """
-    if any(_binds_the_module(item) for item in items):
-        return items if index == 0 else []
     position = {test_id: i for i, test_id in enumerate(ids)}
-    lo, hi = bounds[index], bounds[index + 1]
+    spans: dict[int, list[int]] = {}  # outermost class -> first and last position
+    bound: set[int] = set()  # outermost classes a class-scoped fixture binds
+    for item in items:
+        outer = None
+        node = item.parent
+        while node is not None:
+            if isinstance(node, pytest.Class):
+                outer = node
+            node = node.parent
+        scopes = _fixture_scopes(item)
+        if Scope.Module in scopes or (Scope.Class in scopes and outer is None):
+            return items if index == 0 else []
+        at = position.get(item.nodeid)
+        if outer is None or at is None:
+            continue
+        span = spans.setdefault(id(outer), [at, at])
+        span[0], span[1] = min(span[0], at), max(span[1], at)
+        if Scope.Class in scopes:
+            bound.add(id(outer))
+    cuts = list(bounds)
+    for key in bound:
+        first, last = spans[key]
+        for k in range(1, len(cuts) - 1):
+            if first < cuts[k] <= last:
+                cuts[k] = first if cuts[k] - first <= last + 1 - cuts[k] else last + 1
+    cuts.sort()
+    lo, hi = cuts[index], cuts[index + 1]
     chosen = []
     for item in items:
         at = position.get(item.nodeid)
-        if (index == 0) if at is None else lo <= at < hi:
+        if at is None:
+            if index == 0:
+                chosen.append(item)
+        elif lo <= at < hi:
             chosen.append(item)
     return chosen
 
 
-def _binds_the_module(item: pytest.Item) -> bool:
+def _fixture_scopes(item: pytest.Item) -> set[Scope]:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:  # no fixtures at all (a doctest, a plugin's item)
-        return False
-    in_class = item.getparent(pytest.Class) is not None
-    for name in info.names_closure:
-        scope = effective_scope(item, name)
-        if scope is Scope.Module or (scope is Scope.Class and not in_class):
-            return True
-    return False
+        return set()
+    return {scope for name in info.names_closure if (scope := effective_scope(item, name))}
 
 
 def worker_chain(item: pytest.Item) -> list[pytest.Item | pytest.Collector]:

@@ -127,7 +127,10 @@ class Job:
         """Read the frames the worker wrote and reap it; None if it failed (it exited with an
         error, or what it wrote is not whole)."""
         frames = self._read()
-        status = self._reap(block=True)
+        if frames is None:
+            self.close()  # a worker still writing is killed, not waited for
+            return None
+        status = self._reap(block=True)  # it has closed its end of the pipe: it is ending
         self.close()
         return frames if status == 0 else None
 
@@ -143,7 +146,7 @@ class Job:
             data = _read_exactly(self.fd, memoryview(bytearray(total)))
             if data is None or os.read(self.fd, 1):  # short, or more than announced
                 return None
-        except OSError:
+        except (OSError, MemoryError):
             return None
         return split_frames(data)
 
@@ -221,8 +224,9 @@ class Shares:
             self.fd = None
 
 
-#: the most a worker may announce it sends (a sanity bound on a corrupt length).
-_MOST_BYTES = 1 << 40
+#: the most a worker may announce it sends (a bound on a corrupt length; 15,000 test modules
+#: send about 30 MB).
+_MOST_BYTES = 1 << 32
 
 
 def split_frames(data: memoryview) -> list[memoryview] | None:

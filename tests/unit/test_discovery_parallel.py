@@ -227,6 +227,18 @@ def test_a_result_is_whole_or_refused(written: bytes, expected: list[bytes] | No
     assert (None if frames is None else [bytes(f) for f in frames]) == expected
 
 
+def test_a_worker_whose_result_is_refused_while_it_writes_is_killed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # more than a pipe holds, so the worker is still writing when the parent refuses the
+    # length it announced: the parent must end it rather than wait for it to exit
+    monkeypatch.setattr(pool, "_MOST_BYTES", 1000)
+    job = pool.start(lambda: [b"x" * (1 << 20)])
+    assert job is not None
+    assert job.result() is None
+    assert not _children()
+
+
 def test_no_workers_for_few_files_or_with_threads(
     suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
