@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="pytest -m expression")
     lp.add_argument("-q", "--quiet", action="store_true", help="one node id per line")
     lp.add_argument(
+        "--format",
+        choices=("human", "json"),
+        # unset unless given here: `tach --format=json list` keeps working
+        default=argparse.SUPPRESS,
+        help="json: one document (as `tach --format=json list`)",
+    )
+    lp.add_argument(
         "-c",
         "--config-file",
         dest="inifile",

@@ -174,3 +174,11 @@ def test_python_option_reads_fixtures_of_that_interpreters_plugins(
                project)
     assert proc.returncode == 4
     assert "--python" in proc.stderr and "cannot run it" in proc.stderr
+
+
+@features
+def test_format_is_taken_before_or_after_list(project: Path) -> None:
+    before = run(["-m", "tach", "--format=json", "list"], project)
+    after = run(["-m", "tach", "list", "--format", "json"], project)
+    assert after.returncode == before.returncode
+    assert json.loads(after.stdout) == json.loads(before.stdout)
