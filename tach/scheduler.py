@@ -320,6 +320,9 @@ def slice_heavy_units(
         count = min(SLICES_PER_WORKER * workers, max(2, int(weight / share * workers)))
         test_weights = [durations.get(i, DEFAULT_TEST_SECONDS) for i in ids]
         bounds = even_cuts(test_weights, count)
+        if len(bounds) < 3:  # one test: nothing to cut
+            result.append(unit)
+            continue
         n = len(bounds) - 1
         for k in range(n):
             lo, hi = bounds[k], bounds[k + 1]

@@ -111,6 +111,12 @@ def test_slices_even_out_recorded_durations():
     # without recorded durations, a unit this small is left whole
     unit.weight = 0.0
     assert slice_heavy_units([unit, other], 2, lambda u: True) == [unit, other]
+    # and so is a long unit of one test
+    single = Unit("s.py", ["/p/s.py"], ["s.py::t"], weight=3.0)
+    assert slice_heavy_units([single, other], 2, lambda u: True, durations={"s.py::t": 3.0}) == [
+        single,
+        other,
+    ]
 
 
 @pytest.mark.parametrize("count", [2, 3, 4, 7])
