@@ -501,10 +501,11 @@ class StaticSelection:
 
 
 def sliceable(found: Any) -> Callable[[Unit], bool]:
-    """Whether a unit's tests may be split across processes, between classes: the resolver
-    says that no module-scoped fixture binds them, nor a class-scoped one a test outside any
-    class. Every test must be one static discovery named exactly. The worker checks again
-    with pytest's fixtures (``tach.worker.slice_items``)."""
+    """Whether a unit's tests may be split across processes: the resolver says that no
+    module-scoped fixture binds them, nor a class-scoped one a test outside any class. Every
+    test must be one static discovery named exactly. The worker checks again with pytest's
+    fixtures, and keeps a class a class-scoped fixture binds in one slice
+    (``tach.worker.slice_items``)."""
     from tach.resolver import Resolver, resolve_all
 
     by_id = {test.id: test for test in found.result.tests}
