@@ -353,7 +353,7 @@ def _fresh_document(
     retain: list[object] | None = None,
 ) -> dict[str, Any]:
     """Discover, and keep the result in the whole-run cache (when there is one)."""
-    from .discovery.cache import CACHE_VERSION, write_document
+    from .discovery.cache import write_document
 
     # ids do not depend on plugin fixtures nor on closures: the tree and ``-q`` need neither
     # (``--format=json`` and ``--problems`` do)
@@ -376,7 +376,6 @@ def _fresh_document(
         "problems_text": [str(p) for p in d.resolver.problems] if full else [],
     }
     if cache_path is not None:
-        run_doc["version"] = CACHE_VERSION
         run_doc["inputs"] = d.inputs.snapshot()
         write_document(cache_path, run_doc)
     return run_doc

@@ -494,14 +494,14 @@ def inputs_unchanged(snap: Any) -> bool:
 
 def read_document(path: Path, schema: str) -> dict[str, Any] | None:
     """A document :func:`write_document` wrote, with ``schema``; None when there is none, or
-    it is not whole, or of another version or schema."""
+    it is not whole, or of another schema (another version fails :data:`MAGIC`)."""
     try:
         frames = decode_frames(path.read_bytes())
     except OSError:
         return None
     if frames and len(frames) == 1 and isinstance(frames[0], dict):
         doc = frames[0]
-        if doc.get("schema") == schema and doc.get("version") == CACHE_VERSION:
+        if doc.get("schema") == schema:
             return doc
     return None
 

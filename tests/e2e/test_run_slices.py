@@ -1,5 +1,6 @@
-"""Slicing a long module across workers: cuts fall between classes only, class set-ups run
-once, and a module pytest binds to one process (``setup_module``) is run whole.
+"""Slicing a long module across workers: no cut splits a class a class-scoped fixture binds,
+so class set-ups run once, and a module pytest binds to one process (``setup_module``) is run
+whole.
 
 The fixture project's durations are recorded in ``.tach/durations.json`` before the run, as
 an earlier run would have left them, so that the two long modules are heavier than a worker's
@@ -118,7 +119,7 @@ def _record_durations(root: Path, ids: list[str]) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_long_modules_are_sliced_between_classes_only(
+def test_long_modules_are_sliced_without_splitting_bound_classes(
     project: Path, tmp_path: Path, mode: str
 ) -> None:
     expected = pytest_outcomes(project)
