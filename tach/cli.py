@@ -267,6 +267,7 @@ def run_tests(argv: Sequence[str]) -> int:
         estimate_weight,
         load_durations,
         plan_units,
+        recorded_items,
         save_durations,
         slice_heavy_units,
     )
@@ -385,10 +386,16 @@ def run_tests(argv: Sequence[str]) -> int:
     )
     narrow_to_node_ids(plan.units, config.args, invocation_dir)
     last_failed = load_last_failed(cache_dir)
+    recorded = recorded_items(durations) if any(t.dynamic for t in result.tests) else {}
     for unit in plan.units:
-        unit.weight = estimate_weight(unit, durations)
+        unit.weight = estimate_weight(unit, durations, recorded)
     units = slice_heavy_units(
-        plan.units, config.workers, sliceable(found), StaticSelection(found).count, durations
+        plan.units,
+        config.workers,
+        sliceable(found),
+        StaticSelection(found).count,
+        durations,
+        recorded,
     )
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
@@ -502,17 +509,18 @@ class StaticSelection:
 
 def sliceable(found: Any) -> Callable[[Unit], bool]:
     """Whether a unit's tests may be split across processes: the resolver says that no
-    module-scoped fixture binds them, nor a class-scoped one a test outside any class. Every
-    test must be one static discovery named exactly. The worker checks again with pytest's
-    fixtures, and keeps a class a class-scoped fixture binds in one slice
-    (``tach.worker.slice_items``)."""
+    module-scoped fixture binds them, nor a class-scoped one a test outside any class. The
+    closure of a dynamic test is what its source names; its items may bind more (a scope given
+    to ``metafunc.parametrize``), so the worker checks again with pytest's fixtures: where a
+    module-scoped fixture binds an item, the first slice runs them all. It also keeps a class
+    a class-scoped fixture binds in one slice (``tach.worker.slice_items``)."""
     from tach.resolver import Resolver, resolve_all
 
     by_id = {test.id: test for test in found.result.tests}
 
     def check(unit: Unit) -> bool:
         tests = [by_id[i] for i in unit.expected if i in by_id]
-        if len(tests) != len(unit.expected) or any(t.dynamic for t in tests):
+        if len(tests) != len(unit.expected):
             return False
         resolver = Resolver(
             found.result.fixtures,
