@@ -400,8 +400,9 @@ def run_tests(argv: Sequence[str]) -> int:
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
     elif config.failed_first and last_failed:
+        failed_items = recorded_items(last_failed)
         for unit in units:
-            if any(test_id in last_failed for test_id in unit.expected):
+            if failed_tests(unit, last_failed, failed_items):
                 unit.weight = float("inf")
     locations.update(result.tests)
     if human is not None:
@@ -614,13 +615,28 @@ def save_last_failed(cache_dir: Path, summary: RunSummary, old: set[str]) -> Non
     write_atomically(cache_dir / "lastfailed.json", orjson.dumps(sorted(failed)))
 
 
+def failed_tests(
+    unit: Unit, last_failed: set[str], failed_items: dict[str, list[str]]
+) -> list[str]:
+    """The tests of ``unit`` that failed last time. A dynamic test is expected under its
+    function's id, and what failed was one of its items: ``failed_items`` holds those, by that
+    id (``recorded_items(last_failed)``)."""
+    ids: list[str] = []
+    for test_id in unit.expected:
+        if test_id in last_failed:
+            ids.append(test_id)
+        ids.extend(failed_items.get(test_id, ()))
+    return ids
+
+
 def rerun_units(units: Sequence[Unit], last_failed: set[str], rootdir: Path) -> list[Unit]:
     """``--lf``: only the tests that failed last time (their files, when they were errors)."""
-    from tach.scheduler import Unit
+    from tach.scheduler import Unit, recorded_items
 
+    failed_items = recorded_items(last_failed)
     chosen = []
     for unit in units:
-        ids = [test_id for test_id in unit.expected if test_id in last_failed]
+        ids = failed_tests(unit, last_failed, failed_items)
         if ids:
             args = [str(rootdir / test_id) for test_id in ids]
             chosen.append(Unit(unit.id, args, ids))

@@ -94,6 +94,42 @@ def test_last_failed_reruns_only_the_failures(demo):
     assert final_line(tach(demo, "--lf").stdout).startswith("20 passed")  # none left: all run
 
 
+def test_last_failed_and_failed_first_find_failed_items_of_dynamic_tests(tmp_path):
+    # Static discovery cannot expand a parametrize over a computed list: it names the test by
+    # its function, and pytest's items are test_dyn[0], test_dyn[1], test_dyn[2].
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_dyn.py").write_text(
+        "import pytest\n\n"
+        "VALUES = list(range(3))\n\n\n"
+        "@pytest.mark.parametrize('v', VALUES)\n"
+        "def test_dyn(v):\n"
+        "    assert v != 1\n\n\n"
+        "def test_ok():\n"
+        "    pass\n"
+    )
+    (tmp_path / "test_other.py").write_text("def test_fails():\n    assert False\n")
+    # many more tests than test_dyn.py: it runs first unless --ff puts failures first
+    (tmp_path / "test_many.py").write_text(
+        "import pytest\n\n\n"
+        "@pytest.mark.parametrize('n', range(100))\n"
+        "def test_many(n):\n"
+        "    pass\n"
+    )
+    assert final_line(tach(tmp_path).stdout) == "2 failed, 103 passed"
+    rerun = tach(tmp_path, "--lf", "-v")
+    assert final_line(rerun.stdout) == "2 failed", rerun.stdout
+    assert "test_dyn.py::test_dyn[1] FAILED" in rerun.stdout
+
+    def first_module(*args: str) -> str:
+        out = tach(tmp_path, "-n", "1", "-v", *args).stdout
+        return re.search(r"^\[w0\] (test_\w+\.py)::", out, re.M).group(1)
+
+    assert first_module() == "test_many.py"
+    (tmp_path / "test_other.py").write_text("def test_fails():\n    pass\n")
+    tach(tmp_path, "test_other.py")  # only test_dyn.py holds a failure now
+    assert first_module("--ff") == "test_dyn.py"
+
+
 def test_pytest_options_after_double_dash_reach_pytest(demo):
     result = tach(demo, "tests/test_pricing.py", "--", "--tb=line")
     assert "tests/test_pricing.py:35: AssertionError" in result.stdout
