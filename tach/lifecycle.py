@@ -230,6 +230,8 @@ class Supervisor:
             self.aborted = True
         finally:
             try:
+                with contextlib.suppress(OSError):  # shown before the session's teardown
+                    self.reporter.flush()
                 self._stop_zygote()
             finally:
                 restore()
@@ -350,6 +352,7 @@ class Supervisor:
             wait = self._next_deadline() - time.monotonic()
             if hot:
                 wait = min(wait, HOT_POLL_S)
+            self.reporter.flush()
             events = self.selector.select(None if wait == math.inf else max(wait, 0.0))
             for key, _ in events:
                 if key.data is None:

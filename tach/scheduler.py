@@ -207,6 +207,10 @@ class Reporter(Protocol):
 
     def on_run_finished(self, summary: RunSummary) -> None: ...
 
+    def flush(self) -> None:
+        """Write out what the reporter holds back: the run calls it before it waits for the
+        next event, so that nothing shown waits on a test still running."""
+
 
 @dataclasses.dataclass
 class RunSummary:

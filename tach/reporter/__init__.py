@@ -49,6 +49,10 @@ class Reporters:
         for reporter in self.reporters:
             reporter.on_record(record)
 
+    def flush(self) -> None:
+        for reporter in self.reporters:
+            reporter.flush()
+
     def on_run_finished(self, summary: RunSummary) -> None:
         """Every reporter finishes, even when one of them fails (the first error is raised)."""
         error: BaseException | None = None

@@ -72,7 +72,12 @@ class HumanReporter:
         return f"\x1b[{codes}m{text}\x1b[0m"
 
     def write(self, text: str) -> None:
+        # Not flushed here: a flush per progress letter was a system call per test, 3 of the
+        # supervisor's 7.5 CPU seconds on packaging's 64,000 tests. The run flushes before it
+        # waits for the next event, and after its last.
         self.stream.write(text)
+
+    def flush(self) -> None:
         self.stream.flush()
 
     def line(self, text: str = "") -> None:
@@ -174,6 +179,12 @@ class HumanReporter:
     # -- the end ------------------------------------------------------------------------------
 
     def on_run_finished(self, summary: RunSummary) -> None:
+        try:
+            self._finish(summary)
+        finally:
+            self.flush()
+
+    def _finish(self, summary: RunSummary) -> None:
         if summary.zygote_exit_code is not None:
             if self.column:
                 self.line()

@@ -226,6 +226,9 @@ class JsonReporter:
     def on_record(self, record: dict[str, Any]) -> None:
         pass
 
+    def flush(self) -> None:
+        pass  # every event is flushed as it is written
+
     def on_run_finished(self, summary: RunSummary) -> None:
         counts = dict.fromkeys(("pass", "fail", "skip", "xfail", "xpass", "error"), 0)
         for result in summary.results.values():

@@ -310,6 +310,9 @@ class JunitXmlReporter:
         elif record.get("kind") == "attribute":
             self.attributes.setdefault(str(record.get("nodeid")), {})[name] = value
 
+    def flush(self) -> None:
+        pass  # the file is written whole at the end
+
     def on_run_finished(self, summary: RunSummary) -> None:
         if summary.zygote_exit_code is not None:
             return  # pytest stopped before its session started: it writes no report either

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import selectors
 import shutil
 import subprocess
 import sys
@@ -128,6 +130,53 @@ def test_last_failed_and_failed_first_find_failed_items_of_dynamic_tests(tmp_pat
     (tmp_path / "test_other.py").write_text("def test_fails():\n    pass\n")
     tach(tmp_path, "test_other.py")  # only test_dyn.py holds a failure now
     assert first_module("--ff") == "test_dyn.py"
+
+
+def test_progress_is_shown_while_a_test_still_runs(tmp_path):
+    """The terminal report holds its writes back only until the run waits: a test's letter
+    reaches the pipe while the next test runs. Here the second test waits for this test to
+    have read the first one's letter, so held-back output would make both wait."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_live.py").write_text(
+        "import os\nimport select\n\n\n"
+        "def test_first():\n"
+        "    pass\n\n\n"
+        "def test_second():\n"
+        "    fd = os.open(os.environ['TACH_TEST_FIFO'], os.O_RDONLY | os.O_NONBLOCK)\n"
+        "    try:\n"
+        "        assert select.select([fd], [], [], 60)[0], 'the first letter was not shown'\n"
+        "        assert os.read(fd, 1) == b'x'\n"
+        "    finally:\n"
+        "        os.close(fd)\n"
+    )
+    # buffered as a pipe is by default (PYTHONUNBUFFERED would flush every write)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["TACH_TEST_FIFO"] = str(fifo)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tach", "-n", "1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE
+    )
+    try:
+        seen = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(run.stdout, selectors.EVENT_READ)
+            # the header ends with an empty line; the progress letters follow it
+            while b"." not in seen.partition(b"\n\n")[2]:
+                assert selector.select(60), f"no progress letter shown: {seen!r}"
+                chunk = os.read(run.stdout.fileno(), 4096)
+                assert chunk, f"tach ended without showing a letter first: {seen!r}"
+                seen += chunk
+        # the second test holds the read end open while it waits (no reader: ENXIO, not a hang)
+        go = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(go, b"x")
+        os.close(go)
+        rest, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert final_line((seen + rest).decode()) == "2 passed"
 
 
 def test_pytest_options_after_double_dash_reach_pytest(demo):
