@@ -72,9 +72,8 @@ class HumanReporter:
         return f"\x1b[{codes}m{text}\x1b[0m"
 
     def write(self, text: str) -> None:
-        # Not flushed here: a flush per progress letter was a system call per test, 3 of the
-        # supervisor's 7.5 CPU seconds on packaging's 64,000 tests. The run flushes before it
-        # waits for the next event, and after its last.
+        # Not flushed here: a flush per progress letter is a system call per test in the
+        # supervisor. The run flushes before it waits for the next event, and after its last.
         self.stream.write(text)
 
     def flush(self) -> None:
