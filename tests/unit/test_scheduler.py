@@ -11,6 +11,8 @@ import pytest
 from tach.results import TestResult
 from tach.scheduler import (
     TEST_OVERHEAD_SECONDS,
+    UNIT_OVERHEAD_SECONDS,
+    RecordedFiles,
     Unit,
     UnitQueue,
     estimate_weight,
@@ -151,6 +153,33 @@ def test_a_dynamic_test_counts_as_the_items_earlier_runs_recorded_for_it():
     assert all(u.slice.ids == all_ids for u in slices)
     assert [i for u in slices for i in u.expected] == all_ids  # nothing lost or doubled
     assert estimate_weight(unit, durations, recorded) > estimate_weight(light, durations)
+
+
+def test_a_directory_unit_weighs_what_earlier_runs_recorded_under_it(tmp_path):
+    # pygments' sample files: a plugin collects them, static discovery knows none of them
+    durations = {
+        "tests/examples/a/one.txt::": 1.0,
+        "tests/examples/a/two.txt::": 0.5,
+        "tests/examples/a/deep/three.txt::": 0.25,
+        "tests/examples/a/test_mod.py::test_x": 4.0,  # a module unit of its own
+        "tests/examples/ab/other.txt::": 8.0,  # a sibling whose name starts the same
+        "tests/examples/top.txt::": 2.0,
+        "tests/test_api.py::test_f[1]": 16.0,
+    }
+    files = RecordedFiles(durations)
+    root = tmp_path
+    sub = Unit("tests/examples/a/", [str(root / "tests/examples/a")])
+    sub.ignore = [str(root / "tests/examples/a/test_mod.py")]
+    assert files.weight(sub, root) == pytest.approx(
+        UNIT_OVERHEAD_SECONDS + 1.75 + 3 * TEST_OVERHEAD_SECONDS
+    )
+    # the directory's own unit leaves its subdirectories to theirs
+    own = Unit("tests/examples/", [str(root / "tests/examples")])
+    own.ignore = [str(root / "tests/examples/a"), str(root / "tests/examples/ab")]
+    assert files.weight(own, root) == pytest.approx(
+        UNIT_OVERHEAD_SECONDS + 2.0 + TEST_OVERHEAD_SECONDS
+    )
+    assert files.weight(Unit("tests/new/", [str(root / "tests/new")]), root) is None
 
 
 @pytest.mark.parametrize("count", [2, 3, 4, 7])
