@@ -171,9 +171,12 @@ class RecordedFiles:
         if path in self.per_file:
             seconds, tests = self.per_file[path]
             return seconds, int(tests)
-        prefix = path.rstrip("/") + "/"
+        directory = path.rstrip("/")
+        if directory in ("", "."):  # the rootdir itself
+            return self.seconds[-1], self.tests[-1]
+        prefix = directory + "/"
         lo = bisect.bisect_left(self.files, prefix)
-        hi = bisect.bisect_left(self.files, prefix[:-1] + "0")  # "0" follows "/"
+        hi = bisect.bisect_left(self.files, directory + "0")  # "0" follows "/"
         return self.seconds[hi] - self.seconds[lo], self.tests[hi] - self.tests[lo]
 
     def weight(self, unit: Unit, rootdir: Path) -> float | None:

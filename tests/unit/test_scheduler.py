@@ -180,6 +180,12 @@ def test_a_directory_unit_weighs_what_earlier_runs_recorded_under_it(tmp_path):
         UNIT_OVERHEAD_SECONDS + 2.0 + TEST_OVERHEAD_SECONDS
     )
     assert files.weight(Unit("tests/new/", [str(root / "tests/new")]), root) is None
+    # the rootdir as a directory unit, leaving tests/ to its own
+    top = Unit("./", [str(root)], ignore=[str(root / "tests")])
+    files = RecordedFiles({**durations, "conftest_check.txt::": 0.5})
+    assert files.weight(top, root) == pytest.approx(
+        UNIT_OVERHEAD_SECONDS + 0.5 + TEST_OVERHEAD_SECONDS
+    )
 
 
 @pytest.mark.parametrize("count", [2, 3, 4, 7])
