@@ -100,7 +100,7 @@ def estimate_weight(
     """The seconds ``unit`` is expected to take: its tests' recorded durations (a default for
     the others), each test's overhead, and the unit's own. With ``recorded`` (see
     :func:`recorded_items`), a dynamic test counts as the items earlier runs recorded for it."""
-    ids = unit_tests(unit, durations, recorded) if recorded else unit.expected
+    ids = unit_tests(unit, durations, recorded)
     known = [durations[i] for i in ids if i in durations]
     unknown = len(ids) - len(known)
     return (
@@ -408,12 +408,14 @@ def slice_heavy_units(
     share = sum(weights) / workers
     result: list[Unit] = []
     for unit, weight in zip(units, weights, strict=True):
+        if weight <= share:  # the commonest case: no need to list the unit's tests
+            result.append(unit)
+            continue
         ids = unit_tests(unit, durations, recorded)
         seconds = sum(durations.get(i, 0.0) for i in ids)
         static = len(unit.expected)
         if (
-            weight <= share
-            or (len(ids) < SLICE_MIN_TESTS and seconds < SLICE_MIN_SECONDS)
+            (len(ids) < SLICE_MIN_TESTS and seconds < SLICE_MIN_SECONDS)
             or (selected is not None and selected(unit) < min(SLICE_MIN_TESTS, static // 2))
             or not can_slice(unit)
         ):
