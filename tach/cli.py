@@ -388,12 +388,10 @@ def run_tests(argv: Sequence[str]) -> int:
     narrow_to_node_ids(plan.units, config.args, invocation_dir)
     last_failed = load_last_failed(cache_dir)
     recorded = recorded_items(durations) if any(t.dynamic for t in result.tests) else {}
-    directories = [unit for unit in plan.units if unit.id.endswith("/") and not unit.expected]
-    files = RecordedFiles(durations) if directories and durations else None
+    directories = any(unit.id.endswith("/") and not unit.expected for unit in plan.units)
+    files = RecordedFiles(durations, rootdir) if directories and durations else None
     for unit in plan.units:
-        unit.weight = estimate_weight(unit, durations, recorded)
-    for unit in directories if files is not None else ():
-        unit.weight = files.weight(unit, rootdir) or unit.weight
+        unit.weight = estimate_weight(unit, durations, recorded, files)
     units = slice_heavy_units(
         plan.units,
         config.workers,

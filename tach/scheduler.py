@@ -95,11 +95,19 @@ class UnitQueue:
 
 
 def estimate_weight(
-    unit: Unit, durations: dict[str, float], recorded: dict[str, list[str]] | None = None
+    unit: Unit,
+    durations: dict[str, float],
+    recorded: dict[str, list[str]] | None = None,
+    files: RecordedFiles | None = None,
 ) -> float:
     """The seconds ``unit`` is expected to take: its tests' recorded durations (a default for
     the others), each test's overhead, and the unit's own. With ``recorded`` (see
-    :func:`recorded_items`), a dynamic test counts as the items earlier runs recorded for it."""
+    :func:`recorded_items`), a dynamic test counts as the items earlier runs recorded for it;
+    with ``files``, a directory unit weighs what they recorded under its directory."""
+    if files is not None and not unit.expected and unit.id.endswith("/"):
+        weight = files.weight(unit)
+        if weight is not None:
+            return weight
     ids = unit_tests(unit, durations, recorded)
     known = [durations[i] for i in ids if i in durations]
     unknown = len(ids) - len(known)
@@ -150,7 +158,8 @@ class RecordedFiles:
     default test: it was handed out last whatever it held, and the run's total (a worker's
     share with it) came out nearly 40% short."""
 
-    def __init__(self, durations: dict[str, float]) -> None:
+    def __init__(self, durations: dict[str, float], rootdir: Path) -> None:
+        self.rootdir = rootdir
         per_file: dict[str, list[float]] = {}
         for test_id, seconds in durations.items():
             entry = per_file.setdefault(test_id.partition("::")[0], [0.0, 0])
@@ -179,12 +188,13 @@ class RecordedFiles:
         hi = bisect.bisect_left(self.files, directory + "0")  # "0" follows "/"
         return self.seconds[hi] - self.seconds[lo], self.tests[hi] - self.tests[lo]
 
-    def weight(self, unit: Unit, rootdir: Path) -> float | None:
+    def weight(self, unit: Unit) -> float | None:
         """What a directory unit weighs by the tests earlier runs recorded in it (leaving out
         the paths it leaves to other units); None when they recorded none."""
         seconds, tests = self.under(unit.id)
         for path in unit.ignore:
-            left_seconds, left_tests = self.under(Path(os.path.relpath(path, rootdir)).as_posix())
+            left = Path(os.path.relpath(path, self.rootdir)).as_posix()
+            left_seconds, left_tests = self.under(left)
             seconds -= left_seconds
             tests -= left_tests
         if tests <= 0:

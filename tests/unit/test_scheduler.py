@@ -166,24 +166,28 @@ def test_a_directory_unit_weighs_what_earlier_runs_recorded_under_it(tmp_path):
         "tests/examples/top.txt::": 2.0,
         "tests/test_api.py::test_f[1]": 16.0,
     }
-    files = RecordedFiles(durations)
     root = tmp_path
+    files = RecordedFiles(durations, root)
     sub = Unit("tests/examples/a/", [str(root / "tests/examples/a")])
     sub.ignore = [str(root / "tests/examples/a/test_mod.py")]
-    assert files.weight(sub, root) == pytest.approx(
+    assert files.weight(sub) == pytest.approx(
         UNIT_OVERHEAD_SECONDS + 1.75 + 3 * TEST_OVERHEAD_SECONDS
     )
     # the directory's own unit leaves its subdirectories to theirs
     own = Unit("tests/examples/", [str(root / "tests/examples")])
     own.ignore = [str(root / "tests/examples/a"), str(root / "tests/examples/ab")]
-    assert files.weight(own, root) == pytest.approx(
+    assert files.weight(own) == pytest.approx(
         UNIT_OVERHEAD_SECONDS + 2.0 + TEST_OVERHEAD_SECONDS
     )
-    assert files.weight(Unit("tests/new/", [str(root / "tests/new")]), root) is None
+    assert files.weight(Unit("tests/new/", [str(root / "tests/new")])) is None
+    # estimate_weight asks it for a directory unit, and falls back where nothing is recorded
+    assert estimate_weight(sub, durations, files=files) == files.weight(sub)
+    new = Unit("tests/new/", [str(root / "tests/new")])
+    assert estimate_weight(new, durations, files=files) == estimate_weight(new, durations)
     # the rootdir as a directory unit, leaving tests/ to its own
     top = Unit("./", [str(root)], ignore=[str(root / "tests")])
-    files = RecordedFiles({**durations, "conftest_check.txt::": 0.5})
-    assert files.weight(top, root) == pytest.approx(
+    files = RecordedFiles({**durations, "conftest_check.txt::": 0.5}, root)
+    assert files.weight(top) == pytest.approx(
         UNIT_OVERHEAD_SECONDS + 0.5 + TEST_OVERHEAD_SECONDS
     )
 
