@@ -230,6 +230,8 @@ class HumanReporter:
             if report.get("outcome") == "failed":
                 entries.append((f"ERROR collecting {report.get('nodeid')}", report))
         for result in summary.results.values():
+            if not result.failed_report:
+                continue
             for report in result.reports:
                 if (
                     report.get("when") in ("setup", "teardown")
@@ -248,6 +250,7 @@ class HumanReporter:
         failed = [
             report
             for result in summary.results.values()
+            if result.failed_report
             for report in result.reports
             if report.get("when") == "call" and report.get("outcome") == "failed"
         ]
