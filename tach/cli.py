@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -673,36 +672,17 @@ def run_and_exit() -> NoReturn:
     os._exit(code)
 
 
-#: A threshold the count of the oldest generation's pending collections never reaches (a C int).
-NEVER = 2**31 - 1
-
-
-@contextlib.contextmanager
-def young_collections_only() -> Iterator[None]:
-    """Leave out CPython's automatic full collections while the block runs.
-
-    The supervisor keeps every test's result and phase reports until the run ends: objects
-    that live long and hold no cycles. The collector walks every one of them each time their
-    number has grown by a quarter, so a run's full collections cost time in proportion to its
-    size: on packaging (64,207 tests) nine of them took 2.0–2.5 of the supervisor's 6–8 CPU
-    seconds. The two young generations are still collected, so cyclic garbage made and dropped
-    while results stream is freed as before; what has reached the oldest generation waits for
-    the first full collection after the block.
-    """
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, NEVER)
-    try:
-        yield
-    finally:
-        gc.set_threshold(young, middle, old)
-
-
 def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = None) -> int:
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if _command_of(argv) == "run":
+        from tach.heap import young_collections_only
+
         try:
+            # The supervisor keeps every test's result and phase reports until the run ends:
+            # on packaging (64,207 tests) nine full collections took 2.0-2.5 s of its 6-8 CPU
+            # seconds.
             with young_collections_only():
                 return run_tests(argv, retain=retain)
         except KeyboardInterrupt:  # before the run started (the run itself handles its own)

@@ -242,7 +242,7 @@ def run_list(
     """
     if req.fmt == "json" or req.problems:
         return _run_list(req, out, err, invocation_dir, retain)
-    from .discovery.cache import gc_paused
+    from .heap import gc_paused
 
     # The tree and ``-q`` make hundreds of thousands of long-lived objects and no reference
     # cycles worth a collection (the full fixture resolution behind ``--format=json`` and

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import gc
 import itertools
 import marshal
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,28 +78,6 @@ class CacheStats:
     rejected: int = 0
     #: whether the cache document itself was unreadable and ignored.
     corrupt: bool = False
-
-
-@contextlib.contextmanager
-def gc_paused(*, freeze: bool = False) -> Iterator[None]:
-    """Pause the cyclic garbage collector (and resume it afterwards if it was on).
-
-    Discovery allocates hundreds of thousands of small, long-lived objects (summaries, ASTs,
-    records) and almost no reference cycles; every collection would traverse all of them,
-    for nothing, which costs a tenth of a cold run and more. Collections resume afterwards.
-    ``freeze`` is for a caller that keeps what was built until its process ends: the objects
-    still alive are moved out of the collector's reach (``gc.freeze``) before it resumes, as
-    its first collection would otherwise traverse every one of them.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if was:
-            gc.enable()
 
 
 def content_hash(data: bytes) -> str:

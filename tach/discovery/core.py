@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .cache import CacheStats, Inputs, SummaryCache, gc_paused
+from ..heap import gc_paused
+from .cache import CacheStats, Inputs, SummaryCache
 from .collect import Collector, ModuleCollection, fixtures_of_namespace
 from .ini import (
     CollectOptions,

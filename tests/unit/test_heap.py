@@ -1,11 +1,11 @@
-"""The command line's own process settings."""
+"""The garbage collector settings of Tach's own processes."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from tach.cli import young_collections_only
+from tach.heap import young_collections_only
 
 
 class Node:
