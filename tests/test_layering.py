@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "tach"
 LAYERS: dict[str, tuple[int, str]] = {
     "__init__": (0, "shared"),
     "_native": (0, "shared"),
+    "heap": (1, "shared"),
     "nodeid": (1, "shared"),
     "protocol": (1, "shared"),
     "config": (2, "supervisor"),
