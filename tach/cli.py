@@ -389,7 +389,7 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     narrow_to_node_ids(plan.units, config.args, invocation_dir)
     last_failed = load_last_failed(cache_dir)
     recorded = recorded_items(durations) if any(t.dynamic for t in result.tests) else {}
-    directories = any(unit.id.endswith("/") and not unit.expected for unit in plan.units)
+    directories = any(unit.unlisted_directory for unit in plan.units)
     files = RecordedFiles(durations, rootdir) if directories and durations else None
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations, recorded, files)

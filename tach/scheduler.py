@@ -50,6 +50,12 @@ class Unit:
     #: Run only one slice of the module's tests (see :func:`slice_heavy_units`).
     slice: UnitSlice | None = None
 
+    @property
+    def unlisted_directory(self) -> bool:
+        """A directory unit whose tests static discovery does not know (a plugin collects
+        them): it weighs what earlier runs recorded under it (:class:`RecordedFiles`)."""
+        return not self.expected and self.id.endswith("/")
+
 
 @dataclasses.dataclass
 class UnitSlice:
@@ -104,7 +110,7 @@ def estimate_weight(
     the others), each test's overhead, and the unit's own. With ``recorded`` (see
     :func:`recorded_items`), a dynamic test counts as the items earlier runs recorded for it;
     with ``files``, a directory unit weighs what they recorded under its directory."""
-    if files is not None and not unit.expected and unit.id.endswith("/"):
+    if files is not None and unit.unlisted_directory:
         weight = files.weight(unit)
         if weight is not None:
             return weight
@@ -160,26 +166,25 @@ class RecordedFiles:
 
     def __init__(self, durations: dict[str, float], rootdir: Path) -> None:
         self.rootdir = rootdir
-        per_file: dict[str, list[float]] = {}
+        self.seconds_of: dict[str, float] = {}
+        self.tests_of: dict[str, int] = {}
         for test_id, seconds in durations.items():
-            entry = per_file.setdefault(test_id.partition("::")[0], [0.0, 0])
-            entry[0] += seconds
-            entry[1] += 1
-        self.per_file = per_file
-        self.files = sorted(per_file)
+            file = test_id.partition("::")[0]
+            self.seconds_of[file] = self.seconds_of.get(file, 0.0) + seconds
+            self.tests_of[file] = self.tests_of.get(file, 0) + 1
+        self.files = sorted(self.tests_of)
         #: cumulative seconds and tests over ``files``, for sums over a range of them
         self.seconds = [0.0]
         self.tests = [0]
         for file in self.files:
-            self.seconds.append(self.seconds[-1] + per_file[file][0])
-            self.tests.append(self.tests[-1] + int(per_file[file][1]))
+            self.seconds.append(self.seconds[-1] + self.seconds_of[file])
+            self.tests.append(self.tests[-1] + self.tests_of[file])
 
     def under(self, path: str) -> tuple[float, int]:
         """Seconds and tests recorded for the file ``path``, or for every file under the
         directory ``path`` (relative to the rootdir, ``/``-separated)."""
-        if path in self.per_file:
-            seconds, tests = self.per_file[path]
-            return seconds, int(tests)
+        if path in self.tests_of:
+            return self.seconds_of[path], self.tests_of[path]
         directory = path.rstrip("/")
         if directory in ("", "."):  # the rootdir itself
             return self.seconds[-1], self.tests[-1]
