@@ -177,6 +177,18 @@ def unpack(p: C.Project, sdist: Path, cache: Path, force: bool) -> Path:
     return dest
 
 
+def venv_stamp(p: C.Project, sdist_sha256: str, python: str) -> str:
+    """The digest of what a project's venv is built from."""
+    return stamp(
+        {
+            "sha256": sdist_sha256,
+            "deps": p.get("test_deps", []),
+            "lock": p.get("lock", []),
+            "python": python_version(python),
+        }
+    )
+
+
 def make_venv(
     p: C.Project,
     manifest: C.Manifest,
@@ -189,14 +201,7 @@ def make_venv(
     """Create the project's venv with the project and its test deps (once per inputs)."""
     venv = C.paths(manifest, p)[0]
     stamp_file = venv / ".compat-stamp"
-    want = stamp(
-        {
-            "sha256": sha256(sdist),
-            "deps": p.get("test_deps", []),
-            "lock": p.get("lock", []),
-            "python": python_version(python),
-        }
-    )
+    want = venv_stamp(p, sha256(sdist), python)
     if venv.is_dir() and not force and not write_lock and read_text(stamp_file) == want:
         return venv, False
     if venv.exists():
@@ -361,6 +366,9 @@ def main() -> int:
             p["lock"] = r["lock"]
             p["sdist_sha256"] = r["sha256"]
             p["test_deps"] = pin(p.get("test_deps", []), r["lock"])
+            # the venv holds exactly this lock now: stamp it so a plain rerun keeps it
+            venv = C.paths(manifest, p)[0]
+            (venv / ".compat-stamp").write_text(venv_stamp(p, r["sha256"], python) + "\n")
     if args.write_lock:
         path = Path(manifest.pop("_path"))
         path.write_text(json.dumps(manifest, indent=2) + "\n")
