@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from tach import __version__
 
 if TYPE_CHECKING:
+    from tach.config import RunConfig
+    from tach.discovery.ini import CollectOptions
     from tach.scheduler import Reporter, RunSummary, Unit
 
 EXIT_OK = 0
@@ -181,30 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_run_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tach [options] [paths | node ids]``."""
+    """The parser of Tach's own options of ``tach [options] [pytest's options and arguments]``;
+    every other word is pytest's (:func:`tach.config.split_arguments`)."""
     from tach.config import add_run_arguments
 
     parser = _ArgumentParser(
         prog="tach",
-        description="Run an existing pytest suite from a warm, forking zygote. "
-        "`tach list --help` for static discovery.",
+        usage="tach [tach options] [pytest options] [file_or_dir] [file_or_dir] [...]",
+        description="Run an existing pytest suite from a warm, forking zygote: the options below "
+        "are Tach's, every other option and argument is pytest's (and its plugins'), with "
+        "pytest's meaning. `tach list --help` for static discovery.",
+        add_help=False,
+    )
+    parser.add_argument(
+        "-h", "--help", action="store_true", help="show Tach's options, then pytest's, and exit"
     )
     parser.add_argument(
         "--version",
         action=_VersionAction,
         nargs=0,
         help="show Tach's, pytest's and Python's versions and exit",
-    )
-    parser.add_argument(
-        "--format",
-        choices=("human", "json"),
-        default=None,
-        help="json: the NDJSON event stream on stdout, the report on stderr (default: human)",
-    )
-    parser.add_argument(
-        "--show-config",
-        action="store_true",
-        help="print the effective configuration and where each value came from, and exit",
     )
     add_run_arguments(parser)
     return parser
@@ -248,18 +246,219 @@ def exit_code(summary: RunSummary) -> int:
 
 
 def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int:
-    """``tach [options] [paths | node ids]``: run the tests (``retain``: see
-    :func:`run_and_exit`)."""
-    argv = list(argv)
-    passthrough: list[str] = []
-    if "--" in argv:  # everything after -- goes to pytest in the zygote unchanged
-        cut = argv.index("--")
-        argv, passthrough = argv[:cut], argv[cut + 1 :]
-    ns = build_run_parser().parse_args(argv)  # first: --help and --version need nothing else
+    """``tach [options] [pytest's options and arguments]``: run the tests (``retain``: see
+    :func:`run_and_exit`).
+
+    The zygote starts at once, and pytest parses its command line there; meanwhile static
+    discovery plans the run from a first reading of pytest's arguments here. pytest's answer
+    (``Configured``) is what counts: when it selects other tests than the first reading did
+    (a plugin's option that takes a value, say), discovery runs again on pytest's values.
+    """
+    from tach.config import ConfigValueError, Layers, split_arguments
+
+    parser = build_run_parser()
+    ours, pytest_words = split_arguments(argv, parser)
+    ns = parser.parse_args(ours)
+    invocation_dir = Path.cwd()
+    from tach.config import build_run_config
+    from tach.discovery.ini import ConfigError, addopts_args, determine_config, split_pytest_args
+
+    first_reading = split_pytest_args(pytest_words)
+    try:
+        project = determine_config(
+            first_reading.paths,
+            inifile=first_reading.inifile,
+            rootdir=first_reading.rootdir,
+            invocation_dir=invocation_dir,
+            overrides=first_reading.overrides,
+        )
+        layers = Layers.load(project.rootdir, project.inifile, invocation_dir)
+        config = build_run_config(
+            ns, pytest_words, addopts_args(project), sys.executable, layers=layers
+        )
+    except (ConfigError, ConfigValueError) as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return EXIT_USAGE_ERROR
+    if ns.help:
+        return show_help(parser, config, invocation_dir)
+    if ns.show_config:
+        print_config(config, project, layers)
+        return EXIT_OK
+    return run_configured(config, first_reading, project.rootdir, invocation_dir, retain)
+
+
+def run_configured(
+    config: RunConfig,
+    first_reading: CollectOptions,
+    rootdir: Path,
+    invocation_dir: Path,
+    retain: list[object] | None,
+) -> int:
+    """Start the zygote, plan the run while pytest parses its options, and run it."""
     from tach import lifecycle
-    from tach.config import ConfigValueError, Layers, build_run_config
-    from tach.discovery.ini import CollectOptions, ConfigError, addopts_args, determine_config
+    from tach.config import apply_pytest_options
+    from tach.discovery.ini import ConfigError
     from tach.discovery.select import compile_expression
+    from tach.reporter import Reporters
+    from tach.scheduler import load_durations
+
+    durations = load_durations(rootdir / ".tach")
+    env = {**os.environ, **config.env} if config.env else None
+    supervisor = lifecycle.Supervisor(
+        lifecycle.RunSpec(
+            python=config.python,
+            invocation_dir=str(invocation_dir),
+            pytest_args=config.pytest_args,
+            workers=config.workers,
+            isolation=config.isolation,
+            python_path=config.python_path,
+            env=env,
+            durations=durations,
+            junit_xml=bool(config.junit_xml),
+            timeout=config.timeout,
+            session_timeout=config.session_timeout,
+            max_memory=config.max_memory,
+            cwd_on_path=Path(sys.argv[0]).name != "tach",
+        ),
+        Reporters([]),
+        decide_exit=exit_code,
+    )
+    supervisor.start()
+    first_error: ConfigError | None = None
+    try:
+        # pytest starts up in the zygote while static discovery plans the run here.
+        found = discover_for_run(first_reading, invocation_dir)
+    except ConfigError as exc:
+        found, first_error = None, exc  # pytest's own reading decides, below
+    except BaseException:
+        supervisor.abort()
+        raise
+    configured = supervisor.wait_configured()
+    if configured is None:  # pytest refused the command line, or stopped before configuring
+        code, output = supervisor.abandoned()
+        if first_error is not None and code != EXIT_USAGE_ERROR:
+            # what discovery found wrong (an unreadable path, say) says more than a crash
+            sys.stderr.write(f"ERROR: {first_error}\n")
+            return EXIT_USAGE_ERROR
+        sys.stderr.write(output)
+        return code if code > 0 else EXIT_INTERNAL_ERROR
+    if configured.get("informational"):  # --fixtures, --markers...: pytest shows them
+        supervisor.abandoned()
+        import subprocess
+
+        sys.stdout.flush()
+        return subprocess.call(
+            [config.python, "-m", "pytest", *config.pytest_args], cwd=invocation_dir, env=env
+        )
+    apply_pytest_options(config, configured)
+    try:
+        for expression, flag in ((config.keyword, "-k"), (config.markexpr, "-m")):
+            if expression is not None:  # pytest's own parser: the same message pytest gives
+                compile_expression(expression, flag)
+        if found is None or run_inputs(found, invocation_dir) != pytest_inputs(configured):
+            found = discover_for_run(pytest_options(configured, invocation_dir), invocation_dir)
+    except ConfigError as exc:
+        supervisor.abort()
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return EXIT_USAGE_ERROR
+    except BaseException:
+        supervisor.abort()
+        raise
+    return plan_and_run(config, supervisor, found, durations, invocation_dir, retain)
+
+
+def discover_for_run(options: CollectOptions, invocation_dir: Path) -> Any:
+    """Static discovery of what a run collects (without the plugins' fixtures)."""
+    from tach.discovery.core import discover
+
+    return discover(
+        options.paths, invocation_dir=invocation_dir, options=options, with_plugins=False
+    )
+
+
+def pytest_options(configured: dict[str, Any], invocation_dir: Path) -> CollectOptions:
+    """pytest's own reading of the command line, as discovery takes it (paths under the
+    invocation directory relative to it, as its messages name them)."""
+    from tach.discovery.ini import CollectOptions
+
+    options = configured["options"]
+    plugins = [str(p) for p in options.get("plugins") or []]
+    paths = []
+    for arg in configured["args"]:
+        path = Path(arg.partition("::")[0])
+        if path == invocation_dir or invocation_dir in path.parents:
+            arg = os.path.relpath(arg, invocation_dir) if "::" not in arg else arg
+        paths.append(arg)
+    return CollectOptions(
+        paths=paths,
+        keyword=options.get("keyword") or None,
+        markexpr=options.get("markexpr") or None,
+        ignore=list(options.get("ignore") or []),
+        ignore_glob=list(options.get("ignore_glob") or []),
+        deselect=list(options.get("deselect") or []),
+        disabled_plugins=[p[3:] for p in plugins if p.startswith("no:")],
+        plugins=[p for p in plugins if not p.startswith("no:")],
+        overrides=list(options.get("override_ini") or []),
+        inifile=configured.get("inifile"),
+        rootdir=configured.get("rootdir"),
+        noconftest=bool(options.get("noconftest")),
+        collect_in_virtualenv=bool(options.get("collect_in_virtualenv")),
+        doctest_modules=bool(options.get("doctestmodules")),
+        final=True,
+    )
+
+
+def _absolute_args(args: Sequence[str], invocation_dir: Path) -> list[str]:
+    out = []
+    for arg in args:
+        path, sep, rest = arg.partition("::")
+        out.append(os.path.normpath(invocation_dir / path) + sep + rest)
+    return out
+
+
+def run_inputs(found: Any, invocation_dir: Path) -> tuple[Any, ...]:
+    """What decided the tests a discovery found: its paths, selection and ignore options,
+    rootdir and config file (compared with :func:`pytest_inputs`)."""
+    options = found.options
+    inifile = found.config.inifile
+    return (
+        _absolute_args(found.paths, invocation_dir),
+        options.keyword or None,
+        options.markexpr or None,
+        list(options.ignore),
+        list(options.ignore_glob),
+        list(options.deselect),
+        str(found.config.rootdir),
+        str(inifile) if inifile else None,
+        bool(options.doctest_modules),
+    )
+
+
+def pytest_inputs(configured: dict[str, Any]) -> tuple[Any, ...]:
+    """The same as :func:`run_inputs`, as pytest read them."""
+    options = pytest_options(configured, Path(configured["invocation_dir"]))
+    return (
+        list(configured["args"]),
+        options.keyword,
+        options.markexpr,
+        options.ignore,
+        options.ignore_glob,
+        options.deselect,
+        options.rootdir,
+        options.inifile,
+        options.doctest_modules,
+    )
+
+
+def plan_and_run(
+    config: RunConfig,
+    supervisor: Any,
+    found: Any,
+    durations: dict[str, float],
+    invocation_dir: Path,
+    retain: list[object] | None,
+) -> int:
+    """Plan the units of the discovered tests, run them, and save what the run teaches."""
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
     from tach.reporter.json import JsonReporter
@@ -267,46 +466,19 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     from tach.scheduler import (
         RecordedFiles,
         estimate_weight,
-        load_durations,
         plan_units,
         recorded_items,
         save_durations,
         slice_heavy_units,
     )
 
-    invocation_dir = Path.cwd()
-    try:
-        for expression, flag in ((ns.keyword, "-k"), (ns.markexpr, "-m")):
-            if expression is not None:  # pytest's own parser: the same message pytest gives
-                compile_expression(expression, flag)
-        project = determine_config(
-            ns.args,
-            inifile=ns.inifile,
-            rootdir=ns.rootdir,
-            invocation_dir=invocation_dir,
-            overrides=ns.overrides,
-        )
-        addopts = addopts_args(project)
-        layers = Layers.load(project.rootdir, project.inifile, invocation_dir)
-        # Reporting flags after -- count too, and win over addopts, as in pytest.
-        config = build_run_config(
-            ns, addopts, ns.format, sys.executable, layers=layers, passthrough=passthrough
-        )
-        config.pytest_args += passthrough
-    except (ConfigError, ConfigValueError) as exc:
-        sys.stderr.write(f"ERROR: {exc}\n")
-        return EXIT_USAGE_ERROR
-    if ns.show_config:
-        print_config(config, project, layers)
-        return EXIT_OK
-
-    rootdir = project.rootdir
+    result = found.result
+    rootdir = Path(result.rootdir)
     cache_dir = rootdir / ".tach"
-    durations = load_durations(cache_dir)
     locations = Locations()
     reporters: list[Reporter] = []
     human = None
-    if config.fmt != "json" or not ns.quiet:  # -q silences it beside the JSON stream
+    if config.fmt != "json" or config.verbosity >= 0:  # -q silences it beside the JSON stream
         human = HumanReporter(
             sys.stderr if config.fmt == "json" else sys.stdout,
             verbosity=config.verbosity,
@@ -322,60 +494,16 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
         json_reporter = JsonReporter(locations=locations)
         reporters.append(json_reporter)
     if config.junit_xml:
-        reporters.append(junit_reporter(config.junit_xml, project, locations))
-    env = {**os.environ, **config.env} if config.env else None
-    supervisor = lifecycle.Supervisor(
-        lifecycle.RunSpec(
-            python=config.python,
-            invocation_dir=str(invocation_dir),
-            pytest_args=config.pytest_args,
-            workers=config.workers,
-            isolation=config.isolation,
-            capture_output=config.capture_output,
-            collect_only=config.collect_only,
-            maxfail=config.maxfail,
-            python_path=config.python_path,
-            env=env,
-            durations=durations,
-            junit_xml=bool(config.junit_xml),
-            timeout=config.timeout,
-            session_timeout=config.session_timeout,
-            max_memory=config.max_memory,
-        ),
-        Reporters(reporters),
-        decide_exit=exit_code,
-    )
-    # pytest starts up in the zygote while static discovery plans the run here (and imports
-    # itself only now, off the path to the zygote's start).
-    supervisor.start()
-    try:
-        from tach.discovery.core import discover
+        reporters.append(junit_reporter(config.junit_xml, found.config, locations))
+    supervisor.reporter = Reporters(reporters)
 
-        options = CollectOptions(
-            keyword=ns.keyword,
-            markexpr=ns.markexpr,
-            inifile=ns.inifile,
-            rootdir=ns.rootdir,
-            overrides=list(ns.overrides),
-        )
-        found = discover(
-            ns.args, invocation_dir=invocation_dir, options=options, with_plugins=False
-        )
-    except ConfigError as exc:
-        supervisor.abort()
-        sys.stderr.write(f"ERROR: {exc}\n")
-        return EXIT_USAGE_ERROR
-    except BaseException:
-        supervisor.abort()
-        raise
-    result = found.result
     dynamic = [
         rootdir / test.id.rstrip("/")
         for test in result.tests
         if test.dynamic and (test.id.endswith("/") or test.id == "")
     ]
-    roots = collection_roots(config.args, found, invocation_dir)
-    if "--doctest-modules" in [*addopts, *config.pytest_args]:
+    roots = [Path(arg.partition("::")[0]) for arg in config.args]
+    if config.doctest_modules:
         dynamic += [root for root in roots if root.is_dir()]
     dynamic = clip_to_roots(dynamic, roots)
     error_files = [
@@ -384,7 +512,7 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
         if e.file.endswith(".py") and Path(e.file).name != "conftest.py"
     ]
     plan = plan_units(
-        rootdir, result.tests, result.imports, error_files, dynamic, found.walked_dirs
+        rootdir, result.tests, result.imports, error_files, dynamic, found.walked_dirs, roots
     )
     narrow_to_node_ids(plan.units, config.args, invocation_dir)
     last_failed = load_last_failed(cache_dir)
@@ -393,14 +521,16 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     files = RecordedFiles(durations, rootdir) if directories and durations else None
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations, recorded, files)
-    units = slice_heavy_units(
-        plan.units,
-        config.workers,
-        sliceable(found),
-        StaticSelection(found).count,
-        durations,
-        recorded,
-    )
+    units = plan.units
+    if config.slice != "never":
+        units = slice_heavy_units(
+            units,
+            config.workers,
+            sliceable(found, config.slice),
+            StaticSelection(found).count,
+            durations,
+            recorded,
+        )
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
     elif config.failed_first and last_failed:
@@ -413,8 +543,9 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
         human.expected = plan.expected_tests
     if json_reporter is not None:
         json_reporter.expected = plan.expected_tests
-    warm_imports = list(dict.fromkeys([*config.warm_imports, *plan.warm_imports]))
-    summary = supervisor.run(units, plan.conftest_dirs, warm_imports)
+    summary = supervisor.run(
+        units, plan.conftest_dirs, config.warm_imports, plan.collection_paths
+    )
     if human is None and summary.zygote_exit_code is not None:
         sys.stderr.write(summary.zygote_output)  # why pytest stopped, even under -q
     if summary.zygote_exit_code is None and not summary.collect_only:
@@ -424,6 +555,18 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if retain is not None:
         retain += [supervisor, summary, found, plan, units, durations, locations, last_failed]
     return exit_code(summary)
+
+
+def show_help(parser: argparse.ArgumentParser, config: RunConfig, invocation_dir: Path) -> int:
+    """``tach --help``: Tach's options, then pytest's with this project's plugins and conftests
+    (pytest's own ``--help``, run with the project's interpreter and arguments)."""
+    import subprocess
+
+    parser.print_help()
+    print("\npytest's options (with this project's plugins and conftests):\n", flush=True)
+    return subprocess.call(
+        [config.python, "-m", "pytest", *config.pytest_args, "--help"], cwd=invocation_dir
+    )
 
 
 def junit_reporter(path: str, project: Any, locations: Any) -> Reporter:
@@ -514,20 +657,31 @@ class StaticSelection:
         return frozenset(test.id for test in tests if test.id not in keep)
 
 
-def sliceable(found: Any) -> Callable[[Unit], bool]:
-    """Whether a unit's tests may be split across processes: the resolver says that no
-    module-scoped fixture binds them, nor a class-scoped one a test outside any class. The
-    closure of a dynamic test is what its source names; its items may bind more (a scope given
-    to ``metafunc.parametrize``), so the worker checks again with pytest's fixtures: where a
-    module-scoped fixture binds an item, the first slice runs them all. It also keeps a class
-    a class-scoped fixture binds in one slice (``tach.worker.slice_items``)."""
+def sliceable(found: Any, level: str = "always") -> Callable[[Unit], bool]:
+    """Whether a unit's tests may be split across processes (``--slice``, ``docs/engine.md``).
+
+    At either level the resolver must say that no module-scoped fixture binds the tests, nor a
+    class-scoped one a test outside any class. The closure of a dynamic test is what its source
+    names; its items may bind more (a scope given to ``metafunc.parametrize``), so the worker
+    checks again with pytest's fixtures: where a module-scoped fixture binds an item, the first
+    slice runs them all. It also keeps a class a class-scoped fixture binds in one slice
+    (``tach.worker.slice_items``). ``safe`` asks more of the module's source
+    (:func:`shares_module_state`): no unittest classes, no module- or class-level set-up, no
+    ``global`` statement.
+    """
     from tach.resolver import Resolver, resolve_all
 
     by_id = {test.id: test for test in found.result.tests}
+    rootdir = Path(found.result.rootdir)
 
     def check(unit: Unit) -> bool:
         tests = [by_id[i] for i in unit.expected if i in by_id]
         if len(tests) != len(unit.expected):
+            return False
+        if level == "safe" and (
+            any(t.unittest for t in tests)
+            or any(shares_module_state(rootdir / f) for f in {t.file for t in tests})
+        ):
             return False
         resolver = Resolver(
             found.result.fixtures,
@@ -546,17 +700,42 @@ def sliceable(found: Any) -> Callable[[Unit], bool]:
     return check
 
 
-def collection_roots(args: Sequence[str], found: Any, invocation_dir: Path) -> list[Path]:
-    """Where pytest's collection starts: the arguments, else ``testpaths``, else the cwd."""
-    if args:
-        return [(invocation_dir / a.split("::")[0]).resolve() for a in args]
-    rootdir = Path(found.result.rootdir)
-    testpaths = found.config.get("testpaths") or []
-    if testpaths and invocation_dir == rootdir:
-        roots = [p for pattern in testpaths for p in sorted(rootdir.glob(pattern))]
-        if roots:
-            return [p.resolve() for p in roots]
-    return [invocation_dir]
+#: Functions and methods by which pytest or unittest set up state that later tests see.
+SHARED_SETUP_NAMES = frozenset(
+    {
+        "setup_module",
+        "teardown_module",
+        "setUpModule",
+        "tearDownModule",
+        "setup_class",
+        "teardown_class",
+        "setUpClass",
+        "tearDownClass",
+        "setup",
+        "teardown",
+    }
+)
+
+
+def shares_module_state(path: Path) -> bool:
+    """Whether a test module's source shows state its tests share: module- or class-level
+    set-up, or a ``global`` statement (a test that rebinds a module variable). Unreadable
+    source counts as shared."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            return True
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name in SHARED_SETUP_NAMES
+        ):
+            return True
+    return False
 
 
 def narrow_to_node_ids(units: Sequence[Unit], args: Sequence[str], invocation_dir: Path) -> None:

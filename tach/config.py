@@ -1,17 +1,23 @@
-"""The run command's options: what Tach decides itself, and what goes to pytest in the zygote.
+"""The run command's options: the few that are Tach's, and everything else, which is pytest's.
 
-pytest's own options keep their meaning. Those that shape collection and test execution
-(``-k``, ``-m``, ``-p``, ``-W``, ``--tb``, ``-o``, ``-c``, ``--rootdir``, ``--import-mode``,
-``-v``, and everything after ``--``) are handed to pytest in the zygote unchanged; pytest also
-applies the ini file's ``addopts`` there itself. Those that are about scheduling and reporting
-(``-x``, ``--maxfail``, ``-r``, ``-q``, ``--durations``, ``--color``, ``--lf``, ``--ff``,
-``--collect-only``) are Tach's: the supervisor owns the run and its output. The reporting flags
-found in ``addopts`` (and ``PYTEST_ADDOPTS``) count too, read before the command line's as
-pytest reads them.
+``tach`` takes the command line ``pytest`` takes. Tach's own options (:func:`add_run_arguments`:
+workers, isolation, output format, limits, JUnit XML, slicing) are taken out of it by
+:func:`split_arguments`; every other word, options and arguments alike and in their order, goes
+to pytest in the zygote unchanged. pytest parses them there with its own parser, every plugin's
+and initial conftest's options registered and ``addopts``/``PYTEST_ADDOPTS`` applied, so an
+option pytest accepts is accepted with its meaning, and one it refuses is refused with pytest's
+message and exit code 4. The supervisor reads what it needs of them (what to collect, ``-k``,
+``-m``, ``-x``, ``-v``, ``-r``, ``--tb``, ``--durations``, ``--lf``...) from pytest's answer
+(:func:`apply_pytest_options`), never from a list of pytest's options of its own.
+
+Where a Tach option has the name of a plugin's, Tach's wins (``docs/outputs.md`` says why):
+``-n`` (pytest-xdist's, whose values ``auto``, ``logical`` and ``0`` it accepts), ``--timeout``
+(pytest-timeout's, with the same meaning), ``--junitxml`` (pytest's own, with the same
+meaning: the supervisor writes the file).
 
 Tach's own settings come from four layers, the first that sets a value winning: the command
 line, ``TACH_*`` environment variables, the ``[tool.tach]`` table of ``pyproject.toml``, and
-pytest's ini options (Tach's flags found in ``addopts``); then the defaults.
+pytest's ini options (Tach's options found in ``addopts``); then the defaults.
 :func:`load_tool_table` reads and checks ``[tool.tach]``; :func:`build_run_config` resolves the
 layers and records where each value came from (``tach --show-config`` prints it).
 """
@@ -28,15 +34,31 @@ from pathlib import Path
 from typing import Any
 
 ISOLATION_MODES = ("none", "module", "test")
+#: ``--slice``: when a long module may be split across processes (``docs/engine.md``).
+SLICE_LEVELS = ("never", "safe", "always")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``tach [options] [paths | node ids]``."""
+    """Tach's own options of ``tach [options] [pytest's options and arguments]`` (``--version``
+    and ``--help`` aside)."""
     parser.add_argument(
-        "args", nargs="*", metavar="PATH_OR_NODEID", help="what to run (pytest's arguments)"
+        "--format",
+        choices=("human", "json"),
+        default=None,
+        help="json: the NDJSON event stream on stdout, the report on stderr (default: human)",
     )
     parser.add_argument(
-        "-n", "--workers", default=None, metavar="N", help="worker processes (default: CPUs)"
+        "--show-config",
+        action="store_true",
+        help="print the effective configuration and where each value came from, and exit",
+    )
+    parser.add_argument(
+        "-n",
+        "--workers",
+        default=None,
+        metavar="N",
+        help="worker processes: a number, auto or logical (the CPUs this process may use); "
+        "0 is one worker, as pytest-xdist's -n 0 runs without distribution (default: auto)",
     )
     parser.add_argument(
         "--isolation",
@@ -44,55 +66,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="what a test process is (default: module)",
     )
-    parser.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest's -k expression")
-    parser.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="pytest's -m expression")
     parser.add_argument(
-        "-x", "--exitfirst", action="store_true", help="stop after the first failure"
+        "--slice",
+        choices=SLICE_LEVELS,
+        default=None,
+        help="split a long test module across workers: never (default), safe (only where "
+        "no module-level state can be observed), always",
     )
-    parser.add_argument("--maxfail", type=int, default=0, metavar="N", help="stop after N failures")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more output, one line per test"
-    )
-    parser.add_argument("-q", "--quiet", action="count", default=0, help="less output")
-    parser.add_argument(
-        "-r", dest="reportchars", default=None, metavar="CHARS", help="short summary (pytest's -r)"
-    )
-    parser.add_argument(
-        "-s", dest="no_capture", action="store_true", help="show test output live (--capture=no)"
-    )
-    parser.add_argument("--capture", default=None, metavar="METHOD", help="pytest's capture method")
-    parser.add_argument(
-        "-p", dest="plugins", action="append", default=[], metavar="NAME", help="pytest's -p"
-    )
-    parser.add_argument(
-        "-W", dest="warnings", action="append", default=[], metavar="SPEC", help="pytest's -W"
-    )
-    parser.add_argument(
-        "--tb", default=None, metavar="STYLE", help="traceback style (pytest's --tb)"
-    )
-    parser.add_argument(
-        "-o", "--override-ini", dest="overrides", action="append", default=[], metavar="NAME=VALUE"
-    )
-    parser.add_argument(
-        "-c", "--config-file", dest="inifile", metavar="FILE", help="pytest config file"
-    )
-    parser.add_argument("--rootdir", metavar="DIR", help="pytest's rootdir")
-    parser.add_argument(
-        "--import-mode", default=None, metavar="MODE", help="pytest's --import-mode"
-    )
-    parser.add_argument(
-        "--lf", "--last-failed", dest="last_failed", action="store_true", help="rerun failures"
-    )
-    parser.add_argument(
-        "--ff", "--failed-first", dest="failed_first", action="store_true", help="failures first"
-    )
-    parser.add_argument(
-        "--co", "--collect-only", dest="collect_only", action="store_true", help="only collect"
-    )
-    parser.add_argument(
-        "--durations", type=int, default=None, metavar="N", help="show the N slowest phases"
-    )
-    parser.add_argument("--color", choices=("yes", "no", "auto"), default="auto")
     parser.add_argument(
         "--python", default=None, metavar="EXE", help="interpreter of the tests (default: this one)"
     )
@@ -105,6 +85,48 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a JUnit XML report to PATH (as pytest's --junitxml)",
     )
     add_fault_arguments(parser)
+
+
+def _option_arity(parser: argparse.ArgumentParser) -> dict[str, int]:
+    """Each option string of ``parser`` and how many words it takes (0 or 1)."""
+    arity: dict[str, int] = {}
+    for action in parser._actions:
+        takes = 0 if action.nargs == 0 else 1
+        for option in action.option_strings:
+            arity[option] = takes
+    return arity
+
+
+def split_arguments(
+    argv: Sequence[str], parser: argparse.ArgumentParser
+) -> tuple[list[str], list[str]]:
+    """Tach's options (those ``parser`` defines) apart from everything else, which is pytest's.
+
+    Only exact option names count (no abbreviations: ``--iso`` is pytest's to judge), in
+    the forms ``--name value``, ``--name=value``, ``-n value`` and ``-nvalue``. Everything after
+    ``--`` is pytest's, as is every other word, in its order.
+    """
+    arity = _option_arity(parser)
+    ours: list[str] = []
+    theirs: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            theirs.extend(words)
+            break
+        name, eq, _ = word.partition("=")
+        if word.startswith("--") and name in arity:
+            ours.append(word)
+            if arity[name] and not eq:
+                ours.append(next(words, ""))
+            continue
+        if not word.startswith("--") and word[:2] in arity and len(word) >= 2:
+            ours.append(word)
+            if arity[word[:2]] and len(word) == 2:
+                ours.append(next(words, ""))
+            continue
+        theirs.append(word)
+    return ours, theirs
 
 
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,30 +154,18 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclasses.dataclass
 class RunConfig:
-    """The resolved options of one run."""
+    """The resolved options of one run: Tach's own, then those pytest's answer gives
+    (:func:`apply_pytest_options`)."""
 
-    args: list[str]
     workers: int
     isolation: str
-    maxfail: int
-    verbosity: int
-    reportchars: str
-    capture_output: bool
-    collect_only: bool
-    last_failed: bool
-    failed_first: bool
-    durations: int | None
-    color: str
     python: str
     fmt: str
-    #: What the zygote's pytest gets on its command line.
+    #: What the zygote's pytest gets on its command line: ``[tool.tach] addopts``, then the
+    #: command line's words that are not Tach's.
     pytest_args: list[str]
-    keyword: str | None = None
-    markexpr: str | None = None
-    #: pytest's --tb style (the reporter prints ``line`` and ``no`` differently).
-    tbstyle: str = "auto"
-    inifile: str | None = None
-    rootdir: str | None = None
+    #: ``--slice``: never, safe or always.
+    slice: str = "never"
     #: Seconds a test may take (0: no limit), the whole run (0: no limit), and the memory
     #: limit of a test process in bytes (0: none).
     timeout: float = 0.0
@@ -174,6 +184,28 @@ class RunConfig:
     #: Where each setting's value came from (``tach --show-config``).
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    # What pytest made of its options (``Configured``), once it has answered.
+    #: pytest's collection arguments, absolute; ``args_given``: from the command line (not
+    #: ``testpaths`` or the invocation directory).
+    args: list[str] = dataclasses.field(default_factory=list)
+    args_given: bool = False
+    keyword: str | None = None
+    markexpr: str | None = None
+    maxfail: int = 0
+    verbosity: int = 0
+    reportchars: str = "fE"
+    tbstyle: str = "auto"
+    durations: int | None = None
+    color: str = "auto"
+    capture_output: bool = True
+    collect_only: bool = False
+    last_failed: bool = False
+    failed_first: bool = False
+    doctest_modules: bool = False
+    #: pytest's rootdir and config file.
+    rootdir: str | None = None
+    inifile: str | None = None
+
 
 class ConfigValueError(ValueError):
     """An option has a value Tach cannot use; the message names the option."""
@@ -185,10 +217,12 @@ def parse_workers(value: str | None) -> int:
     try:
         workers = int(value)
     except ValueError:
-        raise ConfigValueError(f"-n/--workers takes a number or 'auto', not {value!r}") from None
-    if workers < 1:
-        raise ConfigValueError(f"-n/--workers must be at least 1, not {workers}")
-    return workers
+        raise ConfigValueError(
+            f"-n/--workers takes a number, 'auto' or 'logical', not {value!r}"
+        ) from None
+    if workers < 0:
+        raise ConfigValueError(f"-n/--workers must be 0 or more, not {workers}")
+    return max(workers, 1)
 
 
 def parse_seconds(value: str | None, option: str) -> float:
@@ -223,88 +257,50 @@ def parse_size(value: str | None, option: str) -> int:
     return size
 
 
-def reporting_defaults(addopts: Sequence[str]) -> argparse.Namespace:
-    """The reporting flags found in ``addopts``, parsed as the command line would be."""
+def options_parser() -> argparse.ArgumentParser:
+    """A parser of Tach's run options alone (for ``addopts`` and ``[tool.tach] addopts``)."""
     parser = argparse.ArgumentParser(add_help=False)
     add_run_arguments(parser)
-    namespace, _ = parser.parse_known_args(list(addopts))
+    return parser
+
+
+def tach_options_in(words: Sequence[str]) -> argparse.Namespace:
+    """Tach's options among pytest-style ``words`` (``addopts``), parsed as the command line's."""
+    parser = options_parser()
+    ours, _ = split_arguments(words, parser)
+    namespace, _ = parser.parse_known_args(ours)
     return namespace
 
 
 def build_run_config(
     ns: argparse.Namespace,
+    pytest_args: Sequence[str],
     addopts: Sequence[str],
-    fmt: str | None,
     python: str,
     *,
     layers: Layers | None = None,
-    passthrough: Sequence[str] = (),
 ) -> RunConfig:
-    """Resolve the parsed command line (over ``addopts``) into a :class:`RunConfig`.
+    """Resolve Tach's own settings into a :class:`RunConfig`.
 
-    ``fmt`` is the command line's ``--format`` (None when not given); ``layers`` are the
-    ``TACH_*`` environment and ``[tool.tach]`` (none: only the command line and ``addopts``);
-    ``passthrough`` the arguments after ``--``, whose reporting flags win over both addopts.
+    ``ns`` is the command line's Tach options; ``pytest_args`` the rest of it; ``addopts``
+    pytest's ``addopts`` and ``PYTEST_ADDOPTS`` (the lowest layer of Tach's settings);
+    ``layers`` the ``TACH_*`` environment and ``[tool.tach]`` (none: only the command line and
+    ``addopts``). Tach's options in ``[tool.tach] addopts`` are read as the command line's;
+    the rest goes to pytest in front of ``pytest_args``.
     """
     layers = layers if layers is not None else Layers()
-    base = reporting_defaults([*addopts, *layers.tool.get("addopts", []), *passthrough])
-    maxfail = ns.maxfail or base.maxfail
-    if ns.exitfirst or base.exitfirst:
-        maxfail = 1
-    if maxfail < 0:
-        raise ConfigValueError(f"--maxfail must be 0 or more, not {maxfail}")
-    capture = ns.capture or base.capture
-    no_capture = ns.no_capture or base.no_capture or capture == "no"
-    verbosity = (base.verbose + ns.verbose) - (base.quiet + ns.quiet)
-    reportchars = ns.reportchars if ns.reportchars is not None else base.reportchars
-    pytest_args: list[str] = list(layers.tool.get("addopts", []))
-    for flag, value in (
-        ("-k", ns.keyword),
-        ("-m", ns.markexpr),
-        ("--tb", ns.tb),
-        ("-c", ns.inifile),
-        ("--rootdir", ns.rootdir),
-        ("--import-mode", ns.import_mode),
-        ("--capture", ns.capture),
-    ):
-        if value is not None:
-            pytest_args += [flag, value]
-    if ns.no_capture:
-        pytest_args.append("-s")
-    for plugin in ns.plugins:
-        pytest_args += ["-p", plugin]
-    for spec in ns.warnings:
-        pytest_args += ["-W", spec]
-    for override in ns.overrides:
-        pytest_args += ["-o", override]
-    if ns.verbose:
-        pytest_args.append("-" + "v" * ns.verbose)  # longreprs depend on verbosity, as in pytest
-    if ns.quiet:
-        pytest_args.append("-" + "q" * ns.quiet)
-    pytest_args += ns.args
+    tool_addopts = list(layers.tool.get("addopts", []))
+    tool_tach, tool_pytest = split_arguments(tool_addopts, options_parser())
+    base = tach_options_in([*addopts, *tool_tach])
     resolve = _Resolver(layers, base)
     junit_xml = resolve("junit_xml", getattr(ns, "junit_xml", None), "--junit-xml", str, None)
     return RunConfig(
-        args=list(ns.args),
         workers=resolve("workers", ns.workers, "-n/--workers", parse_workers, "auto"),
         isolation=resolve("isolation", ns.isolation, "--isolation", parse_isolation, "module"),
-        maxfail=maxfail,
-        verbosity=verbosity,
-        reportchars=reportchars if reportchars is not None else "fE",
-        capture_output=not no_capture,
-        collect_only=ns.collect_only,
-        last_failed=ns.last_failed,
-        failed_first=ns.failed_first,
-        durations=ns.durations if ns.durations is not None else base.durations,
-        color=ns.color,
+        slice=resolve("slice", ns.slice, "--slice", parse_slice, "never"),
         python=ns.python or python,
-        fmt=resolve("format", fmt, "--format", parse_format, "human"),
-        pytest_args=pytest_args,
-        keyword=ns.keyword,
-        markexpr=ns.markexpr,
-        tbstyle=ns.tb or base.tb or "auto",
-        inifile=ns.inifile,
-        rootdir=ns.rootdir,
+        fmt=resolve("format", ns.format, "--format", parse_format, "human"),
+        pytest_args=[*tool_pytest, *pytest_args],
         timeout=resolve("timeout", getattr(ns, "timeout", None), "--timeout", parse_timeout, None)
         or 0.0,
         session_timeout=parse_seconds(ns.session_timeout, "--session-timeout"),
@@ -313,9 +309,36 @@ def build_run_config(
         env=resolve.table("env", {}),
         python_path=[layers.from_rootdir(p) for p in resolve.table("python_path", [])],
         warm_imports=resolve.table("warm_imports", []),
-        tool_addopts=resolve.table("addopts", []),
+        tool_addopts=tool_addopts,
         sources=resolve.sources,
     )
+
+
+def apply_pytest_options(config: RunConfig, configured: Mapping[str, Any]) -> None:
+    """Fill in what pytest made of its command line (the zygote's ``Configured`` message)."""
+    options = configured["options"]
+    config.args = list(configured["args"])
+    config.args_given = configured.get("args_source") == "ARGS"
+    config.keyword = options.get("keyword") or None
+    config.markexpr = options.get("markexpr") or None
+    config.maxfail = int(options.get("maxfail") or 0)
+    config.verbosity = int(options.get("verbose") or 0)
+    config.reportchars = str(options.get("reportchars") or "")
+    config.tbstyle = str(options.get("tbstyle") or "auto")
+    durations = options.get("durations")
+    config.durations = int(durations) if durations is not None else None
+    config.color = str(options.get("color") or "auto")
+    config.capture_output = options.get("capture") != "no"
+    config.collect_only = bool(options.get("collectonly"))
+    config.last_failed = bool(options.get("lf"))
+    config.failed_first = bool(options.get("failedfirst"))
+    config.doctest_modules = bool(options.get("doctestmodules"))
+    config.rootdir = configured.get("rootdir")
+    config.inifile = configured.get("inifile")
+    xmlpath = options.get("xmlpath")
+    if config.junit_xml is None and xmlpath:  # pytest's --junitxml in addopts
+        config.junit_xml = os.path.normpath(Path(configured.get("invocation_dir", ".")) / xmlpath)
+        config.sources["junit_xml"] = "pytest ini options (addopts)"
 
 
 # -- [tool.tach] and TACH_* ------------------------------------------------------------------
@@ -331,6 +354,7 @@ TOOL_KEYS: dict[str, str] = {
     "addopts": "a string or a list of strings",
     "junit_xml": "a string (a path)",
     "format": '"human" or "json"',
+    "slice": '"never", "safe" or "always"',
 }
 
 #: The ``TACH_*`` environment variable of each setting that has one.
@@ -340,12 +364,14 @@ ENV_VARS: dict[str, str] = {
     "timeout": "TACH_TIMEOUT",
     "junit_xml": "TACH_JUNIT_XML",
     "format": "TACH_FORMAT",
+    "slice": "TACH_SLICE",
 }
 
 #: The settings ``--show-config`` prints, in its order.
 SETTINGS = (
     "workers",
     "isolation",
+    "slice",
     "timeout",
     "format",
     "junit_xml",
@@ -361,6 +387,12 @@ def parse_isolation(value: str) -> str:
         raise ConfigValueError(
             f"--isolation must be one of {', '.join(ISOLATION_MODES)}, not {value!r}"
         )
+    return value
+
+
+def parse_slice(value: str) -> str:
+    if value not in SLICE_LEVELS:
+        raise ConfigValueError(f"--slice must be one of {', '.join(SLICE_LEVELS)}, not {value!r}")
     return value
 
 
@@ -397,6 +429,8 @@ def _tool_value_ok(key: str, value: object) -> bool:
         )
     if key == "isolation":
         return value in ISOLATION_MODES
+    if key == "slice":
+        return value in SLICE_LEVELS
     if key == "timeout":
         return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
     if key == "addopts":
@@ -552,6 +586,7 @@ def show_config(config: RunConfig) -> dict[str, dict[str, Any]]:
     values = {
         "workers": config.workers,
         "isolation": config.isolation,
+        "slice": config.slice,
         "timeout": config.timeout,
         "format": config.fmt,
         "junit_xml": config.junit_xml,

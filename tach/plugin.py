@@ -331,6 +331,13 @@ class TachPlugin:
                 self.default_timeout = 0.0
             manager.unregister(timeout_plugin)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_cmdline_main(self, config: pytest.Config) -> Any:
+        """Before any plugin acts on the parsed options (pytest-xdist turns ``-n`` into a
+        distributed session here), tell the supervisor what they are."""
+        self.zygote.configured(config)
+        return (yield)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
         self.zygote.prepare(session)

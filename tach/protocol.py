@@ -16,10 +16,15 @@ The exchange of one run:
    and the fds of every channel. The zygote runs ``pytest.main`` with Tach's plugin: pytest parses
    its configuration, loads plugins and initial conftests, starts the session; the plugin loads
    the conftests of every test directory and the warm imports, then freezes the heap.
-   The supervisor starts the zygote first and runs static discovery while pytest starts up in
-   it; the zygote waits for the result before loading conftests:
-   Supervisor -> zygote: ``Plan`` {conftest_dirs, warm_imports} (or end of stream: the run
-   was abandoned, for instance over a usage error).
+   As soon as pytest has parsed its command line (with every plugin's and initial conftest's
+   options, ``addopts`` and ``PYTEST_ADDOPTS`` applied):
+   Zygote -> supervisor: ``Configured`` {args, args_source, rootdir, inifile, options}: what
+   pytest made of the arguments (the supervisor never parses pytest's options itself; see
+   ``tach.zygote.configured_options``). The supervisor starts the zygote first and runs static
+   discovery while pytest starts up in it (again, when pytest's arguments turn out to select
+   other tests); the zygote waits for the result before loading conftests:
+   Supervisor -> zygote: ``Plan`` {conftest_dirs, warm_imports, collection_paths} (or end of
+   stream: the run was abandoned, for instance over a usage error).
 2. Zygote -> supervisor: ``ZygoteReady`` {pid, rootdir, pytest_version, python, warm_imports,
    warm_failures, threads}. If pytest stops before that (a usage error, a conftest that raises),
    the zygote exits with pytest's exit code and its stderr says why.
@@ -97,6 +102,7 @@ class MessageKind(enum.IntEnum):
     Plan = 14
     Record = 15
     PhasePassed = 16
+    Configured = 17
 
 
 MAX_KIND = max(MessageKind)

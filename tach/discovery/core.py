@@ -9,6 +9,7 @@ collect shares of them at the same time. See ``docs/discovery.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import marshal
 import os
@@ -54,6 +55,8 @@ class Discovery:
     inputs: Any = None
     #: the directories walked: those pytest recurses into.
     walked_dirs: frozenset[Path] = frozenset()
+    #: where the walk started (pytest's collection arguments, as given).
+    paths: list[str] = field(default_factory=list)
     #: set by the caller that resolves fixtures (``tach.listing.discover_tests``).
     resolver: Any = None
     #: test id -> its fixture closure (a ``tach.resolver.Resolution``).
@@ -481,19 +484,23 @@ def _discover(
         invocation_dir=inv,
         overrides=cli.overrides,
     )
-    opts = split_pytest_args(addopts_args(config))
-    # command line over addopts
-    addopt_paths = opts.paths
-    opts.paths = []
-    for name in ("keyword", "markexpr", "inifile", "rootdir"):
-        if getattr(cli, name) is not None:
-            setattr(opts, name, getattr(cli, name))
-    opts.ignore += cli.ignore
-    opts.ignore_glob += cli.ignore_glob
-    opts.deselect += cli.deselect
-    opts.disabled_plugins += cli.disabled_plugins
-    opts.noconftest |= cli.noconftest
-    opts.collect_in_virtualenv |= cli.collect_in_virtualenv
+    if cli.final:  # pytest's own values: nothing to add
+        opts, addopt_paths = dataclasses.replace(cli, paths=[]), []
+    else:
+        opts = split_pytest_args(addopts_args(config))
+        # command line over addopts
+        addopt_paths = opts.paths
+        opts.paths = []
+        for name in ("keyword", "markexpr", "inifile", "rootdir"):
+            if getattr(cli, name) is not None:
+                setattr(opts, name, getattr(cli, name))
+        opts.ignore += cli.ignore
+        opts.ignore_glob += cli.ignore_glob
+        opts.deselect += cli.deselect
+        opts.disabled_plugins += cli.disabled_plugins
+        opts.noconftest |= cli.noconftest
+        opts.collect_in_virtualenv |= cli.collect_in_virtualenv
+        opts.doctest_modules |= cli.doctest_modules
     if opts.overrides:
         for item in opts.overrides:
             key, _, value = item.partition("=")
@@ -524,7 +531,9 @@ def _discover(
     )
     run = _Run(config, opts, cache, inputs, sp)
     try:
-        return _run_discovery(run, paths, with_plugins)
+        found = _run_discovery(run, paths, with_plugins)
+        found.paths = list(paths)
+        return found
     finally:
         if retain is None:
             run.release()

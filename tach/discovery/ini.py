@@ -417,6 +417,10 @@ class CollectOptions:
     rootdir: str | None = None
     noconftest: bool = False
     collect_in_virtualenv: bool = False
+    doctest_modules: bool = False
+    #: These are pytest's own final values (``addopts`` and ``PYTEST_ADDOPTS`` applied, the
+    #: paths those of ``config.args``): discovery applies nothing on top of them.
+    final: bool = False
 
 
 def split_pytest_args(argv: Sequence[str], into: CollectOptions | None = None) -> CollectOptions:
@@ -469,6 +473,8 @@ def split_pytest_args(argv: Sequence[str], into: CollectOptions | None = None) -
             opts.noconftest = True
         elif name == "--collect-in-virtualenv":
             opts.collect_in_virtualenv = True
+        elif name == "--doctest-modules":
+            opts.doctest_modules = True
     return opts
 
 

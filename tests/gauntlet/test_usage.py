@@ -25,7 +25,8 @@ def project(tmp_path_factory: pytest.TempPathFactory):
         (["--timeout", "soon"], "--timeout"),
         (["--session-timeout", "-1"], "--session-timeout"),
         (["--max-memory", "12Q"], "--max-memory"),
-        (["-n", "0"], "-n/--workers"),
+        (["-n", "-1"], "-n/--workers"),
+        (["-n", "many"], "-n/--workers"),
         (["--isolation", "some"], "--isolation"),
     ],
 )

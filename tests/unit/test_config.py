@@ -12,14 +12,18 @@ from tach.config import (
     TOOL_KEYS,
     ConfigValueError,
     Layers,
+    apply_pytest_options,
     build_run_config,
     load_tool_table,
     show_config,
+    split_arguments,
 )
 
 
 def resolve(argv=(), addopts=(), environ=None, tool=None, tmp_path=Path("/project")):
-    ns = build_run_parser().parse_args(list(argv))
+    parser = build_run_parser()
+    ours, theirs = split_arguments(list(argv), parser)
+    ns = parser.parse_args(ours)
     layers = Layers(
         tool=tool or {},
         tool_path=tmp_path / "pyproject.toml",
@@ -27,7 +31,7 @@ def resolve(argv=(), addopts=(), environ=None, tool=None, tmp_path=Path("/projec
         rootdir=tmp_path,
         invocation_dir=tmp_path / "sub",
     )
-    return build_run_config(ns, list(addopts), ns.format, "python", layers=layers)
+    return build_run_config(ns, theirs, list(addopts), "python", layers=layers)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +61,7 @@ def test_defaults_and_their_source():
     assert set(show_config(config)) == {
         "workers",
         "isolation",
+        "slice",
         "timeout",
         "format",
         "junit_xml",
@@ -79,10 +84,71 @@ def test_paths_are_relative_to_the_rootdir_in_the_file_and_to_the_cwd_elsewhere(
 
 
 def test_tool_addopts_go_to_pytest_before_the_command_line_and_count_for_tach():
-    config = resolve(["-k", "fast"], tool={"addopts": ["-p", "no:cacheprovider", "--maxfail=2"]})
-    assert config.pytest_args[:3] == ["-p", "no:cacheprovider", "--maxfail=2"]
-    assert config.pytest_args.index("-k") > 2
-    assert config.maxfail == 2
+    config = resolve(
+        ["-k", "fast"], tool={"addopts": ["-p", "no:cacheprovider", "--maxfail=2", "-n", "3"]}
+    )
+    assert config.pytest_args == ["-p", "no:cacheprovider", "--maxfail=2", "-k", "fast"]
+    assert config.workers == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "ours", "theirs"),
+    [
+        # a plugin's option that takes a value: its value stays with it, in its place
+        (["--cov", "pkg", "-n", "2", "tests"], ["-n", "2"], ["--cov", "pkg", "tests"]),
+        (["-n2", "--isolation=test", "-x"], ["-n2", "--isolation=test"], ["-x"]),
+        (["--doctest-modules", "--junitxml", "r.xml"], ["--junitxml", "r.xml"],
+         ["--doctest-modules"]),
+        # no abbreviations of Tach's options: pytest judges them
+        (["--iso", "none"], [], ["--iso", "none"]),
+        # after --, everything is pytest's
+        (["-q", "--", "-n", "3"], [], ["-q", "-n", "3"]),
+        (["--timeout", "5", "--reruns", "2"], ["--timeout", "5"], ["--reruns", "2"]),
+    ],
+)
+def test_split_arguments_takes_out_only_tachs_options(argv, ours, theirs):
+    assert split_arguments(argv, build_run_parser()) == (ours, theirs)
+
+
+@pytest.mark.parametrize(("value", "workers"), [("0", 1), ("3", 3)])
+def test_workers_accept_xdists_values(value, workers):
+    assert resolve(["-n", value]).workers == workers
+    assert resolve(["-n", "auto"]).workers == resolve(["-n", "logical"]).workers >= 1
+
+
+def test_pytests_answer_gives_the_pytest_options():
+    config = resolve()
+    apply_pytest_options(
+        config,
+        {
+            "args": ["/project/tests"],
+            "args_source": "TESTPATHS",
+            "rootdir": "/project",
+            "inifile": "/project/pyproject.toml",
+            "invocation_dir": "/project/sub",
+            "options": {
+                "keyword": "",
+                "markexpr": "not slow",
+                "maxfail": 1,
+                "verbose": -1,
+                "reportchars": "A",
+                "tbstyle": "short",
+                "capture": "no",
+                "collectonly": False,
+                "lf": True,
+                "xmlpath": "junit.xml",
+            },
+        },
+    )
+    assert (config.keyword, config.markexpr, config.maxfail, config.verbosity) == (
+        None,
+        "not slow",
+        1,
+        -1,
+    )
+    assert (config.reportchars, config.tbstyle, config.capture_output) == ("A", "short", False)
+    assert config.last_failed and not config.args_given
+    assert config.junit_xml == "/project/sub/junit.xml"
 
 
 def test_timeout_format_and_isolation_from_each_layer():
@@ -144,13 +210,3 @@ def test_unknown_keys_are_errors(tmp_path):
     path = write(tmp_path, "wokers = 2")
     with pytest.raises(ConfigValueError, match=r"unknown key 'wokers' in \[tool.tach\]"):
         load_tool_table(path)
-
-
-def test_arguments_after_double_dash_win_over_the_tables_addopts():
-    ns = build_run_parser().parse_args([])
-    layers = Layers(tool={"addopts": ["--maxfail=2"]})
-    config = build_run_config(
-        ns, ["--maxfail=1"], None, "python", layers=layers, passthrough=["--maxfail=3"]
-    )
-    assert config.maxfail == 3
-    assert build_run_config(ns, ["--maxfail=1"], None, "python", layers=layers).maxfail == 2
