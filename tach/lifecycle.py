@@ -108,6 +108,9 @@ class RunSpec:
     timeout: float = 0.0
     session_timeout: float = 0.0
     max_memory: int = 0
+    #: The invocation directory leads ``sys.path`` in the zygote, as under ``python -m pytest``
+    #: (``python -m tach``); the ``tach`` command, like the ``pytest`` command, leaves it out.
+    cwd_on_path: bool = True
 
 
 @dataclasses.dataclass
@@ -195,13 +198,47 @@ class Supervisor:
         self.zygote_deaths = 0
         #: A replacement zygote is starting (the previous one died mid-run).
         self.restarting = False
-        self.plan: dict[str, Any] = {"conftest_dirs": [], "warm_imports": []}
+        self.plan: dict[str, Any] = {
+            "conftest_dirs": [],
+            "warm_imports": [],
+            "collection_paths": [],
+        }
 
     # -- the run ------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the zygote: pytest starts up in it while the supervisor plans the run."""
         self._start_zygote()
+
+    def wait_configured(self) -> dict[str, Any] | None:
+        """Wait for pytest's reading of the command line (``Configured``); None when pytest
+        stopped first (a usage error: :meth:`abandoned` then tells its exit code and output).
+
+        pytest's options decide how the run is carried out: whether output is captured, whether
+        it only collects, after how many failures it stops, whether it writes JUnit XML."""
+        assert self.control is not None
+        try:
+            message = self.control.recv()
+        except (OSError, ProtocolError):
+            message = None
+        if message is None or message[0] is not MessageKind.Configured:
+            return None
+        configured = message[1]
+        options = configured["options"]
+        spec = self.spec
+        spec.capture_output = options.get("capture") != "no"
+        spec.collect_only = bool(options.get("collectonly"))
+        spec.maxfail = int(options.get("maxfail") or 0)
+        spec.junit_xml = spec.junit_xml or bool(options.get("xmlpath"))
+        return configured
+
+    def abandoned(self) -> tuple[int, str]:
+        """End the zygote of a run that will not start; its exit code and output."""
+        self._close_control()
+        self._stop_zygote()
+        self._close()
+        assert self.zygote is not None
+        return self.zygote.returncode, self.zygote_output()
 
     def abort(self) -> None:
         """Give up before the run started (the plan failed): end the zygote."""
@@ -210,20 +247,26 @@ class Supervisor:
         self._close()
 
     def run(
-        self, units: list[Unit], conftest_dirs: list[str], warm_imports: list[str]
+        self,
+        units: list[Unit],
+        conftest_dirs: list[str],
+        warm_imports: list[str],
+        collection_paths: list[str] | None = None,
     ) -> RunSummary:
         """Hand the zygote its plan, run ``units``, and return what happened."""
         self.queue = UnitQueue(units, self.spec.durations)
-        self.plan = {"conftest_dirs": conftest_dirs, "warm_imports": warm_imports}
+        self.plan = {
+            "conftest_dirs": conftest_dirs,
+            "warm_imports": warm_imports,
+            "collection_paths": collection_paths or [],
+        }
         restore = self._catch_signals()
         try:
             if self.zygote is None:
                 self._start_zygote()
             assert self.control is not None
             with contextlib.suppress(OSError):  # a zygote that already died is seen in the loop
-                self.control.send(
-                    MessageKind.Plan, {"conftest_dirs": conftest_dirs, "warm_imports": warm_imports}
-                )
+                self.control.send(MessageKind.Plan, self.plan)
             self._loop()
         except KeyboardInterrupt:
             self.interrupted = "KeyboardInterrupt"
@@ -271,7 +314,9 @@ class Supervisor:
         spec = self.spec
         control_parent, control_child = socket.socketpair()
         self.control = Channel(control_parent, "control channel")
-        pass_fds = [control_child.fileno()]
+        # Copies of this process's fds 1 and 2 (the child's own 1 and 2 are its log).
+        terminal_out, terminal_err = os.dup(1), os.dup(2)
+        pass_fds = [control_child.fileno(), terminal_out, terminal_err]
         slot_specs = []
         children: list[socket.socket] = [control_child]
         first = not self.slots
@@ -305,15 +350,16 @@ class Supervisor:
             "slots": slot_specs,
             "supervisor_pid": os.getpid(),
             "isolation": spec.isolation,
-            "capture_output": spec.capture_output,
-            "collect_only": spec.collect_only,
+            # -s: the zygote puts these on its fds 1 and 2 once pytest has parsed the options.
+            "terminal_fds": [terminal_out, terminal_err],
             "python_path": spec.python_path,
             "junit_xml": spec.junit_xml,
             "run_id": uuid.uuid4().hex,
             "dump_signal": int(DUMP_SIGNAL),
             "max_memory": spec.max_memory,
+            "cwd_on_path": spec.cwd_on_path,
         }
-        output = None if not spec.capture_output else self.zygote_log.fileno()
+        output = self.zygote_log.fileno()
         env = dict(os.environ if spec.env is None else spec.env)
         # pytest sizes separators and tracebacks to the terminal; the zygote has none.
         env.setdefault("COLUMNS", str(shutil.get_terminal_size((80, 24)).columns))
@@ -329,6 +375,8 @@ class Supervisor:
         )
         for sock in children:
             sock.close()
+        os.close(terminal_out)
+        os.close(terminal_err)
         self.selector.register(self.control.fileno(), selectors.EVENT_READ, None)
         if first:
             for slot in self.slots:
@@ -441,7 +489,12 @@ class Supervisor:
                         self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
                 return
             self.reporter.on_run_start(
-                {**payload, "workers": self.spec.workers, "isolation": self.spec.isolation}
+                {
+                    **payload,
+                    "workers": self.spec.workers,
+                    "isolation": self.spec.isolation,
+                    "count": self.queue.expected_tests(payload.get("conftest_errors") or ()),
+                }
             )
             threads = payload.get("python_threads") or []
             if threads:

@@ -95,6 +95,20 @@ class UnitQueue:
         """Run ``unit`` next (a retry of the rest of a unit whose process died)."""
         self._units.append(unit)
 
+    def expected_tests(self, failed_conftests: Sequence[str] = ()) -> int:
+        """The tests static discovery expects of the queued units, less those below a
+        directory whose conftest failed to import (``failed_conftests``: the conftest files,
+        or their directories), of which pytest collects none."""
+        cut = [os.path.dirname(p) if p.endswith(".py") else p for p in failed_conftests]
+        count = 0
+        for unit in self._units:
+            if cut and unit.args and any(
+                unit.args[0] == d or unit.args[0].startswith(d + os.sep) for d in cut
+            ):
+                continue
+            count += len(unit.expected)
+        return count
+
     def clear(self) -> list[Unit]:
         dropped, self._units = self._units, []
         return dropped
@@ -309,9 +323,9 @@ class Plan:
     units: list[Unit]
     #: Directories whose conftests the zygote loads (every test directory).
     conftest_dirs: list[str]
-    #: Modules the test modules import, in collection order: imported once in the zygote, so
-    #: every worker starts with what pytest's whole-suite collection would have imported.
-    warm_imports: list[str]
+    #: The units' paths in pytest's collection order: the zygote imports the test modules
+    #: there as pytest's collection would, before it forks (``tach.zygote.Zygote.prepare``).
+    collection_paths: list[str]
     expected_tests: int
 
 
@@ -322,6 +336,7 @@ def plan_units(
     error_files: Sequence[str],
     dynamic_dirs: Sequence[Path],
     walked_dirs: Collection[Path] | None = None,
+    roots: Sequence[Path] = (),
 ) -> Plan:
     """Units for a run: one per test file, plus directory units for what only pytest can see.
 
@@ -334,6 +349,12 @@ def plan_units(
     themselves through a per-unit ``--ignore``. Only subdirectories pytest recurses into
     (``walked_dirs``, when given) get a unit: a unit's path is an explicit argument, which
     pytest collects even where ``norecursedirs`` or ``collect_ignore`` would leave it out.
+
+    The plan's collection paths are the units' paths in pytest's collection order (``roots``:
+    its collection arguments, in their order). The zygote imports the modules there in that
+    order, as pytest's collection does, so that every module is found where pytest's
+    collection finds it (a package collected under ``src/`` by ``--doctest-modules`` before
+    the tests import it, not its copy installed in the virtual environment).
     """
     expected: dict[str, list[str]] = {}
     for test in tests:
@@ -368,22 +389,22 @@ def plan_units(
         )
 
     test_dirs = {str(p.parent) for p in file_paths.values()} | {str(d) for d in dynamic_dirs}
-    own_modules = set(files)
-    warm: list[str] = []
-    for rel in files:
-        for imported in imports.get(rel, ()):
-            if imported.file in own_modules or imported.module.split(".")[0] in (
-                "pytest",
-                "_pytest",
-            ):
-                continue
-            warm.append(imported.module)
+    paths = sorted({Path(unit.args[0]) for unit in units}, key=lambda p: collection_order(p, roots))
     return Plan(
         units=units,
         conftest_dirs=sorted(test_dirs),
-        warm_imports=list(dict.fromkeys(warm)),
+        collection_paths=[str(path) for path in paths],
         expected_tests=sum(len(ids) for ids in expected.values()),
     )
+
+
+def collection_order(path: Path, roots: Sequence[Path]) -> tuple[int, tuple[str, ...]]:
+    """Where pytest's collection meets ``path``: under the first of its collection ``roots``
+    that holds it, then in its walk, which takes the entries of a directory by name."""
+    for index, root in enumerate(roots):
+        if path == root or root in path.parents:
+            return index, path.relative_to(root).parts
+    return len(roots), path.parts
 
 
 #: A unit is sliced only when it has at least this many tests, or when earlier runs recorded

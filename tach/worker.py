@@ -309,6 +309,82 @@ def describe_status(pid: int, status: int) -> str:
     return f"Test process {pid} exited with status {code} in the middle of the test"
 
 
+def absolute_argument(arg: str, invocation_dir: Path, pyargs: bool = False) -> str:
+    """A pytest collection argument with its path part absolute (``::`` parts kept); with
+    ``pyargs``, a module name becomes the path pytest finds for it on ``sys.path``."""
+    path, sep, rest = arg.partition("::")
+    if pyargs:
+        from _pytest import main as pytest_main
+
+        search = getattr(pytest_main, "search_pypath", None)
+        found = None
+        if search is not None:
+            with contextlib.suppress(Exception):
+                found = search(path)
+        if found is not None:
+            path = found
+    return os.path.normpath(invocation_dir / path) + sep + rest
+
+
+class InitialPaths:
+    """``Session.isinitpath`` as it answers in a whole pytest run: the paths the user named
+    (``config.args``: the command line's, or ``testpaths``), not the unit's.
+
+    A worker collects each unit by its path, which makes that path an initial path to pytest,
+    and pytest applies none of its ignore rules to an initial path or the directories above
+    it: ``collect_ignore`` and ``collect_ignore_glob`` (also computed at run time),
+    ``pytest_ignore_collect`` hooks, ``--ignore``, ``--ignore-glob``, ``norecursedirs``, virtual
+    environments, nor ``python_files``. A file pytest's walk of a named directory would pass
+    by would then run under Tach. Answering with the user's paths instead, the walk from a
+    named directory down to the unit's path goes through every one of those rules, as it
+    does in pytest (``Dir.collect`` and ``Package.collect`` ask this before each entry).
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        invocation_dir = config.invocation_params.dir
+        pyargs = bool(getattr(config.option, "pyargs", False))
+        paths = {
+            Path(absolute_argument(arg, invocation_dir, pyargs).partition("::")[0])
+            for arg in config.args
+        }
+        self.paths = frozenset(paths)
+        self.with_parents = frozenset(
+            {*paths, *(parent for path in paths for parent in path.parents)}
+        )
+
+    def __call__(self, path: str | os.PathLike[str], *, with_parents: bool = False) -> bool:
+        path = path if isinstance(path, Path) else Path(path)
+        return path in (self.with_parents if with_parents else self.paths)
+
+
+def collected_by_walk(
+    session: pytest.Session, path: Path, initial: InitialPaths, *, test_module: bool = True
+) -> bool:
+    """Whether pytest's walk from the paths the user named reaches ``path``: no ignore rule
+    (``pytest_ignore_collect``, which applies ``collect_ignore``, ``--ignore``,
+    ``norecursedirs``...) leaves out it or a directory above it, and, for a ``test_module``
+    the user did not name, it matches ``python_files``."""
+    if initial(path):
+        return True
+    config = session.config
+    root = next((p for p in path.parents if initial(p)), None)
+    if root is None:
+        return True  # outside what the user named: collected as named
+    below = [p for p in (path, *path.parents) if root in p.parents]
+    for entry in reversed(below):
+        if initial(entry, with_parents=True):
+            continue
+        if session.gethookproxy(entry.parent).pytest_ignore_collect(
+            collection_path=entry, config=config
+        ):
+            return False
+    if not test_module:
+        return True
+    from _pytest.python import path_matches_patterns
+
+    return path_matches_patterns(path, config.getini("python_files"))
+
+
 class Worker:
     """One worker slot: receives units on its command channel, reports on its result ring."""
 
@@ -359,6 +435,8 @@ class Worker:
         plugin.ring = ring
         plugin.slot = slot
         plugin.producer_pid = plugin.runner_pid = os.getpid()
+        # The paths the user named are pytest's initial paths, whatever a unit collects.
+        session.isinitpath = InitialPaths(self.config)  # type: ignore[method-assign]
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -443,7 +521,7 @@ class Worker:
             with young_collections_only():
                 items = list(self.session.perform_collect(unit["args"]))
         except pytest.UsageError as exc:
-            items, usage_error = [], "\n".join(str(arg) for arg in exc.args)
+            items, usage_error = [], self.usage_error(exc)
         finally:
             plugin.excluded = frozenset()
         deselected, errors = plugin.deselected, plugin.collect_errors
@@ -475,6 +553,27 @@ class Worker:
             )
         return items
 
+    def usage_error(self, exc: pytest.UsageError) -> str | None:
+        """pytest's usage error for a unit, less what pytest's own walk leaves out silently.
+
+        A unit's path that is not one the user named (a file found under a directory they
+        named) goes through pytest's ignore rules (:class:`InitialPaths`); when they leave it
+        out, pytest says it "found no collectors" for it, where its walk of the directory would
+        have passed it by without a word (or "not found", when the rules leave out a directory
+        above it). That is not an error: the unit has no tests.
+        """
+        kept = []
+        for message in (str(arg) for arg in exc.args):
+            for prefix in ("found no collectors for ", "not found: "):
+                if message.startswith(prefix):
+                    arg = message[len(prefix) :].partition("\n")[0]
+                    path = Path(arg.partition("::")[0])
+                    if path.exists() and not self.session.isinitpath(path):
+                        break
+            else:
+                kept.append(message)
+        return "\n".join(kept) or None
+
     # -- running ------------------------------------------------------------------------------
 
     def run_inline(self, items: list[pytest.Item]) -> None:
@@ -492,7 +591,13 @@ class Worker:
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             except KeyboardInterrupt:
                 if not self.stop_requested():
-                    raise  # raised by the test itself: this worker's death is its failure
+                    # Raised by the test itself: this worker's death is its failure. pytest
+                    # ends its session there, and its session finish tears down every fixture
+                    # still set up (function, class, module, session): so does the worker,
+                    # before it dies.
+                    with contextlib.suppress(BaseException):
+                        self.session._setupstate.teardown_exact(None)
+                    raise
                 # Interrupted by the supervisor: tear down what the unit set up, then stop.
                 with contextlib.suppress(BaseException):
                     self.session._setupstate.teardown_exact(boundary)

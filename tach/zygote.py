@@ -39,6 +39,7 @@ from typing import Any, NoReturn
 
 import orjson
 import pytest
+from _pytest.pathlib import import_path
 
 from tach._native import proc
 from tach._native.memfd import LogBuffer
@@ -46,7 +47,10 @@ from tach._native.ring import Ring
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import (
+    InitialPaths,
     Worker,
+    absolute_argument,
+    collected_by_walk,
     end_children,
     end_descendants,
     refresh_thread_identity,
@@ -87,6 +91,44 @@ class Zygote:
         #: pidfd -> (slot, pid) of the live workers.
         self.workers: dict[int, tuple[int, int]] = {}
 
+    # -- pytest's command line (pytest_cmdline_main) -------------------------------------------
+
+    def configured(self, config: pytest.Config) -> None:
+        """Tell the supervisor what pytest made of the command line, and take back the options
+        the supervisor carries out itself.
+
+        pytest has parsed the arguments with its own parser, every plugin's and initial
+        conftest's options registered and ``addopts``/``PYTEST_ADDOPTS`` applied: what it
+        accepts here is accepted, and what it refuses has already ended this process with
+        pytest's message and exit code 4. The supervisor reads what it needs from
+        ``Configured`` (see :func:`configured_options`); the options it carries out across the
+        whole run (stopping after failures, ``--lf``/``--ff``, pytest-xdist's distribution,
+        the JUnit XML file) are then switched off here, so that a worker, which sees only its
+        own share, does not act on them too.
+        """
+        payload = configured_options(config)
+        option = config.option
+        self.spec["collect_only"] = bool(option.collectonly)
+        self.spec["capture_output"] = option.capture != "no"
+        self.spec["junit_xml"] = bool(self.spec.get("junit_xml") or option.xmlpath)
+        if option.capture == "no" and "terminal_fds" in self.spec:
+            # -s: test output goes to the supervisor's terminal, as pytest's does.
+            stdout_fd, stderr_fd = self.spec["terminal_fds"]
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(stdout_fd, 1)
+            os.dup2(stderr_fd, 2)
+        for fd in self.spec.pop("terminal_fds", ()):
+            os.close(fd)
+        option.maxfail = 0
+        option.lf = option.failedfirst = False
+        option.xmlpath = None
+        if getattr(option, "numprocesses", None) is not None:  # pytest-xdist's -n
+            option.numprocesses = None
+            option.dist = "no"
+            option.tx = []
+        self.control.send(MessageKind.Configured, payload)
+
     # -- set-up (pytest_collection) -------------------------------------------------------------
 
     def prepare(self, session: pytest.Session) -> None:
@@ -96,13 +138,14 @@ class Zygote:
         if message is None or message[0] is not MessageKind.Plan:
             pytest.exit("the supervisor abandoned the run", returncode=EXIT_ABANDONED)
         self.spec.update(message[1])
-        self._load_conftests(config)
+        conftest_errors = self._load_conftests(config)
         factory = getattr(config, "_tmp_path_factory", None)
         if factory is not None:
             # One base temp directory for every worker, made before the fork: workers that each
             # made their own would prune each other's (pytest keeps only the last three).
             factory.getbasetemp()
         warm_failures = self._warm_imports()
+        self._import_in_collection_order(session)
         # Caches every worker would otherwise fill on its own, each in private copy-on-write
         # pages (and the zygote's originals then shared with no one): filled once, here.
         warm_caches()
@@ -120,6 +163,7 @@ class Zygote:
                 "python": sys.version.split()[0],
                 "warm_imports": self.spec.get("warm_imports", []),
                 "warm_failures": warm_failures,
+                "conftest_errors": conftest_errors,
                 "python_threads": python_threads(),
                 "default_timeout": self.plugin.default_timeout,
                 "plugins": sorted(
@@ -128,8 +172,11 @@ class Zygote:
             },
         )
 
-    def _load_conftests(self, config: pytest.Config) -> None:
+    def _load_conftests(self, config: pytest.Config) -> list[str]:
+        """Load the conftests of every test directory; the directories whose conftests failed
+        to import (pytest collects none of the tests below them)."""
         manager = config.pluginmanager
+        failed: list[str] = []
         importmode = config.getoption("importmode")
         namespace = config.getini("consider_namespace_packages")
         for directory in self.spec.get("conftest_dirs", []):
@@ -140,12 +187,14 @@ class Zygote:
                     rootpath=config.rootpath,
                     consider_namespace_packages=namespace,
                 )
-            except Exception:
+            except Exception as exc:
                 # The worker's collection meets the same error and reports it for the files it
                 # concerns, as pytest would.
-                continue
+                failed.append(str(getattr(exc, "path", directory)))
+        return failed
 
     def _warm_imports(self) -> dict[str, str]:
+        """Import ``[tool.tach] warm_imports``; the modules that failed, with why."""
         failures: dict[str, str] = {}
         for name in self.spec.get("warm_imports", []):
             try:
@@ -153,6 +202,72 @@ class Zygote:
             except BaseException as exc:  # an import may raise anything, even SystemExit
                 failures[name] = f"{type(exc).__name__}: {exc}"
         return failures
+
+    def _import_in_collection_order(self, session: pytest.Session) -> None:
+        """Import the test modules at the units' paths in pytest's collection order.
+
+        A test module is imported as pytest's collection imports it (``import_path``, with the
+        import mode, its ``sys.path`` entry and assertion rewriting), unless pytest's walk
+        would leave it out (:func:`tach.worker.collected_by_walk`): the workers, forked after,
+        start with the ``sys.modules`` and ``sys.path`` a test sees under pytest, whose
+        collection imports every test module before any test runs (and the modules they
+        import are imported once, here, for every worker). A directory (a unit of what only
+        pytest can list) gets its ``sys.path`` entry, and under ``--doctest-modules`` its
+        modules are imported as the test modules are. A module that fails to import is left to
+        the worker that collects it, which reports pytest's error for it.
+        """
+        config = session.config
+        mode = str(config.getoption("importmode"))
+        namespace = bool(config.getini("consider_namespace_packages"))
+        initial = InitialPaths(config)
+        for name in self.spec.get("collection_paths", []):
+            try:
+                self._import_collected(session, Path(name), initial, mode, namespace)
+            except Exception:  # an unreadable path, a hook that raises: the worker reports it
+                continue
+
+    def _import_collected(
+        self,
+        session: pytest.Session,
+        path: Path,
+        initial: InitialPaths,
+        mode: str,
+        namespace: bool,
+    ) -> None:
+        """What pytest's collection imports at a unit's ``path`` (see
+        :meth:`_import_in_collection_order`)."""
+        if path.suffix == ".py" and path.is_file():
+            if collected_by_walk(session, path, initial):
+                import_as_collected(path, session.config)
+            return
+        root = import_root(path, namespace)
+        if mode == "prepend" and (not sys.path or sys.path[0] != root):
+            sys.path.insert(0, root)
+        elif mode == "append" and root not in sys.path:
+            sys.path.append(root)
+        if session.config.option.doctestmodules and path.is_dir():
+            self._import_doctest_modules(session, path, initial)
+
+    def _import_doctest_modules(
+        self, session: pytest.Session, directory: Path, initial: InitialPaths
+    ) -> None:
+        """``--doctest-modules``: import the modules of ``directory`` that pytest's walk
+        reaches, in its order (entries by name), as its doctest collection imports them."""
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir() and entry.name != "__pycache__":
+                if collected_by_walk(session, path, initial, test_module=False):
+                    self._import_doctest_modules(session, path, initial)
+            elif (
+                entry.name.endswith(".py")
+                and entry.name not in ("setup.py", "__main__.py", "conftest.py")
+                and collected_by_walk(session, path, initial, test_module=False)
+            ):
+                import_as_collected(path, session.config)
 
     # -- serving (pytest_runtestloop) -----------------------------------------------------------
 
@@ -301,6 +416,113 @@ class Zygote:
             self._reap(selector, pidfd)
 
 
+#: pytest's options the supervisor reads from ``Configured`` (their ``dest`` names). Options
+#: of plugins that are not installed are simply absent.
+CONFIGURED_OPTIONS = (
+    "keyword",
+    "markexpr",
+    "deselect",
+    "ignore",
+    "ignore_glob",
+    "maxfail",
+    "verbose",
+    "reportchars",
+    "tbstyle",
+    "durations",
+    "durations_min",
+    "color",
+    "capture",
+    "collectonly",
+    "lf",
+    "failedfirst",
+    "last_failed_no_failures",
+    "doctestmodules",
+    "doctestglob",
+    "importmode",
+    "override_ini",
+    "noconftest",
+    "collect_in_virtualenv",
+    "confcutdir",
+    "pyargs",
+    "plugins",
+    "xmlpath",
+    "numprocesses",
+    "showfixtures",
+    "show_fixtures_per_test",
+    "markers",
+    "cacheshow",
+    "setupplan",
+)
+#: Options that make pytest show something instead of running tests.
+INFORMATIONAL_OPTIONS = ("showfixtures", "show_fixtures_per_test", "markers", "cacheshow")
+
+
+def configured_options(config: pytest.Config) -> dict[str, Any]:
+    """The ``Configured`` message: what pytest made of its command line.
+
+    ``args`` are pytest's collection arguments (the command line's, else ``testpaths``, else
+    the invocation directory: ``args_source`` says which) with their path part made absolute
+    (a ``--pyargs`` module name found on ``sys.path``, as pytest finds it); ``options`` the
+    values of :data:`CONFIGURED_OPTIONS` that this pytest and its plugins define.
+    """
+    option = config.option
+    invocation_dir = config.invocation_params.dir
+    args = [absolute_argument(arg, invocation_dir, bool(option.pyargs)) for arg in config.args]
+    options: dict[str, Any] = {}
+    for name in CONFIGURED_OPTIONS:
+        if hasattr(option, name):
+            options[name] = as_json(getattr(option, name))
+    return {
+        "args": args,
+        "args_source": getattr(getattr(config, "args_source", None), "name", "ARGS"),
+        "rootdir": str(config.rootpath),
+        "inifile": str(config.inipath) if config.inipath else None,
+        "invocation_dir": str(invocation_dir),
+        "options": options,
+        "informational": any(getattr(option, name, False) for name in INFORMATIONAL_OPTIONS),
+    }
+
+
+def import_as_collected(path: Path, config: pytest.Config) -> None:
+    """Import the module at ``path`` as pytest's collection does (``import_path`` with the
+    configured import mode). What goes wrong is left for the worker that collects the module
+    to report, as pytest's collection would (a module-level skip, an import error...)."""
+    with contextlib.suppress(BaseException):  # a module's import may raise anything
+        import_path(
+            path,
+            mode=config.getoption("importmode"),
+            root=config.rootpath,
+            consider_namespace_packages=bool(config.getini("consider_namespace_packages")),
+        )
+
+
+def import_root(path: Path, consider_namespace_packages: bool) -> str:
+    """The directory pytest's ``prepend`` and ``append`` import modes put on ``sys.path`` to
+    import the module at ``path`` (a directory stands for the files directly in it)."""
+    from _pytest.pathlib import resolve_pkg_root_and_module_name
+
+    if path.is_dir():
+        path = path / "__init__.py"
+        if not path.is_file():
+            return str(path.parent)
+    try:
+        root, _ = resolve_pkg_root_and_module_name(
+            path, consider_namespace_packages=consider_namespace_packages
+        )
+    except Exception:  # pytest could not name it either; it imports it from its directory
+        return str(path.parent)
+    return str(root)
+
+
+def as_json(value: Any) -> Any:
+    """An option's value as JSON carries it (a path or an enum as its string)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    return str(value)
+
+
 def python_threads() -> list[str]:
     """The Python threads running besides this one, by name.
 
@@ -353,14 +575,30 @@ def prime_plugin_caches() -> None:
         _get_local_constants()
 
 
+def run_pytest(args: list[str], plugin: TachPlugin) -> int | pytest.ExitCode:
+    """``pytest.main``, under the name the user typed: its usage errors say ``pytest``, as the
+    ``pytest`` command's do (pytest 9.2 names ``pytest.main()`` there otherwise)."""
+    import inspect
+
+    from _pytest import config as pytest_config
+
+    named_main = getattr(pytest_config, "_main", None)
+    if named_main is not None and "prog" in inspect.signature(named_main).parameters:
+        return named_main(args=args, plugins=[plugin], prog="pytest")
+    sys.argv[0] = "pytest"  # where pytest's parser takes its name from sys.argv
+    return pytest.main(args, plugins=[plugin])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m tach.zygote SPEC``."""
     args = sys.argv[1:] if argv is None else argv
     spec = orjson.loads(args[0])
     proc.set_pdeathsig(signal.SIGKILL, parent_pid=spec["supervisor_pid"])
+    if not spec.get("cwd_on_path", True) and sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]  # put there by ``python -m``; the command the user typed had none
     sys.path[:0] = spec.get("python_path", [])
     zygote = Zygote(spec)
-    code = pytest.main(spec["pytest_args"], plugins=[zygote.plugin])
+    code = run_pytest(spec["pytest_args"], zygote.plugin)
     if zygote.is_worker:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -132,7 +132,7 @@ class JsonReporter:
         self.emit(
             "run_start",
             schema_version=SCHEMA_VERSION,
-            count=self.expected,
+            count=info.get("count", self.expected),
             workers=info.get("workers"),
             isolation=info.get("isolation"),
             rootdir=info.get("rootdir"),

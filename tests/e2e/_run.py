@@ -13,10 +13,15 @@ HERE = Path(__file__).parent
 MODES = ("none", "module", "test")
 
 
-def pytest_outcomes(project: Path, *args: str) -> dict[str, str]:
-    """pytest's merged outcome per test id (and ``collect_error`` per failed collector)."""
+def pytest_outcomes(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """pytest's merged outcome per test id (and ``collect_error`` per failed collector);
+    ``env`` is added to the environment (its ``PYTHONPATH`` after the recorder's)."""
     out = project / ".pytest-outcomes.json"
-    env = {**os.environ, "OUTCOME_RECORDER_FILE": str(out), "PYTHONPATH": str(HERE)}
+    extra = dict(env or {})
+    pythonpath = os.pathsep.join(filter(None, [str(HERE), extra.pop("PYTHONPATH", "")]))
+    env = {**os.environ, **extra, "OUTCOME_RECORDER_FILE": str(out), "PYTHONPATH": pythonpath}
     subprocess.run(
         [
             sys.executable,

@@ -126,7 +126,7 @@ def test_long_modules_are_sliced_without_splitting_bound_classes(
     _record_durations(project, list(expected))
     log = tmp_path / "slice.log"
     events, result = run_tach(
-        project, "--isolation", mode, "-n", "4", env={"SLICE_LOG": str(log)}
+        project, "--isolation", mode, "-n", "4", "--slice", "always", env={"SLICE_LOG": str(log)}
     )
     assert outcomes(events) == expected, result.stderr
     assert set(expected.values()) == {"pass"}

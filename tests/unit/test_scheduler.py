@@ -222,7 +222,7 @@ def len_expected(unit: Unit) -> int:
     return len(unit.expected)
 
 
-def test_plan_has_file_units_directory_units_and_warm_imports(tmp_path):
+def test_plan_has_file_units_directory_units_and_the_collection_order(tmp_path):
     (tmp_path / "tests" / "golden" / "a").mkdir(parents=True)
     (tmp_path / "tests" / "test_x.py").write_text("")
     test = types.SimpleNamespace(id="tests/test_x.py::test_a", file="tests/test_x.py")
@@ -236,7 +236,12 @@ def test_plan_has_file_units_directory_units_and_warm_imports(tmp_path):
         ]
     }
     plan = plan_units(
-        tmp_path, [test, dynamic], imports, ["tests/test_broken.py"], [tmp_path / "tests"]
+        tmp_path,
+        [test, dynamic],
+        imports,
+        ["tests/test_broken.py"],
+        [tmp_path / "tests"],
+        roots=[tmp_path / "tests"],
     )
     by_id = {u.id: u for u in plan.units}
     assert by_id["tests/test_x.py"].args == [str(tmp_path / "tests/test_x.py")]
@@ -249,5 +254,11 @@ def test_plan_has_file_units_directory_units_and_warm_imports(tmp_path):
         str(tmp_path / "tests/test_broken.py"),
         str(tmp_path / "tests/golden"),
     }
-    assert plan.warm_imports == ["json", "pkg.helpers"]
+    # pytest's collection order: each directory's entries by name
+    assert plan.collection_paths == [
+        str(tmp_path / "tests"),
+        str(tmp_path / "tests/golden"),
+        str(tmp_path / "tests/test_broken.py"),
+        str(tmp_path / "tests/test_x.py"),
+    ]
     assert plan.expected_tests == 1

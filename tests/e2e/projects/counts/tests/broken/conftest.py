@@ -1,0 +1,1 @@
+raise RuntimeError("this conftest fails to import")

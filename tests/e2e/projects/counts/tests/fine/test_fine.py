@@ -1,0 +1,6 @@
+def test_f1():
+    pass
+
+
+def test_f2():
+    pass

@@ -1,0 +1,2 @@
+def test_not_recursed():
+    assert False, "norecursedirs leaves this directory out"

@@ -1,0 +1,6 @@
+def test_kept():
+    pass
+
+
+def test_kept_too():
+    pass
