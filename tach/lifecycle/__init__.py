@@ -1,14 +1,19 @@
 """Process ownership: the supervisor starts the zygote, drives the run and ends every process.
 
-The code is in :mod:`tach.lifecycle.supervisor`; this package re-exports the names the rest of
-Tach imports from ``tach.lifecycle``.
+:class:`Supervisor` is one run, made of one module per concern (this package re-exports the
+names the rest of Tach imports from ``tach.lifecycle``; the faults are described in
+``docs/faults.md``):
+
+* :mod:`~tach.lifecycle.supervisor`: :class:`Supervisor`, the run from start to summary,
+  and the event loop.
+* :mod:`~tach.lifecycle.state`: :class:`RunSpec`, :class:`Slot`, and ``RunState``, the state
+  every part reads and writes.
 """
 
 from __future__ import annotations
 
+from tach.lifecycle.state import RunSpec, Slot
 from tach.lifecycle.supervisor import (
-    RunSpec,
-    Slot,
     Supervisor,
     Timer,
     checked_pid,

@@ -1,4 +1,4 @@
-"""Process ownership: the supervisor starts the zygote, drives the run and ends every process.
+"""The supervisor: one run from start to summary, and the event loop that drives it.
 
 The supervisor is single-threaded: one ``selectors`` loop watches the control channel (the
 zygote's messages; end of stream when it dies) and the eventfd of every result ring. It owns every
@@ -50,15 +50,9 @@ import orjson
 from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring, RingCorrupt
-from tach.protocol import (
-    Channel,
-    Message,
-    MessageKind,
-    ProtocolError,
-    decode_one,
-    output_excerpt,
-)
-from tach.results import Stats, TestResult, passed_phase_report
+from tach.lifecycle.state import BAD_PAYLOAD, RunSpec, RunState, Slot
+from tach.protocol import Channel, Message, MessageKind, ProtocolError, decode_one, output_excerpt
+from tach.results import TestResult, passed_phase_report
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 
 #: A slot whose worker dies this often in a row, with no test to blame, stops the run.
@@ -70,8 +64,6 @@ DUMP_GRACE_S = 0.1
 TERM_GRACE_S = 0.5
 #: How long the workers may take to finish (tear down) after an interrupt.
 INTERRUPT_GRACE_S = 5.0
-#: What handling a well-formed frame with a payload of the wrong shape raises.
-BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)
 #: Signals that interrupt the run.
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: A zygote that dies this often during one run is not started again.
@@ -88,29 +80,6 @@ HOT_POLL_S = 0.02
 
 
 @dataclasses.dataclass
-class RunSpec:
-    """Everything the supervisor needs to run the tests."""
-
-    python: str
-    invocation_dir: str
-    pytest_args: list[str]
-    workers: int
-    isolation: str = "module"
-    capture_output: bool = True
-    collect_only: bool = False
-    maxfail: int = 0
-    python_path: list[str] = dataclasses.field(default_factory=list)
-    env: dict[str, str] | None = None
-    durations: dict[str, float] = dataclasses.field(default_factory=dict)
-    #: The run writes JUnit XML: test processes forward ``record_testsuite_property`` calls.
-    junit_xml: bool = False
-    #: Seconds per test (0: none), for the whole run (0: none); RLIMIT_DATA of test processes.
-    timeout: float = 0.0
-    session_timeout: float = 0.0
-    max_memory: int = 0
-
-
-@dataclasses.dataclass
 class Timer:
     """A deadline for the process a slot is waiting on, and how far ending it has gone."""
 
@@ -124,80 +93,8 @@ class Timer:
     stage: int = 0
 
 
-@dataclasses.dataclass
-class Slot:
-    """A worker slot: its channels, and what its current worker is doing."""
-
-    index: int
-    channel: Channel
-    ring: Ring
-    #: fds 1 and 2 of the slot's workers and test processes (read for crash and timeout reports).
-    output: LogBuffer | None = None
-    timer: Timer | None = None
-    worker_pid: int = 0
-    ready: bool = False
-    stopping: bool = False
-    done: bool = False
-    deaths: int = 0
-    unit: Unit | None = None
-    unit_ids: list[str] = dataclasses.field(default_factory=list)
-    #: Ids of the unit being collected, while its ``UnitCollected`` parts arrive.
-    collecting: list[str] = dataclasses.field(default_factory=list)
-    current: TestResult | None = None
-    #: The last test of the previous unit, held until the worker has moved on.
-    held: TestResult | None = None
-    #: Its ring was found corrupt: the slot is not used again.
-    retired: bool = False
-
-
-class Supervisor:
+class Supervisor(RunState):
     """One run: the zygote, its workers, and the results they send."""
-
-    def __init__(
-        self,
-        spec: RunSpec,
-        reporter: Reporter,
-        decide_exit: Callable[[RunSummary], int] | None = None,
-    ) -> None:
-        self.spec = spec
-        self.reporter = reporter
-        #: Chooses the exit code the reporters are told about (the command line's rule).
-        self.decide_exit = decide_exit
-        self.queue = UnitQueue([], spec.durations)
-        self.stats = Stats()
-        self.results: dict[str, TestResult] = {}
-        self.collect_errors: list[dict[str, Any]] = []
-        self.warnings: list[dict[str, Any]] = []
-        self.usage_errors: list[str] = []
-        self.internal_errors: list[str] = []
-        self.interrupted: str | None = None
-        #: The run was cut short by a signal or ``--session-timeout`` (exit code 2).
-        self.aborted = False
-        #: When the workers' grace period after an interrupt ends (then everything is killed).
-        self.abort_deadline: float | None = None
-        self.killed = False
-        self.not_run: list[str] = []
-        #: Units an interrupt took off the queue.
-        self.dropped: list[Unit] = []
-        self.signals: list[int] = []
-        self.deselected = 0
-        self.failures = 0
-        self.zygote: subprocess.Popen[bytes] | None = None
-        self.zygote_ready = False
-        self.zygote_log = LogBuffer("tach-zygote-output")
-        self.selector = selectors.DefaultSelector()
-        self.slots: list[Slot] = []
-        self.control: Channel | None = None
-        self.started = time.perf_counter()
-        self.started_monotonic = time.monotonic()
-        #: pytest-timeout's setting in the zygote, the default when ``--timeout`` is not given.
-        self.zygote_timeout = 0.0
-        self.zygote_deaths = 0
-        #: A replacement zygote is starting (the previous one died mid-run).
-        self.restarting = False
-        self.plan: dict[str, Any] = {"conftest_dirs": [], "warm_imports": []}
-
-    # -- the run ------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the zygote: pytest starts up in it while the supervisor plans the run."""
@@ -373,8 +270,6 @@ class Supervisor:
             return True
         return self.zygote_ready and all(slot.done for slot in self.slots)
 
-    # -- control channel ----------------------------------------------------------------------
-
     def _on_control(self) -> None:
         assert self.control is not None
         try:
@@ -471,8 +366,6 @@ class Supervisor:
                 self._worker_lost(
                     slot, describe_exit(payload["pid"], payload["status"]), respawn=True
                 )
-
-    # -- result rings -------------------------------------------------------------------------
 
     def _drain(self, slot: Slot) -> int:
         """Handle every message waiting in ``slot``'s ring; return how many there were."""
@@ -669,8 +562,6 @@ class Supervisor:
             {"unit": unit.id, "args": unit.args, "ignore": unit.ignore, "slice": unit.slice},
         )
 
-    # -- failures of processes ----------------------------------------------------------------
-
     def _worker_lost(self, slot: Slot, why: str, respawn: bool) -> None:
         """The worker of ``slot`` died: blame the test it was running, retry the rest, respawn.
 
@@ -800,8 +691,6 @@ class Supervisor:
         self.stats.add(status[0], report)
         self.reporter.on_report(result, report)
 
-    # -- timeouts -------------------------------------------------------------------------------
-
     @property
     def default_timeout(self) -> float:
         """``--timeout``, else pytest-timeout's own setting (read in the zygote)."""
@@ -875,8 +764,6 @@ class Supervisor:
             if isinstance(report.get(key), str):
                 report[key] = f"{head}\n{report[key]}"
         report["timeout"] = seconds
-
-    # -- interrupts -------------------------------------------------------------------------------
 
     def _catch_signals(self) -> Callable[[], None]:
         """Route SIGINT, SIGTERM and SIGHUP into the event loop; return the undo function."""
@@ -961,8 +848,6 @@ class Supervisor:
                 self.not_run.append(test_id)
         for unit in [*self.dropped, *self.queue.clear()]:
             self.not_run.extend(t for t in unit.expected if t not in seen)
-
-    # -- ending -------------------------------------------------------------------------------
 
     def _stop_zygote(self) -> None:
         zygote = self.zygote
