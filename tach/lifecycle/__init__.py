@@ -8,10 +8,13 @@ names the rest of Tach imports from ``tach.lifecycle``; the faults are described
   and the event loop.
 * :mod:`~tach.lifecycle.state`: :class:`RunSpec`, :class:`Slot`, and ``RunState``, the state
   every part reads and writes.
+* :mod:`~tach.lifecycle.processes`: signalling and waiting for processes (functions,
+  no run state).
 """
 
 from __future__ import annotations
 
+from tach.lifecycle.processes import end_zygote, kill_group, send_signal, wait_exit
 from tach.lifecycle.state import RunSpec, Slot
 from tach.lifecycle.supervisor import (
     Supervisor,
@@ -19,12 +22,8 @@ from tach.lifecycle.supervisor import (
     checked_pid,
     describe_exit,
     describe_returncode,
-    end_zygote,
     format_seconds,
-    kill_group,
     run,
-    send_signal,
-    wait_exit,
 )
 
 __all__ = [

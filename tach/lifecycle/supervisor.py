@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import select
 import selectors
 import shutil
 import signal
@@ -47,9 +46,15 @@ from typing import Any
 
 import orjson
 
-from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring, RingCorrupt
+from tach.lifecycle.processes import (
+    ZYGOTE_EXIT_GRACE_S,
+    end_zygote,
+    kill_group,
+    send_signal,
+    wait_exit,
+)
 from tach.lifecycle.state import BAD_PAYLOAD, RunSpec, RunState, Slot
 from tach.protocol import Channel, Message, MessageKind, ProtocolError, decode_one, output_excerpt
 from tach.results import TestResult, passed_phase_report
@@ -68,10 +73,6 @@ INTERRUPT_GRACE_S = 5.0
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: A zygote that dies this often during one run is not started again.
 MAX_ZYGOTE_DEATHS = 3
-#: How long the zygote may take to end the processes below it on SIGTERM.
-ZYGOTE_TERM_GRACE_S = 2.0
-#: How long the zygote may take to exit once told to, before it is killed.
-ZYGOTE_EXIT_GRACE_S = 10.0
 RING_CAPACITY = 1 << 22
 #: How soon a ring that just had messages is read again (instead of waiting to be woken). At
 #: 2 ms, a suite of 1-2 ms tests woke the supervisor once per test (6,700 wake-ups for 5,400
@@ -894,49 +895,6 @@ class Supervisor(RunState):
                 slot.output.close()
 
 
-def end_zygote(zygote: subprocess.Popen[bytes]) -> None:
-    """End the zygote and everything below it now.
-
-    SIGTERM first: the serving zygote's handler SIGKILLs every process below it, helpers a
-    test daemonised into sessions of their own included, which a process-group kill misses.
-    Then SIGKILL to the group, for a zygote that could not (it had not started serving).
-    """
-    with contextlib.suppress(ProcessLookupError):
-        zygote.send_signal(signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        wait_exit(zygote, ZYGOTE_TERM_GRACE_S)
-    kill_group(zygote.pid)
-
-
-def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
-    """``process.wait(timeout=timeout)``, woken by the exit itself.
-
-    ``Popen.wait`` with a timeout polls, sleeping up to 50 ms between looks, and every run
-    waits for its zygote to end before it reports: a pidfd is readable the moment the process
-    exits. Raises ``subprocess.TimeoutExpired`` as ``Popen.wait`` does.
-    """
-    if process.returncode is not None:
-        return process.returncode
-    try:
-        pidfd = proc.pidfd_open(process.pid)
-    except OSError:  # the process is already reaped
-        return process.wait(timeout=timeout)
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if not poller.poll(max(0, math.ceil(timeout * 1000))):
-            raise subprocess.TimeoutExpired(process.args, timeout)
-    finally:
-        os.close(pidfd)
-    return process.wait()
-
-
-def kill_group(pgid: int) -> None:
-    """SIGKILL the process group the zygote leads (it was started in a session of its own)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 def checked_pid(pid: Any) -> int:
     """``pid`` if it is a process id (a positive int); ValueError otherwise."""
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
@@ -947,27 +905,6 @@ def checked_pid(pid: Any) -> int:
 def format_seconds(seconds: float) -> str:
     """``2`` for 2.0, ``0.5`` for 0.5: how a timeout is quoted."""
     return f"{seconds:g}"
-
-
-def send_signal(pid: int, signum: int, worker_pid: int) -> None:
-    """Signal ``pid`` if it is still the slot's worker or one of its test processes.
-
-    The supervisor is not the parent of test processes; checking the parent guards against a
-    pid that was reused after the process ended.
-    """
-    if pid <= 0:
-        return
-    if pid != worker_pid:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as file:
-                stat = file.read()
-            ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        except (OSError, ValueError, IndexError):
-            return
-        if ppid != worker_pid:
-            return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
 
 
 def describe_returncode(code: int) -> str:
