@@ -8,8 +8,20 @@ names the rest of Tach imports from ``tach.lifecycle``; the faults are described
   and the event loop.
 * :mod:`~tach.lifecycle.state`: :class:`RunSpec`, :class:`Slot`, and ``RunState``, the state
   every part reads and writes.
+* :mod:`~tach.lifecycle.signals`: SIGINT, SIGTERM and SIGHUP; interrupting the run;
+  killing everything.
 * :mod:`~tach.lifecycle.processes`: signalling and waiting for processes (functions,
   no run state).
+
+Why mixins and not helper objects: the parts share one run's state and call each other in
+cycles. A timer that expires drains its slot's ring and may kill everything; a worker's death
+finalises results, puts the rest of its unit back on the queue and respawns the worker through
+the control channel, or starts a new zygote; an interrupt drains every ring and asks which tests
+ran to their end. Helper objects would each need a reference to the others (or to the
+supervisor, the same thing one hop away), which buys indirection and no encapsulation. So each
+part is a mixin over :class:`~tach.lifecycle.state.RunState`: the state is declared once, each
+concern's methods are in one file, and :class:`Supervisor` is their sum. A method a mixin calls
+on ``self`` and does not define is found by its name in the list above.
 """
 
 from __future__ import annotations

@@ -19,13 +19,11 @@ Faults (``docs/faults.md``):
   fixtures, their teardown). When it expires the process is asked for its threads' stacks
   (``faulthandler`` registered on :data:`DUMP_SIGNAL`, writing into the slot's output memfd),
   then sent SIGTERM, then SIGKILL; the death is reported like a crash, as "Timeout after N s".
-* **Signals**: SIGINT, SIGTERM and SIGHUP once stop scheduling, interrupt the running tests
-  (SIGINT: ``KeyboardInterrupt``, their teardown runs) and wait :data:`INTERRUPT_GRACE_S` for
-  the workers to finish; a second signal, or the end of the grace period, kills everything.
-  ``--session-timeout`` ends the run the same way at once. Tests that did not run to the end are
-  reported as not run, and the exit code is 2.
 * **Deaths**: a worker that dies while a test runs is that test's failure; one that dies
   :data:`MAX_WORKER_DEATHS` times in a row without a test to blame stops the run.
+
+What the loop hands work to are the mixins of :class:`Supervisor`, one module each
+(``tach/lifecycle/__init__.py`` lists them).
 """
 
 from __future__ import annotations
@@ -41,7 +39,6 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -55,7 +52,8 @@ from tach.lifecycle.processes import (
     send_signal,
     wait_exit,
 )
-from tach.lifecycle.state import BAD_PAYLOAD, RunSpec, RunState, Slot
+from tach.lifecycle.signals import Interrupts
+from tach.lifecycle.state import BAD_PAYLOAD, RunSpec, Slot
 from tach.protocol import Channel, Message, MessageKind, ProtocolError, decode_one, output_excerpt
 from tach.results import TestResult, passed_phase_report
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
@@ -67,10 +65,6 @@ DUMP_SIGNAL = signal.SIGRTMIN + 6
 #: After the stack dump of a timed-out process: SIGTERM; after SIGTERM: SIGKILL.
 DUMP_GRACE_S = 0.1
 TERM_GRACE_S = 0.5
-#: How long the workers may take to finish (tear down) after an interrupt.
-INTERRUPT_GRACE_S = 5.0
-#: Signals that interrupt the run.
-INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: A zygote that dies this often during one run is not started again.
 MAX_ZYGOTE_DEATHS = 3
 RING_CAPACITY = 1 << 22
@@ -94,7 +88,7 @@ class Timer:
     stage: int = 0
 
 
-class Supervisor(RunState):
+class Supervisor(Interrupts):
     """One run: the zygote, its workers, and the results they send."""
 
     def start(self) -> None:
@@ -765,90 +759,6 @@ class Supervisor(RunState):
             if isinstance(report.get(key), str):
                 report[key] = f"{head}\n{report[key]}"
         report["timeout"] = seconds
-
-    def _catch_signals(self) -> Callable[[], None]:
-        """Route SIGINT, SIGTERM and SIGHUP into the event loop; return the undo function."""
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        previous = {}
-        try:
-            old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        except ValueError:  # not the main thread: leave signals alone
-            reader.close()
-            writer.close()
-            return lambda: None
-        for signum in INTERRUPT_SIGNALS:
-            previous[signum] = signal.signal(signum, self._note_signal)
-        self.selector.register(reader.fileno(), selectors.EVENT_READ, "signal")
-        self._signal_reader = reader
-
-        def restore() -> None:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            signal.set_wakeup_fd(old_fd)
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(reader.fileno())
-            reader.close()
-            writer.close()
-
-        return restore
-
-    def _note_signal(self, signum: int, frame: Any) -> None:
-        self.signals.append(signum)
-
-    def _on_signal(self) -> None:
-        with contextlib.suppress(OSError):
-            self._signal_reader.recv(4096)
-        signals, self.signals = self.signals, []
-        for signum in signals:
-            if self.aborted:
-                self._kill_all()  # a second interrupt: end everything now
-                return
-            name = signal.Signals(signum).name
-            self._interrupt("KeyboardInterrupt" if signum == signal.SIGINT else name)
-
-    def _interrupt(self, why: str) -> None:
-        """Stop scheduling, interrupt the running tests, give the workers time to tear down."""
-        self.interrupted = why
-        self.aborted = True
-        self.dropped.extend(self.queue.clear())
-        self.abort_deadline = time.monotonic() + INTERRUPT_GRACE_S
-        for slot in self.slots:
-            slot.timer = None
-            if slot.done or not slot.ready:
-                continue
-            self._drain(slot)  # what it runs now, not what it ran
-            slot.stopping = True
-            with contextlib.suppress(OSError):
-                slot.channel.send(MessageKind.StopWorker, {})
-            current = slot.current
-            if current is None or current.finished:
-                continue
-            if not self._complete(current) or current.pid != slot.worker_pid:
-                # A test process between two tests is interrupted too: it would go on with
-                # its batch. A worker between tests finds StopWorker before the next one.
-                send_signal(current.pid, signal.SIGINT, slot.worker_pid)
-
-    def _kill_all(self) -> None:
-        """End the zygote, its workers and their test processes at once."""
-        self.aborted = True
-        self.killed = True
-        if self.interrupted is None:
-            self.interrupted = "KeyboardInterrupt"
-        if self.zygote is not None:
-            end_zygote(self.zygote)
-
-    def _collect_not_run(self) -> None:
-        """The tests an interrupted run never finished: collected ones, and planned ones."""
-        seen = set()
-        for test_id, result in self.results.items():
-            seen.add(test_id)
-            if result.status is None or not self._complete(result):
-                result.status = None
-                self.not_run.append(test_id)
-        for unit in [*self.dropped, *self.queue.clear()]:
-            self.not_run.extend(t for t in unit.expected if t not in seen)
 
     def _stop_zygote(self) -> None:
         zygote = self.zygote
