@@ -8,6 +8,8 @@ names the rest of Tach imports from ``tach.lifecycle``; the faults are described
   and the event loop.
 * :mod:`~tach.lifecycle.state`: :class:`RunSpec`, :class:`Slot`, and ``RunState``, the state
   every part reads and writes.
+* :mod:`~tach.lifecycle.timers`: per-test and per-worker timeouts, ``--session-timeout``,
+  the grace period after an interrupt.
 * :mod:`~tach.lifecycle.signals`: SIGINT, SIGTERM and SIGHUP; interrupting the run;
   killing everything.
 * :mod:`~tach.lifecycle.processes`: signalling and waiting for processes (functions,
@@ -30,13 +32,12 @@ from tach.lifecycle.processes import end_zygote, kill_group, send_signal, wait_e
 from tach.lifecycle.state import RunSpec, Slot
 from tach.lifecycle.supervisor import (
     Supervisor,
-    Timer,
     checked_pid,
     describe_exit,
     describe_returncode,
-    format_seconds,
     run,
 )
+from tach.lifecycle.timers import Timer, format_seconds
 
 __all__ = [
     "RunSpec",

@@ -23,7 +23,7 @@ from tach.results import Stats, TestResult
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 
 if TYPE_CHECKING:
-    from tach.lifecycle.supervisor import Timer
+    from tach.lifecycle.timers import Timer
 
 #: What handling a well-formed frame with a payload of the wrong shape raises.
 BAD_PAYLOAD = (KeyError, TypeError, ValueError, AttributeError, IndexError, AssertionError)

@@ -13,12 +13,6 @@ against the last test of the session.
 
 Faults (``docs/faults.md``):
 
-* **Timeouts** are the supervisor's. Each slot has at most one :class:`Timer`: armed by a
-  ``TestStart`` for the test process (the test's ``timeout`` mark, else ``--timeout``), and,
-  with ``--timeout``, for the worker itself between tests (collection, priming of wider
-  fixtures, their teardown). When it expires the process is asked for its threads' stacks
-  (``faulthandler`` registered on :data:`DUMP_SIGNAL`, writing into the slot's output memfd),
-  then sent SIGTERM, then SIGKILL; the death is reported like a crash, as "Timeout after N s".
 * **Deaths**: a worker that dies while a test runs is that test's failure; one that dies
   :data:`MAX_WORKER_DEATHS` times in a row without a test to blame stops the run.
 
@@ -29,7 +23,6 @@ What the loop hands work to are the mixins of :class:`Supervisor`, one module ea
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import selectors
@@ -54,17 +47,13 @@ from tach.lifecycle.processes import (
 )
 from tach.lifecycle.signals import Interrupts
 from tach.lifecycle.state import BAD_PAYLOAD, RunSpec, Slot
+from tach.lifecycle.timers import DUMP_SIGNAL, Timers, format_seconds
 from tach.protocol import Channel, Message, MessageKind, ProtocolError, decode_one, output_excerpt
 from tach.results import TestResult, passed_phase_report
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 
 #: A slot whose worker dies this often in a row, with no test to blame, stops the run.
 MAX_WORKER_DEATHS = 3
-#: The signal on which test processes write every thread's stack (faulthandler).
-DUMP_SIGNAL = signal.SIGRTMIN + 6
-#: After the stack dump of a timed-out process: SIGTERM; after SIGTERM: SIGKILL.
-DUMP_GRACE_S = 0.1
-TERM_GRACE_S = 0.5
 #: A zygote that dies this often during one run is not started again.
 MAX_ZYGOTE_DEATHS = 3
 RING_CAPACITY = 1 << 22
@@ -74,21 +63,7 @@ RING_CAPACITY = 1 << 22
 HOT_POLL_S = 0.02
 
 
-@dataclasses.dataclass
-class Timer:
-    """A deadline for the process a slot is waiting on, and how far ending it has gone."""
-
-    deadline: float
-    seconds: float
-    #: The process to end: a test process, or the worker itself.
-    pid: int
-    #: The test it runs (``None``: the worker, between tests).
-    result: TestResult | None
-    #: 0 armed, 1 stacks requested, 2 SIGTERM sent, 3 SIGKILL sent, 4 worker killed.
-    stage: int = 0
-
-
-class Supervisor(Interrupts):
+class Supervisor(Timers, Interrupts):
     """One run: the zygote, its workers, and the results they send."""
 
     def start(self) -> None:
@@ -686,80 +661,6 @@ class Supervisor(Interrupts):
         self.stats.add(status[0], report)
         self.reporter.on_report(result, report)
 
-    @property
-    def default_timeout(self) -> float:
-        """``--timeout``, else pytest-timeout's own setting (read in the zygote)."""
-        return self.spec.timeout or self.zygote_timeout
-
-    def _arm(self, slot: Slot, seconds: float, pid: int, result: TestResult | None) -> None:
-        """Give ``slot`` a deadline for ``pid`` (``seconds`` 0: none)."""
-        if not seconds or seconds <= 0 or not pid:
-            slot.timer = None
-            return
-        slot.timer = Timer(time.monotonic() + seconds, seconds, pid, result)
-
-    def _next_deadline(self) -> float:
-        deadlines = [slot.timer.deadline for slot in self.slots if slot.timer is not None]
-        if self.spec.session_timeout and not self.aborted:
-            deadlines.append(self.started_monotonic + self.spec.session_timeout)
-        if self.abort_deadline is not None:
-            deadlines.append(self.abort_deadline)
-        return min(deadlines, default=math.inf)
-
-    def _check_deadlines(self) -> None:
-        now = time.monotonic()
-        if self.abort_deadline is not None and now >= self.abort_deadline:
-            self._kill_all()
-            return
-        if (
-            self.spec.session_timeout
-            and not self.aborted
-            and now >= self.started_monotonic + self.spec.session_timeout
-        ):
-            self.interrupted = (
-                f"Session timeout after {format_seconds(self.spec.session_timeout)} s"
-            )
-            self.aborted = True
-            self.dropped.extend(self.queue.clear())
-            self._kill_all()
-            return
-        for slot in self.slots:
-            if slot.timer is not None and now >= slot.timer.deadline:
-                self._drain(slot)  # the test may have finished in the meantime
-                timer = slot.timer
-                if timer is not None and time.monotonic() >= timer.deadline:
-                    self._on_timer(slot, timer)
-
-    def _on_timer(self, slot: Slot, timer: Timer) -> None:
-        """One step of ending a process that overran: stacks, SIGTERM, SIGKILL."""
-        pid = timer.pid
-        if timer.stage == 0:
-            if timer.result is not None:
-                timer.result.timed_out = timer.seconds
-            send_signal(pid, DUMP_SIGNAL, slot.worker_pid)
-            timer.stage, timer.deadline = 1, time.monotonic() + DUMP_GRACE_S
-        elif timer.stage == 1:
-            send_signal(pid, signal.SIGTERM, slot.worker_pid)
-            timer.stage, timer.deadline = 2, time.monotonic() + TERM_GRACE_S
-        elif timer.stage == 2:
-            send_signal(pid, signal.SIGKILL, slot.worker_pid)
-            timer.stage, timer.deadline = 3, time.monotonic() + ZYGOTE_EXIT_GRACE_S
-        elif timer.stage == 3 and pid != slot.worker_pid and slot.worker_pid:
-            # The worker did not report its test process's death: it is stuck itself.
-            send_signal(slot.worker_pid, signal.SIGKILL, slot.worker_pid)
-            timer.stage, timer.deadline = 4, time.monotonic() + ZYGOTE_EXIT_GRACE_S
-        else:
-            slot.timer = None
-
-    @staticmethod
-    def _mark_timeout(report: dict[str, Any], seconds: float, when: str) -> None:
-        """Turn a crash report of a process the supervisor ended into a timeout report."""
-        head = f"Timeout after {format_seconds(seconds)} s (during {when})."
-        for key in ("longrepr", "longreprtext", "longrepr_terminal"):
-            if isinstance(report.get(key), str):
-                report[key] = f"{head}\n{report[key]}"
-        report["timeout"] = seconds
-
     def _stop_zygote(self) -> None:
         zygote = self.zygote
         if zygote is None:
@@ -810,11 +711,6 @@ def checked_pid(pid: Any) -> int:
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"not a process id: {pid!r}")
     return pid
-
-
-def format_seconds(seconds: float) -> str:
-    """``2`` for 2.0, ``0.5`` for 0.5: how a timeout is quoted."""
-    return f"{seconds:g}"
 
 
 def describe_returncode(code: int) -> str:
