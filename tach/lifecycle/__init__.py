@@ -10,6 +10,8 @@ names the rest of Tach imports from ``tach.lifecycle``; the faults are described
   every part reads and writes.
 * :mod:`~tach.lifecycle.timers`: per-test and per-worker timeouts, ``--session-timeout``,
   the grace period after an interrupt.
+* :mod:`~tach.lifecycle.crashes`: which test a dead worker or zygote is blamed for, and
+  the report it gets.
 * :mod:`~tach.lifecycle.signals`: SIGINT, SIGTERM and SIGHUP; interrupting the run;
   killing everything.
 * :mod:`~tach.lifecycle.processes`: signalling and waiting for processes (functions,
@@ -28,15 +30,10 @@ on ``self`` and does not define is found by its name in the list above.
 
 from __future__ import annotations
 
+from tach.lifecycle.crashes import describe_exit, describe_returncode
 from tach.lifecycle.processes import end_zygote, kill_group, send_signal, wait_exit
 from tach.lifecycle.state import RunSpec, Slot
-from tach.lifecycle.supervisor import (
-    Supervisor,
-    checked_pid,
-    describe_exit,
-    describe_returncode,
-    run,
-)
+from tach.lifecycle.supervisor import Supervisor, checked_pid, run
 from tach.lifecycle.timers import Timer, format_seconds
 
 __all__ = [
