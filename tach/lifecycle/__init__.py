@@ -8,6 +8,8 @@ names the rest of Tach imports from ``tach.lifecycle``; the faults are described
   and the event loop.
 * :mod:`~tach.lifecycle.state`: :class:`RunSpec`, :class:`Slot`, and ``RunState``, the state
   every part reads and writes.
+* :mod:`~tach.lifecycle.rings`: what workers send through their result rings; finalising
+  tests; handing out units.
 * :mod:`~tach.lifecycle.timers`: per-test and per-worker timeouts, ``--session-timeout``,
   the grace period after an interrupt.
 * :mod:`~tach.lifecycle.crashes`: which test a dead worker or zygote is blamed for, and
@@ -32,8 +34,9 @@ from __future__ import annotations
 
 from tach.lifecycle.crashes import describe_exit, describe_returncode
 from tach.lifecycle.processes import end_zygote, kill_group, send_signal, wait_exit
+from tach.lifecycle.rings import checked_pid
 from tach.lifecycle.state import RunSpec, Slot
-from tach.lifecycle.supervisor import Supervisor, checked_pid, run
+from tach.lifecycle.supervisor import Supervisor, run
 from tach.lifecycle.timers import Timer, format_seconds
 
 __all__ = [
