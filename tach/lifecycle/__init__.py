@@ -8,6 +8,8 @@ names the rest of Tach imports from ``tach.lifecycle``; the faults are described
   and the event loop.
 * :mod:`~tach.lifecycle.state`: :class:`RunSpec`, :class:`Slot`, and ``RunState``, the state
   every part reads and writes.
+* :mod:`~tach.lifecycle.zygote_process`: starting and stopping the zygote, and its
+  control channel.
 * :mod:`~tach.lifecycle.rings`: what workers send through their result rings; finalising
   tests; handing out units.
 * :mod:`~tach.lifecycle.timers`: per-test and per-worker timeouts, ``--session-timeout``,
