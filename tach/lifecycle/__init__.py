@@ -28,8 +28,9 @@ the control channel, or starts a new zygote; an interrupt drains every ring and 
 ran to their end. Helper objects would each need a reference to the others (or to the
 supervisor, the same thing one hop away), which buys indirection and no encapsulation. So each
 part is a mixin over :class:`~tach.lifecycle.state.RunState`: the state is declared once, each
-concern's methods are in one file, and :class:`Supervisor` is their sum. A method a mixin calls
-on ``self`` and does not define is found by its name in the list above.
+concern's methods are in one file, and :class:`Supervisor` is their sum. What a mixin calls on
+``self`` without defining it belongs to the concern the list above names: ``_drain`` and
+``_finalize`` to the rings, ``_arm`` to the timers, ``_kill_all`` to the signals, and so on.
 """
 
 from __future__ import annotations
