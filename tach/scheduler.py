@@ -1,7 +1,7 @@
 """Scheduling policy: units of work, their order, and the interface results are reported through.
 
-Pure policy, no processes: the event loop in :mod:`tach.lifecycle` asks a :class:`UnitQueue`
-what to run next and tells a :class:`Reporter` what happened.
+Pure policy, no processes: the event loop in :mod:`tach.lifecycle.supervisor` asks a
+:class:`UnitQueue` what to run next and tells a :class:`Reporter` what happened.
 
 A *unit* is a test module (or a list of node ids inside one, when the remaining tests of a unit
 are retried in a fresh process). Units are handed out longest first — by the durations recorded

@@ -1,7 +1,8 @@
 """Imports point one way (DESIGN.md "Process model"): each module of tach/ imports only from
 layers below its own, and the pytest side never imports the supervisor side or vice versa.
 
-Imports under ``if TYPE_CHECKING:`` do not count. A new module must be given a layer here.
+Imports under ``if TYPE_CHECKING:`` do not count. A new module must be given a layer here, and a
+new module of ``tach.lifecycle`` its place in that package's own order (``LIFECYCLE``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ LAYERS: dict[str, tuple[int, str]] = {
     "__main__": (8, "supervisor"),
     "bench": (9, "supervisor"),
 }
+
+#: The modules of the tach.lifecycle package, lowest first: each imports only modules listed
+#: before it. (Its mixins call each other's methods through ``self``, never through imports.)
+LIFECYCLE = [
+    "state",
+    "processes",
+    "signals",
+    "timers",
+    "crashes",
+    "rings",
+    "zygote_process",
+    "supervisor",
+    "__init__",
+]
 
 
 def _top(module: str) -> str | None:
@@ -103,4 +118,20 @@ def test_imports_point_one_way(module, path):
         )
         assert {own_side, side} != {"pytest", "supervisor"}, (
             f"{module} ({own_side} side) imports {imported} ({side} side)"
+        )
+
+
+LIFECYCLE_MODULES = sorted((ROOT / "lifecycle").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", LIFECYCLE_MODULES, ids=[p.stem for p in LIFECYCLE_MODULES])
+def test_lifecycle_modules_import_down(path):
+    own = path.stem
+    assert own in LIFECYCLE, f"give tach.lifecycle.{own} a place in LIFECYCLE"
+    for imported in _runtime_imports(ast.parse(path.read_text()), "tach.lifecycle"):
+        parts = imported.split(".")
+        if parts[:2] != ["tach", "lifecycle"] or len(parts) < 3:
+            continue
+        assert LIFECYCLE.index(parts[2]) < LIFECYCLE.index(own), (
+            f"tach.lifecycle.{own} imports {imported}, which LIFECYCLE puts above it"
         )
