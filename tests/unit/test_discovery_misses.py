@@ -1,0 +1,189 @@
+"""Static discovery never silently misses a test pytest collects, and never lists one it does
+not: each scenario is a small project collected by ``pytest --collect-only -q`` in a
+subprocess and by :func:`discover`; every pytest id must be listed exactly or covered by a
+dynamic record, and no exact id may be one pytest does not have."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tach.discovery.model import TestDef
+from tach.listing import discover_tests as discover
+
+#: a library "installed" outside the project: its classes and decorators are not the
+#: project's, so static discovery cannot read what they are.
+SITE = {
+    "somelib/__init__.py": "",
+    "somelib/testing.py": """
+        import unittest
+
+        class SomeTestCase(unittest.TestCase):
+            pass
+
+        def parametrize(name, values):
+            def deco(f):
+                return f
+            return deco
+    """,
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+
+
+def _pytest_ids(root: Path, args: list[str], site: Path | None) -> list[str]:
+    env = dict(os.environ)
+    env.pop("PYTEST_ADDOPTS", None)
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", *args], cwd=root, capture_output=True,
+                          text=True, check=False, env=env)
+    assert "error" not in proc.stdout.lower().rpartition("\n\n")[2], proc.stdout
+    return [ln for ln in proc.stdout.splitlines() if "::" in ln]
+
+
+def _agree(tmp_path: Path, files: dict[str, str], args: list[str] | None = None,
+           with_plugins: bool = False) -> tuple[list[TestDef], list[str]]:
+    """Write the project (and :data:`SITE` beside it), compare, return (static, pytest)."""
+    root = tmp_path / "project"
+    site = tmp_path / "site"
+    _write(root, files)
+    _write(site, SITE)
+    args = args or []
+    d = discover([a for a in args if not a.startswith("-")], invocation_dir=root,
+                 use_cache=False, with_plugins=with_plugins, closures=with_plugins,
+                 site_packages=[site, *(Path(p) for p in sys.path if p and Path(p).is_dir())])
+    collected = _pytest_ids(root, args, site)
+    exact = [t.id for t in d.result.tests if not t.dynamic]
+    dynamic = [t for t in d.result.tests if t.dynamic]
+    uncovered = [i for i in collected if i not in exact and not any(t.covers(i)
+                                                                    for t in dynamic)]
+    assert uncovered == [], "missing"
+    assert sorted(set(exact) - set(collected)) == [], "extra"
+    return d.result.tests, collected
+
+
+def _dynamic(tests: list[TestDef]) -> dict[str, str]:
+    return {t.id: t.dynamic for t in tests if t.dynamic}
+
+
+def test_testcase_base_from_an_installed_library_whatever_the_class_name(
+        tmp_path: Path) -> None:
+    tests, collected = _agree(tmp_path, {
+        "tests/helpers.py": """
+            from somelib.testing import SomeTestCase
+
+            class ProjectBase(SomeTestCase):
+                def check_helper(self):
+                    pass
+
+            class NotATestCase(Exception):
+                pass
+        """,
+        "tests/test_unit.py": """
+            import somelib.testing
+            from somelib.testing import SomeTestCase
+            from helpers import ProjectBase, NotATestCase
+
+            class WidgetChecks(SomeTestCase):
+                def test_one(self):
+                    pass
+
+                def check_two(self):
+                    pass
+
+            class TestGadget(somelib.testing.SomeTestCase):
+                def helper_b(self):
+                    pass
+
+            class MoreChecks(ProjectBase):
+                def test_more(self):
+                    pass
+
+            class Error(NotATestCase):
+                def test_not_collected(self):
+                    pass
+
+            class Disabled(SomeTestCase):
+                __test__ = False
+
+                def test_never(self):
+                    pass
+        """,
+    })
+    assert "tests/test_unit.py::WidgetChecks::test_one" in collected
+    assert "tests/test_unit.py::MoreChecks::test_more" in collected
+    dyn = _dynamic(tests)
+    assert "may be a unittest.TestCase" in dyn["tests/test_unit.py::WidgetChecks"]
+    assert "somelib.testing.SomeTestCase" in dyn["tests/test_unit.py::MoreChecks"]
+    # a builtin base is known not to be a TestCase; __test__ = False is respected
+    assert "tests/test_unit.py::Error" not in dyn
+    assert "tests/test_unit.py::Disabled" not in dyn
+
+
+def test_decorators_that_are_not_pytest_marks_make_the_test_dynamic(tmp_path: Path) -> None:
+    tests, collected = _agree(tmp_path, {
+        "tests/helpers.py": """
+            import pytest
+
+            def bools(name):
+                return pytest.mark.parametrize(name, [False, True])
+        """,
+        "tests/test_decorated.py": """
+            import os
+            import unittest
+            import pytest
+            from somelib.testing import parametrize
+            from helpers import bools
+
+            if os.environ.get("NEVER_SET_ANYWHERE"):
+                maybe = pytest.mark.parametrize("z", [1, 2])
+            else:
+                maybe = lambda f: f
+
+            @parametrize("x", [False, True])
+            def test_other_lib(x=None):
+                pass
+
+            @bools("flag")
+            def test_own_decorator(flag):
+                pass
+
+            @maybe
+            def test_conditional_mark(z=None):
+                pass
+
+            @pytest.mark.parametrize("y", [1, 2])
+            @unittest.skipIf(False, "never")
+            def test_real(y):
+                pass
+        """,
+    })
+    assert "tests/test_decorated.py::test_other_lib" in collected
+    assert "tests/test_decorated.py::test_own_decorator[True]" in collected
+    dyn = _dynamic(tests)
+    assert "somelib.testing.parametrize" in dyn["tests/test_decorated.py::test_other_lib"]
+    assert "bools" in dyn["tests/test_decorated.py::test_own_decorator"]
+    assert "maybe" in dyn["tests/test_decorated.py::test_conditional_mark"]
+    exact = [t.id for t in tests if not t.dynamic]
+    assert exact == ["tests/test_decorated.py::test_real[1]",
+                     "tests/test_decorated.py::test_real[2]"]
+
+
+def test_star_import_makes_the_module_dynamic(tmp_path: Path) -> None:
+    tests, collected = _agree(tmp_path, {
+        "tests/helpers.py": "def test_from_helpers():\n    pass\n",
+        "tests/test_star.py": "from helpers import *\n\ndef test_own():\n    pass\n",
+    })
+    assert "tests/test_star.py::test_from_helpers" in collected
+    assert "import *" in _dynamic(tests)["tests/test_star.py"]
+    assert "tests/test_star.py::test_own" in [t.id for t in tests if not t.dynamic]
