@@ -446,8 +446,11 @@ def discover(
     both. ``options`` carries ``-k``/``-m``/``-c``/``--rootdir``/... from the command line;
     ``addopts`` (ini, then ``PYTEST_ADDOPTS``) are applied under them, as pytest does.
     ``site_packages`` is where the project's interpreter finds pytest and plugins (default:
-    this interpreter's ``sys.path``); ``with_plugins=False`` skips reading pytest's and the
-    plugins' fixtures (ids do not depend on them). Raises :class:`ConfigError` for usage errors.
+    this interpreter's ``sys.path``); ``with_plugins=False`` skips reading pytest's own
+    fixtures (ids do not depend on them; the installed plugins' fixtures are read in any
+    case, since a plugin fixture with ``params`` parametrizes the tests it is visible to,
+    and anyio's makes the coroutine tests marked ``anyio`` request ``anyio_backend``).
+    Raises :class:`ConfigError` for usage errors.
     A caller about to end its process passes ``retain``: what the run built (hundreds of
     thousands of objects for a large suite) is appended to it rather than freed, since
     freeing it costs tens of milliseconds that an exiting process need not spend.
@@ -620,10 +623,14 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
             follow_imports=False,
         )
 
-    plugins: list[PluginInfo] = []
-    if with_plugins:
-        builtin, plugins = plugin_fixtures(sp, opts.disabled_plugins, fixtures_of, load)
-        result.fixtures[:0] = builtin
+    # The installed plugins are read in any case: a plugin's fixture with ``params`` changes
+    # the ids of the tests it is visible to. pytest's own fixtures have none, so they are
+    # read only when fixtures are wanted (``with_plugins``).
+    builtin, plugins = plugin_fixtures(
+        sp, opts.disabled_plugins, fixtures_of, load, builtins=with_plugins
+    )
+    result.fixtures[:0] = builtin
+    _plugin_requests(plugins, result.tests)
     for p in plugins:
         interesting = [
             h
@@ -653,6 +660,24 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
         inputs=inputs,
         walked_dirs=frozenset(walker.walked),
     )
+
+
+#: plugins whose ``pytest_pycollect_makeitem`` adds a fixture to the tests it marks:
+#: anyio's adds ``usefixtures("anyio_backend")`` to coroutine tests marked ``anyio`` (so a
+#: conftest's ``anyio_backend`` with ``params`` parametrizes them).
+_MARK_FIXTURES = {"anyio.pytest_plugin": ("anyio", "anyio_backend")}
+
+
+def _plugin_requests(plugins: list[PluginInfo], tests: list[TestDef]) -> None:
+    """Add the fixtures installed plugins make tests request (see :data:`_MARK_FIXTURES`)."""
+    for p in plugins:
+        got = _MARK_FIXTURES.get(p.module)
+        if got is None:
+            continue
+        mark, fixture = got
+        for t in tests:
+            if t.is_async and not t.unittest and mark in t.marks and fixture not in t.fixtures:
+                t.fixtures = [fixture, *t.fixtures]
 
 
 def apply_selection(d: Discovery) -> None:

@@ -41,7 +41,6 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def _pytest_ids(root: Path, args: list[str], site: Path | None) -> list[str]:
     env = dict(os.environ)
-    env.pop("PYTEST_ADDOPTS", None)
     if site is not None:
         env["PYTHONPATH"] = str(site)
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
@@ -59,7 +58,7 @@ def _agree(tmp_path: Path, files: dict[str, str], args: list[str] | None = None,
     _write(root, files)
     _write(site, SITE)
     args = args or []
-    d = discover([a for a in args if not a.startswith("-")], invocation_dir=root,
+    d = discover(args, invocation_dir=root,
                  use_cache=False, with_plugins=with_plugins, closures=with_plugins,
                  site_packages=[site, *(Path(p) for p in sys.path if p and Path(p).is_dir())])
     collected = _pytest_ids(root, args, site)
@@ -187,3 +186,95 @@ def test_star_import_makes_the_module_dynamic(tmp_path: Path) -> None:
     assert "tests/test_star.py::test_from_helpers" in collected
     assert "import *" in _dynamic(tests)["tests/test_star.py"]
     assert "tests/test_star.py::test_own" in [t.id for t in tests if not t.dynamic]
+
+
+#: installed plugins (``pytest11`` entry points): one with fixtures that have ``params``, and
+#: one that does what anyio's does (coroutine tests marked ``anyio`` request
+#: ``anyio_backend``, whose default has no params).
+PLUGINS = {
+    "paramplug-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: paramplug\nVersion: 1.0\n",
+    "paramplug-1.0.dist-info/entry_points.txt": "[pytest11]\nparamplug = paramplug\n",
+    "paramplug.py": """
+        import pytest
+
+        @pytest.fixture(params=["x", "y"])
+        def plugin_flavour(request):
+            return request.param
+
+        @pytest.fixture(params=[n * 2 for n in range(3)])
+        def plugin_numbers(request):
+            return request.param
+    """,
+    "anyio-9.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: anyio\nVersion: 9.0\n",
+    "anyio-9.0.dist-info/entry_points.txt": "[pytest11]\nanyio = anyio.pytest_plugin\n",
+    "anyio/__init__.py": "",
+    "anyio/pytest_plugin.py": """
+        import inspect
+
+        import pytest
+
+        def pytest_configure(config):
+            config.addinivalue_line("markers", "anyio: run with anyio")
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_pycollect_makeitem(collector, name, obj):
+            if collector.istestfunction(obj, name) and inspect.iscoroutinefunction(obj):
+                marker = collector.get_closest_marker("anyio")
+                own = getattr(obj, "pytestmark", ())
+                if marker or any(m.name == "anyio" for m in own):
+                    pytest.mark.usefixtures("anyio_backend")(obj)
+
+        @pytest.fixture(scope="module")
+        def anyio_backend():
+            return "asyncio"
+    """,
+}
+
+
+def test_plugin_fixture_params_and_conftest_overrides(tmp_path: Path) -> None:
+    _write(tmp_path / "site", PLUGINS)
+    tests, collected = _agree(tmp_path, {
+        "tests/conftest.py": """
+            import pytest
+
+            @pytest.fixture(params=["asyncio", "trio"])
+            def anyio_backend(request):
+                return request.param
+        """,
+        "tests/test_plugged.py": """
+            import pytest
+
+            def test_flavour(plugin_flavour):
+                pass
+
+            def test_numbers(plugin_numbers):
+                pass
+
+            @pytest.mark.anyio
+            async def test_backends():
+                pass
+
+            async def test_not_marked():
+                pass
+        """,
+        "other/test_default_backend.py": """
+            import pytest
+
+            pytestmark = pytest.mark.anyio
+
+            async def test_default():
+                pass
+        """,
+    })
+    assert "tests/test_plugged.py::test_backends[trio]" in collected
+    exact = [t.id for t in tests if not t.dynamic]
+    assert exact == [
+        "other/test_default_backend.py::test_default",
+        "tests/test_plugged.py::test_flavour[x]",
+        "tests/test_plugged.py::test_flavour[y]",
+        "tests/test_plugged.py::test_backends[asyncio]",
+        "tests/test_plugged.py::test_backends[trio]",
+        "tests/test_plugged.py::test_not_marked",
+    ]
+    assert "plugin_numbers" in _dynamic(tests)["tests/test_plugged.py::test_numbers"]
+
