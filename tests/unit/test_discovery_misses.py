@@ -278,3 +278,177 @@ def test_plugin_fixture_params_and_conftest_overrides(tmp_path: Path) -> None:
     ]
     assert "plugin_numbers" in _dynamic(tests)["tests/test_plugged.py::test_numbers"]
 
+
+DOCTESTS = {
+    "pkg/__init__.py": '''
+        """The package.
+
+        >>> 1 + 1
+        2
+        """
+    ''',
+    "pkg/sub/__init__.py": "",
+    "pkg/sub/shapes.py": '''
+        """No examples in this one."""
+        import pytest
+
+        from pkg.sub.other import imported_here
+
+        def zeta():
+            """
+            >>> zeta()
+            """
+
+        zeta_again = zeta  # found once, as zeta (the name bound first)
+
+        class Widget:
+            """
+            >>> Widget() is not None
+            True
+            """
+
+            def method(self):
+                """>>> 1
+                1
+                """
+
+            @property
+            def size(self):
+                """
+                >>> 2
+                2
+                """
+
+            @staticmethod
+            def make():
+                """
+                >>> 3
+                3
+                """
+
+            class Inner:
+                def deep(self):
+                    """
+                    >>> 4
+                    4
+                    """
+
+        @pytest.mark.slow
+        def alpha():
+            """
+            >>> 5
+            5
+            """
+
+        def no_examples():
+            """Mentions the >>> prompt mid-line only."""
+    ''',
+    "pkg/sub/other.py": '''
+        import functools
+
+        def imported_here():
+            """
+            >>> 6
+            6
+            """
+
+        def deco(f):
+            @functools.wraps(f)
+            def wrapper(*a):
+                return f(*a)
+            return wrapper
+
+        @deco
+        def wrapped():
+            """
+            >>> 7
+            7
+            """
+    ''',
+    "pkg/__main__.py": '"""\n>>> 1\n1\n"""\n',
+    "setup.py": 'from setuptools import setup\n"""\n>>> 1\n1\n"""\n',
+    "tests/conftest.py": '''
+        def helper():
+            """
+            >>> 8
+            8
+            """
+    ''',
+    "tests/test_mixed.py": '''
+        def helper():
+            """
+            >>> 9
+            9
+            """
+
+        def test_plain():
+            pass
+    ''',
+    "tests/test_guide.txt": "A guide.\n\n>>> 1 + 1\n2\n",
+    "tests/notes.txt": ">>> 1\n1\n",
+    "docs/howto.rst": "How to.\n\n>>> 3\n3\n",
+}
+
+
+def test_doctest_modules_from_addopts(tmp_path: Path) -> None:
+    files = {**DOCTESTS, "pytest.ini": "[pytest]\naddopts = --doctest-modules\n"}
+    tests, collected = _agree(tmp_path, files)
+    exact = [t.id for t in tests if not t.dynamic]
+    assert exact == [
+        "pkg/__init__.py::pkg",
+        "pkg/sub/shapes.py::pkg.sub.shapes.Widget",
+        "pkg/sub/shapes.py::pkg.sub.shapes.Widget.Inner.deep",
+        "pkg/sub/shapes.py::pkg.sub.shapes.Widget.make",
+        "pkg/sub/shapes.py::pkg.sub.shapes.Widget.method",
+        "pkg/sub/shapes.py::pkg.sub.shapes.Widget.size",
+        "pkg/sub/shapes.py::pkg.sub.shapes.alpha",
+        "pkg/sub/shapes.py::pkg.sub.shapes.zeta",
+        "tests/conftest.py::conftest.helper",
+        "tests/test_guide.txt::test_guide.txt",
+        "tests/test_mixed.py::test_mixed.helper",
+        "tests/test_mixed.py::test_plain",
+    ]
+    assert exact == [i for i in collected if i in set(exact)]  # pytest's order
+    # a decorator from elsewhere may replace the function: the module's doctests are dynamic
+    assert "decorated by deco" in _dynamic(tests)["pkg/sub/other.py"]
+
+
+def test_doctest_modules_and_glob_from_pytest_addopts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--doctest-modules --doctest-glob=*.rst")
+    tests, collected = _agree(tmp_path, {**DOCTESTS, "pkg/sub/other.py": '''
+        def imported_here():
+            pass
+
+        __test__ = {"extra": ">>> 1\\n1\\n"}
+    '''})
+    assert "docs/howto.rst::howto.rst" in [t.id for t in tests if not t.dynamic]
+    assert "tests/test_guide.txt::test_guide.txt" not in collected  # the glob replaces test*.txt
+    assert "__test__" in _dynamic(tests)["pkg/sub/other.py"]
+
+
+def test_doctest_text_files_without_doctest_modules(tmp_path: Path) -> None:
+    tests, _ = _agree(tmp_path, DOCTESTS)
+    assert [t.id for t in tests if not t.dynamic] == [
+        "tests/test_guide.txt::test_guide.txt", "tests/test_mixed.py::test_plain"]
+
+
+def test_doctest_modules_on_the_command_line(tmp_path: Path) -> None:
+    _, collected = _agree(tmp_path, DOCTESTS, ["--doctest-modules", "pkg/sub/shapes.py"])
+    assert len(collected) == 7
+
+
+def test_doctests_of_a_package_also_installed_are_dynamic(tmp_path: Path) -> None:
+    # pytest imports an installed copy when something imported it first (pytest itself
+    # imports ``packaging``): every doctest module of the project copy then fails with an
+    # "import file mismatch" (packaging's own suite under --doctest-modules does).
+    root = tmp_path / "project"
+    installed = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    _write(root, {"pytest.ini": "[pytest]\naddopts = --doctest-modules\n",
+                  "src/pkg/__init__.py": '"""\n>>> 1\n1\n"""\n',
+                  "tool.py": 'def f():\n    """\n    >>> 2\n    2\n    """\n'})
+    _write(installed, {"pkg/__init__.py": ""})
+    d = discover(invocation_dir=root, use_cache=False, with_plugins=False, closures=False,
+                 site_packages=[installed])
+    assert [(t.id, bool(t.dynamic)) for t in d.result.tests] == [
+        ("src/pkg/__init__.py", True), ("tool.py::tool.f", False)]
+    assert "pkg is also installed" in d.result.tests[0].dynamic
