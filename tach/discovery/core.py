@@ -685,7 +685,8 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
                 DiscoveryError(walker.rel(ct.path), 1, ct.ignore_dynamic, "warning")
             )
         for plugin in ct.pytest_plugins:
-            f = index.find_module(plugin, ct.ctx.roots)
+            # a project module, or an installed one (``pytest_plugins = ["somelib.fixtures"]``)
+            f = index.find_module(plugin, ct.ctx.roots) or _installed_module(plugin, sp)
             pctx = load(f) if f else None
             if pctx is not None:
                 result.fixtures.extend(
@@ -697,6 +698,15 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
                         is_class=False,
                     )
                 )
+    for plugin in opts.plugins:  # ``-p module``: fixtures visible everywhere
+        f = _installed_module(plugin, (*run.extra_roots, run.rootdir, *sp))
+        pctx = load(f) if f else None
+        if pctx is not None:
+            result.fixtures.extend(
+                fixtures_of_namespace(
+                    collector, [(n, pctx.ns[n], pctx) for n in pctx.order], "plugin", "", False
+                )
+            )
     for directory, why in walker.unreadable.items():
         # pytest lists the directory and reports its error as a collection error: the engine
         # leaves the directory to pytest, as it does a directory whose items only pytest sees
@@ -788,6 +798,14 @@ def _plugin_requests(plugins: list[PluginInfo], tests: list[TestDef]) -> None:
         for t in tests:
             if t.is_async and not t.unittest and mark in t.marks and fixture not in t.fixtures:
                 t.fixtures = [fixture, *t.fixtures]
+
+
+def _installed_module(name: str, paths: Sequence[Path]) -> Path | None:
+    """The file of module ``name`` on ``paths`` (a package's ``__init__.py``), if any."""
+    from .plugins import module_file
+
+    found = module_file(name, paths)
+    return Path(found) if found else None
 
 
 def apply_selection(d: Discovery) -> None:

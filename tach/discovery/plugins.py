@@ -83,7 +83,7 @@ def entry_point_plugins(paths: Sequence[Path]) -> list[PluginInfo]:
                     continue
                 seen.add(name)
                 module = value.partition(":")[0].strip()
-                out.append(PluginInfo(name, module, _module_file(module, paths), dist))
+                out.append(PluginInfo(name, module, module_file(module, paths), dist))
     return out
 
 
@@ -104,7 +104,8 @@ def _pytest11(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _module_file(module: str, paths: Sequence[Path]) -> str | None:
+def module_file(module: str, paths: Sequence[Path]) -> str | None:
+    """The source file of module ``module`` on ``paths``, if any."""
     rel = module.replace(".", "/")
     for p in paths:
         for cand in (p / f"{rel}.py", p / rel / "__init__.py"):

@@ -18,6 +18,20 @@ from tach.listing import discover_tests as discover
 #: project's, so static discovery cannot read what they are.
 SITE = {
     "somelib/__init__.py": "",
+    "somelib/fixtures.py": """
+        import pytest
+
+        @pytest.fixture(params=[1, 2])
+        def lib_number(request):
+            return request.param
+    """,
+    "somelib/more.py": """
+        import pytest
+
+        @pytest.fixture(params=["p", "q"])
+        def lib_letter(request):
+            return request.param
+    """,
     "somelib/testing.py": """
         import unittest
 
@@ -452,3 +466,15 @@ def test_doctests_of_a_package_also_installed_are_dynamic(tmp_path: Path) -> Non
     assert [(t.id, bool(t.dynamic)) for t in d.result.tests] == [
         ("src/pkg/__init__.py", True), ("tool.py::tool.f", False)]
     assert "pkg is also installed" in d.result.tests[0].dynamic
+
+
+def test_fixtures_of_installed_modules_named_by_pytest_plugins_and_p(tmp_path: Path) -> None:
+    tests, _ = _agree(tmp_path, {
+        "pytest.ini": "[pytest]\naddopts = -p somelib.more\n",
+        "conftest.py": 'pytest_plugins = ["somelib.fixtures"]\n',
+        "test_lib.py": "def test_number(lib_number):\n    pass\n\n"
+                       "def test_letter(lib_letter):\n    pass\n",
+    })
+    assert [t.id for t in tests if not t.dynamic] == [
+        "test_lib.py::test_number[1]", "test_lib.py::test_number[2]",
+        "test_lib.py::test_letter[p]", "test_lib.py::test_letter[q]"]
