@@ -220,8 +220,13 @@ def _run_key(
     # installing or removing a distribution changes its site directory (plugins are read
     # for every listing: their fixtures' params change test ids)
     paths = [str(p) for p in site_packages] if site_packages is not None else sys.path
+    # the invocation directory (``python -m tach`` puts it on the path) and the rootdir
+    # change whenever ``.tach/`` does: their listings are inputs of the run already
+    own = {str(invocation_dir), str(rootdir)}
     parts.append(req.python)
-    parts.append([(p, os.stat(p).st_mtime_ns) for p in paths if p and os.path.isdir(p)])
+    parts.append(
+        [(p, os.stat(p).st_mtime_ns) for p in paths if p and p not in own and os.path.isdir(p)]
+    )
     return repr(parts)
 
 

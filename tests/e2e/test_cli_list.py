@@ -129,6 +129,17 @@ def test_second_run_parses_nothing(project: Path) -> None:
 
 
 @features
+@pytest.mark.parametrize("fmt", [[], ["--format=json"]])
+def test_second_run_answers_from_the_whole_run_cache(project: Path, fmt: list[str]) -> None:
+    # ``python -m tach`` puts the project directory on the import path, and the first run
+    # creates ``.tach/`` there: that must not change the whole-run cache's key
+    for _ in range(2):
+        proc = run(["-m", "tach", *fmt, "list", "-q"], project)
+        assert proc.returncode == 0, proc.stderr
+    assert len(list((project / ".tach").glob("list-*.cache"))) == 1
+
+
+@features
 def test_collect_compares_with_pytest(project: Path) -> None:
     proc = run(["-m", "tach", "list", "-q", "--collect"], project)
     assert "missing 0, extra 0" in proc.stdout
