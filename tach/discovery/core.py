@@ -359,6 +359,13 @@ class _Run:
         if not found:
             return []
         why = found["why"]
+        if not why:
+            from .parse import has_examples
+
+            for qual, _line, doc in found["names"]:
+                if has_examples(doc) is None:
+                    why = f"the docstring of {qual or 'the module'} is not a valid doctest"
+                    break
         if not why and ctx.summary.get("skip"):
             line, what = ctx.summary["skip"]
             why = f"module may be skipped at import: {what} (line {line})"
@@ -396,7 +403,7 @@ class _Run:
                 line,
                 f"{module}.{qual}" if qual else module,
             )
-            for qual, line in found["names"]
+            for qual, line, _doc in found["names"]
         ]
 
     def _installed_copy(self, top: str, base: Path) -> str | None:

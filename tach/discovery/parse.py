@@ -26,7 +26,7 @@ import ast
 from typing import Any
 
 #: bump when the summary layout changes (part of every cache key).
-SUMMARY_VERSION = 4
+SUMMARY_VERSION = 5
 
 _MUTATORS = frozenset(
     {
@@ -605,9 +605,9 @@ def _docstring(node: ast.AST) -> str | None:
     return None
 
 
-def has_examples(doc: str | None) -> bool | None:
-    """Whether ``doc`` holds doctest examples (None: the doctest parser rejects it, so pytest
-    reports a collection error for its module)."""
+def looks_like_doctest(doc: str | None) -> bool:
+    """Whether ``doc`` has a line starting with the ``>>>`` prompt: the doctest parser finds
+    an example there, or rejects the text (see :func:`has_examples`)."""
     global _EXAMPLE_LINE
     if not doc or ">>>" not in doc:
         return False
@@ -615,9 +615,17 @@ def has_examples(doc: str | None) -> bool | None:
         import re
 
         _EXAMPLE_LINE = re.compile(r"^[ \t]*>>>", re.M)  # type: ignore[assignment]
-    if not _EXAMPLE_LINE.search(doc):  # type: ignore[attr-defined]
+    return _EXAMPLE_LINE.search(doc) is not None  # type: ignore[attr-defined]
+
+
+def has_examples(doc: str | None) -> bool | None:
+    """Whether ``doc`` holds doctest examples (None: the doctest parser rejects it, so pytest
+    reports a collection error for its module)."""
+    if not looks_like_doctest(doc):
         return False
-    import doctest  # the standard library's parser, only for docstrings that look like doctests
+    # the standard library's parser (its import costs tens of milliseconds): only for texts
+    # that look like doctests, and only when doctests are collected
+    import doctest
 
     try:
         return bool(doctest.DocTestParser().get_examples(doc))
@@ -663,18 +671,18 @@ def _binds(stmt: ast.stmt) -> list[str]:
 
 
 def doctests(tree: ast.Module) -> dict[str, Any]:
-    """``{"names": [[path, line], ...], "why": reason or None}``: the dotted paths (relative
-    to the module; "" for the module itself) of the objects whose docstrings are doctests,
-    sorted, with the lines of their definitions, or why the source does not settle them."""
+    """``{"names": [[path, line, docstring], ...], "why": reason or None}``: the dotted paths
+    (relative to the module; "" for the module itself) of the objects whose docstrings look
+    like doctests, sorted, with the lines of their definitions and the docstrings, or why the
+    source does not settle them."""
     names: list[list[Any]] = []
     why: list[str] = []
 
     def add(qual: str, node: ast.AST) -> None:
-        got = has_examples(_docstring(node))
-        if got is None:
-            why.append(f"the docstring of {qual or 'the module'} is not a valid doctest")
-        elif got:
-            names.append([qual, getattr(node, "lineno", 1)])
+        doc = _docstring(node)
+        if looks_like_doctest(doc):
+            # checked with the doctest parser when doctests are collected (``has_examples``)
+            names.append([qual, getattr(node, "lineno", 1), doc])
 
     def namespace(body: list[ast.stmt], prefix: str, in_class: bool) -> None:
         defined: dict[str, bool] = {}  # name -> whether any of its definitions has examples

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePath
@@ -124,6 +125,12 @@ class Walker:
         #: ``_pytest.doctest._is_doctest``: the globs a text file is a doctest file by.
         self.doctest_glob = opts.doctest_glob or ["test*.txt"]
         self._doctest_names = all(os.sep not in p for p in self.doctest_glob)
+        # every file of every directory walked is matched: one compiled pattern for all globs
+        self._doctest_name_match = (
+            re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in self.doctest_glob)).match
+            if self._doctest_names
+            else None
+        )
         self._conftests: dict[Path, Conftest | None] = {}
         self._for_dir: dict[Path, list[Conftest]] = {}
         self._ignores_for: dict[Path, tuple[frozenset[str], list[str]]] = {}
@@ -367,8 +374,8 @@ class Walker:
         return DOCTEST_MODULE
 
     def _is_doctest_text(self, name: str, spath: str) -> bool:
-        if self._doctest_names:
-            return any(fnmatch.fnmatch(name, g) for g in self.doctest_glob)
+        if self._doctest_name_match is not None:
+            return self._doctest_name_match(name) is not None
         return any(fnmatch_ex(g, spath) for g in self.doctest_glob)
 
     def _walk_dir(self, directory: Path):  # type: ignore[no-untyped-def]

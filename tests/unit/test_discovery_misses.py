@@ -53,19 +53,22 @@ def _write(root: Path, files: dict[str, str]) -> None:
         p.write_text(textwrap.dedent(text))
 
 
-def _pytest_ids(root: Path, args: list[str], site: Path | None) -> list[str]:
+def _pytest_ids(root: Path, args: list[str], site: Path | None,
+                allow_errors: bool = False) -> list[str]:
     env = dict(os.environ)
     if site is not None:
         env["PYTHONPATH"] = str(site)
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
                            "-p", "no:cacheprovider", *args], cwd=root, capture_output=True,
                           text=True, check=False, env=env)
-    assert "error" not in proc.stdout.lower().rpartition("\n\n")[2], proc.stdout
+    if not allow_errors:
+        assert "error" not in proc.stdout.lower().rpartition("\n\n")[2], proc.stdout
     return [ln for ln in proc.stdout.splitlines() if "::" in ln]
 
 
 def _agree(tmp_path: Path, files: dict[str, str], args: list[str] | None = None,
-           with_plugins: bool = False) -> tuple[list[TestDef], list[str]]:
+           with_plugins: bool = False,
+           allow_errors: bool = False) -> tuple[list[TestDef], list[str]]:
     """Write the project (and :data:`SITE` beside it), compare, return (static, pytest)."""
     root = tmp_path / "project"
     site = tmp_path / "site"
@@ -75,7 +78,7 @@ def _agree(tmp_path: Path, files: dict[str, str], args: list[str] | None = None,
     d = discover(args, invocation_dir=root,
                  use_cache=False, with_plugins=with_plugins, closures=with_plugins,
                  site_packages=[site, *(Path(p) for p in sys.path if p and Path(p).is_dir())])
-    collected = _pytest_ids(root, args, site)
+    collected = _pytest_ids(root, args, site, allow_errors)
     exact = [t.id for t in d.result.tests if not t.dynamic]
     dynamic = [t for t in d.result.tests if t.dynamic]
     uncovered = [i for i in collected if i not in exact and not any(t.covers(i)
@@ -478,3 +481,16 @@ def test_fixtures_of_installed_modules_named_by_pytest_plugins_and_p(tmp_path: P
     assert [t.id for t in tests if not t.dynamic] == [
         "test_lib.py::test_number[1]", "test_lib.py::test_number[2]",
         "test_lib.py::test_letter[p]", "test_lib.py::test_letter[q]"]
+
+
+def test_a_docstring_the_doctest_parser_rejects_makes_the_module_dynamic(
+        tmp_path: Path) -> None:
+    # pytest reports the module's collection error and collects none of its doctests
+    tests, collected = _agree(tmp_path, {
+        "pytest.ini": "[pytest]\naddopts = --doctest-modules\n",
+        "bad.py": 'def f():\n    """\n    >>>1\n    """\n\ndef g():\n    """\n    >>> 2\n'
+                  '    2\n    """\n',
+        "good.py": 'def h():\n    """\n    >>> 3\n    3\n    """\n',
+    }, allow_errors=True)
+    assert collected == ["good.py::good.h"]
+    assert "not a valid doctest" in _dynamic(tests)["bad.py"]
