@@ -402,6 +402,9 @@ class _Run:
                 relpath,
                 line,
                 f"{module}.{qual}" if qual else module,
+                # like a TestCase method, a doctest item takes no fixtures by argument and
+                # no parametrization (not even by an autouse fixture with params)
+                unittest=True,
             )
             for qual, line, _doc in found["names"]
         ]
@@ -447,7 +450,9 @@ class _Run:
         got = has_examples(text)
         if got is None:
             return [TestDef(relpath, relpath, 1, "", dynamic="doctest file the parser rejects")]
-        return [TestDef(f"{relpath}::{path.name}", relpath, 1, path.name)] if got else []
+        if not got:
+            return []
+        return [TestDef(f"{relpath}::{path.name}", relpath, 1, path.name, unittest=True)]
 
     def _work(self, queue: Shares, chunks: list[list[tuple[WalkItem, str | None]]]) -> list[bytes]:
         """In a worker: collect the shares taken from ``queue``; return them, what was read,

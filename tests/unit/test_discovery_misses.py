@@ -494,3 +494,19 @@ def test_a_docstring_the_doctest_parser_rejects_makes_the_module_dynamic(
     }, allow_errors=True)
     assert collected == ["good.py::good.h"]
     assert "not a valid doctest" in _dynamic(tests)["bad.py"]
+
+
+def test_autouse_fixture_params_do_not_parametrize_doctest_items(tmp_path: Path) -> None:
+    files = {
+        "pytest.ini": "[pytest]\naddopts = --doctest-modules\n",
+        "conftest.py": "import pytest\n\n@pytest.fixture(autouse=True, params=[1, 2])\n"
+                       "def each(request):\n    return request.param\n",
+        "mod.py": 'def f():\n    """\n    >>> 1\n    1\n    """\n',
+        "test_mod.py": "def test_x():\n    pass\n",
+        "test_text.txt": ">>> 2\n2\n",
+    }
+    expected = ["mod.py::mod.f", "test_mod.py::test_x[1]", "test_mod.py::test_x[2]",
+                "test_text.txt::test_text.txt"]
+    for full in (False, True):  # ``tach list -q``, then ``tach --format=json list``
+        tests, collected = _agree(tmp_path / str(full), files, with_plugins=full)
+        assert [t.id for t in tests if not t.dynamic] == expected == collected
