@@ -287,6 +287,8 @@ class ClassNode:
         return self.binding["name"]  # type: ignore[no-any-return]
 
 
+#: tags of values that are never callable (pytest collects only callables as tests).
+_NOT_CALLABLE = frozenset({"s", "b", "i", "f", "c", "B", "N", "x", "t", "l"})
 #: tags :meth:`Collector.value` returns unchanged.
 _LITERAL_TAGS = frozenset({"s", "b", "i", "f", "c", "B", "N", "x", "lambda", "?"})
 
@@ -870,6 +872,8 @@ class ModuleCollection:
         # by the tail), 0 for module-level functions
         self._tails: dict[int, _Tail] = {}
         self.module_marks: list[Mark] | None = []
+        #: name -> (line, attribute) of ``name.attribute = ...`` at module level.
+        self.attrset: dict[str, list[Any]] = s.get("attrset") or {}
         pm = ctx.ns.get("pytestmark")
         if pm is not None:
             if pm["k"] == "value":
@@ -940,6 +944,18 @@ class ModuleCollection:
             target, tctx = binding, ctx
         if isinstance(target, dict) and tctx is not None:
             kind = target["k"]
+            attrset = self.attrset.get(name) if not classes else None
+            if attrset is not None and kind in ("func", "class"):
+                line, attr = attrset
+                if attr == "__test__" or col.is_function_name(name) or col.is_class_name(name):
+                    self._dynamic(
+                        f"{parent}::{name}",
+                        target["line"],
+                        f"{name}.{attr} is assigned (line {line})",
+                        name,
+                        classes,
+                    )
+                return
             if kind == "class":
                 cls = col.class_node(tctx, target)
                 if cls.unittest:
@@ -969,7 +985,19 @@ class ModuleCollection:
                     return
                 self._function(name, target, tctx, info, classes, parent, binding)
                 return
-            if kind in ("value",):
+            if kind == "value":
+                if target["v"][0] not in _NOT_CALLABLE and (
+                    col.is_function_name(name) or col.is_class_name(name)
+                ):
+                    # a lambda, or a call's result (``functools.partial(...)``): pytest
+                    # collects it when it is callable
+                    self._dynamic(
+                        f"{parent}::{name}",
+                        binding.get("line") or target.get("line") or 1,
+                        f"{name} is bound to an expression that may be callable",
+                        name,
+                        classes,
+                    )
                 return
             if kind == "other" and (col.is_function_name(name) or col.is_class_name(name)):
                 self._dynamic(
@@ -1134,7 +1162,9 @@ class ModuleCollection:
                     n,
                     chain,
                 )
-            elif target2["k"] == "other":
+            elif target2["k"] == "other" or (
+                target2["k"] == "value" and target2["v"][0] not in _NOT_CALLABLE
+            ):
                 found = True
                 self._dynamic(
                     f"{class_id}::{n}",

@@ -26,7 +26,7 @@ import ast
 from typing import Any
 
 #: bump when the summary layout changes (part of every cache key).
-SUMMARY_VERSION = 5
+SUMMARY_VERSION = 6
 
 _MUTATORS = frozenset(
     {
@@ -385,6 +385,10 @@ def _walk_body(
                         }
                     else:
                         items[tg.id] = {"k": "value", "v": enc, "line": stmt.lineno, "cond": cond}
+                elif type(tg) is _Attribute and type(tg.value) is _Name and not in_class:
+                    # ``test_x.__test__ = False``, ``test_x.pytestmark = [...]``: what pytest
+                    # makes of the object depends on its attributes
+                    facts["attrset"].setdefault(tg.value.id, [stmt.lineno, tg.attr])
                 else:
                     for n in _targets(tg):
                         items[n] = {"k": "other", "line": stmt.lineno, "cond": cond}
@@ -541,7 +545,7 @@ def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any
     mutated: set[str] = set()
     imports: list[list[Any]] = []
     _scan(tree.body, None, gens, mutated, imports)
-    facts: dict[str, Any] = {"star": [], "mutated": mutated, "gens": gens}
+    facts: dict[str, Any] = {"star": [], "mutated": mutated, "gens": gens, "attrset": {}}
     ns = _Namespace()
     _walk_body(tree.body, ns, None, False, facts)
     return {
@@ -551,6 +555,7 @@ def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any
         "imports": imports,
         "star": facts["star"],
         "mutated": sorted(mutated),
+        "attrset": facts["attrset"],
         "skip": _module_skip(tree) if _may_skip(source) else None,
         "doctests": doctests(tree) if _may_have_examples(source) else None,
     }

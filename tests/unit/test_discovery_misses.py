@@ -510,3 +510,43 @@ def test_autouse_fixture_params_do_not_parametrize_doctest_items(tmp_path: Path)
     for full in (False, True):  # ``tach list -q``, then ``tach --format=json list``
         tests, collected = _agree(tmp_path / str(full), files, with_plugins=full)
         assert [t.id for t in tests if not t.dynamic] == expected == collected
+
+
+def test_callables_bound_to_expressions_and_test_attributes(tmp_path: Path) -> None:
+    tests, collected = _agree(tmp_path, {"test_bound.py": """
+        import functools
+        import unittest
+
+        def test_off():
+            pass
+
+        test_off.__test__ = False
+
+        def check_on():
+            pass
+
+        check_on.__test__ = True
+
+        def _base(x=1):
+            pass
+
+        test_partial = functools.partial(_base, x=2)
+        test_data = [1, 2]  # not callable: not a test
+
+        class TestWithLambda:
+            test_lambda = lambda self: None  # noqa: E731
+
+            def test_ok(self):
+                pass
+
+        class Case(unittest.TestCase):
+            test_also = lambda self: None  # noqa: E731
+    """})
+    assert {"test_bound.py::check_on", "test_bound.py::test_partial",
+            "test_bound.py::TestWithLambda::test_lambda",
+            "test_bound.py::Case::test_also"} <= set(collected)
+    assert "test_bound.py::test_off" not in collected
+    dyn = _dynamic(tests)
+    assert "__test__ is assigned" in dyn["test_bound.py::test_off"]
+    assert "test_bound.py::test_data" not in dyn
+    assert [t.id for t in tests if not t.dynamic] == ["test_bound.py::TestWithLambda::test_ok"]
