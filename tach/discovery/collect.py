@@ -200,6 +200,12 @@ _SAFE_DECORATOR_PREFIXES = (
 )
 
 
+#: class decorators that return the class they are given, with its methods as they were.
+_SAFE_CLASS_DECORATORS = frozenset(
+    {"functools.total_ordering", "typing.final", "typing_extensions.final"}
+)
+
+
 def _foreign_decorator(d: Value, name: str | None, canon: str | None) -> str:
     """Why decorator ``d`` may change a test's ids (see :attr:`FuncInfo.foreign`)."""
     if name is None:
@@ -705,6 +711,22 @@ class Collector:
             else:
                 node.dynamic = f"base class {bv[1]} is not resolvable"
                 node.foreign = node.foreign or node.dynamic
+        for d in b["decos"]:
+            # a class decorator that is not a mark may add, remove or replace test methods
+            # (or add ``__init__``, as ``dataclass`` does, which stops pytest collecting it)
+            if self.marks_of(ctx, d) is not None:
+                continue
+            dname = d[1] if d[0] in ("r", "call") else None
+            canon = self.canon(ctx, dname) if dname else None
+            if canon is not None and (
+                canon in _SAFE_DECORATORS
+                or canon in _SAFE_CLASS_DECORATORS
+                or canon.startswith(_SAFE_DECORATOR_PREFIXES)
+            ):
+                continue
+            if not node.dynamic:
+                node.dynamic = f"class {b['name']} is " + _foreign_decorator(d, dname, canon)
+            break
         meta = b["kw"].get("metaclass")
         if meta is not None:
             canon = self.canon(ctx, meta[1]) if meta[0] == "r" else None

@@ -550,3 +550,40 @@ def test_callables_bound_to_expressions_and_test_attributes(tmp_path: Path) -> N
     assert "__test__ is assigned" in dyn["test_bound.py::test_off"]
     assert "test_bound.py::test_data" not in dyn
     assert [t.id for t in tests if not t.dynamic] == ["test_bound.py::TestWithLambda::test_ok"]
+
+
+def test_class_decorators_that_are_not_marks_make_the_class_dynamic(tmp_path: Path) -> None:
+    tests, collected = _agree(tmp_path, {"test_decorated_class.py": """
+        import dataclasses
+        import functools
+        import pytest
+
+        def add_tests(cls):
+            cls.test_added = lambda self: None
+            return cls
+
+        @add_tests
+        class TestExtended:
+            def test_own(self):
+                pass
+
+        @dataclasses.dataclass
+        class TestData:  # has __init__ now: pytest does not collect it
+            def test_never(self):
+                pass
+
+        @functools.total_ordering
+        @pytest.mark.slow
+        class TestPlain:
+            def __lt__(self, other):
+                return False
+
+            def test_plain(self):
+                pass
+    """})
+    assert "test_decorated_class.py::TestExtended::test_added" in collected
+    dyn = _dynamic(tests)
+    assert "add_tests" in dyn["test_decorated_class.py::TestExtended"]
+    assert "dataclass" in dyn["test_decorated_class.py::TestData"]
+    assert [t.id for t in tests if not t.dynamic] == [
+        "test_decorated_class.py::TestPlain::test_plain"]
