@@ -266,6 +266,7 @@ class ClassNode:
         "attrs",
         "binding",
         "ctx",
+        "decorated",
         "dynamic",
         "foreign",
         "marks",
@@ -283,6 +284,9 @@ class ClassNode:
         #: why the class may be a ``unittest.TestCase`` that the source does not show (a base
         #: from outside the project that is not known not to be one, or not resolvable).
         self.foreign: str | None = None
+        #: why, when the class or a base has a decorator that may change its test methods
+        #: (parameter ids of its instances, argname+index, do not depend on it).
+        self.decorated: str | None = None
         #: name -> (binding, defining class) over the MRO, built on first use.
         self.attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = None
         #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
@@ -708,6 +712,8 @@ class Collector:
                     node.dynamic = base.dynamic
                 if base.foreign and not node.foreign:
                     node.foreign = base.foreign
+                if base.decorated and not node.decorated:
+                    node.decorated = base.decorated
             else:
                 node.dynamic = f"base class {bv[1]} is not resolvable"
                 node.foreign = node.foreign or node.dynamic
@@ -724,8 +730,8 @@ class Collector:
                 or canon.startswith(_SAFE_DECORATOR_PREFIXES)
             ):
                 continue
-            if not node.dynamic:
-                node.dynamic = f"class {b['name']} is " + _foreign_decorator(d, dname, canon)
+            if not node.decorated:
+                node.decorated = f"class {b['name']} is " + _foreign_decorator(d, dname, canon)
             break
         meta = b["kw"].get("metaclass")
         if meta is not None:
@@ -1096,8 +1102,9 @@ class ModuleCollection:
             and test_attr[0]["v"] == ["B", False]
         ):
             return
-        if cls.dynamic:
-            self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
+        if cls.dynamic or cls.decorated:
+            why = cls.dynamic or cls.decorated
+            self._dynamic(class_id, target["line"], why, name, outer)
             return
         for special in ("__init__", "__new__"):
             got = col.class_attr(cls, special)
@@ -1140,8 +1147,9 @@ class ModuleCollection:
     ) -> None:
         col = self.col
         class_id = f"{parent}::{name}"
-        if cls.dynamic:
-            self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
+        if cls.dynamic or cls.decorated:
+            why = cls.dynamic or cls.decorated
+            self._dynamic(class_id, target["line"], why, name, outer)
             return
         test_attr = col.class_attr(cls, "__test__")
         if (
