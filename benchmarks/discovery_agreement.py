@@ -10,6 +10,12 @@ compare with pytest's ``--collect-only -q`` ids recorded in ``baseline/<name>.js
 * extra   -- non-dynamic static ids pytest does not have (must be 0).
 
 Run: ``python -m tach.bench.discovery_agreement [--project NAME] [--json] [--show N]``.
+
+``--live`` runs ``pytest --collect-only -q`` in the project's venv now instead of reading the
+baseline, and ``--args "..."`` adds pytest arguments to both sides (implies ``--live``), e.g.
+``--args "--doctest-modules more_itertools tests"``. ``--quick`` discovers as ``tach list``
+and ``tach list -q`` do (pytest's own fixtures not read, closures not built) instead of as
+``tach --format=json list`` does.
 """
 
 from __future__ import annotations
@@ -74,17 +80,38 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"(line \d+|:\d+)", "", reason)
 
 
-def run(project: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
-    """Compare one project."""
+def live_ids(python: Path, args: Sequence[str], cwd: Path, env: dict[str, str]) -> list[str]:
+    """``python -m pytest --collect-only -q ARGS`` run now: the node ids it prints."""
+    import subprocess
+
+    proc = subprocess.run(
+        [str(python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd, capture_output=True, text=True, check=False, env={**os.environ, **env})
+    ids = []
+    for line in proc.stdout.splitlines():
+        if not line.strip():
+            break
+        if "::" in line:
+            ids.append(line.strip())
+    return ids
+
+
+def run(project: dict[str, Any], manifest: dict[str, Any], extra: Sequence[str] = (),
+        live: bool = False, quick: bool = False) -> dict[str, Any]:
+    """Compare one project (``extra``: pytest arguments added to both sides)."""
     cache = _cache_dir(manifest)
     src = cache / "src" / project["unpack_dir"] / project.get("workdir", ".")
     venv = cache / "venvs" / project["name"]
     sp = sorted(venv.glob("lib/python3*/site-packages"))
-    baseline = json.loads((CORPUS / "baseline" / f"{project['name']}.json").read_text())
-    ids = list(baseline["tests"])
+    args = [*project.get("pytest_args", []), *extra]
+    if live or extra:
+        ids = live_ids(venv / "bin" / "python", args, src, project.get("env", {}))
+    else:
+        baseline = json.loads((CORPUS / "baseline" / f"{project['name']}.json").read_text())
+        ids = list(baseline["tests"])
     t0 = time.perf_counter()
-    d = discover(project.get("pytest_args", []), invocation_dir=src.resolve(),
-                 site_packages=sp, use_cache=False)
+    d = discover(args, invocation_dir=src.resolve(), site_packages=sp, use_cache=False,
+                 with_plugins=not quick, closures=not quick)
     elapsed = time.perf_counter() - t0
     out = compare(d.result.tests, ids)
     out["name"] = project["name"]
@@ -99,21 +126,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--project", action="append", help="only these projects")
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("--show", type=int, default=10, help="show up to N missing/extra ids")
+    ap.add_argument("--live", action="store_true", help="run pytest now, not the baseline")
+    ap.add_argument("--args", default="", help="pytest arguments added on both sides")
+    ap.add_argument("--quick", action="store_true", help="discover as `tach list -q` does")
     args = ap.parse_args(argv)
+    import shlex
+
+    extra = shlex.split(args.args)
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     rows = []
     for project in manifest["projects"]:
         if args.project and project["name"] not in args.project:
             continue
-        rows.append(run(project, manifest))
+        rows.append(run(project, manifest, extra, args.live, args.quick))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(f"{'project':16} {'pytest':>7} {'equal':>7} {'dynamic':>7} {'missing':>7} "
-              f"{'extra':>6} {'static s':>8}")
+              f"{'extra':>6} {'exact %':>7} {'static s':>8}")
         for r in rows:
+            share = 100.0 * r["equal"] / r["pytest"] if r["pytest"] else 100.0
             print(f"{r['name']:16} {r['pytest']:7} {r['equal']:7} {r['dynamic']:7} "
-                  f"{r['missing']:7} {r['extra']:6} {r['seconds']:8}")
+                  f"{r['missing']:7} {r['extra']:6} {share:7.1f} {r['seconds']:8}")
         for r in rows:
             for reason, n in r["reasons"].items():
                 print(f"  {r['name']}: dynamic {n}: {reason}")

@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override an ini option",
     )
+    lp.add_argument(
+        "--doctest-modules",
+        action="store_true",
+        help="list the doctests of every module too (as pytest --doctest-modules)",
+    )
     lp.add_argument("--ignore", action="append", default=[], metavar="PATH")
     lp.add_argument("--deselect", action="append", default=[], metavar="NODEID_PREFIX")
     lp.add_argument(
@@ -371,9 +376,7 @@ def discover_for_run(options: CollectOptions, invocation_dir: Path) -> Any:
     """Static discovery of what a run collects (without the plugins' fixtures)."""
     from tach.discovery.core import discover
 
-    return discover(
-        options.paths, invocation_dir=invocation_dir, options=options, with_plugins=False
-    )
+    return discover(invocation_dir=invocation_dir, options=options, with_plugins=False)
 
 
 def pytest_options(configured: dict[str, Any], invocation_dir: Path) -> CollectOptions:
@@ -404,6 +407,8 @@ def pytest_options(configured: dict[str, Any], invocation_dir: Path) -> CollectO
         noconftest=bool(options.get("noconftest")),
         collect_in_virtualenv=bool(options.get("collect_in_virtualenv")),
         doctest_modules=bool(options.get("doctestmodules")),
+        doctest_glob=list(options.get("doctestglob") or []),
+        import_mode=options.get("importmode"),
         final=True,
     )
 
@@ -876,7 +881,7 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
         from .listing import ListRequest, run_list
 
         req = ListRequest(
-            args=ns.args,
+            args=[*ns.args, *(["--doctest-modules"] if ns.doctest_modules else [])],
             keyword=ns.keyword,
             markexpr=ns.markexpr,
             quiet=ns.quiet,

@@ -217,11 +217,16 @@ def _run_key(
         os.environ.get("PYTEST_ADDOPTS"),
         with_plugins,
     ]
-    if with_plugins:
-        # installing or removing a distribution changes its site directory
-        paths = [str(p) for p in site_packages] if site_packages is not None else sys.path
-        parts.append(req.python)
-        parts.append([(p, os.stat(p).st_mtime_ns) for p in paths if p and os.path.isdir(p)])
+    # installing or removing a distribution changes its site directory (plugins are read
+    # for every listing: their fixtures' params change test ids)
+    paths = [str(p) for p in site_packages] if site_packages is not None else sys.path
+    # the invocation directory (``python -m tach`` puts it on the path) and the rootdir
+    # change whenever ``.tach/`` does: their listings are inputs of the run already
+    own = {str(invocation_dir), str(rootdir)}
+    parts.append(req.python)
+    parts.append(
+        [(p, os.stat(p).st_mtime_ns) for p in paths if p and p not in own and os.path.isdir(p)]
+    )
     return repr(parts)
 
 
@@ -277,7 +282,7 @@ def _run_list(
     cache_path: Path | None = None
     key = ""
     try:
-        if want_fixtures and req.python:
+        if req.python:
             site_packages = interpreter_paths(req.python)
         if not req.no_cache:
             cfg = determine_config(
@@ -355,8 +360,9 @@ def _fresh_document(
     """Discover, and keep the result in the whole-run cache (when there is one)."""
     from .discovery.cache import write_document
 
-    # ids do not depend on plugin fixtures nor on closures: the tree and ``-q`` need neither
-    # (``--format=json`` and ``--problems`` do)
+    # ids do not depend on pytest's own fixtures nor on closures: the tree and ``-q`` need
+    # neither (``--format=json`` and ``--problems`` do); the plugins' fixtures are read
+    # either way (see ``tach.discovery.discover``)
     d = discover_tests(
         req.args,
         invocation_dir=inv,

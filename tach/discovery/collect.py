@@ -24,6 +24,7 @@ import builtins
 import fnmatch
 import marshal
 import operator
+import sys
 import types
 from typing import Any, NamedTuple
 
@@ -166,6 +167,54 @@ _IGNORED = frozenset(
 )
 
 
+#: decorators from outside the project that leave a test's id alone (they neither
+#: parametrize it nor replace it with something else pytest collects differently).
+_SAFE_DECORATORS = frozenset(
+    {
+        "unittest.skip",
+        "unittest.skipIf",
+        "unittest.skipUnless",
+        "unittest.expectedFailure",
+        "unittest.case.skip",
+        "unittest.case.skipIf",
+        "unittest.case.skipUnless",
+        "unittest.case.expectedFailure",
+        "abc.abstractmethod",
+        "typing.no_type_check",
+        "typing.overload",
+        "typing_extensions.override",
+        "typing.override",
+    }
+)
+#: prefixes of such decorators: hypothesis's ``given``/``settings``/``example``/``seed`` run
+#: the test many times inside one item; ``mock.patch`` variants are handled separately.
+_SAFE_DECORATOR_PREFIXES = (
+    "hypothesis.given",
+    "hypothesis.settings",
+    "hypothesis.example",
+    "hypothesis.seed",
+    "hypothesis.reproduce_failure",
+    "hypothesis.strategies.composite",
+    "unittest.mock.patch",
+    "mock.patch",
+)
+
+
+#: class decorators that return the class they are given, with its methods as they were.
+_SAFE_CLASS_DECORATORS = frozenset(
+    {"functools.total_ordering", "typing.final", "typing_extensions.final"}
+)
+
+
+def _foreign_decorator(d: Value, name: str | None, canon: str | None) -> str:
+    """Why decorator ``d`` may change a test's ids (see :attr:`FuncInfo.foreign`)."""
+    if name is None:
+        return "decorated by an expression the source does not settle"
+    if canon is not None:
+        return f"decorated by {name} ({canon}), defined outside the project"
+    return f"decorated by {name}, which is not a pytest mark"
+
+
 # The records below are plain classes, not dataclasses: ``dataclasses`` writes and compiles
 # their methods at import, about a millisecond a class, on every start of ``tach list``.
 
@@ -182,7 +231,15 @@ class Mark(NamedTuple):
 class FuncInfo:
     """What decorators say about a function."""
 
-    __slots__ = ("classmethod_", "fixture", "marks", "patches", "static", "unknown_marks")
+    __slots__ = (
+        "classmethod_",
+        "fixture",
+        "foreign",
+        "marks",
+        "patches",
+        "static",
+        "unknown_marks",
+    )
 
     def __init__(self) -> None:
         self.marks: list[Mark] = []
@@ -191,6 +248,9 @@ class FuncInfo:
         self.classmethod_ = False
         self.patches = 0
         self.unknown_marks: list[str] = []
+        #: why a decorator may change the test's ids (it is neither a mark nor known to
+        #: leave the test alone: a project's own decorator, another library's), if one does.
+        self.foreign: str | None = None
 
 
 #: what :meth:`Collector.func_info` says of a function without decorators (shared: callers
@@ -201,7 +261,18 @@ _UNDECORATED = FuncInfo()
 class ClassNode:
     """A resolved class: its binding, module, resolved bases and MRO."""
 
-    __slots__ = ("abstract_meta", "attrs", "binding", "ctx", "dynamic", "marks", "mro", "unittest")
+    __slots__ = (
+        "abstract_meta",
+        "attrs",
+        "binding",
+        "ctx",
+        "decorated",
+        "dynamic",
+        "foreign",
+        "marks",
+        "mro",
+        "unittest",
+    )
 
     def __init__(self, ctx: ModuleCtx, binding: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -210,6 +281,12 @@ class ClassNode:
         self.unittest = False
         self.dynamic: str | None = None
         self.abstract_meta = False
+        #: why the class may be a ``unittest.TestCase`` that the source does not show (a base
+        #: from outside the project that is not known not to be one, or not resolvable).
+        self.foreign: str | None = None
+        #: why, when the class or a base has a decorator that may change its test methods
+        #: (parameter ids of its instances, argname+index, do not depend on it).
+        self.decorated: str | None = None
         #: name -> (binding, defining class) over the MRO, built on first use.
         self.attrs: dict[str, tuple[dict[str, Any], ClassNode]] | None = None
         #: :meth:`Collector.class_marks`, computed on first use (False: not yet).
@@ -220,6 +297,8 @@ class ClassNode:
         return self.binding["name"]  # type: ignore[no-any-return]
 
 
+#: tags of values that are never callable (pytest collects only callables as tests).
+_NOT_CALLABLE = frozenset({"s", "b", "i", "f", "c", "B", "N", "x", "t", "l"})
 #: tags :meth:`Collector.value` returns unchanged.
 _LITERAL_TAGS = frozenset({"s", "b", "i", "f", "c", "B", "N", "x", "lambda", "?"})
 
@@ -232,6 +311,26 @@ def matches_option(patterns: list[str], name: str) -> bool:
         if ("*" in option or "?" in option or "[" in option) and fnmatch.fnmatch(name, option):
             return True
     return False
+
+
+#: standard-library modules that define ``unittest.TestCase`` subclasses (or are test suites).
+_TESTCASE_STDLIB = frozenset({"unittest", "doctest", "test", "idlelib", "lib2to3", "tkinter"})
+
+
+def never_testcase(canon: str) -> bool:
+    """Whether the class named ``canon`` (outside the project) is known not to be a
+    ``unittest.TestCase``: a builtin, or a class of the standard library outside the modules
+    that define test cases. Any other library's class may be one (``django.test.TestCase``,
+    ``somelib.testing.SomeTestCase``), which pytest collects whatever its subclass's name."""
+    if "." not in canon:
+        return True  # a builtin (``Exception``, ``dict``)
+    top = canon.partition(".")[0]
+    if canon.startswith("unittest.mock."):
+        return True
+    return top in _STDLIB and top not in _TESTCASE_STDLIB
+
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
 class _OptionMatcher:
@@ -500,7 +599,14 @@ class Collector:
                 return [Mark(canon.rpartition(".")[2], [], {}, ctx)]
             ref = resolve(self.index, ctx, v[1])
             if isinstance(ref, Bound) and ref.binding["k"] == "value" and depth < 10:
-                return self.marks_of(ref.ctx, ref.binding["v"], depth + 1)
+                b = ref.binding
+                if (
+                    b.get("cond") is not None
+                    or b.get("mutated")
+                    or v[1].partition(".")[0] in ref.ctx.mutated
+                ):
+                    return None  # which value the name holds is not settled
+                return self.marks_of(ref.ctx, b["v"], depth + 1)
             return None
         if tag == "call":
             canon = self.canon(ctx, v[1])
@@ -553,10 +659,15 @@ class Collector:
                 npos = 2 if canon.endswith("object") else 1
                 if "new" not in d[3] and len(d[2]) <= npos:
                     info.patches += 1
-            elif name is not None and canon is None:
-                ref = resolve(self.index, ctx, name)
-                if ref is None:
+            elif canon is not None and (
+                canon in _SAFE_DECORATORS or canon.startswith(_SAFE_DECORATOR_PREFIXES)
+            ):
+                pass
+            else:
+                if name is not None and canon is None and resolve(self.index, ctx, name) is None:
                     info.unknown_marks.append(name)
+                if info.foreign is None:
+                    info.foreign = _foreign_decorator(d, name, canon)
         return info
 
     # -- classes ------------------------------------------------------------------------------
@@ -575,6 +686,7 @@ class Collector:
         for bv in b["bases"]:
             if bv[0] != "r":
                 node.dynamic = f"base class of {b['name']} is not a plain name"
+                node.foreign = node.foreign or node.dynamic
                 continue
             ref = resolve(self.index, ctx, bv[1])
             if isinstance(ref, Ext):
@@ -587,6 +699,10 @@ class Collector:
                     node.abstract_meta = True
                 else:
                     node.dynamic = f"base class {bv[1]} is defined outside the project"
+                    if not never_testcase(canon):
+                        node.foreign = node.foreign or (
+                            f"base class {bv[1]} ({canon}) is defined outside the project"
+                        )
             elif isinstance(ref, Bound) and ref.binding["k"] == "class":
                 base = self.class_node(ref.ctx, ref.binding, depth + 1)
                 bases.append(base)
@@ -594,8 +710,29 @@ class Collector:
                 node.abstract_meta |= base.abstract_meta
                 if base.dynamic and not node.dynamic:
                     node.dynamic = base.dynamic
+                if base.foreign and not node.foreign:
+                    node.foreign = base.foreign
+                if base.decorated and not node.decorated:
+                    node.decorated = base.decorated
             else:
                 node.dynamic = f"base class {bv[1]} is not resolvable"
+                node.foreign = node.foreign or node.dynamic
+        for d in b["decos"]:
+            # a class decorator that is not a mark may add, remove or replace test methods
+            # (or add ``__init__``, as ``dataclass`` does, which stops pytest collecting it)
+            if self.marks_of(ctx, d) is not None:
+                continue
+            dname = d[1] if d[0] in ("r", "call") else None
+            canon = self.canon(ctx, dname) if dname else None
+            if canon is not None and (
+                canon in _SAFE_DECORATORS
+                or canon in _SAFE_CLASS_DECORATORS
+                or canon.startswith(_SAFE_DECORATOR_PREFIXES)
+            ):
+                continue
+            if not node.decorated:
+                node.decorated = f"class {b['name']} is " + _foreign_decorator(d, dname, canon)
+            break
         meta = b["kw"].get("metaclass")
         if meta is not None:
             canon = self.canon(ctx, meta[1]) if meta[0] == "r" else None
@@ -763,6 +900,8 @@ class ModuleCollection:
         # by the tail), 0 for module-level functions
         self._tails: dict[int, _Tail] = {}
         self.module_marks: list[Mark] | None = []
+        #: name -> (line, attribute) of ``name.attribute = ...`` at module level.
+        self.attrset: dict[str, list[Any]] = s.get("attrset") or {}
         pm = ctx.ns.get("pytestmark")
         if pm is not None:
             if pm["k"] == "value":
@@ -783,6 +922,20 @@ class ModuleCollection:
                 [(n, b, ctx) for n, b in ctx.ns.items()], "module", self.nodeid, is_class=False
             )
         )
+        star = ctx.summary.get("star")
+        if star:
+            # the names a star import binds (tests, classes, fixtures) are not in the summary
+            module, level, line = star[0]
+            self.result.tests.append(
+                TestDef(
+                    id=self.nodeid,
+                    file=ctx.rel,
+                    line=line,
+                    name="",
+                    dynamic=f"from {'.' * level}{module} import * (line {line}): "
+                    "the names it binds are not known statically",
+                )
+            )
         for name in ctx.order:
             if name in _IGNORED:
                 continue
@@ -819,6 +972,18 @@ class ModuleCollection:
             target, tctx = binding, ctx
         if isinstance(target, dict) and tctx is not None:
             kind = target["k"]
+            attrset = self.attrset.get(name) if not classes else None
+            if attrset is not None and kind in ("func", "class"):
+                line, attr = attrset
+                if attr == "__test__" or col.is_function_name(name) or col.is_class_name(name):
+                    self._dynamic(
+                        f"{parent}::{name}",
+                        target["line"],
+                        f"{name}.{attr} is assigned (line {line})",
+                        name,
+                        classes,
+                    )
+                return
             if kind == "class":
                 cls = col.class_node(tctx, target)
                 if cls.unittest:
@@ -829,6 +994,16 @@ class ModuleCollection:
                     if col.is_abstract(cls):
                         return
                     self._class(name, cls, classes, parent, binding, target)
+                elif cls.foreign and not self._test_false(cls):
+                    # pytest collects a TestCase subclass whatever its name, with the
+                    # ``test*`` methods unittest finds: the source cannot say whether it is one
+                    self._dynamic(
+                        f"{parent}::{name}",
+                        target["line"],
+                        f"{cls.foreign}: {name} may be a unittest.TestCase",
+                        name,
+                        classes,
+                    )
                 return
             if kind == "func":
                 if not col.is_function_name(name):
@@ -838,7 +1013,19 @@ class ModuleCollection:
                     return
                 self._function(name, target, tctx, info, classes, parent, binding)
                 return
-            if kind in ("value",):
+            if kind == "value":
+                if target["v"][0] not in _NOT_CALLABLE and (
+                    col.is_function_name(name) or col.is_class_name(name)
+                ):
+                    # a lambda, or a call's result (``functools.partial(...)``): pytest
+                    # collects it when it is callable
+                    self._dynamic(
+                        f"{parent}::{name}",
+                        binding.get("line") or target.get("line") or 1,
+                        f"{name} is bound to an expression that may be callable",
+                        name,
+                        classes,
+                    )
                 return
             if kind == "other" and (col.is_function_name(name) or col.is_class_name(name)):
                 self._dynamic(
@@ -874,6 +1061,10 @@ class ModuleCollection:
                 name,
                 classes,
             )
+
+    def _test_false(self, cls: ClassNode) -> bool:
+        got = self.col.class_attr(cls, "__test__")
+        return got is not None and got[0]["k"] == "value" and got[0]["v"] == ["B", False]
 
     def _nosetest(self, cls: ClassNode) -> bool:
         got = self.col.class_attr(cls, "__test__")
@@ -911,8 +1102,9 @@ class ModuleCollection:
             and test_attr[0]["v"] == ["B", False]
         ):
             return
-        if cls.dynamic:
-            self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
+        if cls.dynamic or cls.decorated:
+            why = cls.dynamic or cls.decorated
+            self._dynamic(class_id, target["line"], why, name, outer)
             return
         for special in ("__init__", "__new__"):
             got = col.class_attr(cls, special)
@@ -955,8 +1147,9 @@ class ModuleCollection:
     ) -> None:
         col = self.col
         class_id = f"{parent}::{name}"
-        if cls.dynamic:
-            self._dynamic(class_id, target["line"], cls.dynamic, name, outer)
+        if cls.dynamic or cls.decorated:
+            why = cls.dynamic or cls.decorated
+            self._dynamic(class_id, target["line"], why, name, outer)
             return
         test_attr = col.class_attr(cls, "__test__")
         if (
@@ -999,7 +1192,9 @@ class ModuleCollection:
                     n,
                     chain,
                 )
-            elif target2["k"] == "other":
+            elif target2["k"] == "other" or (
+                target2["k"] == "value" and target2["v"][0] not in _NOT_CALLABLE
+            ):
                 found = True
                 self._dynamic(
                     f"{class_id}::{n}",
@@ -1094,6 +1289,8 @@ class ModuleCollection:
                 dynamic = "generator function: pytest reports a collection error"
             elif classes and not unittest and tail.generate:
                 dynamic = tail.generate
+            elif info.foreign:
+                dynamic = info.foreign
         dynamic = dynamic or tail.dynamic
         # argnames (getfuncargnames)
         argnames = f["args"]

@@ -33,7 +33,7 @@ from .names import Index, ModuleCtx
 from .params import IdOptions
 from .plugins import PluginInfo, plugin_fixtures, site_packages_of_current
 from .pool import Job, Shares, available_jobs, fork_safe, start
-from .walk import Walker, WalkItem, dynamic_scopes
+from .walk import DOCTEST_MODULE, DOCTEST_TEXT, TEST_MODULE, Walker, WalkItem, dynamic_scopes
 
 #: hooks in conftests that make every test below them dynamic.
 _GENERATE_HOOK = "pytest_generate_tests"
@@ -163,6 +163,8 @@ class _Run:
             collect_imported_tests=bool(config.get("collect_imported_tests")),
         )
         self.walker = Walker(config, opts, self.load_pair, inputs.probe)
+        self.import_mode = opts.import_mode
+        self._installed: dict[tuple[str, str], str | None] = {}
 
     def rel(self, path: Path) -> str:
         """Rootdir-relative posix path of a file (its own path when outside the rootdir, or
@@ -313,6 +315,12 @@ class _Run:
         :meth:`_inherited` says of it)."""
         out = _Slice()
         for item, inherited in items:
+            if item.kind == DOCTEST_TEXT:
+                tests = self._doctest_text(item.path, out)
+                if item.selectors is not None:
+                    tests = [t for t in tests if any(t.covers(s) for s in item.selectors)]
+                out.tests.extend(tests)
+                continue
             ctx = self.load(item.path)
             relpath = ctx.rel if ctx is not None else self.rel(item.path)
             if ctx is None:
@@ -324,8 +332,12 @@ class _Run:
             if err is not None:
                 out.errors.append(DiscoveryError(relpath, err[0], err[1]))
                 continue
-            got = ModuleCollection(self.collector, ctx, relpath, inherited).run()
-            tests = got.tests
+            # pytest's doctest plugin makes its collector before the python plugin does
+            tests = self._doctests(ctx, relpath) if item.kind & DOCTEST_MODULE else []
+            if item.kind & TEST_MODULE:
+                got = ModuleCollection(self.collector, ctx, relpath, inherited).run()
+                tests = tests + got.tests if tests else got.tests
+                out.fixtures.extend(got.fixtures)
             if item.selectors is not None:
                 from ..nodeid import matches_selection
 
@@ -338,9 +350,112 @@ class _Run:
                     )
                 ]
             out.tests.extend(tests)
-            out.fixtures.extend(got.fixtures)
             out.imports[relpath] = _imports(self.index, ctx)
         return out
+
+    def _doctests(self, ctx: ModuleCtx, relpath: str) -> list[TestDef]:
+        """The items of a ``DoctestModule`` (``--doctest-modules``): one per docstring with
+        examples, named ``module.Class.method`` after the module's import name (see
+        ``parse.doctests``), or one dynamic record for the file when the source does not
+        settle them."""
+        found = ctx.summary.get("doctests")
+        if not found:
+            return []
+        why = found["why"]
+        if not why:
+            from .parse import has_examples
+
+            for qual, _line, doc in found["names"]:
+                if has_examples(doc) is None:
+                    why = f"the docstring of {qual or 'the module'} is not a valid doctest"
+                    break
+        if not why and ctx.summary.get("skip"):
+            line, what = ctx.summary["skip"]
+            why = f"module may be skipped at import: {what} (line {line})"
+        if not why and self.import_mode not in (None, "prepend", "append"):
+            why = f"--import-mode={self.import_mode} names modules differently"
+        if why:
+            return [
+                TestDef(relpath, relpath, 1, "", dynamic=f"doctests (--doctest-modules): {why}")
+            ]
+        base = _package_base(ctx.path, self.inputs.probe)
+        try:
+            parts = list(ctx.path.relative_to(base).with_suffix("").parts)
+        except ValueError:
+            return [TestDef(relpath, relpath, 1, "", dynamic="doctests: module name unknown")]
+        if parts[-1] == "__init__":
+            parts.pop()
+        installed = self._installed_copy(parts[0], base)
+        if installed:
+            return [
+                TestDef(
+                    relpath,
+                    relpath,
+                    1,
+                    "",
+                    dynamic=f"doctests (--doctest-modules): {parts[0]} is also installed "
+                    f"({installed}); pytest imports that copy if something imported it "
+                    "first, and then reports an import mismatch",
+                )
+            ]
+        module = ".".join(parts)
+        return [
+            TestDef(
+                f"{relpath}::{module}.{qual}" if qual else f"{relpath}::{module}",
+                relpath,
+                line,
+                f"{module}.{qual}" if qual else module,
+                # like a TestCase method, a doctest item takes no fixtures by argument and
+                # no parametrization (not even by an autouse fixture with params)
+                unittest=True,
+            )
+            for qual, line, _doc in found["names"]
+        ]
+
+    def _installed_copy(self, top: str, base: Path) -> str | None:
+        """Where the interpreter's site directories hold another copy of top-level module
+        ``top`` (the project's is under ``base``), if they do: a non-editable install of the
+        project itself, or a library the project vendors."""
+        key = (top, str(base))
+        if key in self._installed:
+            return self._installed[key]
+        found = None
+        for d in self.sp:
+            if d == base:
+                break
+            if d.name not in ("site-packages", "dist-packages"):
+                continue  # only installed distributions count
+            for cand in (d / top / "__init__.py", d / f"{top}.py"):
+                if cand.is_file():
+                    found = str(cand.parent if cand.name == "__init__.py" else cand)
+                    break
+            if found:
+                break
+        self._installed[key] = found
+        return found
+
+    def _doctest_text(self, path: Path, out: _Slice) -> list[TestDef]:
+        """The item of a ``DoctestTextfile`` (``test*.txt`` or ``--doctest-glob``): the whole
+        file is one doctest, named by the file's name, when it holds examples."""
+        from .parse import has_examples
+
+        relpath = self.rel(path)
+        encoding = str(self.config.ini.get("doctest_encoding") or "utf-8")
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
+            self.inputs.file(path, st)
+            text = data.decode(encoding)
+        except (OSError, UnicodeDecodeError, LookupError) as exc:
+            out.errors.append(DiscoveryError(relpath, 1, f"cannot read: {exc}"))
+            return []
+        got = has_examples(text)
+        if got is None:
+            return [TestDef(relpath, relpath, 1, "", dynamic="doctest file the parser rejects")]
+        if not got:
+            return []
+        return [TestDef(f"{relpath}::{path.name}", relpath, 1, path.name, unittest=True)]
 
     def _work(self, queue: Shares, chunks: list[list[tuple[WalkItem, str | None]]]) -> list[bytes]:
         """In a worker: collect the shares taken from ``queue``; return them, what was read,
@@ -449,8 +564,11 @@ def discover(
     both. ``options`` carries ``-k``/``-m``/``-c``/``--rootdir``/... from the command line;
     ``addopts`` (ini, then ``PYTEST_ADDOPTS``) are applied under them, as pytest does.
     ``site_packages`` is where the project's interpreter finds pytest and plugins (default:
-    this interpreter's ``sys.path``); ``with_plugins=False`` skips reading pytest's and the
-    plugins' fixtures (ids do not depend on them). Raises :class:`ConfigError` for usage errors.
+    this interpreter's ``sys.path``); ``with_plugins=False`` skips reading pytest's own
+    fixtures (ids do not depend on them; the installed plugins' fixtures are read in any
+    case, since a plugin fixture with ``params`` parametrizes the tests it is visible to,
+    and anyio's makes the coroutine tests marked ``anyio`` request ``anyio_backend``).
+    Raises :class:`ConfigError` for usage errors.
     A caller about to end its process passes ``retain``: what the run built (hundreds of
     thousands of objects for a large suite) is appended to it rather than freed, since
     freeing it costs tens of milliseconds that an exiting process need not spend.
@@ -476,7 +594,9 @@ def _discover(
 ) -> Discovery:
     inv = (invocation_dir or Path.cwd()).absolute()
     cli = options or CollectOptions()
-    cli_paths = list(args) + list(cli.paths)
+    # pytest options among the arguments (``tach list -- --doctest-modules``)
+    in_args = split_pytest_args(args) if any(a.startswith("-") for a in args) else None
+    cli_paths = (in_args.paths if in_args else list(args)) + list(cli.paths)
     config = determine_config(
         cli_paths,
         inifile=cli.inifile,
@@ -500,7 +620,11 @@ def _discover(
         opts.disabled_plugins += cli.disabled_plugins
         opts.noconftest |= cli.noconftest
         opts.collect_in_virtualenv |= cli.collect_in_virtualenv
-        opts.doctest_modules |= cli.doctest_modules
+        for given in (cli, in_args):
+            if given is not None:
+                opts.doctest_modules |= given.doctest_modules
+                opts.doctest_glob += given.doctest_glob
+                opts.import_mode = given.import_mode or opts.import_mode
     if opts.overrides:
         for item in opts.overrides:
             key, _, value = item.partition("=")
@@ -581,7 +705,8 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
                 DiscoveryError(walker.rel(ct.path), 1, ct.ignore_dynamic, "warning")
             )
         for plugin in ct.pytest_plugins:
-            f = index.find_module(plugin, ct.ctx.roots)
+            # a project module, or an installed one (``pytest_plugins = ["somelib.fixtures"]``)
+            f = index.find_module(plugin, ct.ctx.roots) or _installed_module(plugin, sp)
             pctx = load(f) if f else None
             if pctx is not None:
                 result.fixtures.extend(
@@ -593,6 +718,15 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
                         is_class=False,
                     )
                 )
+    for plugin in opts.plugins:  # ``-p module``: fixtures visible everywhere
+        f = _installed_module(plugin, (*run.extra_roots, run.rootdir, *sp))
+        pctx = load(f) if f else None
+        if pctx is not None:
+            result.fixtures.extend(
+                fixtures_of_namespace(
+                    collector, [(n, pctx.ns[n], pctx) for n in pctx.order], "plugin", "", False
+                )
+            )
     for directory, why in walker.unreadable.items():
         # pytest lists the directory and reports its error as a collection error: the engine
         # leaves the directory to pytest, as it does a directory whose items only pytest sees
@@ -629,10 +763,14 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
             follow_imports=False,
         )
 
-    plugins: list[PluginInfo] = []
-    if with_plugins:
-        builtin, plugins = plugin_fixtures(sp, opts.disabled_plugins, fixtures_of, load)
-        result.fixtures[:0] = builtin
+    # The installed plugins are read in any case: a plugin's fixture with ``params`` changes
+    # the ids of the tests it is visible to. pytest's own fixtures have none, so they are
+    # read only when fixtures are wanted (``with_plugins``).
+    builtin, plugins = plugin_fixtures(
+        sp, opts.disabled_plugins, fixtures_of, load, builtins=with_plugins
+    )
+    result.fixtures[:0] = builtin
+    _plugin_requests(plugins, result.tests)
     for p in plugins:
         interesting = [
             h
@@ -662,6 +800,32 @@ def _run_discovery(run: _Run, paths: list[str], with_plugins: bool) -> Discovery
         inputs=inputs,
         walked_dirs=frozenset(walker.walked),
     )
+
+
+#: plugins whose ``pytest_pycollect_makeitem`` adds a fixture to the tests it marks:
+#: anyio's adds ``usefixtures("anyio_backend")`` to coroutine tests marked ``anyio`` (so a
+#: conftest's ``anyio_backend`` with ``params`` parametrizes them).
+_MARK_FIXTURES = {"anyio.pytest_plugin": ("anyio", "anyio_backend")}
+
+
+def _plugin_requests(plugins: list[PluginInfo], tests: list[TestDef]) -> None:
+    """Add the fixtures installed plugins make tests request (see :data:`_MARK_FIXTURES`)."""
+    for p in plugins:
+        got = _MARK_FIXTURES.get(p.module)
+        if got is None:
+            continue
+        mark, fixture = got
+        for t in tests:
+            if t.is_async and not t.unittest and mark in t.marks and fixture not in t.fixtures:
+                t.fixtures = [fixture, *t.fixtures]
+
+
+def _installed_module(name: str, paths: Sequence[Path]) -> Path | None:
+    """The file of module ``name`` on ``paths`` (a package's ``__init__.py``), if any."""
+    from .plugins import module_file
+
+    found = module_file(name, paths)
+    return Path(found) if found else None
 
 
 def apply_selection(d: Discovery) -> None:

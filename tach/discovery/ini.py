@@ -417,7 +417,12 @@ class CollectOptions:
     rootdir: str | None = None
     noconftest: bool = False
     collect_in_virtualenv: bool = False
+    #: ``--doctest-modules``: every ``.py`` file walked is also a ``DoctestModule``.
     doctest_modules: bool = False
+    #: ``--doctest-glob`` patterns (pytest's default, ``test*.txt``, when empty).
+    doctest_glob: list[str] = field(default_factory=list)
+    #: ``--import-mode`` (None: pytest's default, ``prepend``).
+    import_mode: str | None = None
     #: These are pytest's own final values (``addopts`` and ``PYTEST_ADDOPTS`` applied, the
     #: paths those of ``config.args``): discovery applies nothing on top of them.
     final: bool = False
@@ -475,6 +480,10 @@ def split_pytest_args(argv: Sequence[str], into: CollectOptions | None = None) -
             opts.collect_in_virtualenv = True
         elif name == "--doctest-modules":
             opts.doctest_modules = True
+        elif name == "--doctest-glob":
+            opts.doctest_glob.append(value)
+        elif name == "--import-mode":
+            opts.import_mode = value
     return opts
 
 

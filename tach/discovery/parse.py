@@ -26,7 +26,7 @@ import ast
 from typing import Any
 
 #: bump when the summary layout changes (part of every cache key).
-SUMMARY_VERSION = 3
+SUMMARY_VERSION = 6
 
 _MUTATORS = frozenset(
     {
@@ -385,6 +385,10 @@ def _walk_body(
                         }
                     else:
                         items[tg.id] = {"k": "value", "v": enc, "line": stmt.lineno, "cond": cond}
+                elif type(tg) is _Attribute and type(tg.value) is _Name and not in_class:
+                    # ``test_x.__test__ = False``, ``test_x.pytestmark = [...]``: what pytest
+                    # makes of the object depends on its attributes
+                    facts["attrset"].setdefault(tg.value.id, [stmt.lineno, tg.attr])
                 else:
                     for n in _targets(tg):
                         items[n] = {"k": "other", "line": stmt.lineno, "cond": cond}
@@ -541,7 +545,7 @@ def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any
     mutated: set[str] = set()
     imports: list[list[Any]] = []
     _scan(tree.body, None, gens, mutated, imports)
-    facts: dict[str, Any] = {"star": [], "mutated": mutated, "gens": gens}
+    facts: dict[str, Any] = {"star": [], "mutated": mutated, "gens": gens, "attrset": {}}
     ns = _Namespace()
     _walk_body(tree.body, ns, None, False, facts)
     return {
@@ -551,5 +555,193 @@ def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any
         "imports": imports,
         "star": facts["star"],
         "mutated": sorted(mutated),
+        "attrset": facts["attrset"],
         "skip": _module_skip(tree) if _may_skip(source) else None,
+        "doctests": doctests(tree) if _may_have_examples(source) else None,
     }
+
+
+# -- doctests ---------------------------------------------------------------------------------
+#
+# Under ``--doctest-modules`` pytest imports each module and lets ``doctest.DocTestFinder``
+# find the docstrings that hold examples: the module's, then those of the functions and
+# classes its ``__dict__`` binds that were defined in it, recursively through classes
+# (methods, static and class methods, properties, nested classes), but not into functions.
+# Each becomes an item named by its dotted path (``mod.Class.method``), sorted by name. What
+# the source alone settles is written down here; anything else (a decorator that may replace
+# the object, a name bound twice, a definition under ``if``/``try``, ``__test__``, an
+# assignment to ``__doc__``, a docstring the doctest parser rejects) is the reason the
+# module's doctests are dynamic.
+
+#: decorators that return the object they are given (by their spelling in the source).
+_SAME_OBJECT = frozenset(
+    {
+        "abc.abstractmethod",
+        "abstractmethod",
+        "functools.total_ordering",
+        "total_ordering",
+        "dataclass",
+        "dataclasses.dataclass",
+        "typing.final",
+        "final",
+        "typing.runtime_checkable",
+        "runtime_checkable",
+        "unittest.skip",
+        "unittest.expectedFailure",
+    }
+)
+#: decorators whose result the finder looks through in a class body.
+_IN_CLASS = frozenset(
+    {"staticmethod", "classmethod", "property", "functools.cached_property", "cached_property"}
+)
+_EXAMPLE_LINE = None  # compiled on first use (most files have no examples)
+
+
+def _may_have_examples(source: bytes | str) -> bool:
+    return (b">>>" if isinstance(source, bytes) else ">>>") in source  # type: ignore[operator]
+
+
+def _docstring(node: ast.AST) -> str | None:
+    body = getattr(node, "body", None)
+    if body and type(body[0]) is _Expr:
+        value = body[0].value  # type: ignore[attr-defined]
+        if type(value) is _Constant and isinstance(value.value, str):
+            return value.value  # type: ignore[no-any-return]
+    return None
+
+
+def looks_like_doctest(doc: str | None) -> bool:
+    """Whether ``doc`` has a line starting with the ``>>>`` prompt: the doctest parser finds
+    an example there, or rejects the text (see :func:`has_examples`)."""
+    global _EXAMPLE_LINE
+    if not doc or ">>>" not in doc:
+        return False
+    if _EXAMPLE_LINE is None:
+        import re
+
+        _EXAMPLE_LINE = re.compile(r"^[ \t]*>>>", re.M)  # type: ignore[assignment]
+    return _EXAMPLE_LINE.search(doc) is not None  # type: ignore[attr-defined]
+
+
+def has_examples(doc: str | None) -> bool | None:
+    """Whether ``doc`` holds doctest examples (None: the doctest parser rejects it, so pytest
+    reports a collection error for its module)."""
+    if not looks_like_doctest(doc):
+        return False
+    # the standard library's parser (its import costs tens of milliseconds): only for texts
+    # that look like doctests, and only when doctests are collected
+    import doctest
+
+    try:
+        return bool(doctest.DocTestParser().get_examples(doc))
+    except ValueError:
+        return None
+
+
+def _mentions_examples(node: ast.AST) -> bool:
+    """Whether the docstrings the finder would look at under ``node`` mention ``>>>``."""
+    doc = _docstring(node)
+    if doc and ">>>" in doc:
+        return True
+    if type(node) is _ClassDef:
+        return any(
+            _mentions_examples(sub)
+            for stmt in node.body  # type: ignore[attr-defined]
+            for sub in ast.walk(stmt)
+            if isinstance(sub, _DEFS)
+        )
+    return False
+
+
+def _binds(stmt: ast.stmt) -> list[str]:
+    """The names a module- or class-level statement binds (its nested blocks' too)."""
+    out: list[str] = []
+    for node in ast.walk(stmt) if not isinstance(stmt, _DEFS) else [stmt]:
+        t = type(node)
+        if t is _FunctionDef or t is _AsyncFunctionDef or t is _ClassDef:
+            out.append(node.name)  # type: ignore[attr-defined]
+            if node is not stmt:
+                continue
+        elif t is _Assign:
+            for tg in node.targets:  # type: ignore[attr-defined]
+                out.extend(_targets(tg))
+        elif t is _AnnAssign or t is _AugAssign:
+            out.extend(_targets(node.target))  # type: ignore[attr-defined]
+        elif t is _Import or t is _ImportFrom:
+            out.extend(
+                (a.asname or a.name).partition(".")[0]
+                for a in node.names  # type: ignore[attr-defined]
+            )
+    return out
+
+
+def doctests(tree: ast.Module) -> dict[str, Any]:
+    """``{"names": [[path, line, docstring], ...], "why": reason or None}``: the dotted paths
+    (relative to the module; "" for the module itself) of the objects whose docstrings look
+    like doctests, sorted, with the lines of their definitions and the docstrings, or why the
+    source does not settle them."""
+    names: list[list[Any]] = []
+    why: list[str] = []
+
+    def add(qual: str, node: ast.AST) -> None:
+        doc = _docstring(node)
+        if looks_like_doctest(doc):
+            # checked with the doctest parser when doctests are collected (``has_examples``)
+            names.append([qual, getattr(node, "lineno", 1), doc])
+
+    def namespace(body: list[ast.stmt], prefix: str, in_class: bool) -> None:
+        defined: dict[str, bool] = {}  # name -> whether any of its definitions has examples
+        bound: set[str] = set()  # the names bound by the statements before this one
+        last: list[str] = []
+        for stmt in body:
+            bound.update(last)
+            last = _binds(stmt)
+            t = type(stmt)
+            if t is _FunctionDef or t is _AsyncFunctionDef or t is _ClassDef:
+                name = stmt.name  # type: ignore[attr-defined]
+                mentions = _mentions_examples(stmt)
+                if name in defined and (mentions or defined[name]):
+                    why.append(f"{prefix}{name} is defined twice (line {stmt.lineno})")
+                defined[name] = defined.get(name, False) or mentions
+                if not mentions:
+                    continue
+                for d in stmt.decorator_list:  # type: ignore[attr-defined]
+                    spelled = dotted(d.func if type(d) is _Call else d) or ""
+                    if not (
+                        spelled in _SAME_OBJECT
+                        or (in_class and spelled in _IN_CLASS)
+                        or spelled.startswith(("pytest.mark.", "mark."))
+                    ):
+                        why.append(
+                            f"{prefix}{name} is decorated by {spelled or 'an expression'} "
+                            f"(line {d.lineno})"
+                        )
+                add(prefix + name, stmt)
+                if t is _ClassDef:
+                    namespace(stmt.body, f"{prefix}{name}.", True)  # type: ignore[attr-defined]
+            elif t is _Assign or t is _AnnAssign or t is _AugAssign:
+                targets = stmt.targets if t is _Assign else [stmt.target]  # type: ignore[attr-defined]
+                value = stmt.value  # type: ignore[attr-defined]
+                for tg in targets:
+                    for n in _targets(tg):
+                        if n in ("__doc__", "__test__") or defined.get(n):
+                            why.append(f"{prefix}{n} is assigned (line {stmt.lineno})")
+                if type(value) is _Name and defined.get(value.id):
+                    # the finder meets each object once, under the name that comes first in
+                    # ``__dict__`` order: an alias bound for the first time after the
+                    # definition comes after it
+                    for tg in targets:
+                        for n in _targets(tg):
+                            if n in bound:
+                                why.append(
+                                    f"{prefix}{value.id} is bound to {n}, a name bound before "
+                                    f"it (line {stmt.lineno})"
+                                )
+            elif t is not _Expr and any(
+                isinstance(sub, _DEFS) and _mentions_examples(sub) for sub in ast.walk(stmt)
+            ):
+                why.append(f"a docstring with examples under the statement of line {stmt.lineno}")
+
+    add("", tree)
+    namespace(tree.body, "", False)
+    return {"names": sorted(names), "why": why[0] if why else None}

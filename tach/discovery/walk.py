@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePath
@@ -84,11 +85,20 @@ class Conftest:
         self.pytest_plugins: list[str] = []
 
 
+#: :attr:`WalkItem.kind` bits: a test module (``python_files``, or named on the command line),
+#: a ``DoctestModule`` (``--doctest-modules``), a ``DoctestTextfile`` (``--doctest-glob``).
+TEST_MODULE = 1
+DOCTEST_MODULE = 2
+DOCTEST_TEXT = 4
+
+
 class WalkItem(NamedTuple):
-    """One test module to collect, and the node-id selectors naming parts of it (None: all)."""
+    """One file to collect, the node-id selectors naming parts of it (None: all), and what
+    pytest makes of it (:data:`TEST_MODULE`, :data:`DOCTEST_MODULE`, :data:`DOCTEST_TEXT`)."""
 
     path: Path
     selectors: list[str] | None
+    kind: int = TEST_MODULE
 
 
 class Walker:
@@ -111,6 +121,16 @@ class Walker:
         # patterns without a separator match the file name alone (``fnmatch_ex``)
         self._name_patterns = all(os.sep not in p for p in self.python_files)
         self.norecurse = config.get("norecursedirs")
+        self.doctest_modules = opts.doctest_modules
+        #: ``_pytest.doctest._is_doctest``: the globs a text file is a doctest file by.
+        self.doctest_glob = opts.doctest_glob or ["test*.txt"]
+        self._doctest_names = all(os.sep not in p for p in self.doctest_glob)
+        # every file of every directory walked is matched: one compiled pattern for all globs
+        self._doctest_name_match = (
+            re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in self.doctest_glob)).match
+            if self._doctest_names
+            else None
+        )
         self._conftests: dict[Path, Conftest | None] = {}
         self._for_dir: dict[Path, list[Conftest]] = {}
         self._ignores_for: dict[Path, tuple[frozenset[str], list[str]]] = {}
@@ -317,7 +337,12 @@ class Walker:
                 sel: list[str] | None = None
             else:
                 self.conftests_for(p.parent)
-                files = [p] if p.suffix == ".py" else []
+                if p.suffix == ".py":
+                    files = [(p, TEST_MODULE | self._doctest_kind(p))]
+                elif p.suffix in (".txt", ".rst") or self._is_doctest_text(p.name, str(p)):
+                    files = [(p, DOCTEST_TEXT)]
+                else:
+                    files = []
                 if parts:
                     from ..nodeid import NodeId  # only for node-id arguments
 
@@ -325,14 +350,33 @@ class Walker:
                     sel = [str(NodeId(self.rel(p), node.names, node.params))]
                 else:
                     sel = None
-            for f in files:
+            for f, kind in files:
                 key = str(f)
                 if key not in selectors:
-                    order.append(f)
+                    order.append((f, kind))
                     selectors[key] = sel
                 elif selectors[key] is not None:
                     selectors[key] = None if sel is None else [*selectors[key], *sel]  # type: ignore[misc]
-        return [WalkItem(f, selectors[str(f)]) for f in order]
+        return [WalkItem(f, selectors[str(f)], kind) for f, kind in order]
+
+    def _doctest_kind(self, path: Path) -> int:
+        """:data:`DOCTEST_MODULE` when ``--doctest-modules`` makes ``path`` a doctest module
+        (not ``__main__.py``, nor a ``setup.py`` that mentions setuptools or distutils)."""
+        if not self.doctest_modules or path.name == "__main__.py":
+            return 0
+        if path.name == "setup.py":
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return DOCTEST_MODULE
+            if b"setuptools" in data or b"distutils" in data:
+                return 0
+        return DOCTEST_MODULE
+
+    def _is_doctest_text(self, name: str, spath: str) -> bool:
+        if self._doctest_name_match is not None:
+            return self._doctest_name_match(name) is not None
+        return any(fnmatch_ex(g, spath) for g in self.doctest_glob)
 
     def _walk_dir(self, directory: Path):  # type: ignore[no-untyped-def]
         self.walked.add(directory)
@@ -367,23 +411,37 @@ class Walker:
                 yield from self._walk_dir(path)
             elif is_file:
                 name = entry.name
-                # ``Path.suffix`` is ".py" for names ending so, except ".py" itself; checked
-                # first, since ignoring a file has no side effect worth paying for here
-                if not (name.endswith(".py") and len(name) > 3):
-                    continue
                 # ``entry.path`` is the file's path as ``str(Path(entry.path))`` spells it (the
                 # directory's is normalised), so that strings stand in for paths here
                 spath = entry.path
+                # ``Path.suffix`` is ".py" for names ending so, except ".py" itself; checked
+                # first, since ignoring a file has no side effect worth paying for here
+                if not (name.endswith(".py") and len(name) > 3):
+                    initpath = spath in self._initpath_strs
+                    if (
+                        (initpath and name.endswith((".txt", ".rst")))
+                        or self._is_doctest_text(name, spath)
+                    ) and (initpath or not self._listed_ignored(spath, directory)):
+                        yield directory / name, DOCTEST_TEXT
+                    continue
                 if spath in self._initpath_strs:
-                    yield directory / name
+                    path = directory / name
+                    yield path, TEST_MODULE | self._doctest_kind(path)
                     continue
                 if self._listed_ignored(spath, directory):
                     continue
                 if name_patterns is not None:
-                    if any(fnmatch.fnmatch(name, pat) for pat in name_patterns):
-                        yield directory / name
-                elif any(fnmatch_ex(pat, spath) for pat in self.python_files):
-                    yield directory / name
+                    is_test = any(fnmatch.fnmatch(name, pat) for pat in name_patterns)
+                else:
+                    is_test = any(fnmatch_ex(pat, spath) for pat in self.python_files)
+                if is_test:
+                    path = directory / name
+                    yield path, TEST_MODULE | self._doctest_kind(path)
+                elif self.doctest_modules:
+                    path = directory / name
+                    kind = self._doctest_kind(path)
+                    if kind:
+                        yield path, kind
 
 
 def dynamic_scopes(conftests: list[Conftest]) -> list[tuple[str, str, int, str]]:

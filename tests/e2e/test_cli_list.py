@@ -129,6 +129,17 @@ def test_second_run_parses_nothing(project: Path) -> None:
 
 
 @features
+@pytest.mark.parametrize("fmt", [[], ["--format=json"]])
+def test_second_run_answers_from_the_whole_run_cache(project: Path, fmt: list[str]) -> None:
+    # ``python -m tach`` puts the project directory on the import path, and the first run
+    # creates ``.tach/`` there: that must not change the whole-run cache's key
+    for _ in range(2):
+        proc = run(["-m", "tach", *fmt, "list", "-q"], project)
+        assert proc.returncode == 0, proc.stderr
+    assert len(list((project / ".tach").glob("list-*.cache"))) == 1
+
+
+@features
 def test_collect_compares_with_pytest(project: Path) -> None:
     proc = run(["-m", "tach", "list", "-q", "--collect"], project)
     assert "missing 0, extra 0" in proc.stdout
@@ -182,3 +193,28 @@ def test_format_is_taken_before_or_after_list(project: Path) -> None:
     after = run(["-m", "tach", "list", "--format", "json"], project)
     assert after.returncode == before.returncode
     assert json.loads(after.stdout) == json.loads(before.stdout)
+
+
+@pytest.mark.parametrize("project", ["list_misses"], indirect=True)
+def test_doctests_star_imports_and_own_decorators_are_listed_or_dynamic(
+    project: Path,
+) -> None:
+    # addopts has --doctest-modules: docstrings with examples are items, and so is
+    # tests/test_guide.txt; a star import, a project's own parametrizing decorator and a
+    # module whose doctest function is wrapped by a decorator are dynamic.
+    proc = run(["-m", "tach", "list", "-q", "--collect"], project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "static equal 8, dynamic 4, missing 0, extra 0" in proc.stdout
+    listed = proc.stdout.split("\n\n")[0].splitlines()
+    assert listed[:2] == ["src/shapes/__init__.py::shapes", "src/shapes/helpers.py"]
+    assert "tests/test_guide.txt::test_guide.txt" in listed
+    doc = json.loads(run(["-m", "tach", "--format=json", "list"], project).stdout)
+    reasons = {t["id"]: t["dynamic"] for t in _dynamic(doc)}
+    assert "decorated by logged" in reasons["src/shapes/helpers.py"]
+    assert "import *" in reasons["tests/test_star.py"]
+    assert "bools" in reasons["tests/test_shapes.py::test_area"]
+    # a new docstring with examples is listed by the next run (the whole-run cache sees it)
+    square = project / "src" / "shapes" / "square.py"
+    square.write_text(square.read_text() + '\n\ndef zero():\n    """\n    >>> 0\n    0\n    """\n')
+    again = run(["-m", "tach", "list", "-q"], project).stdout.splitlines()
+    assert "src/shapes/square.py::shapes.square.zero" in again

@@ -15,6 +15,9 @@ import pytest
 from tach.discovery import discover
 from tach.discovery.cache import MAGIC, SummaryCache, decode_frames, encode_frames
 
+# The runs below pass ``site_packages=[]``: discovery reads installed plugins' modules too
+# (their fixtures' params change ids), and the counts here are of the project's files.
+
 
 def _project(root: Path, n: int = 3) -> Path:
     (root / "pytest.ini").write_text("[pytest]\n")
@@ -36,9 +39,9 @@ def _age_all(root: Path) -> None:
 def test_second_run_parses_no_unchanged_file(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _age_all(root)
-    first = discover(invocation_dir=root, with_plugins=False)
+    first = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert first.stats.parsed == 3 and first.stats.hits == 0
-    second = discover(invocation_dir=root, with_plugins=False)
+    second = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert second.stats.parsed == 0 and second.stats.hits == 3
     assert [t.id for t in second.result.tests] == [t.id for t in first.result.tests]
 
@@ -46,11 +49,11 @@ def test_second_run_parses_no_unchanged_file(tmp_path: Path) -> None:
 def test_changed_file_is_reparsed_and_touched_file_only_rehashed(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _age_all(root)
-    discover(invocation_dir=root, with_plugins=False)
+    discover(invocation_dir=root, with_plugins=False, site_packages=[])
     (root / "test_m0.py").write_text("def test_0():\n    pass\n\ndef test_new():\n    pass\n")
     _age(root / "test_m0.py", 5)
     os.utime(root / "test_m1.py")  # new mtime, same content
-    d = discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert d.stats.parsed == 1 and d.stats.rehashed == 1 and d.stats.hits == 1
     assert "test_m0.py::test_new" in [t.id for t in d.result.tests]
 
@@ -58,8 +61,8 @@ def test_changed_file_is_reparsed_and_touched_file_only_rehashed(tmp_path: Path)
 def test_recently_modified_file_is_verified_by_hash(tmp_path: Path) -> None:
     root = _project(tmp_path, 1)
     # the mtime is "now", within the racy window, so the next run re-hashes the file
-    discover(invocation_dir=root, with_plugins=False)
-    d = discover(invocation_dir=root, with_plugins=False)
+    discover(invocation_dir=root, with_plugins=False, site_packages=[])
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert d.stats.hits == 0 and d.stats.rehashed == 1 and d.stats.parsed == 0
 
 
@@ -106,10 +109,11 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
 def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(tmp_path: Path, corruption: str) -> None:
     root = _project(tmp_path)
     _age_all(root)
-    expected = [t.id for t in discover(invocation_dir=root, with_plugins=False).result.tests]
+    found = discover(invocation_dir=root, with_plugins=False, site_packages=[])
+    expected = [t.id for t in found.result.tests]
     cache_file = _file(root)
     cache_file.write_bytes(CORRUPTIONS[corruption](cache_file.read_bytes()))
-    d = discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert [t.id for t in d.result.tests] == expected
     assert d.stats.parsed == 3 and d.stats.corrupt
     assert len(_entries(cache_file)) == 3
@@ -118,13 +122,13 @@ def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(tmp_path: Path, corrupt
 def test_bad_entries_are_rejected_individually(tmp_path: Path) -> None:
     root = _project(tmp_path)
     _age_all(root)
-    discover(invocation_dir=root, with_plugins=False)
+    discover(invocation_dir=root, with_plugins=False, site_packages=[])
     cache_file = _file(root)
     entries = _entries(cache_file)
     entries[str(root / "test_m0.py")]["summary"] = {"v": -1}
     entries[str(root / "test_m1.py")]["size"] = "big"
     cache_file.write_bytes(_written([{"schema": "tach-discovery-cache"}, entries]))
-    d = discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert d.stats.rejected == 2 and d.stats.parsed == 2 and d.stats.hits == 1
 
 
@@ -139,11 +143,11 @@ def test_a_lying_entry_with_matching_stat_is_still_keyed_by_content(tmp_path: Pa
     st = path.stat()
     path.write_text("def test_X():\n    pass\n")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    d = discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     # size and mtime match and are old: the entry is trusted (like git/make); document this
     assert [t.id for t in d.result.tests] == ["test_m0.py::test_0"]
     os.utime(path)  # any mtime change makes Tach read and hash the file
-    d = discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert [t.id for t in d.result.tests] == ["test_m0.py::test_X"]
 
 
@@ -152,7 +156,7 @@ def test_no_temp_files_left_and_writes_are_atomic(tmp_path: Path) -> None:
     script = (
         "import sys; from pathlib import Path; from tach.discovery import discover\n"
         "for _ in range(15):\n"
-        "    d = discover(invocation_dir=Path(sys.argv[1]), with_plugins=False)\n"
+        "    d = discover(invocation_dir=Path(sys.argv[1]), with_plugins=False, site_packages=[])\n"
         "    assert len(d.result.tests) == 20, len(d.result.tests)\n"
     )
     procs = []
@@ -168,7 +172,7 @@ def test_no_temp_files_left_and_writes_are_atomic(tmp_path: Path) -> None:
 def test_unwritable_cache_dir_is_not_an_error(tmp_path: Path) -> None:
     root = _project(tmp_path)
     (root / ".tach").write_text("not a directory")
-    d = discover(invocation_dir=root, with_plugins=False)
+    d = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert len(d.result.tests) == 3
 
 
@@ -188,12 +192,12 @@ def test_a_summary_utf8_cannot_hold_is_cached_and_read_back_as_it_was(tmp_path: 
         'import pytest\n\n@pytest.mark.parametrize("v", ["\\ud800"])\ndef test_s(v):\n    pass\n'
     )
     _age_all(root)
-    first = discover(invocation_dir=root, with_plugins=False)
+    first = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert [t.id for t in first.result.tests] == [
         "test_m0.py::test_s[\\ud800]",
         "test_m1.py::test_1",
     ]
-    second = discover(invocation_dir=root, with_plugins=False)
+    second = discover(invocation_dir=root, with_plugins=False, site_packages=[])
     assert second.stats.parsed == 0 and second.stats.hits == 2
     assert [t.id for t in second.result.tests] == [t.id for t in first.result.tests]
 
