@@ -487,13 +487,20 @@ def import_as_collected(path: Path, config: pytest.Config) -> None:
     """Import the module at ``path`` as pytest's collection does (``import_path`` with the
     configured import mode). What goes wrong is left for the worker that collects the module
     to report, as pytest's collection would (a module-level skip, an import error...)."""
-    with contextlib.suppress(BaseException):  # a module's import may raise anything
+    before = set(sys.modules)
+    try:
         import_path(
             path,
             mode=config.getoption("importmode"),
             root=config.rootpath,
             consider_namespace_packages=bool(config.getini("consider_namespace_packages")),
         )
+    except BaseException:  # a module's import may raise anything
+        # ``importlib`` mode leaves the half-run module in ``sys.modules``, where the worker's
+        # collection would find it (no tests, no error): take it out.
+        for name in set(sys.modules) - before:
+            if getattr(sys.modules[name], "__file__", None) == str(path):
+                del sys.modules[name]
 
 
 def import_root(path: Path, consider_namespace_packages: bool) -> str:

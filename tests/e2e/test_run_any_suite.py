@@ -135,6 +135,22 @@ def test_modules_are_imported_where_pytests_collection_order_imports_them(
         assert set(expected.values()) == {"pass"} and len(expected) == 4
 
 
+@pytest.mark.parametrize("import_mode", ["prepend", "importlib"])
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["dup_basenames"], indirect=True)
+def test_duplicate_basenames_without_init_files_collect_as_under_pytest(
+    project, isolation, import_mode
+):
+    # prepend: the second test_same.py fails with "import file mismatch", as in pytest;
+    # importlib: both run
+    args = [f"--import-mode={import_mode}", "--continue-on-collection-errors"]
+    expected = pytest_outcomes(project, *args)
+    events, result = run_tach(project, "--isolation", isolation, "-n", "2", *args)
+    assert outcomes(events) == expected, result.stderr
+    same = [outcome for test_id, outcome in expected.items() if "test_same" in test_id]
+    assert ("collect_error" in same) == (import_mode == "prepend")
+
+
 def _record_heavy(project: Path, events: list[dict]) -> None:
     """Durations an earlier run would leave, long enough for the module to be worth slicing."""
     ids = [e["id"] for e in events if e["event"] == "test_finished"]
