@@ -100,6 +100,8 @@ def parse_events(stdout: str) -> dict[str, Any]:
     durations: dict[str, float] = {}
     unknown: dict[str, str] = {}
     duplicates = 0
+    crashes: list[str] = []
+    finished: dict[str, Any] | None = None
     for line in stdout.splitlines():
         line = line.strip()
         if not line.startswith("{"):
@@ -108,7 +110,15 @@ def parse_events(stdout: str) -> dict[str, Any]:
             ev = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(ev, dict) or ev.get("event") not in ("test_finished", "collect_error"):
+        if not isinstance(ev, dict):
+            continue
+        if ev.get("event") == "worker_crash":
+            crashes.append(f"{ev.get('id')}: {ev.get('phase')}: {ev.get('message')}")
+            continue
+        if ev.get("event") == "run_finished":
+            finished = {k: ev.get(k) for k in ("exit_code", "interrupted")}
+            continue
+        if ev.get("event") not in ("test_finished", "collect_error"):
             continue
         nid = ev.get("id", ev.get("nodeid"))
         if not isinstance(nid, str):
@@ -124,7 +134,14 @@ def parse_events(stdout: str) -> dict[str, Any]:
         reported[nid] = status
         if isinstance(ev.get("duration_ms"), (int, float)):
             durations[nid] = float(ev["duration_ms"])
-    return {"reported": reported, "durations": durations, "unknown": unknown, "dup": duplicates}
+    return {
+        "reported": reported,
+        "durations": durations,
+        "unknown": unknown,
+        "dup": duplicates,
+        "crashes": crashes,
+        "run_finished": finished,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,6 +343,8 @@ def compare_one(ctx: Context, p: C.Project) -> dict[str, Any]:
         extra=len(extra),
         duplicates=ev["dup"],
         unknown_status=ev["unknown"],
+        worker_crashes=ev["crashes"],
+        run_finished=ev["run_finished"],
         pytest_wall_s=round(pyt, 3),
         pytest_walls_s=[round(w, 3) for w in pytest_walls] or None,
         ratio=round(res["engine_wall_s"] / pyt, 3) if pyt else None,
@@ -434,6 +453,10 @@ def show_mismatches(r: dict[str, Any], show: int) -> None:
             print(f"{name}: {label}: {line}", file=sys.stderr)
         if len(items) > show:
             print(f"{name}: {label}: ... {len(items) - show} more", file=sys.stderr)
+    for line in r.get("worker_crashes", [])[:show]:
+        print(f"{name}: worker crash: {line[:300]}", file=sys.stderr)
+    if r.get("run_finished") is None and r["status"] == "ran":
+        print(f"{name}: no run_finished event (exit {r.get('returncode')})", file=sys.stderr)
     if r.get("unknown_status"):
         print(
             f"{name}: unknown statuses: {dict(list(r['unknown_status'].items())[:5])}",
