@@ -295,6 +295,7 @@ def compare_one(ctx: Context, p: C.Project) -> dict[str, Any]:
     base, venv, workdir, env = prep
     exp = expected(base)
     res.update(baseline=len(exp), flaky=len(base.get("flaky", [])))
+    res["pytest_exitstatus"] = sorted({str(x) for x in base.get("exitstatus", [])})
     cmd = render(a.engine, p, venv, workdir, a.mode)
     res["command"] = cmd
     runs, walls, pytest_walls = [], [], []
@@ -484,6 +485,7 @@ def outcome_table(results: list[dict[str, Any]]) -> str:
         "tach s",
         "pytest s",
         "ratio",
+        "exit t/p",
         "agreement",
     ]
     keys = ("baseline", "reported", "same", "different", "missing", "extra", "flaky")
@@ -501,6 +503,7 @@ def outcome_table(results: list[dict[str, Any]]) -> str:
                     "-",
                     "-",
                     "-",
+                    "-",
                     "not runnable",
                 ]
             )
@@ -514,6 +517,7 @@ def outcome_table(results: list[dict[str, Any]]) -> str:
                 f"{r['engine_wall_s']:.2f}",
                 f"{r['pytest_wall_s']:.2f}",
                 f"{r['ratio']:.2f}" if r["ratio"] else "-",
+                f"{r['returncode']}/{','.join(r.get('pytest_exitstatus') or ['?'])}",
                 f"{agree:.2f}%" + (" !" if bad else ""),
             ]
         )
@@ -530,6 +534,7 @@ def outcome_table(results: list[dict[str, Any]]) -> str:
                 f"{tach_s:.2f}",
                 f"{pytest_s:.2f}",
                 f"{tach_s / pytest_s:.2f}" if pytest_s else "-",
+                "",
                 f"{agree:.2f}%",
             ]
         )
