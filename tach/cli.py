@@ -345,6 +345,9 @@ def run_configured(
             # what discovery found wrong (an unreadable path, say) says more than a crash
             sys.stderr.write(f"ERROR: {first_error}\n")
             return EXIT_USAGE_ERROR
+        if code == EXIT_OK:  # pytest answered without a session (``-V``, say)
+            sys.stdout.write(output)
+            return EXIT_OK
         sys.stderr.write(output)
         return code if code > 0 else EXIT_INTERNAL_ERROR
     if configured.get("informational"):  # --fixtures, --markers...: pytest shows them
@@ -527,15 +530,18 @@ def plan_and_run(
     for unit in plan.units:
         unit.weight = estimate_weight(unit, durations, recorded, files)
     units = plan.units
+    selection = StaticSelection(found)
     if config.slice != "never":
         units = slice_heavy_units(
             units,
             config.workers,
             sliceable(found, config.slice),
-            StaticSelection(found).count,
+            selection.count,
             durations,
             recorded,
         )
+    for unit in units:
+        unit.count = selection.count(unit, durations, recorded)
     if config.last_failed and last_failed:
         units = rerun_units(units, last_failed, rootdir)
     elif config.failed_first and last_failed:
@@ -616,20 +622,33 @@ def print_config(config: Any, project: Any, layers: Any) -> None:
 
 
 class StaticSelection:
-    """How many of a unit's tests ``-k``, ``-m`` and ``--deselect`` (command line and
-    ``addopts``) keep, as static discovery's marks tell. For slicing decisions only: pytest in
-    the workers decides what runs. (click's ``-m 'not stress'`` leaves out 31,000 of its
-    33,000 tests, all in one module.) Computed on first use: most runs slice nothing."""
+    """How many of a unit's tests ``-k``, ``-m`` and ``--deselect`` (pytest's final values)
+    keep, as static discovery's marks tell: for slicing decisions and ``run_start``'s count
+    only; pytest in the workers decides what runs. (click's ``-m 'not stress'`` leaves out
+    31,000 of its 33,000 tests, all in one module.) Computed on first use, once."""
 
     def __init__(self, found: Any) -> None:
         self.found = found
         self._dropped: frozenset[str] | None = None
 
-    def count(self, unit: Unit) -> int:
-        """The tests of ``unit`` the selection keeps."""
+    def count(
+        self,
+        unit: Unit,
+        durations: dict[str, float] | None = None,
+        recorded: dict[str, list[str]] | None = None,
+    ) -> int:
+        """The tests of ``unit`` the selection keeps; with ``recorded`` (see
+        ``tach.scheduler.recorded_items``), a dynamic test counts as the items earlier runs
+        recorded for it."""
         if self._dropped is None:
             self._dropped = self._deselected()
-        return sum(1 for test_id in unit.expected if test_id not in self._dropped)
+        count = 0
+        for test_id in unit.expected:
+            if test_id in self._dropped:
+                continue
+            items = recorded.get(test_id) if recorded and test_id not in (durations or {}) else None
+            count += len(items) if items else 1
+        return count
 
     def _deselected(self) -> frozenset[str]:
         from tach.discovery import ConfigError

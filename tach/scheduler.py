@@ -49,6 +49,9 @@ class Unit:
     ignore: list[str] = dataclasses.field(default_factory=list)
     #: Run only one slice of the module's tests (see :func:`slice_heavy_units`).
     slice: UnitSlice | None = None
+    #: The tests pytest is expected to report for it, when known better than ``expected``
+    #: says (``-k``/``-m``/``--deselect`` applied, a dynamic test's recorded items counted).
+    count: int | None = None
 
     @property
     def unlisted_directory(self) -> bool:
@@ -106,7 +109,7 @@ class UnitQueue:
                 unit.args[0] == d or unit.args[0].startswith(d + os.sep) for d in cut
             ):
                 continue
-            count += len(unit.expected)
+            count += unit.count if unit.count is not None else len(unit.expected)
         return count
 
     def clear(self) -> list[Unit]:
