@@ -875,6 +875,16 @@ def run_and_exit() -> NoReturn:
     os._exit(code)
 
 
+def list_paths(words: Sequence[str], other_options: bool) -> list[str]:
+    """``tach list``'s paths and node ids. Options it does not know are pytest's (a plugin's,
+    a conftest's) and do not change what static discovery lists; with no pytest to ask which
+    of them take a value, a word among the arguments that names no path is taken for such a
+    value when there are any (``--cov pkg``), and left for discovery to refuse otherwise."""
+    if not other_options:
+        return list(words)
+    return [word for word in words if Path(word.partition("::")[0]).exists()]
+
+
 def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = None) -> int:
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
@@ -895,12 +905,18 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_INTERRUPTED
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, others = parser.parse_known_args(argv)
+    if others and ns.command != "list":
+        parser.error(f"unrecognized arguments: {' '.join(others)}")
     if ns.command == "list":
         from .listing import ListRequest, run_list
 
         req = ListRequest(
-            args=[*ns.args, *(["--doctest-modules"] if ns.doctest_modules else [])],
+            args=[
+                *list_paths(ns.args, bool(others)),
+                *others,
+                *(["--doctest-modules"] if ns.doctest_modules else []),
+            ],
             keyword=ns.keyword,
             markexpr=ns.markexpr,
             quiet=ns.quiet,

@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import CallInfo
 from _pytest.scope import Scope
 
@@ -307,6 +308,29 @@ def describe_status(pid: int, status: int) -> str:
     if code == EXIT_INTERRUPTED:
         return f"Test process {pid} ended: KeyboardInterrupt"
     return f"Test process {pid} exited with status {code} in the middle of the test"
+
+
+def own_files(capturing: Any) -> None:
+    """Give a forked worker's pytest capture (inherited, suspended) files of its own under
+    the same file descriptors: an fd-level capture's temporary file (shared with the zygote
+    and every other worker otherwise, one file offset for all) and the descriptor it restores
+    when capture is suspended (now this process's fd 1 or 2, the worker's memfd). Its Python
+    objects, ``sys.stdout``'s stand-in among them, stay the ones the zygote had. An in-memory
+    (``--capture=sys``) capture is private to the process already."""
+    import tempfile
+
+    for capture in (capturing.out, capturing.err):
+        saved = getattr(capture, "targetfd_save", None)
+        tmpfile = getattr(capture, "tmpfile", None)
+        if saved is None or tmpfile is None:
+            continue
+        os.dup2(capture.targetfd, saved)
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            fd = tmpfile.fileno()
+            with tempfile.TemporaryFile(buffering=0) as private:
+                os.dup2(private.fileno(), fd)
+            tmpfile.seek(0)
+            tmpfile.truncate()
 
 
 def absolute_argument(arg: str, invocation_dir: Path, pyargs: bool = False) -> str:
@@ -667,7 +691,7 @@ class Worker:
             setupstate.stack[node] = ([node.teardown], None)
             try:
                 node.setup()
-            except Exception as exc:  # recorded as SetupState.setup does; every item re-raises it
+            except TEST_OUTCOME as exc:  # recorded as SetupState.setup does; each item re-raises it
                 setupstate.stack[node] = (setupstate.stack[node][0], (exc, exc.__traceback__))
                 return
         request = getattr(item, "_request", None)
@@ -696,9 +720,10 @@ class Worker:
                     request.getfixturevalue(name)
                 except pytest.FixtureLookupError:
                     continue  # a dynamically requested name this item cannot see
-                except Exception:
-                    # Cached in the FixtureDef: the child re-raises it in the item's setup, as
-                    # pytest would for every test that requests the fixture.
+                except TEST_OUTCOME:
+                    # Cached in the FixtureDef (an error, or a skip such as a unittest class's
+                    # ``skipUnless``): the child re-raises it in the item's setup, as pytest
+                    # would for every test that requests the fixture.
                     if key is not None:
                         primed[key] = False
                     break
@@ -811,6 +836,11 @@ class Worker:
         files, interleaving their tests' output. The test processes a worker forks run one at a
         time and inherit both; the memfd keeps what escapes pytest's capture (a crash's
         traceback, a subprocess's output) for the crash report.
+
+        pytest's capture objects themselves are kept: the test modules were imported in the
+        zygote with capture on, as pytest's collection imports them, so a module that kept
+        ``sys.stdout`` (a parametrize value, say) holds the very object a test sees there, as
+        under pytest. Only what lies under their file descriptors changes (:func:`own_files`).
         """
         if not self.capture_output:
             if self.dump_signal:
@@ -818,12 +848,9 @@ class Worker:
             return
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         inherited = getattr(capman, "_global_capturing", None) if capman else None
-        if inherited is not None:
-            # Drop the zygote's capture without reading it: its temp files are shared with
-            # every other test process, which would interleave their output.
-            inherited.stop_capturing()
-            capman._global_capturing = None
         self.output.redirect((1, 2))
+        if inherited is not None:
+            own_files(inherited)
         # faulthandler writes to a descriptor of its own: during a test fd 2 is pytest's
         # capture file, and a crash's traceback must land in the memfd the worker reads.
         self.crash_fd = fcntl.fcntl(self.output.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
@@ -831,9 +858,6 @@ class Worker:
         if self.dump_signal:
             # A timeout: the supervisor asks for every thread's stack before ending the process.
             faulthandler.register(self.dump_signal, file=self.crash_fd, all_threads=True)
-        if inherited is not None:
-            capman.start_global_capturing()
-            capman.suspend_global_capture()
 
     def finish_own_wide_fixtures(self, inherited: dict[Any, int], last: pytest.Item) -> None:
         """Tear down wider fixtures this child set up itself, and tell the worker their names."""

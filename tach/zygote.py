@@ -220,11 +220,23 @@ class Zygote:
         mode = str(config.getoption("importmode"))
         namespace = bool(config.getini("consider_namespace_packages"))
         initial = InitialPaths(config)
-        for name in self.spec.get("collection_paths", []):
-            try:
-                self._import_collected(session, Path(name), initial, mode, namespace)
-            except Exception:  # an unreadable path, a hook that raises: the worker reports it
-                continue
+        # pytest collects a module with its global capture on (``sys.stdout`` is the capture's
+        # file then, and a module may keep it); what the imports print is dropped, as pytest
+        # shows it only with a collection error, which the worker's collection reports.
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        capturing = capman is not None and capman.is_globally_capturing()
+        if capturing:
+            capman.resume_global_capture()
+        try:
+            for name in self.spec.get("collection_paths", []):
+                try:
+                    self._import_collected(session, Path(name), initial, mode, namespace)
+                except Exception:  # an unreadable path, a hook that raises: the worker says
+                    continue
+        finally:
+            if capturing:
+                capman.suspend_global_capture()
+                capman.read_global_capture()
 
     def _import_collected(
         self,

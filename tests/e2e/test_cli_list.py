@@ -218,3 +218,16 @@ def test_doctests_star_imports_and_own_decorators_are_listed_or_dynamic(
     square.write_text(square.read_text() + '\n\ndef zero():\n    """\n    >>> 0\n    0\n    """\n')
     again = run(["-m", "tach", "list", "-q"], project).stdout.splitlines()
     assert "src/shapes/square.py::shapes.square.zero" in again
+
+
+@features
+def test_options_pytest_takes_are_accepted_by_list(project: Path) -> None:
+    # a plugin's option with a separate value, and one of pytest's that list has no flag for:
+    # what they select is pytest's business; the listing is the same as without them
+    plain = run(["-m", "tach", "list", "-q", "tests"], project)
+    proc = run(
+        ["-m", "tach", "list", "-q", "--cov", "pkg", "--continue-on-collection-errors", "tests"],
+        project,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == plain.stdout and proc.stdout

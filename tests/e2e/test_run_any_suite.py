@@ -213,3 +213,14 @@ def test_a_collection_error_is_reported_for_its_file_while_the_rest_runs(project
     events, result = run_tach(project, "--isolation", isolation, "-n", "2")
     assert outcomes(events) == expected, result.stderr
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["skipped_class"], indirect=True)
+def test_a_skipped_unittest_class_is_skipped_in_every_mode(project, isolation):
+    # --isolation test sets a class's fixtures up in the worker before each fork: a skip
+    # raised there (unittest's skipUnless) is the tests' skip, not the worker's death
+    expected = pytest_outcomes(project)
+    assert sorted(expected.values()) == ["pass", "skip", "skip"]
+    events, result = run_tach(project, "--isolation", isolation)
+    assert outcomes(events) == expected, result.stderr
