@@ -108,7 +108,7 @@ def test_syntax_error_reported_and_other_files_listed(project: Path) -> None:
         (["list", "-m", "(slow"], "-m"),
         (["list", "--rootdir", "missing-dir"], "missing-dir"),
         (["list", "-c", "nope.ini"], "nope.ini"),
-        (["list", "--no-such-flag"], "--no-such-flag"),
+        # (an option list does not know is pytest's: test_options_pytest_takes_...)
     ],
 )
 def test_usage_errors_exit_4(project: Path, args: list[str], needle: str) -> None:
