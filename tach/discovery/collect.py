@@ -235,6 +235,7 @@ class FuncInfo:
         "classmethod_",
         "fixture",
         "foreign",
+        "given",
         "marks",
         "patches",
         "static",
@@ -247,6 +248,10 @@ class FuncInfo:
         self.static = False
         self.classmethod_ = False
         self.patches = 0
+        #: hypothesis's ``@given``: how many positional strategies (they fill the rightmost
+        #: arguments) and the names of its keyword strategies; pytest does not see those
+        #: arguments (hypothesis hides them from the signature), so they are no fixtures.
+        self.given: tuple[int, frozenset[str]] | None = None
         self.unknown_marks: list[str] = []
         #: why a decorator may change the test's ids (it is neither a mark nor known to
         #: leave the test alone: a project's own decorator, another library's), if one does.
@@ -662,7 +667,8 @@ class Collector:
             elif canon is not None and (
                 canon in _SAFE_DECORATORS or canon.startswith(_SAFE_DECORATOR_PREFIXES)
             ):
-                pass
+                if canon == "hypothesis.given" and d[0] == "call":
+                    info.given = (len(d[2]), frozenset(d[3]))
             else:
                 if name is not None and canon is None and resolve(self.index, ctx, name) is None:
                     info.unknown_marks.append(name)
@@ -1298,6 +1304,10 @@ class ModuleCollection:
             argnames = argnames[1:]
         if info.patches:
             argnames = argnames[info.patches :]
+        if info.given is not None:
+            positional, keywords = info.given
+            argnames = argnames[: max(len(argnames) - positional, 0)]
+            argnames = [name for name in argnames if name not in keywords]
         # marks in iter_markers order: the function's own, then the tail's
         marks = info.marks
         if marks:

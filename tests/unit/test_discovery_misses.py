@@ -587,3 +587,44 @@ def test_class_decorators_that_are_not_marks_make_the_class_dynamic(tmp_path: Pa
     assert "dataclass" in dyn["test_decorated_class.py::TestData"]
     assert [t.id for t in tests if not t.dynamic] == [
         "test_decorated_class.py::TestPlain::test_plain"]
+
+
+def test_hypothesis_given_arguments_are_not_fixtures(tmp_path: Path) -> None:
+    # a conftest fixture of the same name as a @given argument does not parametrize the test:
+    # hypothesis hides the arguments its strategies fill (the rightmost ones, and by keyword)
+    tests, collected = _agree(tmp_path, {
+        "tests/conftest.py": """
+            import pytest
+
+            @pytest.fixture(params=[False, True])
+            def slots(request):
+                return request.param
+
+            @pytest.fixture(params=["a", "b"])
+            def flavour(request):
+                return request.param
+        """,
+        "tests/test_given.py": """
+            from hypothesis import given
+            from hypothesis.strategies import booleans
+
+            class TestHash:
+                @given(booleans(), booleans())
+                def test_positional(self, slots, cache_hash):
+                    pass
+
+            @given(cache_hash=booleans())
+            def test_keyword(slots, cache_hash):
+                pass
+
+            @given(booleans())
+            def test_fixture_and_strategy(flavour, cache_hash):
+                pass
+        """,
+    }, with_plugins=True)
+    assert "tests/test_given.py::TestHash::test_positional" in collected
+    assert "tests/test_given.py::test_keyword[False]" in collected
+    assert "tests/test_given.py::test_fixture_and_strategy[a]" in collected
+    exact = {t.id for t in tests if not t.dynamic}
+    assert "tests/test_given.py::TestHash::test_positional" in exact
+    assert "tests/test_given.py::test_keyword[True]" in exact
