@@ -50,7 +50,9 @@ except ImportError:  # pragma: no cover - CPython always has it
     from hashlib import blake2b as _blake2b
 
 SCHEMA = "tach-discovery-cache"
-CACHE_VERSION = 2
+#: Raised whenever what discovery records for a file changes (a cache of another version is
+#: read as none).
+CACHE_VERSION = 3
 #: the first bytes of every cache file Tach writes
 MAGIC = b"tach-cache %d marshal %d python %d.%d\n" % (
     CACHE_VERSION,

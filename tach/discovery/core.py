@@ -253,6 +253,25 @@ class _Run:
 
     def _inherited(self, item: WalkItem) -> str | None:
         """Why every test of ``item`` is dynamic because of a conftest above it, if so."""
+        return self._maybe_ignored(item.path) or self._inherited_by_directory(item)
+
+    def _maybe_ignored(self, path: Path) -> str | None:
+        """Why ``path`` may be left out by a conftest's ``collect_ignore``/
+        ``collect_ignore_glob`` computed at run time (a Python-version condition), if so."""
+        import fnmatch
+
+        for ct in self.walker.conftests_for(path.parent):
+            if not ct.ignore_dynamic:
+                continue
+            if ct.maybe_ignored is None:
+                return f"may be left out at run time: {ct.ignore_dynamic}"
+            candidates = [str(p) for p in (path, *path.parents) if ct.path.parent in p.parents]
+            for pattern in ct.maybe_ignored:
+                if any(c == pattern or fnmatch.fnmatch(c, pattern) for c in candidates):
+                    return f"may be left out at run time: {ct.ignore_dynamic}"
+        return None
+
+    def _inherited_by_directory(self, item: WalkItem) -> str | None:
         directory = os.path.dirname(str(item.path))
         if directory in self._inherited_of:
             return self._inherited_of[directory]

@@ -64,6 +64,7 @@ class Conftest:
         "error",
         "hooks",
         "ignore_dynamic",
+        "maybe_ignored",
         "path",
         "pytest_plugins",
     )
@@ -82,6 +83,10 @@ class Conftest:
         self.collect_ignore_glob: list[str] | None = None
         #: why collect_ignore* cannot be read statically
         self.ignore_dynamic: str | None = None
+        #: with :attr:`ignore_dynamic`: every path pattern (absolute; globs as
+        #: ``collect_ignore_glob`` matches them) the run-time lists may hold, or None when some
+        #: value is not a literal string (then anything below may be left out).
+        self.maybe_ignored: list[str] | None = None
         self.pytest_plugins: list[str] = []
 
 
@@ -90,6 +95,49 @@ class Conftest:
 TEST_MODULE = 1
 DOCTEST_MODULE = 2
 DOCTEST_TEXT = 4
+
+
+def possible_ignores(conftest: Path) -> list[str] | None:
+    """Every value a conftest's ``collect_ignore``/``collect_ignore_glob`` may hold, whatever
+    its conditions decide at run time: the string literals assigned, appended, extended or
+    added to them anywhere in the file, as absolute patterns (pytest reads both lists relative
+    to the conftest's directory). None when any value is not a string literal."""
+    import ast
+
+    names = {"collect_ignore", "collect_ignore_glob"}
+    try:
+        tree = ast.parse(conftest.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    values: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id in names for t in targets):
+                if node.value is None:
+                    continue
+                if not isinstance(node.value, ast.List | ast.Tuple):
+                    return None
+                values.extend(node.value.elts)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in names
+        ):
+            if node.func.attr in ("append", "insert") and node.args:
+                values.append(node.args[-1])
+            elif node.func.attr == "extend" and node.args:
+                arg = node.args[0]
+                if not isinstance(arg, ast.List | ast.Tuple):
+                    return None
+                values.extend(arg.elts)
+            elif node.func.attr not in ("remove", "pop", "clear", "index", "count"):
+                return None
+    if not all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in values):
+        return None
+    base = conftest.parent
+    return [os.path.normpath(base / v.value) for v in values]  # type: ignore[attr-defined]
 
 
 class WalkItem(NamedTuple):
@@ -196,6 +244,7 @@ class Walker:
             )
             if not ok:
                 ct.ignore_dynamic = f"{attr} in {self.rel(ct.path)} is not a literal list"
+                ct.maybe_ignored = possible_ignores(ct.path)
                 continue
             vals = [x[1] for x in b["v"][1]]
             if attr == "collect_ignore":

@@ -628,3 +628,27 @@ def test_hypothesis_given_arguments_are_not_fixtures(tmp_path: Path) -> None:
     exact = {t.id for t in tests if not t.dynamic}
     assert "tests/test_given.py::TestHash::test_positional" in exact
     assert "tests/test_given.py::test_keyword[True]" in exact
+
+
+def test_files_a_run_time_ignore_list_may_leave_out_are_dynamic(tmp_path: Path) -> None:
+    # collect_ignore_glob filled under Python-version conditions: static discovery cannot tell
+    # which branch runs, so the files any branch names are covered by dynamic records, and
+    # the others are listed exactly
+    tests, collected = _agree(tmp_path, {
+        "tests/conftest.py": """
+            import sys
+
+            collect_ignore_glob = []
+            if sys.version_info < (3, 99):
+                collect_ignore_glob.append("test_*_future.py")
+            if sys.version_info < (3, 0):
+                collect_ignore_glob.append("test_now.py")
+        """,
+        "tests/test_syntax_future.py": "def test_future():\n    pass\n",
+        "tests/test_now.py": "def test_now():\n    pass\n",
+        "tests/test_plain.py": "def test_plain():\n    pass\n",
+    })
+    assert "tests/test_syntax_future.py::test_future" not in collected
+    exact = {t.id for t in tests if not t.dynamic}
+    assert exact == {"tests/test_plain.py::test_plain"}
+    assert "may be left out at run time" in _dynamic(tests)["tests/test_now.py::test_now"]
