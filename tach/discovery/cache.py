@@ -105,7 +105,7 @@ def _valid_entry(entry: Any) -> bool:
 
 
 class SummaryCache:
-    """Summaries of source files, read from and written back to ``<dir>/discovery-v2.cache``."""
+    """Summaries of source files, read from and written back to ``<dir>/discovery-v3.cache``."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory

@@ -17,7 +17,7 @@ import pytest
 from tach.bench._data import make_suite
 
 from tach.discovery import core, discover, pool
-from tach.discovery.cache import decode_frames
+from tach.discovery.cache import CACHE_VERSION, decode_frames
 from tach.discovery.core import Discovery
 from tach.listing import discover_tests
 
@@ -119,11 +119,11 @@ def test_workers_fill_the_cache_and_leave_nothing_behind(
     first = _discover(suite, monkeypatch, 2)
     assert set(os.listdir("/proc/self/fd")) == fds
     assert not _children()
-    frames = decode_frames((suite / ".tach" / "discovery-v2.cache").read_bytes())
+    frames = decode_frames((suite / ".tach" / f"discovery-v{CACHE_VERSION}.cache").read_bytes())
     assert frames is not None
     entries = {k: v for frame in frames[1:] for k, v in frame.items()}
     assert len(entries) == len(first.inputs.files) - 1  # every file but pytest.ini
-    assert sorted(os.listdir(suite / ".tach")) == [".gitignore", "discovery-v2.cache"]
+    assert sorted(os.listdir(suite / ".tach")) == [".gitignore", f"discovery-v{CACHE_VERSION}.cache"]
     second = _discover(suite, monkeypatch, 2)
     assert second.stats.parsed == 0
     assert len(entries) <= second.stats.hits <= len(entries) + 1
