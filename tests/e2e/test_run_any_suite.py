@@ -57,6 +57,17 @@ def test_xdists_worker_counts_are_accepted(project, workers):
     assert start["workers"] >= 1
 
 
+def run_plain(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m tach ARGS`` in ``project``, without the NDJSON stream."""
+    return subprocess.run(
+        [sys.executable, "-m", "tach", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.parametrize("project", ["cmdline"], indirect=True)
 def test_an_option_pytest_refuses_is_refused_with_its_message(project):
     events, result = run_tach(project, "--no-such-option", "tests")
@@ -68,13 +79,7 @@ def test_an_option_pytest_refuses_is_refused_with_its_message(project):
 
 @pytest.mark.parametrize("project", ["cmdline"], indirect=True)
 def test_help_shows_tachs_options_then_pytests_with_the_conftests(project):
-    result = subprocess.run(
-        [sys.executable, "-m", "tach", "--help"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_plain(project, "--help")
     assert result.returncode == 0, result.stderr
     tach_part, _, pytest_part = result.stdout.partition("pytest's options")
     assert "--isolation" in tach_part
@@ -83,13 +88,7 @@ def test_help_shows_tachs_options_then_pytests_with_the_conftests(project):
 
 @pytest.mark.parametrize("project", ["cmdline"], indirect=True)
 def test_pytests_informational_options_show_pytests_answer(project):
-    result = subprocess.run(
-        [sys.executable, "-m", "tach", "--markers"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_plain(project, "--markers")
     assert result.returncode == 0, result.stderr
     assert "@pytest.mark.slow: a slow test" in result.stdout
 
