@@ -517,7 +517,12 @@ class Collector:
                     return ["n", b["name"]]
                 return ["?", f"{v[1]} is not a literal"]
             if isinstance(ref, ModRef):
-                return ["n", ref.ctx.path.stem]
+                # a module's id is its ``__name__``, the dotted name it was imported under:
+                # known for ``import a.b`` (``import a.b as c``), not from how it was reached
+                local = ctx.ns.get(v[1])
+                if local is not None and local["k"] == "module":
+                    return ["n", local["mod"]]
+                return ["?", f"{v[1]} is a module reached through other names"]
             return ["?", f"name {v[1]} is not resolvable"]
         return v
 

@@ -652,3 +652,32 @@ def test_files_a_run_time_ignore_list_may_leave_out_are_dynamic(tmp_path: Path) 
     exact = {t.id for t in tests if not t.dynamic}
     assert exact == {"tests/test_plain.py::test_plain"}
     assert "may be left out at run time" in _dynamic(tests)["tests/test_now.py::test_now"]
+
+
+def test_a_module_as_a_parameter_is_named_by_its_dotted_name(tmp_path: Path) -> None:
+    # pytest names a module parameter by its __name__: a package's is not "__init__"
+    tests, collected = _agree(tmp_path, {
+        "tests/conftest.py": "",
+        "mypkg/__init__.py": "",
+        "mypkg/sub.py": "",
+        "tests/test_mods.py": """
+            import pytest
+            import mypkg
+            import mypkg.sub as sub
+            from mypkg import sub as sub_too
+
+            @pytest.mark.parametrize("mod", [mypkg, sub])
+            def test_named(mod):
+                pass
+
+            @pytest.mark.parametrize("mod", [sub_too])
+            def test_reached_otherwise(mod):
+                pass
+        """,
+    })
+    assert "tests/test_mods.py::test_named[mypkg]" in collected
+    assert "tests/test_mods.py::test_named[mypkg.sub]" in collected
+    exact = {t.id for t in tests if not t.dynamic}
+    assert {"tests/test_mods.py::test_named[mypkg]", "tests/test_mods.py::test_named[mypkg.sub]"} <= (
+        exact
+    )
