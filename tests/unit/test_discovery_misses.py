@@ -678,6 +678,5 @@ def test_a_module_as_a_parameter_is_named_by_its_dotted_name(tmp_path: Path) -> 
     assert "tests/test_mods.py::test_named[mypkg]" in collected
     assert "tests/test_mods.py::test_named[mypkg.sub]" in collected
     exact = {t.id for t in tests if not t.dynamic}
-    assert {"tests/test_mods.py::test_named[mypkg]", "tests/test_mods.py::test_named[mypkg.sub]"} <= (
-        exact
-    )
+    named = {"tests/test_mods.py::test_named[mypkg]", "tests/test_mods.py::test_named[mypkg.sub]"}
+    assert named <= exact
