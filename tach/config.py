@@ -185,10 +185,9 @@ class RunConfig:
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # What pytest made of its options (``Configured``), once it has answered.
-    #: pytest's collection arguments, absolute; ``args_given``: from the command line (not
-    #: ``testpaths`` or the invocation directory).
+    #: pytest's collection arguments (the command line's, else ``testpaths``, else the
+    #: invocation directory), absolute.
     args: list[str] = dataclasses.field(default_factory=list)
-    args_given: bool = False
     keyword: str | None = None
     markexpr: str | None = None
     maxfail: int = 0
@@ -202,9 +201,6 @@ class RunConfig:
     last_failed: bool = False
     failed_first: bool = False
     doctest_modules: bool = False
-    #: pytest's rootdir and config file.
-    rootdir: str | None = None
-    inifile: str | None = None
 
 
 class ConfigValueError(ValueError):
@@ -318,7 +314,6 @@ def apply_pytest_options(config: RunConfig, configured: Mapping[str, Any]) -> No
     """Fill in what pytest made of its command line (the zygote's ``Configured`` message)."""
     options = configured["options"]
     config.args = list(configured["args"])
-    config.args_given = configured.get("args_source") == "ARGS"
     config.keyword = options.get("keyword") or None
     config.markexpr = options.get("markexpr") or None
     config.maxfail = int(options.get("maxfail") or 0)
@@ -333,8 +328,6 @@ def apply_pytest_options(config: RunConfig, configured: Mapping[str, Any]) -> No
     config.last_failed = bool(options.get("lf"))
     config.failed_first = bool(options.get("failedfirst"))
     config.doctest_modules = bool(options.get("doctestmodules"))
-    config.rootdir = configured.get("rootdir")
-    config.inifile = configured.get("inifile")
     xmlpath = options.get("xmlpath")
     if config.junit_xml is None and xmlpath:  # pytest's --junitxml in addopts
         config.junit_xml = os.path.normpath(Path(configured.get("invocation_dir", ".")) / xmlpath)

@@ -147,7 +147,7 @@ def test_pytests_answer_gives_the_pytest_options():
         -1,
     )
     assert (config.reportchars, config.tbstyle, config.capture_output) == ("A", "short", False)
-    assert config.last_failed and not config.args_given
+    assert config.last_failed and config.args == ["/project/tests"]
     assert config.junit_xml == "/project/sub/junit.xml"
 
 
