@@ -424,10 +424,11 @@ class TachPlugin:
         What ``Dir.collect`` yields depends on ``--ignore``, on the paths the unit leaves to
         others (:attr:`excluded`) and on the initial paths (given explicitly, a file or
         directory is collected even where an ignore rule or ``python_files`` would leave it
-        out). So the kept report is collected with no initial paths, keyed by the ignore
-        options and the unit's exclusions, and used only when it holds every
-        initial path of this unit that lies directly in the directory; otherwise pytest
-        collects the directory as usual.
+        out). In a worker ``isinitpath`` answers with the paths the user named, the same for
+        every unit (``tach.worker.InitialPaths``); the unit's own paths are set aside while
+        the kept report is made. It is keyed by the ignore options and the unit's exclusions,
+        and used only when it holds every initial path of this unit that lies directly in the
+        directory; otherwise pytest collects the directory as usual.
         """
         if not isinstance(collector, pytest.Directory):
             return None
