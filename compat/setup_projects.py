@@ -255,25 +255,21 @@ def install_tach(venv: Path, link_dir: Path, runtime: list[str], logfile: Path) 
     """Point the venv at Tach (a .pth) and make sure its runtime deps are there."""
     (site_packages(venv) / PTH_NAME).write_text(f"{link_dir}\n")
     vpy = venv / "bin" / "python"
-    probe = "import sys, orjson, watchdog, tach; print(tach.__file__)"
-    out = subprocess.run(
-        [str(vpy), "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env=pip_env(),
-        check=False,
-    )
-    if out.returncode:
-        run([vpy, "-m", "pip", "install", "--no-input", *runtime], logfile)
-        out = subprocess.run(
-            [str(vpy), "-c", probe],
+
+    def probe() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(vpy), "-c", "import sys, orjson, watchdog, tach; print(tach.__file__)"],
             capture_output=True,
             text=True,
             cwd="/",
             env=pip_env(),
             check=False,
         )
+
+    out = probe()
+    if out.returncode:
+        run([vpy, "-m", "pip", "install", "--no-input", *runtime], logfile)
+        out = probe()
         if out.returncode:
             raise RuntimeError(f"tach is not importable in {venv}: {out.stderr[-500:]}")
     return out.stdout.strip()
