@@ -259,14 +259,13 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     (``Configured``) is what counts: when it selects other tests than the first reading did
     (a plugin's option that takes a value, say), discovery runs again on pytest's values.
     """
-    from tach.config import ConfigValueError, Layers, split_arguments
+    from tach.config import ConfigValueError, Layers, build_run_config, split_arguments
+    from tach.discovery.ini import ConfigError, addopts_args, determine_config, split_pytest_args
 
     parser = build_run_parser()
     ours, pytest_words = split_arguments(argv, parser)
     ns = parser.parse_args(ours)
     invocation_dir = Path.cwd()
-    from tach.config import build_run_config
-    from tach.discovery.ini import ConfigError, addopts_args, determine_config, split_pytest_args
 
     first_reading = split_pytest_args(pytest_words)
     try:
