@@ -52,7 +52,7 @@ except ImportError:  # pragma: no cover - CPython always has it
 SCHEMA = "tach-discovery-cache"
 #: Raised whenever what discovery records for a file changes (a cache of another version is
 #: read as none).
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 #: the first bytes of every cache file Tach writes
 MAGIC = b"tach-cache %d marshal %d python %d.%d\n" % (
     CACHE_VERSION,
@@ -105,7 +105,7 @@ def _valid_entry(entry: Any) -> bool:
 
 
 class SummaryCache:
-    """Summaries of source files, read from and written back to ``<dir>/discovery-v3.cache``."""
+    """Summaries of source files, read from and written back to ``<dir>/discovery-v4.cache``."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
