@@ -170,7 +170,9 @@ class _Cluster:
             "--no-instructions",
         )
         if result.returncode:
-            raise RuntimeError(f"initdb failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            raise RuntimeError(
+                f"initdb failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
 
     def start(self, attempts: int = 5) -> int:
         """Start the server on a free port; return the port."""
@@ -191,10 +193,8 @@ class _Cluster:
                 ]
             )
             self.started = True  # from here on, stop() has something to try
-            result = self.run(
-                "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-o", options, "-w", "-t",
-                "60", "start",
-            )
+            start = ("pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-o", options)
+            result = self.run(*start, "-w", "-t", "60", "start")
             if result.returncode == 0:
                 return port
             log = self.log_file.read_text(errors="replace")
@@ -219,9 +219,9 @@ class _Cluster:
         for mode in ("fast", "immediate"):
             if not (self.data_dir / "postmaster.pid").exists():
                 return
+            stop = ("pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "-t", "30", "stop")
             with contextlib.suppress(subprocess.TimeoutExpired):
-                if self.run("pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "-t", "30",
-                            "stop", timeout=40).returncode == 0:
+                if self.run(*stop, timeout=40).returncode == 0:
                     return
         pid = self.postmaster_pid()
         if pid:
