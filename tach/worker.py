@@ -67,6 +67,7 @@ from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import CallInfo
 from _pytest.scope import Scope
 
+from tach import adapters
 from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach.heap import young_collections_only
@@ -115,12 +116,18 @@ def get_reraise_exceptions(config: pytest.Config) -> tuple[type[BaseException], 
 
 
 def effective_scope(item: pytest.Item, name: str) -> Scope | None:
-    """The scope ``name`` has for ``item`` (indirect parametrization can narrow it)."""
+    """The scope ``name`` has for ``item``: indirect parametrization can narrow it, and a
+    class-scoped fixture of a test outside any class lives as long as the test (pytest hangs
+    its finalizers on the item itself)."""
     callspec = getattr(item, "callspec", None)
     if callspec is not None and name in callspec._arg2scope:
-        return callspec._arg2scope[name]
-    defs = item._fixtureinfo.name2fixturedefs.get(name)  # type: ignore[attr-defined]
-    return defs[-1]._scope if defs else None
+        scope = callspec._arg2scope[name]
+    else:
+        defs = item._fixtureinfo.name2fixturedefs.get(name)  # type: ignore[attr-defined]
+        scope = defs[-1]._scope if defs else None
+    if scope is Scope.Class and item.getparent(pytest.Class) is None:
+        return Scope.Function
+    return scope
 
 
 def slice_items(
@@ -771,8 +778,10 @@ class Worker:
                 code = self.child_main(items, start, end, boundary)
             finally:
                 with contextlib.suppress(BaseException):
-                    # The process ends without its interpreter's exit: let multiprocessing's
-                    # helpers end as that exit would let them, and tell the worker to wait.
+                    # The process ends without its interpreter's exit: plugins save what it
+                    # measured (coverage), multiprocessing's helpers end as that exit would let
+                    # them, and the worker is told to wait for them.
+                    adapters.process_ending(self.config)
                     if helpers := release_helpers():
                         self.leave_note("helpers", helpers)
                     remove_own_tempdir(inherited_tempdir)

@@ -223,3 +223,14 @@ def test_a_skipped_unittest_class_is_skipped_in_every_mode(project, isolation):
     assert sorted(expected.values()) == ["pass", "skip", "skip"]
     events, result = run_tach(project, "--isolation", isolation)
     assert outcomes(events) == expected, result.stderr
+
+
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["class_fixture"], indirect=True)
+def test_a_class_scoped_fixture_outside_a_class_lives_as_long_as_its_test(project, isolation):
+    # pytest hangs such a fixture's finalizers on the test itself (pytest-django's autouse
+    # class fixture is one): --isolation test must set it up in the test process
+    expected = pytest_outcomes(project)
+    assert sorted(expected.values()) == ["pass"] * 4
+    events, result = run_tach(project, "--isolation", isolation)
+    assert outcomes(events) == expected, result.stderr
