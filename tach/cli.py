@@ -241,7 +241,7 @@ def exit_code(summary: RunSummary) -> int:
     if summary.interrupted == "KeyboardInterrupt" or summary.aborted:
         return EXIT_INTERRUPTED
     stats = summary.stats
-    if stats.count("failed") or stats.count("error"):
+    if stats.count("failed") or stats.count("error") or summary.plugin_failures:
         return EXIT_TESTS_FAILED
     if summary.collect_only:
         return EXIT_OK if stats.collected - summary.deselected > 0 else EXIT_NO_TESTS

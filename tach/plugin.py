@@ -177,21 +177,22 @@ def render_longrepr(report: pytest.TestReport | pytest.CollectReport) -> str:
     return out.getvalue()
 
 
-def quiet_terminal_reporter(config: pytest.Config) -> None:
-    """Replace pytest's terminal reporter with one that has its API but none of its hooks.
+def quiet_terminal_reporter(config: pytest.Config) -> io.StringIO | None:
+    """Replace pytest's terminal reporter with one that has its API but none of its hooks;
+    return the buffer it writes to.
 
-    The supervisor does all the reporting. Plugins still find a ``terminalreporter`` (with a
-    writer to /dev/null) when they ask for it, but no progress, no summary, and no
-    ``pytest_terminal_summary`` work is done in the zygote, the workers or the test processes:
-    that work can be costly (a plugin may import a large package for its summary) and its
-    output would go nowhere.
+    The supervisor does all the reporting. Plugins still find a ``terminalreporter`` when they
+    ask for it, but no progress and no summary of pytest's own is written in the zygote, the
+    workers or the test processes. What plugins write to it themselves is kept in the buffer:
+    the zygote sends what they wrote by the end of the session, with their terminal summaries,
+    to the supervisor (:meth:`tach.zygote.Zygote.session_finished`).
     """
     from _pytest.terminal import TerminalReporter
 
     manager = config.pluginmanager
     current = manager.get_plugin("terminalreporter")
     if current is None:
-        return
+        return None
     # None, not a no-op method: pluggy registers no implementation for an attribute that is
     # not a routine, so the per-test hooks (logstart, logreport, logfinish...) do not call
     # into this object at all.
@@ -201,8 +202,9 @@ def quiet_terminal_reporter(config: pytest.Config) -> None:
         dict.fromkeys((name for name in dir(TerminalReporter) if name.startswith("pytest_")), None),
     )
     manager.unregister(current, name="terminalreporter")
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    manager.register(quiet_class(config, devnull), "terminalreporter")
+    buffer = io.StringIO()
+    manager.register(quiet_class(config, buffer), "terminalreporter")
+    return buffer
 
 
 class JunitRecorder:
@@ -296,13 +298,15 @@ class TachPlugin:
         #: The paths the unit being collected leaves to other units (see
         #: :meth:`pytest_ignore_collect`).
         self.excluded: frozenset[Path] = frozenset()
+        #: What plugins write to the terminal reporter (see :func:`quiet_terminal_reporter`).
+        self.terminal_buffer: io.StringIO | None = None
 
     # -- zygote -------------------------------------------------------------------------------
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
-        quiet_terminal_reporter(config)
+        self.terminal_buffer = quiet_terminal_reporter(config)
         install_junit_recorder(config, self if self.zygote.spec.get("junit_xml") else None)
         self.take_over_timeouts(config)
 
@@ -347,6 +351,19 @@ class TachPlugin:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         self.zygote.serve(session)
         return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Any:
+        """In the zygote, once the plugins' session-finish hooks ran: their summaries (pytest's
+        terminal reporter calls ``pytest_terminal_summary`` at this point)."""
+        result = yield
+        if self.zygote.ready and not self.zygote.is_worker:
+            self.zygote.session_finished(session, exitstatus)
+        return result
+
+    def terminal_output(self) -> str:
+        """What plugins wrote to the terminal reporter in this process."""
+        return self.terminal_buffer.getvalue() if self.terminal_buffer is not None else ""
 
     # -- worker and test processes ------------------------------------------------------------
 

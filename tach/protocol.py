@@ -26,8 +26,9 @@ The exchange of one run:
    Supervisor -> zygote: ``Plan`` {conftest_dirs, warm_imports, collection_paths} (or end of
    stream: the run was abandoned, for instance over a usage error).
 2. Zygote -> supervisor: ``ZygoteReady`` {pid, rootdir, pytest_version, python, warm_imports,
-   warm_failures, threads}. If pytest stops before that (a usage error, a conftest that raises),
-   the zygote exits with pytest's exit code and its stderr says why.
+   warm_failures, threads, report_header} (``report_header``: the plugins' header lines). If
+   pytest stops before that (a usage error, a conftest that raises), the zygote exits with
+   pytest's exit code and its stderr says why.
 3. Supervisor -> zygote: ``SpawnWorker`` {slot}, once per slot (again if a worker dies).
    The zygote forks a worker; zygote -> supervisor ``WorkerExited`` {slot, pid, status} when it
    is reaped, after a ``Warning`` for each process the worker left behind (the zygote, a
@@ -55,7 +56,11 @@ The exchange of one run:
 10. Worker -> ring: ``WorkerDone`` {slot}; the worker tears down what it holds and exits.
 11. Supervisor -> zygote: ``Shutdown`` {testsfailed, testscollected}: the run's counts, which the
     zygote gives its pytest session; it finishes the session (its exit status that of a serial
-    run) and exits.
+    run: the plugins' session-finish hooks run there, as pytest-xdist's controller runs them)
+    and, before it exits:
+    Zygote -> supervisor: ``SessionFinished`` {report, failures, exitstatus}: what the plugins
+    wrote to the terminal at the session's end (``pytest_terminal_summary``: a coverage
+    report, say), and the failures they added to the session (``--cov-fail-under``).
 
 Message kinds are numbered from 1 without gaps, so the frame decoder's ``max_kind`` check is the
 whole validity check of a kind.
@@ -103,6 +108,7 @@ class MessageKind(enum.IntEnum):
     Record = 15
     PhasePassed = 16
     Configured = 17
+    SessionFinished = 18
 
 
 MAX_KIND = max(MessageKind)

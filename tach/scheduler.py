@@ -317,6 +317,10 @@ class RunSummary:
     aborted: bool = False
     #: Tests that were collected or planned but never ran to the end.
     not_run: list[str] = dataclasses.field(default_factory=list)
+    #: What plugins wrote at the end of the session (``pytest_terminal_summary``).
+    plugin_report: str = ""
+    #: Failures plugins added to the session (``--cov-fail-under``): the run fails.
+    plugin_failures: int = 0
 
 
 @dataclasses.dataclass

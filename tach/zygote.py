@@ -10,8 +10,11 @@ collection), reports ``ZygoteReady`` and serves ``SpawnWorker`` requests.
 Each worker is a fork that leaves the serving loop and runs :class:`tach.worker.Worker`; when the
 worker is told to stop, it returns through pytest's own ``pytest_runtestloop`` exit, so
 ``pytest_sessionfinish`` and ``pytest_unconfigure`` run in the worker as they would in pytest. The
-worker carries ``config.workerinput`` as pytest-xdist's workers do, so plugins that must not act
-in every worker (the cache provider writing ``lastfailed``) know where they are.
+worker carries ``config.workerinput`` as pytest-xdist's worker ``gw<slot>`` does, so plugins that
+must not act in every worker (the cache provider writing ``lastfailed``) know where they are, and
+:mod:`tach.adapters` turns what session-wide plugins set up in the zygote into a worker's. The
+zygote plays pytest-xdist's controller: its session ends after the workers', and what plugins
+write to the terminal then goes to the supervisor (``SessionFinished``).
 
 The zygote has no Python thread but its main one when it forks (it checks, and the supervisor
 warns, naming them, when a conftest or a warm import started one); it never runs a test. It
@@ -41,6 +44,7 @@ import orjson
 import pytest
 from _pytest.pathlib import import_path
 
+from tach import adapters
 from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
@@ -90,6 +94,8 @@ class Zygote:
         self.plugin = TachPlugin(self)
         #: pidfd -> (slot, pid) of the live workers.
         self.workers: dict[int, tuple[int, int]] = {}
+        #: The failures the supervisor counted (``Shutdown``); plugins may add to them.
+        self.reported_failures = 0
 
     # -- pytest's command line (pytest_cmdline_main) -------------------------------------------
 
@@ -107,6 +113,7 @@ class Zygote:
         own share, does not act on them too.
         """
         payload = configured_options(config)
+        adapters.before_configure(config)
         option = config.option
         self.spec["collect_only"] = bool(option.collectonly)
         self.spec["capture_output"] = option.capture != "no"
@@ -138,6 +145,7 @@ class Zygote:
         if message is None or message[0] is not MessageKind.Plan:
             pytest.exit("the supervisor abandoned the run", returncode=EXIT_ABANDONED)
         self.spec.update(message[1])
+        header = report_header(config)
         conftest_errors = self._load_conftests(config)
         factory = getattr(config, "_tmp_path_factory", None)
         if factory is not None:
@@ -166,6 +174,7 @@ class Zygote:
                 "conftest_errors": conftest_errors,
                 "python_threads": python_threads(),
                 "default_timeout": self.plugin.default_timeout,
+                "report_header": header,
                 "plugins": sorted(
                     {dist.project_name for _, dist in config.pluginmanager.list_plugin_distinfo()}
                 ),
@@ -323,13 +332,44 @@ class Zygote:
                             shutting_down = True
                             # pytest computes the session's exit status from these once the
                             # loop returns; its session-finish hooks see that status
-                            session.testsfailed = int(payload.get("testsfailed", 0))
+                            self.reported_failures = int(payload.get("testsfailed", 0))
+                            session.testsfailed = self.reported_failures
                             session.testscollected = int(payload.get("testscollected", 0))
                             deadline = time.monotonic() + SHUTDOWN_GRACE_S
                             selector.unregister(self.control.fileno())
                 else:
                     self._reap(selector, key.fd)
         selector.close()
+
+    def session_finished(self, session: pytest.Session, exitstatus: int) -> None:
+        """After the plugins' session-finish hooks: their terminal summaries, and the failures
+        they added, to the supervisor (``SessionFinished``).
+
+        The supervisor writes the run's summary; what plugins add to pytest's (a coverage
+        table, a benchmark table, the snapshots a run left unused) they write here, where the
+        session ends, as they would at the end of pytest's own summary.
+        """
+        config = session.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        errors = ""
+        if reporter is not None:
+            try:
+                config.hook.pytest_terminal_summary(
+                    terminalreporter=reporter, exitstatus=exitstatus, config=config
+                )
+            except Exception:  # a plugin's summary failed: say so, as pytest's INTERNALERROR
+                errors = traceback.format_exc()
+        report = self.plugin.terminal_output() + errors
+        with contextlib.suppress(OSError):  # the supervisor is gone
+            self.control.send(
+                MessageKind.SessionFinished,
+                {
+                    "report": report,
+                    "failures": max(0, session.testsfailed - self.reported_failures),
+                    "exitstatus": int(exitstatus),
+                    "internal_error": bool(errors),
+                },
+            )
 
     def _spawn(self, session: pytest.Session, selector: selectors.BaseSelector, slot: int) -> bool:
         """Fork the worker of ``slot``. Returns True in the worker once it has finished."""
@@ -363,12 +403,8 @@ class Zygote:
                     output = LogBuffer.attach(fd)
                 os.close(fd)
             config = session.config
-            config.workerinput = {  # type: ignore[attr-defined]
-                "workerid": f"tach{slot}",
-                "workercount": len(self.slots),
-                "testrunuid": self.spec.get("run_id", ""),
-            }
-            config.workeroutput = {}  # type: ignore[attr-defined]
+            adapters.worker_identity(config, slot, len(self.slots), self.spec.get("run_id", ""))
+            adapters.worker_started(config)
             worker = Worker(
                 self.plugin,
                 session,
@@ -531,6 +567,19 @@ def import_root(path: Path, consider_namespace_packages: bool) -> str:
     except Exception:  # pytest could not name it either; it imports it from its directory
         return str(path.parent)
     return str(root)
+
+
+def report_header(config: pytest.Config) -> list[str]:
+    """The lines plugins and initial conftests add to the header of pytest's report
+    (``pytest_report_header``), in pytest's order."""
+    found = config.hook.pytest_report_header(config=config, start_path=config.invocation_params.dir)
+    lines: list[str] = []
+    for line_or_lines in reversed(found):
+        if isinstance(line_or_lines, str):
+            lines.append(line_or_lines)
+        else:
+            lines.extend(str(line) for line in line_or_lines)
+    return lines
 
 
 def as_json(value: Any) -> Any:

@@ -27,6 +27,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "results": (2, "supervisor"),
     "resolver": (3, "supervisor"),
     "scheduler": (3, "supervisor"),
+    "adapters": (3, "pytest"),
     "plugin": (4, "pytest"),
     "worker": (5, "pytest"),
     "zygote": (6, "pytest"),

@@ -115,6 +115,8 @@ class RunState:
         self.failures = 0
         self.zygote: subprocess.Popen[bytes] | None = None
         self.zygote_ready = False
+        #: The zygote's ``SessionFinished``: how its pytest session (the plugins') ended.
+        self.session_end: dict[str, Any] = {}
         self.zygote_log = LogBuffer("tach-zygote-output")
         self.selector = selectors.DefaultSelector()
         self.slots: list[Slot] = []

@@ -105,6 +105,8 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, Timers, Interrupt
             deselected=self.deselected,
             aborted=self.aborted,
             not_run=self.not_run,
+            plugin_report=str(self.session_end.get("report") or ""),
+            plugin_failures=int(self.session_end.get("failures") or 0),
         )
         if self.decide_exit is not None:
             summary.exit_code = self.decide_exit(summary)

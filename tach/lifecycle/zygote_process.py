@@ -195,6 +195,10 @@ class ZygoteProcess(RunState):
             self.warnings.append(payload)
             self.stats.add("warnings", payload)
             self.reporter.on_warning(payload)
+        elif kind is MessageKind.SessionFinished:
+            self.session_end = payload
+            if payload.get("internal_error"):
+                self.internal_errors.append("a plugin's terminal summary failed (shown above)")
         elif kind is MessageKind.WorkerExited:
             slot = self.slots[payload["slot"]]
             self._drain(slot)
@@ -210,6 +214,8 @@ class ZygoteProcess(RunState):
         if self.control is not None:
             with contextlib.suppress(OSError):
                 self.control.send(MessageKind.Shutdown, self._session_outcome())
+            if not self.aborted:
+                self._serve_session_end()
         if self.aborted and zygote.poll() is None:
             end_zygote(zygote)
         try:
@@ -219,6 +225,30 @@ class ZygoteProcess(RunState):
             zygote.wait()
         # Workers and test processes are in the zygote's process group: end any straggler.
         kill_group(zygote.pid)
+
+    def _serve_session_end(self) -> None:
+        """Read the control channel until the zygote closes it.
+
+        The zygote's pytest session ends after the workers': the plugins' session-finish hooks
+        run there (coverage combines every process's data and writes its reports, which can
+        take a while on a large project) and it sends ``SessionFinished``. A signal meanwhile
+        interrupts the run as it would have before.
+        """
+        selector = selectors.DefaultSelector()
+        assert self.control is not None
+        selector.register(self.control.fileno(), selectors.EVENT_READ, None)
+        signal_reader = getattr(self, "_signal_reader", None)
+        if signal_reader is not None:
+            selector.register(signal_reader.fileno(), selectors.EVENT_READ, "signal")
+        try:
+            while self.control is not None and not self.aborted:
+                for key, _ in selector.select():
+                    if key.data == "signal":
+                        self._on_signal()
+                    elif self.control is not None:
+                        self._on_control()
+        finally:
+            selector.close()
 
     def _session_outcome(self) -> dict[str, int]:
         """What the zygote's pytest session counts, as a serial run would have counted it.

@@ -107,6 +107,8 @@ class HumanReporter:
             f"platform {sys.platform} -- Python {info.get('python')}, "
             f"pytest-{info.get('pytest_version')}, tach-{__version__}"
         )
+        for line in info.get("report_header") or ():
+            self.line(line)
         self.line(f"rootdir: {info.get('rootdir')}")
         if info.get("inifile"):
             self.line(f"configfile: {os.path.relpath(info['inifile'], info.get('rootdir', '.'))}")
@@ -204,6 +206,10 @@ class HumanReporter:
         self.warnings_summary(summary.warnings)
         if self.durations is not None and not summary.collect_only:
             self.slowest(summary)
+        if summary.plugin_report:
+            self.write(summary.plugin_report)
+            if not summary.plugin_report.endswith("\n"):
+                self.line()
         self.short_summary(summary)
         for message in summary.usage_errors:
             self.line(self.markup(f"ERROR: {message}", "red"))

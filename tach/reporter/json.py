@@ -139,6 +139,7 @@ class JsonReporter:
             tach_version=__version__,
             pytest_version=info.get("pytest_version"),
             python=info.get("python"),
+            report_header=info.get("report_header") or [],
         )
 
     def on_collected(
@@ -248,6 +249,7 @@ class JsonReporter:
             exit_code=summary.exit_code,
             not_run=len(summary.not_run),
             interrupted=summary.interrupted,
+            plugin_report=summary.plugin_report,
         )
 
 
