@@ -1,0 +1,7 @@
+import math
+
+from shapes import area
+
+
+def test_circle():
+    assert area("circle", 1) == math.pi
