@@ -48,6 +48,7 @@ from tach import adapters
 from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
+from tach.adapters.django import RUN_PATHS
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import (
@@ -154,6 +155,7 @@ class Zygote:
             factory.getbasetemp()
         warm_failures = self._warm_imports()
         self._import_in_collection_order(session)
+        config.stash[RUN_PATHS] = list(self.spec.get("collection_paths", []))
         # Caches every worker would otherwise fill on its own, each in private copy-on-write
         # pages (and the zygote's originals then shared with no one): filled once, here.
         warm_caches()

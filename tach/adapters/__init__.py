@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import pytest
 
 from tach.adapters.coverage import CoverageAdapter
+from tach.adapters.django import DjangoAdapter
 from tach.adapters.rerunfailures import RerunFailuresAdapter
 
 
@@ -37,7 +38,7 @@ class Adapter(Protocol):
     plugin: str
 
 
-ADAPTERS: tuple[Any, ...] = (CoverageAdapter(), RerunFailuresAdapter())
+ADAPTERS: tuple[Any, ...] = (CoverageAdapter(), DjangoAdapter(), RerunFailuresAdapter())
 
 
 def _active(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
