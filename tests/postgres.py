@@ -107,9 +107,15 @@ class Postgres:
         """The names of the cluster's databases."""
         return set(self.psql("select datname from pg_database"))
 
-    def log(self) -> str:
-        """The server's log so far."""
-        return self.log_file.read_text(errors="replace")
+    def log_position(self) -> int:
+        """Where the server's log ends now: what :meth:`log` is given to read what follows."""
+        return self.log_file.stat().st_size
+
+    def log(self, since: int = 0) -> str:
+        """The server's log from byte ``since`` on (it logs every CREATE and DROP DATABASE)."""
+        with open(self.log_file, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
 
 
 class _Cluster:
