@@ -1,0 +1,42 @@
+"""Workers are pytest-xdist's workers by name: ``worker_id``, ``testrun_uid`` and the
+``PYTEST_XDIST_*`` variables (``docs/plugins.md``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e._run import MODES
+from tests.e2e.plugin_env import plugin_python
+from tests.e2e.plugin_runs import pytest_outcomes, tach_outcomes
+
+
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["worker_identity"], indirect=True)
+def test_each_worker_is_an_xdist_worker_by_name(project, isolation):
+    python = plugin_python()
+    log = project / "identity.jsonl"
+    expected, _ = pytest_outcomes(python, project, env={"IDENTITY_LOG": str(log)})
+    serial = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {entry["worker_id"] for entry in serial} == {"master"}  # pytest without -n
+    log.unlink()
+    found, result = tach_outcomes(
+        python, project, "-n", "2", "--isolation", isolation, env={"IDENTITY_LOG": str(log)}
+    )
+    assert found == expected, result.stderr
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) == 12
+    assert {entry["worker_id"] for entry in entries} <= {"gw0", "gw1"}
+    assert len({entry["testrun_uid"] for entry in entries}) == 1
+    for entry in entries:
+        assert entry["env"] == {
+            "PYTEST_XDIST_WORKER": entry["worker_id"],
+            "PYTEST_XDIST_WORKER_COUNT": "2",
+            "PYTEST_XDIST_TESTRUNUID": entry["testrun_uid"],
+        }
+    # a second run is another run
+    log.unlink()
+    tach_outcomes(python, project, "-n", "2", env={"IDENTITY_LOG": str(log)})
+    again = {json.loads(line)["testrun_uid"] for line in log.read_text().splitlines()}
+    assert again.isdisjoint({entry["testrun_uid"] for entry in entries})
