@@ -40,3 +40,15 @@ def test_each_worker_is_an_xdist_worker_by_name(project, isolation):
     tach_outcomes(python, project, "-n", "2", env={"IDENTITY_LOG": str(log)})
     again = {json.loads(line)["testrun_uid"] for line in log.read_text().splitlines()}
     assert again.isdisjoint({entry["testrun_uid"] for entry in entries})
+
+
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["django_aliases"], indirect=True)
+def test_a_worker_sets_up_every_database_the_run_uses(project, isolation):
+    # pytest-django sets up the aliases of session.items; a worker whose first module uses
+    # only 'default' still needs 'secondary' for a later module
+    python = plugin_python()
+    expected, _ = pytest_outcomes(python, project)
+    assert set(expected.values()) == {"pass"} and len(expected) == 13
+    found, result = tach_outcomes(python, project, "-n", "1", "--isolation", isolation)
+    assert found == expected, result.stderr
