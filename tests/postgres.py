@@ -123,14 +123,18 @@ class _Cluster:
 
     def __init__(self) -> None:
         self.bindir = find_bindir()
-        self.root = Path(tempfile.mkdtemp(prefix="tach-postgres-"))
-        self.data_dir = self.root / "data"
-        self.socket_dir = self.root / "socket"
-        self.log_file = self.root / "server.log"
         self.user: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
             self.user = pwd.getpwnam(UNPRIVILEGED)
         self.started = False
+        self.root = Path(tempfile.mkdtemp(prefix="tach-postgres-"))
+        self.data_dir = self.root / "data"
+        self.socket_dir = self.root / "socket"
+        self.log_file = self.root / "server.log"
+
+    def prepare(self) -> None:
+        """The socket directory and the log file, and the whole directory given to the
+        cluster's owner."""
         self.socket_dir.mkdir()
         self.log_file.touch()
         if self.user is not None:
@@ -251,6 +255,7 @@ def cluster() -> Iterator[Postgres]:
     # a process that ends without unwinding this context (a second Ctrl-C, say) still stops it
     atexit.register(state.close)
     try:
+        state.prepare()
         state.initdb()
         port = state.start()
         yield Postgres(
