@@ -18,18 +18,39 @@ plugin manager) and any of these methods, each called with the plugin object:
 * ``worker_started(plugin, config)``: in a worker, right after the fork.
 * ``process_ending(plugin, config)``: in a test process that a worker forked, before it ends
   (with ``os._exit``, which runs no exit handler).
+* ``worker_ending(plugin, config)``: in a worker, once the plugins' ``pytest_sessionfinish`` ran
+  there (the worker's session is over; what it holds is about to be lost).
+* ``session_finishing(plugin, config)``: in the zygote, once every worker has ended and before
+  the plugins' ``pytest_sessionfinish`` (which writes their reports: a benchmark JSON file, an
+  HTML report, the snapshots left unused): take in what the workers handed over.
+
+The last two are called from a hook wrapper around ``pytest_sessionfinish`` that
+:func:`before_configure` registers when an active adapter has either. What a worker or a test
+process holds reaches the zygote as files (xdist's ``workeroutput`` has no channel here): the
+zygote makes a *hand-over directory* before it forks (:func:`handoff_directory`), a process
+writes into it with :func:`hand_over` (each call its own file, renamed into place whole, or
+:func:`hand_over_stream` for records appended as they come), and the zygote reads them back with
+:func:`taken_over` before the plugins' session finish; it removes the directory at its end.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
+from tach.adapters.benchmark import BenchmarkAdapter
 from tach.adapters.coverage import CoverageAdapter
 from tach.adapters.django import DjangoAdapter
+from tach.adapters.handoff import HANDOFF_KEY
+from tach.adapters.html import HtmlAdapter
 from tach.adapters.rerunfailures import RerunFailuresAdapter
+from tach.adapters.syrupy import SyrupyAdapter
 
 
 class Adapter(Protocol):
@@ -38,7 +59,14 @@ class Adapter(Protocol):
     plugin: str
 
 
-ADAPTERS: tuple[Any, ...] = (CoverageAdapter(), DjangoAdapter(), RerunFailuresAdapter())
+ADAPTERS: tuple[Any, ...] = (
+    BenchmarkAdapter(),
+    CoverageAdapter(),
+    DjangoAdapter(),
+    HtmlAdapter(),
+    RerunFailuresAdapter(),
+    SyrupyAdapter(),
+)
 
 
 def _active(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
@@ -70,9 +98,15 @@ def worker_identity(config: pytest.Config, slot: int, workers: int, run_id: str)
 
 
 def before_configure(config: pytest.Config) -> None:
-    """In the zygote, before ``pytest_configure``: each active plugin's adapter prepares it."""
+    """In the zygote, before ``pytest_configure``: each active plugin's adapter prepares it;
+    the hand-over directory and the session-end hooks, if an active adapter uses them."""
     for adapter, plugin in _active(config, "before_configure"):
         adapter.before_configure(plugin, config)
+    if _active(config, "session_finishing") or _active(config, "worker_ending"):
+        directory = Path(tempfile.mkdtemp(prefix="tach-handoff-"))
+        atexit.register(shutil.rmtree, directory, True)  # a run that ends before its session
+        config.stash[HANDOFF_KEY] = directory
+        config.pluginmanager.register(SessionEnd(directory), "tach-adapters-session-end")
 
 
 def worker_started(config: pytest.Config) -> None:
@@ -85,3 +119,38 @@ def process_ending(config: pytest.Config) -> None:
     """In a test process about to end: each active plugin's adapter saves what it must."""
     for adapter, plugin in _active(config, "process_ending"):
         adapter.process_ending(plugin, config)
+
+
+def worker_ending(config: pytest.Config) -> None:
+    """In a worker whose session has finished: each active plugin's adapter hands over."""
+    for adapter, plugin in _active(config, "worker_ending"):
+        adapter.worker_ending(plugin, config)
+
+
+def session_finishing(config: pytest.Config) -> None:
+    """In the zygote, before the plugins' session finish: each adapter takes over."""
+    for adapter, plugin in _active(config, "session_finishing"):
+        adapter.session_finishing(plugin, config)
+
+
+class SessionEnd:
+    """Calls ``session_finishing`` before the plugins' ``pytest_sessionfinish`` in the zygote,
+    and ``worker_ending`` after it in a worker; removes the hand-over directory at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.zygote_pid = os.getpid()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
+        config = session.config
+        in_zygote = os.getpid() == self.zygote_pid
+        if in_zygote:
+            session_finishing(config)
+        try:
+            return (yield)
+        finally:
+            if in_zygote:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            elif hasattr(config, "workerinput"):
+                worker_ending(config)
