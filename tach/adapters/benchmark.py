@@ -14,7 +14,9 @@ process that ran tests hands its results over to the zygote (a test process befo
 worker when its session ends); the zygote puts them in its list before pytest-benchmark's
 session finish, which then writes the files and the table over the whole run, once. A result
 travels as the plugin's ``Metadata`` less what belongs to the process (the fixture, reduced to
-whether it failed; a cProfile result, reduced to its table).
+whether it failed; a cProfile result, reduced to its table). What the plugin's logger says as
+the zygote finishes (``Wrote benchmark data in: FILE``) goes to the terminal reporter, whose
+text the supervisor prints, instead of the zygote's stderr.
 """
 
 from __future__ import annotations
@@ -52,6 +54,14 @@ class BenchmarkAdapter:
             return
         for benchmarks in handoff.taken_over(config, "benchmark"):
             session.benchmarks.extend(benchmarks)
+        # What the plugin says as it finishes ("Wrote benchmark data in: FILE") goes to the
+        # zygote's stderr, which no one reads: to the terminal reporter, which the supervisor
+        # prints at the end, where pytest's stderr would have shown it.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        writer = getattr(reporter, "_tw", None)
+        logger = getattr(session, "logger", None)
+        if writer is not None and hasattr(logger, "term"):
+            logger.term = writer
 
 
 def _nothing() -> None:

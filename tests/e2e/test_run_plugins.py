@@ -298,6 +298,7 @@ def test_benchmark_json_and_table_hold_every_benchmark(
     assert result.returncode == 0
     assert benchmarks(project / "tach.json") == pytest_benchmarks
     assert table_titles(tach_report(result)) == titles
+    assert "Wrote benchmark data in: tach.json" in tach_report(result)
     # --benchmark-autosave: one file, the whole run's (written by the zygote, not per worker)
     (saved,) = project.glob(".benchmarks/*/*.json")
     assert benchmarks(saved) == pytest_benchmarks
