@@ -298,6 +298,9 @@ class TachPlugin:
         #: The paths the unit being collected leaves to other units (see
         #: :meth:`pytest_ignore_collect`).
         self.excluded: frozenset[Path] = frozenset()
+        #: Conftests not yet parsed when the last collection finished (see
+        #: :meth:`pytest_collection_finish`).
+        self.pending_conftests: dict[Path, object] = {}
         #: What plugins write to the terminal reporter (see :func:`quiet_terminal_reporter`).
         self.terminal_buffer: io.StringIO | None = None
 
@@ -522,6 +525,19 @@ class TachPlugin:
         autouse = getattr(manager, "_node_autousenames", None)
         if autouse is not None and first in autouse:
             autouse.setdefault(directory, autouse[first])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Keep the conftests no collection has reached yet for the next unit.
+
+        Since pytest 9.1 a conftest's fixtures are parsed when the ``Directory`` of its
+        directory is collected, and pytest forgets, when its collection finishes, the conftests
+        it did not reach: their tests were not collected either. A worker collects unit after
+        unit in one session; the conftest of a later unit's directory would be forgotten after
+        the first, and its fixtures missing (:meth:`tach.worker.Worker.collect` puts them back).
+        """
+        pending = getattr(session._fixturemanager, "_pending_conftests", None)
+        self.pending_conftests = dict(pending) if pending else {}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed or (report.skipped and report.nodeid):

@@ -555,6 +555,10 @@ class Worker:
             items, usage_error = [], self.usage_error(exc)
         finally:
             plugin.excluded = frozenset()
+            pending = getattr(self.session._fixturemanager, "_pending_conftests", None)
+            if pending is not None:  # pytest >= 9.1: for the units still to come
+                pending.update(plugin.pending_conftests)
+                plugin.pending_conftests = {}
         deselected, errors = plugin.deselected, plugin.collect_errors
         if usage_error and errors:
             # "found no collectors": the unit's collection failed (a conftest that raises, say),

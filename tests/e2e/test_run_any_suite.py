@@ -234,3 +234,14 @@ def test_a_class_scoped_fixture_outside_a_class_lives_as_long_as_its_test(projec
     assert sorted(expected.values()) == ["pass"] * 4
     events, result = run_tach(project, "--isolation", isolation)
     assert outcomes(events) == expected, result.stderr
+
+
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["nested_conftests"], indirect=True)
+def test_a_later_units_conftest_fixtures_are_found(project, isolation):
+    # pytest 9.1+ parses a conftest when its directory is collected and forgets the ones a
+    # collection did not reach; one worker collects the units one after the other
+    expected = pytest_outcomes(project)
+    assert sorted(expected.values()) == ["pass"] * 3
+    events, result = run_tach(project, "--isolation", isolation, "-n", "1")
+    assert outcomes(events) == expected, result.stderr

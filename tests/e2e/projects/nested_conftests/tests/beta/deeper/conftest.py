@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture
+def bee(bee):
+    return bee + "/deeper"

@@ -1,0 +1,2 @@
+def test_deeper(bee):
+    assert bee == "beta/deeper"

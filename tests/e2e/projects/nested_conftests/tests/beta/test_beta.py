@@ -1,0 +1,2 @@
+def test_beta(bee):
+    assert bee == "beta"
