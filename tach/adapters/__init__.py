@@ -49,6 +49,7 @@ from tach.adapters.coverage import CoverageAdapter
 from tach.adapters.django import DjangoAdapter
 from tach.adapters.handoff import HANDOFF_KEY
 from tach.adapters.html import HtmlAdapter
+from tach.adapters.pytester import PytesterAdapter
 from tach.adapters.rerunfailures import RerunFailuresAdapter
 from tach.adapters.syrupy import SyrupyAdapter
 
@@ -64,6 +65,7 @@ ADAPTERS: tuple[Any, ...] = (
     CoverageAdapter(),
     DjangoAdapter(),
     HtmlAdapter(),
+    PytesterAdapter(),
     RerunFailuresAdapter(),
     SyrupyAdapter(),
 )
