@@ -94,6 +94,14 @@ class UnitQueue:
     def pop(self) -> Unit | None:
         return self._units.pop() if self._units else None
 
+    def run_last(self, paths: Iterable[str]) -> None:
+        """Hand out the units at ``paths`` after every other (a plugin's session order: see
+        ``tach.adapters``), each part still heaviest first."""
+        later = set(paths)
+        if later:
+            # popped from the end: the units to run last go to the front, in their order
+            self._units.sort(key=lambda unit: not (unit.args and str(Path(unit.args[0])) in later))
+
     def push_front(self, unit: Unit) -> None:
         """Run ``unit`` next (a retry of the rest of a unit whose process died)."""
         self._units.append(unit)

@@ -714,6 +714,10 @@ class Worker:
             if (scope := effective_scope(item, name)) is not None and scope > level
         ]
         names += sorted(self.dynamic_wide - set(names))
+        also, never = adapters.priming(self.config, item)
+        names += [name for name in also if name not in names]
+        if never:
+            names = [name for name in names if name not in never]
         name2fixturedefs = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
         if primed is None:
             primed = {}
@@ -773,6 +777,7 @@ class Worker:
         sys.stderr.flush()
         gc.freeze()
         keep = set(children())
+        adapters.before_fork(self.config)
         # the parent-death signal is armed in the child before any Python code runs there
         pid = proc.fork(signal.SIGKILL)
         if pid == 0:

@@ -155,7 +155,9 @@ class Zygote:
             factory.getbasetemp()
         warm_failures = self._warm_imports()
         self._import_in_collection_order(session)
-        config.stash[RUN_PATHS] = list(self.spec.get("collection_paths", []))
+        paths = list(self.spec.get("collection_paths", []))
+        config.stash[RUN_PATHS] = paths
+        run_last = adapters.run_last(config, paths)
         # Caches every worker would otherwise fill on its own, each in private copy-on-write
         # pages (and the zygote's originals then shared with no one): filled once, here.
         warm_caches()
@@ -177,6 +179,7 @@ class Zygote:
                 "python_threads": python_threads(),
                 "default_timeout": self.plugin.default_timeout,
                 "report_header": header,
+                "run_last": run_last,
                 "plugins": sorted(
                     {dist.project_name for _, dist in config.pluginmanager.list_plugin_distinfo()}
                 ),

@@ -18,6 +18,14 @@ plugin manager) and any of these methods, each called with the plugin object:
 * ``worker_started(plugin, config)``: in a worker, right after the fork.
 * ``process_ending(plugin, config)``: in a test process that a worker forked, before it ends
   (with ``os._exit``, which runs no exit handler).
+* ``run_last(plugin, config, paths)``: in the zygote, once the test modules are imported: those
+  of ``paths`` (units' paths) whose units must be handed out after the others (an order the
+  plugin gives the whole session).
+* ``before_fork(plugin, config)``: in a worker, before it forks a test process.
+* ``prime_also(plugin, item)`` and ``never_prime(plugin, item)``: fixture names a worker sets up
+  for ``item`` before forking its test process, beyond the item's own wider fixtures (one the
+  plugin requests from inside the test), and names it must leave to the test process (a
+  fixture that starts a thread, which a fork does not carry).
 * ``worker_ending(plugin, config)``: in a worker, once the plugins' ``pytest_sessionfinish`` ran
   there (the worker's session is over; what it holds is about to be lost).
 * ``session_finishing(plugin, config)``: in the zygote, once every worker has ended and before
@@ -71,6 +79,11 @@ ADAPTERS: tuple[Any, ...] = (
 )
 
 
+#: The active adapters with a method, per method (plugins are all registered by the time a
+#: worker asks: from the zygote's ``pytest_configure`` on).
+_ACTIVE_KEY = pytest.StashKey[dict[str, list[tuple[Any, Any]]]]()
+
+
 def _active(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
     manager = config.pluginmanager
     found = []
@@ -79,6 +92,32 @@ def _active(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
         if plugin is not None and hasattr(adapter, method):
             found.append((adapter, plugin))
     return found
+
+
+def _active_in_worker(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
+    """:func:`_active`, remembered: asked for every test."""
+    cache = config.stash.setdefault(_ACTIVE_KEY, {})
+    if method not in cache:
+        cache[method] = _active(config, method)
+    return cache[method]
+
+
+def before_fork(config: pytest.Config) -> None:
+    """In a worker about to fork a test process: each active plugin's adapter prepares."""
+    for adapter, plugin in _active_in_worker(config, "before_fork"):
+        adapter.before_fork(plugin, config)
+
+
+def priming(config: pytest.Config, item: pytest.Item) -> tuple[list[str], set[str]]:
+    """The fixtures a worker also sets up for ``item`` before the fork, and those it must not
+    (see the module docstring)."""
+    also: list[str] = []
+    never: set[str] = set()
+    for adapter, plugin in _active_in_worker(config, "prime_also"):
+        also.extend(adapter.prime_also(plugin, item))
+    for adapter, plugin in _active_in_worker(config, "never_prime"):
+        never.update(adapter.never_prime(plugin, item))
+    return also, never
 
 
 def worker_identity(config: pytest.Config, slot: int, workers: int, run_id: str) -> None:
@@ -109,6 +148,14 @@ def before_configure(config: pytest.Config) -> None:
         atexit.register(shutil.rmtree, directory, True)  # a run that ends before its session
         config.stash[HANDOFF_KEY] = directory
         config.pluginmanager.register(SessionEnd(directory), "tach-adapters-session-end")
+
+
+def run_last(config: pytest.Config, paths: list[str]) -> list[str]:
+    """In the zygote: the units' paths that active adapters want handed out last."""
+    later: list[str] = []
+    for adapter, plugin in _active(config, "run_last"):
+        later.extend(p for p in adapter.run_last(plugin, config, paths) if p not in later)
+    return later
 
 
 def worker_started(config: pytest.Config) -> None:

@@ -1,4 +1,5 @@
-"""pytest-django: every worker sets up the test databases the whole run needs.
+"""pytest-django: every worker sets up the test databases the whole run needs, once, and
+its test processes use them through connections of their own.
 
 pytest-django's ``django_db_setup`` (a session fixture) creates the test databases of the
 aliases that the session's tests use, reading them from ``request.session.items``: each test's
@@ -17,8 +18,10 @@ own: ``config.workerinput["workerid"]`` (``gw0``, ``gw1``...) is its suffix.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
+import unittest
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -59,18 +62,123 @@ class DjangoAdapter:
 
         fixtures._get_databases_for_setup = databases_for_setup
 
+    def run_last(self, plugin: Any, config: pytest.Config, paths: list[str]) -> list[str]:
+        """The paths whose modules hold transactional tests.
+
+        pytest-django orders the whole session as Django's runner does: tests in a
+        ``TestCase`` transaction first, transactional ones after, because a transactional test
+        empties the tables when it ends, and the rows a data migration put there are gone for
+        every test after it. In a Tach worker an earlier unit's transactional test would empty
+        them for a later unit's ``TestCase``: units with transactional tests are handed out
+        after the others (each worker has its own test databases).
+        """
+        fixtures = sys.modules.get("pytest_django.fixtures")
+        if fixtures is None:
+            return []
+        later = []
+        try:
+            for path in paths:
+                if any(is_transactional(m, fixtures) for m in run_test_modules([Path(path)])):
+                    later.append(path)
+        except Exception:  # Django not configured: nothing to order
+            return []
+        return later
+
+    def before_fork(self, plugin: Any, config: pytest.Config) -> None:
+        """Close the worker's idle database connections: a test process opens its own.
+
+        A connection shared across a fork is one server session for two processes; the first
+        that closes it (``TransactionTestCase`` does) ends it for the other, whose next query
+        meets a closed socket. A connection inside an atomic block stays: a ``TestCase``
+        class's transaction, opened by the worker under ``--isolation test``, is what its
+        tests' processes must see. (Closing an in-memory SQLite connection is a no-op.)
+        """
+        db = sys.modules.get("django.db")
+        if db is None:
+            return
+        try:
+            connections = db.connections.all(initialized_only=True)
+        except TypeError:  # Django < 4.1
+            connections = db.connections.all()
+        for connection in connections:
+            if getattr(connection, "connection", None) is not None and not getattr(
+                connection, "in_atomic_block", False
+            ):
+                connection.close()
+
+    def prime_also(self, plugin: Any, item: pytest.Item) -> list[str]:
+        """``django_db_setup`` for a test that uses a database: pytest-django requests it
+        from inside the test, where a test process would create the test databases and drop
+        them again when it ends."""
+        fixtures = sys.modules.get("pytest_django.fixtures")
+        if fixtures is None or not hasattr(item, "_fixtureinfo"):
+            return []
+        try:
+            databases, _ = fixtures._get_databases_for_test(item)
+        except Exception:  # Django not configured: pytest-django says so in the test
+            return []
+        return ["django_db_setup"] if databases else []
+
+    def never_prime(self, plugin: Any, item: pytest.Item) -> set[str]:
+        """The live server (``live_server``, a ``LiveServerTestCase`` class) runs in a thread,
+        which a fork does not carry: the test process starts it, as pytest's process does."""
+        names = set(LIVE_SERVER_FIXTURES)
+        cls = getattr(item, "cls", None)
+        testcases = sys.modules.get("django.test.testcases")
+        live = getattr(testcases, "LiveServerTestCase", None)
+        if cls is not None and live is not None and issubclass(cls, live):
+            names.add(f"_unittest_setUpClass_fixture_{cls.__qualname__}")
+        return names
+
+
+#: pytest-django's fixtures that start the live server.
+LIVE_SERVER_FIXTURES = ("live_server", "_live_server_helper")
+
 
 def run_test_modules(paths: list[Path]) -> list[types.ModuleType]:
     """The imported modules whose file is one of ``paths`` or below one of them."""
+    by_file = _modules_by_file()
     found = []
+    for path in paths:
+        if path in by_file:
+            found.append(by_file[path])
+        elif path.suffix != ".py":
+            found.extend(m for file, m in by_file.items() if file.is_relative_to(path))
+    return found
+
+
+def _modules_by_file() -> dict[Path, types.ModuleType]:
+    found = {}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if not file:
-            continue
-        where = Path(file)
-        if any(where == path or where.is_relative_to(path) for path in paths):
-            found.append(module)
+        if file:
+            found[Path(file)] = module
     return found
+
+
+def _tests_of(module: types.ModuleType) -> Iterator[tuple[Any, list[pytest.Mark]]]:
+    """What pytest-django reads of a module's tests, without collecting them: each
+    ``TransactionTestCase`` class (with no marks: its attributes decide), and each function and
+    method with the ``django_db`` marks of its own, its class and its module."""
+    from django.test import TransactionTestCase
+
+    module_marks = list(_django_db_marks(module))
+    for obj in list(vars(module).values()):
+        if isinstance(obj, type) and issubclass(obj, TransactionTestCase):
+            if unittest.TestLoader().getTestCaseNames(obj):  # not a base class imported
+                yield obj, []
+        elif isinstance(obj, type):
+            class_marks = [*module_marks, *_django_db_marks(obj)]
+            for member in list(vars(obj).values()):
+                if _is_test_function(member):
+                    yield member, [*class_marks, *_django_db_marks(member)]
+        elif _is_test_function(obj):
+            yield obj, [*module_marks, *_django_db_marks(obj)]
+
+
+def _is_test_function(obj: Any) -> bool:
+    """A function named as pytest's default ``python_functions`` names tests."""
+    return inspect.isfunction(obj) and obj.__name__.startswith("test")
 
 
 def run_databases(
@@ -79,7 +187,6 @@ def run_databases(
     """The aliases the tests of ``modules`` use, and those needing serialized rollback, by
     pytest-django's own reading of a test (``_get_databases_for_test``'s rules)."""
     from django.db import DEFAULT_DB_ALIAS, connections
-    from django.test import TransactionTestCase
 
     aliases: set[str] = set()
     serialized: set[str] = set()
@@ -96,20 +203,36 @@ def run_databases(
             serialized.update(names)
 
     for module in modules:
-        module_marks = list(_django_db_marks(module))
-        for mark in module_marks:
-            add(*_mark_databases(mark, fixtures))
-        for obj in list(vars(module).values()):
-            if isinstance(obj, type) and issubclass(obj, TransactionTestCase):
-                add(getattr(obj, "databases", None), getattr(obj, "serialized_rollback", False))
-                continue
-            for mark in _django_db_marks(obj):
-                add(*_mark_databases(mark, fixtures))
-            if isinstance(obj, type):
-                for member in list(vars(obj).values()):
-                    for mark in _django_db_marks(member):
-                        add(*_mark_databases(mark, fixtures))
+        for test, marks in _tests_of(module):
+            if isinstance(test, type):
+                add(getattr(test, "databases", None), getattr(test, "serialized_rollback", False))
+            for mark in marks[-1:]:  # the closest mark decides, as get_closest_marker
+                validated = _validated(mark, fixtures)
+                if validated is not None:
+                    add(validated[2], bool(validated[3]))
     return aliases, serialized
+
+
+def is_transactional(module: types.ModuleType, fixtures: Any) -> bool:
+    """Whether some test of ``module`` is one pytest-django runs after the others (its order
+    of ``TestCase`` first, transactional tests after: ``pytest_collection_modifyitems``)."""
+    from django.test import TestCase
+
+    for test, marks in _tests_of(module):
+        if isinstance(test, type):
+            if not issubclass(test, TestCase):
+                return True
+            continue
+        validated = _validated(marks[-1], fixtures) if marks else None
+        if validated is not None and (validated[0] or validated[1]):
+            return True
+        try:
+            parameters = inspect.signature(test).parameters
+        except (TypeError, ValueError):
+            continue
+        if "transactional_db" in parameters or "live_server" in parameters:
+            return True
+    return False
 
 
 def _django_db_marks(obj: Any) -> Iterator[pytest.Mark]:
@@ -124,13 +247,11 @@ def _django_db_marks(obj: Any) -> Iterator[pytest.Mark]:
             yield mark
 
 
-def _mark_databases(mark: pytest.Mark, fixtures: Any) -> tuple[Any, bool]:
+def _validated(mark: pytest.Mark, fixtures: Any) -> tuple[Any, ...] | None:
+    """(transaction, reset_sequences, databases, serialized_rollback[, available_apps]) of a
+    ``django_db`` mark (a plain tuple in older releases of pytest-django)."""
     try:
-        # (transaction, reset_sequences, databases, serialized_rollback[, available_apps]),
-        # a plain tuple in older releases
         validated = tuple(fixtures.validate_django_db(mark))
     except Exception:  # a malformed mark: pytest-django reports it on the test itself
-        return None, False
-    if len(validated) < 4:
-        return None, False
-    return validated[2], bool(validated[3])
+        return None
+    return validated if len(validated) >= 4 else None

@@ -37,6 +37,18 @@ def test_heaviest_unit_first_by_recorded_durations():
     assert queue.pop() is None
 
 
+def test_units_a_plugin_orders_last_are_handed_out_after_the_others_heaviest_first():
+    units = [
+        Unit("a", ["/p/a.py"], ["a::1", "a::2"]),
+        Unit("b", ["/p/b.py"], ["b::1"]),
+        Unit("c", ["/p/c.py"], ["c::1"]),
+        Unit("d", ["/p/d.py::T"], ["d::1"]),
+    ]
+    queue = UnitQueue(units, {"a::1": 0.1, "a::2": 0.1, "b::1": 2.0, "c::1": 0.5, "d::1": 3.0})
+    queue.run_last(["/p/b.py", "/p/a.py"])
+    assert [queue.pop().id for _ in range(4)] == ["d", "c", "b", "a"]
+
+
 def test_without_history_more_tests_weigh_more():
     small, big = Unit("small", ["s"], ["s::1"]), Unit("big", ["b"], [f"b::{i}" for i in range(10)])
     queue = UnitQueue([small, big])
