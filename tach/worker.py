@@ -809,6 +809,12 @@ class Worker:
             return end
         # The child died before finishing its batch: blame the item and phase it was in.
         index = max(index, start)
+        if adapters.rerun_after_crash(self.config, items[index]):
+            # pytest-rerunfailures grants a rerun (as pytest-xdist's crash hook): a new child
+            # runs the test again
+            report = self.report_crash
+            report(items[index], phase, pid, result.status, time.time() - began, "rerun")
+            return index
         self.report_crash(items[index], phase, pid, result.status, time.time() - began)
         self.last_item = items[index]
         return index + 1
@@ -974,7 +980,13 @@ class Worker:
         return found
 
     def report_crash(
-        self, item: pytest.Item, phase: int, pid: int, status: int, duration: float
+        self,
+        item: pytest.Item,
+        phase: int,
+        pid: int,
+        status: int,
+        duration: float,
+        outcome: str = "failed",
     ) -> None:
         from _pytest.reports import TestReport
 
@@ -987,7 +999,7 @@ class Worker:
             nodeid=item.nodeid,
             location=item.location,
             keywords=dict.fromkeys(item.keywords, 1),
-            outcome="failed",
+            outcome=outcome,  # type: ignore[arg-type]  # pytest-rerunfailures' "rerun"
             longrepr=text,
             when=when,
             sections=[],

@@ -22,6 +22,8 @@ plugin manager) and any of these methods, each called with the plugin object:
   of ``paths`` (units' paths) whose units must be handed out after the others (an order the
   plugin gives the whole session).
 * ``before_fork(plugin, config)``: in a worker, before it forks a test process.
+* ``rerun_after_crash(plugin, item)``: in a worker whose test process died while running
+  ``item``: True to report the crash as a rerun and run the test again in a new process.
 * ``prime_also(plugin, item)`` and ``never_prime(plugin, item)``: fixture names a worker sets up
   for ``item`` before forking its test process, beyond the item's own wider fixtures (one the
   plugin requests from inside the test), and names it must leave to the test process (a
@@ -106,6 +108,14 @@ def before_fork(config: pytest.Config) -> None:
     """In a worker about to fork a test process: each active plugin's adapter prepares."""
     for adapter, plugin in _active_in_worker(config, "before_fork"):
         adapter.before_fork(plugin, config)
+
+
+def rerun_after_crash(config: pytest.Config, item: pytest.Item) -> bool:
+    """In a worker whose test process died running ``item``: whether a plugin reruns it."""
+    return any(
+        adapter.rerun_after_crash(plugin, item)
+        for adapter, plugin in _active_in_worker(config, "rerun_after_crash")
+    )
 
 
 def priming(config: pytest.Config, item: pytest.Item) -> tuple[list[str], set[str]]:

@@ -94,7 +94,7 @@ class DjangoAdapter:
         tests' processes must see. (Closing an in-memory SQLite connection is a no-op.)
         """
         db = sys.modules.get("django.db")
-        if db is None:
+        if db is None or not django_configured():
             return
         try:
             connections = db.connections.all(initialized_only=True)
@@ -111,7 +111,7 @@ class DjangoAdapter:
         from inside the test, where a test process would create the test databases and drop
         them again when it ends."""
         fixtures = sys.modules.get("pytest_django.fixtures")
-        if fixtures is None or not hasattr(item, "_fixtureinfo"):
+        if fixtures is None or not hasattr(item, "_fixtureinfo") or not django_configured():
             return []
         try:
             databases, _ = fixtures._get_databases_for_test(item)
@@ -129,6 +129,13 @@ class DjangoAdapter:
         if cls is not None and live is not None and issubclass(cls, live):
             names.add(f"_unittest_setUpClass_fixture_{cls.__qualname__}")
         return names
+
+
+def django_configured() -> bool:
+    """Whether this suite uses Django: pytest-django may be installed, and Django imported by
+    something, with no settings at all."""
+    conf = sys.modules.get("django.conf")
+    return conf is not None and bool(conf.settings.configured)
 
 
 #: pytest-django's fixtures that start the live server.

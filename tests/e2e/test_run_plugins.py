@@ -187,12 +187,6 @@ def test_rerunfailures_same_outcomes_and_rerun_counts(python, copies, rerun_base
     }
 
 
-@pytest.mark.xfail(
-    reason="a test whose process dies is reported failed at once: Tach's worker does not ask "
-    "pytest-rerunfailures for a rerun (pytest-xdist's controller does, through "
-    "pytest_handlecrashitem, and runs it again in a new worker)",
-    strict=True,
-)
 @pytest.mark.parametrize("project", ["plugins_rerun"], indirect=True)
 def test_rerunfailures_reruns_a_crashed_test_as_under_xdist(python, project):
     # `pytest -n 2 tests/test_crash.py` (pytest serial dies with the test): each crashing test
@@ -212,9 +206,8 @@ def test_rerunfailures_reruns_a_crashed_test_as_under_xdist(python, project):
         "tests/test_crash.py",
         env={"COUNTER_DIR": str(counters)},
     )
-    # today: both crashing tests fail with the crash ("Test process N exited with status 3",
-    # "... was killed by signal 9"), and test_after_crashes passes
     assert found == xdist, tach_report(result)
+    assert "3 passed, 2 rerun" in result.stderr, tach_report(result)
 
 
 # -- pytest-env, pytest-mock, freezegun, time-machine --------------------------------------------
