@@ -243,6 +243,8 @@ def exit_code(summary: RunSummary) -> int:
     stats = summary.stats
     if stats.count("failed") or stats.count("error") or summary.plugin_failures:
         return EXIT_TESTS_FAILED
+    if summary.plugin_exit_status:
+        return summary.plugin_exit_status
     if summary.collect_only:
         return EXIT_OK if stats.collected - summary.deselected > 0 else EXIT_NO_TESTS
     if not any(result.status for result in summary.results.values()):

@@ -329,6 +329,8 @@ class RunSummary:
     plugin_report: str = ""
     #: Failures plugins added to the session (``--cov-fail-under``): the run fails.
     plugin_failures: int = 0
+    #: The exit status a plugin gave the session at its end (syrupy's, for unused snapshots).
+    plugin_exit_status: int = 0
 
 
 @dataclasses.dataclass

@@ -371,7 +371,10 @@ class Zygote:
                 {
                     "report": report,
                     "failures": max(0, session.testsfailed - self.reported_failures),
+                    # a plugin may set the session's exit status in its session finish (syrupy
+                    # does for unused snapshots): pytest exits with what it is then
                     "exitstatus": int(exitstatus),
+                    "final_exitstatus": int(session.exitstatus),
                     "internal_error": bool(errors),
                 },
             )

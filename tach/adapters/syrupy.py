@@ -25,7 +25,8 @@ its session before syrupy's ``pytest_sessionfinish``, with two corrections for T
 
 The lock files the workers' writes leave beside amber files are removed by the zygote (xdist's
 controller removes them; the zygote is no xdist controller to syrupy, so it would not). Unused
-snapshots fail the run as they fail pytest's (see :func:`_fail_the_run_as_syrupy_fails_it`).
+snapshots fail the run as they fail pytest's: syrupy sets the session's exit status, which the
+zygote hands on to the supervisor.
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ class SyrupyAdapter:
         session = _session(config)
         if session is None:
             return
-        _fail_the_run_as_syrupy_fails_it(session)
         from syrupy.utils import (
             cleanup_snapshot_write_sidecars,
             compress_json,
@@ -116,23 +116,6 @@ def _session(config: pytest.Config) -> Any:
         if not hasattr(session, name):
             return None
     return session
-
-
-def _fail_the_run_as_syrupy_fails_it(session: Any) -> None:
-    """Unused snapshots (without ``--snapshot-update``) fail pytest's run: syrupy's session
-    finish returns a status that its ``pytest_sessionfinish`` ORs into the session's exit
-    status. The zygote tells the supervisor of failures as those its plugins added to the
-    session's count of failed tests (``--cov-fail-under`` adds one), so a failing status adds
-    one there."""
-    finish = session.finish
-
-    def finish_and_count() -> int:
-        status = finish()
-        if status:
-            session.pytest_session.testsfailed += 1
-        return status
-
-    session.finish = finish_and_count
 
 
 def _hand_over(config: pytest.Config) -> None:

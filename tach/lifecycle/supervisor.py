@@ -107,11 +107,18 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, Timers, Interrupt
             not_run=self.not_run,
             plugin_report=str(self.session_end.get("report") or ""),
             plugin_failures=int(self.session_end.get("failures") or 0),
+            plugin_exit_status=self._plugin_exit_status(),
         )
         if self.decide_exit is not None:
             summary.exit_code = self.decide_exit(summary)
         self.reporter.on_run_finished(summary)
         return summary
+
+    def _plugin_exit_status(self) -> int:
+        """The exit status a plugin set in the zygote's session finish, if it changed it."""
+        end = self.session_end
+        final = int(end.get("final_exitstatus") or 0)
+        return final if final != int(end.get("exitstatus") or 0) else 0
 
     def _loop(self) -> None:
         """Serve the control channel and the rings until every worker is done.
