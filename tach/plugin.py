@@ -423,6 +423,9 @@ class TachPlugin:
             data["teststatus"] = [category, letter, word]
             data["outcome"] = report.outcome
         data["count_towards_summary"] = getattr(report, "count_towards_summary", True)
+        crash = getattr(report, "tach_crash", None)  # a report the worker made for a dead process
+        if crash is not None:
+            data["crash"] = crash
         data["slot"] = self.slot
         data["pid"] = os.getpid()
         return data

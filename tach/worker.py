@@ -762,10 +762,10 @@ class Worker:
             reraise=self.reraise,
         )
         if call.excinfo is not None and blame is not None:
+            # through pytest's hook, as every report: Tach's plugin sends it, and plugins that
+            # record reports (pytest-html) see it too
             report = blame.ihook.pytest_runtest_makereport(item=blame, call=call)
-            self.plugin.send(
-                MessageKind.TestReport, {"report": self.plugin.serialize_report(report)}
-            )
+            blame.ihook.pytest_runtest_logreport(report=report)
 
     def run_child(self, items: list[pytest.Item], start: int, end: int, boundary: Boundary) -> int:
         """Fork a child to run ``items[start:end]``; return where the next child must start."""
@@ -1006,9 +1006,9 @@ class Worker:
             duration=duration,
             user_properties=[],
         )
-        payload = self.plugin.serialize_report(report)
-        payload["crash"] = {"pid": pid, "status": status, "phase": when}
-        self.plugin.send(MessageKind.TestReport, {"report": payload})
+        report.tach_crash = {"pid": pid, "status": status, "phase": when}  # type: ignore[attr-defined]
+        # through pytest's hook, as every report (see ``teardown_to``)
+        item.ihook.pytest_runtest_logreport(report=report)
 
 
 def children(pid: int | str = "self") -> list[int]:

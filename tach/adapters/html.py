@@ -85,6 +85,22 @@ class ReportRecorder:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.record("test", report)
+        if getattr(report, "tach_crash", None) and report.outcome != "rerun":
+            # The worker's report of a test whose process died: pytest-html writes a test's row
+            # when its teardown is reported, which that process never reached.
+            from _pytest.reports import TestReport
+
+            teardown = TestReport(
+                nodeid=report.nodeid,
+                location=report.location,
+                keywords=dict(report.keywords),
+                outcome="passed",
+                longrepr=None,
+                when="teardown",
+                sections=[],
+                duration=0.0,
+            )
+            self.record("test", teardown)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:

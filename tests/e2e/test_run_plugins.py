@@ -443,3 +443,22 @@ def test_html_one_report_lists_every_test(python, copies, html_baseline, isolati
     assert rendered_rows(project / "tach.html") == pytest_rendered
     assert "Generated html report: " in tach_report(result)
     assert (project / "assets" / "style.css").is_file()
+
+
+@pytest.mark.parametrize("isolation", ["module", "test"])
+def test_html_lists_a_test_whose_process_died(python, tmp_path, isolation):
+    # the worker makes the report of a dead test process; it goes through pytest's report hook
+    # like every other, so pytest-html (in that worker) has its row
+    project = tmp_path / "crash"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:randomly\n")
+    (project / "test_dies.py").write_text(
+        "import os\n\ndef test_dies():\n    os._exit(3)\n\ndef test_lives():\n    pass\n"
+    )
+    found, result = tach_outcomes(
+        python, project, *QUIET, "--isolation", isolation, "--html=report.html"
+    )
+    expected = {"test_dies.py::test_dies": "fail", "test_dies.py::test_lives": "pass"}
+    assert found == expected, tach_report(result)
+    rows = html_report(project / "report.html")["rows"]
+    assert rows == {"test_dies.py::test_dies": ["Failed"], "test_dies.py::test_lives": ["Passed"]}
