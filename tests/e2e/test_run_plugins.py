@@ -406,11 +406,11 @@ def html_report(path: Path) -> dict:
     }
 
 
-def rendered_rows(path: Path) -> int | None:
-    """The result rows a browser renders from the report, if Chromium is installed."""
+def rendered_rows(path: Path) -> int:
+    """The result rows a real browser renders from the report (headless Chromium, Debian's
+    ``chromium`` package, which ``.ci/run`` installs)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        return None
+    assert chromium is not None, "install Debian's chromium package (.ci/run does)"
     dom = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
         capture_output=True,
@@ -428,7 +428,9 @@ def html_baseline(python, copies):
     assert result.returncode == 1, result.stdout
     report = html_report(project / "pytest.html")
     assert report["run_count"] == "13" and len(report["rows"]) == 15
-    return expected, report, rendered_rows(project / "pytest.html")
+    rendered = rendered_rows(project / "pytest.html")
+    assert rendered == sum(len(rows) for rows in report["rows"].values())
+    return expected, report, rendered
 
 
 @pytest.mark.parametrize("isolation", MODES)
@@ -462,3 +464,4 @@ def test_html_lists_a_test_whose_process_died(python, tmp_path, isolation):
     assert found == expected, tach_report(result)
     rows = html_report(project / "report.html")["rows"]
     assert rows == {"test_dies.py::test_dies": ["Failed"], "test_dies.py::test_lives": ["Passed"]}
+    assert rendered_rows(project / "report.html") == 2
