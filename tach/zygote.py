@@ -158,6 +158,7 @@ class Zygote:
         paths = list(self.spec.get("collection_paths", []))
         config.stash[RUN_PATHS] = paths
         run_last = adapters.run_last(config, paths)
+        adapters.before_workers(config)
         # Caches every worker would otherwise fill on its own, each in private copy-on-write
         # pages (and the zygote's originals then shared with no one): filled once, here.
         warm_caches()

@@ -21,6 +21,8 @@ plugin manager) and any of these methods, each called with the plugin object:
 * ``run_last(plugin, config, paths)``: in the zygote, once the test modules are imported: those
   of ``paths`` (units' paths) whose units must be handed out after the others (an order the
   plugin gives the whole session).
+* ``before_workers(plugin, config)``: in the zygote, once the test modules are imported and
+  before the first fork: fill a cache every process would otherwise fill on its own.
 * ``before_fork(plugin, config)``: in a worker, before it forks a test process.
 * ``rerun_after_crash(plugin, item)``: in a worker whose test process died while running
   ``item``: True to report the crash as a rerun and run the test again in a new process.
@@ -166,6 +168,12 @@ def run_last(config: pytest.Config, paths: list[str]) -> list[str]:
     for adapter, plugin in _active(config, "run_last"):
         later.extend(p for p in adapter.run_last(plugin, config, paths) if p not in later)
     return later
+
+
+def before_workers(config: pytest.Config) -> None:
+    """In the zygote before the first fork: each active plugin's adapter fills its caches."""
+    for adapter, plugin in _active(config, "before_workers"):
+        adapter.before_workers(plugin, config)
 
 
 def worker_started(config: pytest.Config) -> None:

@@ -84,6 +84,24 @@ class DjangoAdapter:
             return []
         return later
 
+    def before_workers(self, plugin: Any, config: pytest.Config) -> None:
+        """Build Django's URL resolver once, in the zygote.
+
+        The first test that resolves or reverses a URL makes Django import the URL conf and
+        build its resolver (0.4 s for django-allauth's), once per process: under pytest once per
+        session, under Tach once per test process, so once per module in module mode. Built
+        here, every fork inherits it. A URL conf that fails to import is left to the test that
+        meets it, as under pytest.
+        """
+        if not django_configured():
+            return
+        try:
+            from django.urls import get_resolver
+
+            get_resolver()._populate()
+        except Exception:
+            return
+
     def before_fork(self, plugin: Any, config: pytest.Config) -> None:
         """Close the worker's idle database connections: a test process opens its own.
 
