@@ -3,8 +3,10 @@ run Tach and pytest on projects that use them.
 
 The plugins are not in Tach's own test environment: pytest-randomly would shuffle Tach's own
 suite and pytest-benchmark would add its header to every run. The virtualenv is made once per
-checkout (``.venv-plugins`` at the root, remade when the requirements change) and reaches Tach
-through a ``.pth`` file naming the checkout, whose native modules are built in place.
+checkout and Python version (``.venv-plugins-3.X`` at the root, remade when the requirements
+change) and reaches Tach through a ``.pth`` file naming the checkout when its native modules
+are built in place there (the development install), or has Tach installed from the checkout
+otherwise (a tox environment).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = Path(__file__).with_name("plugin-requirements.txt")
-VENV = ROOT / ".venv-plugins"
+VENV = ROOT / f".venv-plugins-{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def plugin_python() -> Path:
@@ -42,5 +44,10 @@ def plugin_python() -> Path:
             text=True,
         ).stdout.strip()
         Path(site, "tach-checkout.pth").write_text(f"{ROOT}\n")
+        probe = [str(python), "-c", "import tach._native.proc"]
+        if subprocess.run(probe, capture_output=True, cwd=VENV).returncode:
+            # no native modules built in place for this Python: install Tach from the checkout
+            Path(site, "tach-checkout.pth").unlink()
+            subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
         stamp.write_text(wanted)
     return python
