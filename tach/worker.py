@@ -812,8 +812,8 @@ class Worker:
         if adapters.rerun_after_crash(self.config, items[index]):
             # pytest-rerunfailures grants a rerun (as pytest-xdist's crash hook): a new child
             # runs the test again
-            report = self.report_crash
-            report(items[index], phase, pid, result.status, time.time() - began, "rerun")
+            duration = time.time() - began
+            self.report_crash(items[index], phase, pid, result.status, duration, outcome="rerun")
             return index
         self.report_crash(items[index], phase, pid, result.status, time.time() - began)
         self.last_item = items[index]
