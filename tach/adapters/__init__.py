@@ -52,7 +52,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -64,13 +64,6 @@ from tach.adapters.html import HtmlAdapter
 from tach.adapters.pytester import PytesterAdapter
 from tach.adapters.rerunfailures import RerunFailuresAdapter
 from tach.adapters.syrupy import SyrupyAdapter
-
-
-class Adapter(Protocol):
-    """See the module docstring."""
-
-    plugin: str
-
 
 ADAPTERS: tuple[Any, ...] = (
     BenchmarkAdapter(),
@@ -99,7 +92,8 @@ def _active(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
 
 
 def _active_in_worker(config: pytest.Config, method: str) -> list[tuple[Any, Any]]:
-    """:func:`_active`, remembered: asked for every test."""
+    """:func:`_active`, remembered: asked for every test (or test process). Only from a worker
+    on: the zygote still loads conftests, which may register plugins."""
     cache = config.stash.setdefault(_ACTIVE_KEY, {})
     if method not in cache:
         cache[method] = _active(config, method)
@@ -184,7 +178,7 @@ def worker_started(config: pytest.Config) -> None:
 
 def process_ending(config: pytest.Config) -> None:
     """In a test process about to end: each active plugin's adapter saves what it must."""
-    for adapter, plugin in _active(config, "process_ending"):
+    for adapter, plugin in _active_in_worker(config, "process_ending"):
         adapter.process_ending(plugin, config)
 
 

@@ -46,11 +46,7 @@ def _save_only(controller: Any) -> None:
     cov = getattr(controller, "cov", None)
     if cov is None:
         return
-    with controller.ensure_topdir() if hasattr(controller, "ensure_topdir") else _nothing():
+    topdir = getattr(controller, "ensure_topdir", contextlib.nullcontext)
+    with topdir():
         cov.stop()
         cov.save()
-
-
-@contextlib.contextmanager
-def _nothing() -> Any:
-    yield

@@ -73,14 +73,16 @@ class DjangoAdapter:
         after the others (each worker has its own test databases).
         """
         fixtures = sys.modules.get("pytest_django.fixtures")
-        if fixtures is None:
+        if fixtures is None or not django_configured():
             return []
+        by_file = _modules_by_file()
         later = []
         try:
             for path in paths:
-                if any(is_transactional(m, fixtures) for m in run_test_modules([Path(path)])):
+                modules = run_test_modules([Path(path)], by_file)
+                if any(is_transactional(module, fixtures) for module in modules):
                     later.append(path)
-        except Exception:  # Django not configured: nothing to order
+        except Exception:  # a module pytest-django cannot read either: nothing to order
             return []
         return later
 
@@ -160,9 +162,13 @@ def django_configured() -> bool:
 LIVE_SERVER_FIXTURES = ("live_server", "_live_server_helper")
 
 
-def run_test_modules(paths: list[Path]) -> list[types.ModuleType]:
-    """The imported modules whose file is one of ``paths`` or below one of them."""
-    by_file = _modules_by_file()
+def run_test_modules(
+    paths: list[Path], by_file: dict[Path, types.ModuleType] | None = None
+) -> list[types.ModuleType]:
+    """The imported modules whose file is one of ``paths`` or below one of them (``by_file``:
+    :func:`_modules_by_file`, when the caller asks for many paths)."""
+    if by_file is None:
+        by_file = _modules_by_file()
     found = []
     for path in paths:
         if path in by_file:

@@ -15,10 +15,9 @@ recorded survives its later death. The zygote reads them back before the plugins
 finish, in order, and gives them to its report object, which then writes the one file over the
 whole run.
 
-Not in the report: what the worker reports without pytest's report hooks, which pytest-xdist's
-controller would have handed to the plugin, namely a test whose process died (Tach's worker
-makes that report itself) and a teardown error of a fixture the worker held, reported against
-the last test it ran.
+The report of a test whose process died is made by the worker and goes through pytest's report
+hook there like any other; pytest-html writes a test's row when its teardown is reported, which
+that process never reached, so the recorder adds a passed teardown after it.
 """
 
 from __future__ import annotations
