@@ -19,11 +19,13 @@ own: ``config.workerinput["workerid"]`` (``gw0``, ``gw1``...) is its suffix.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
+import time
 import types
 import unittest
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,22 +89,16 @@ class DjangoAdapter:
         return later
 
     def before_workers(self, plugin: Any, config: pytest.Config) -> None:
-        """Build Django's URL resolver once, in the zygote.
+        """Fill, once in the zygote, the caches Django fills lazily in every process.
 
-        The first test that resolves or reverses a URL makes Django import the URL conf and
-        build its resolver (0.4 s for django-allauth's), once per process: under pytest once per
-        session, under Tach once per test process, so once per module in module mode. Built
-        here, every fork inherits it. A URL conf that fails to import is left to the test that
-        meets it, as under pytest.
+        Each is filled on first use, once per process: under pytest once per session, under
+        Tach once per test process, so once per module in module mode. On django-allauth's
+        suite, in module mode, these were the engine's cost over pytest's (see
+        :func:`warm_django`). A cache that fails to fill is left to the test that meets it, as
+        under pytest.
         """
-        if not django_configured():
-            return
-        try:
-            from django.urls import get_resolver
-
-            get_resolver()._populate()
-        except Exception:
-            return
+        if django_configured():
+            warm_django(config)
 
     def before_fork(self, plugin: Any, config: pytest.Config) -> None:
         """Close the worker's idle database connections: a test process opens its own.
@@ -156,6 +152,133 @@ def django_configured() -> bool:
     something, with no settings at all."""
     conf = sys.modules.get("django.conf")
     return conf is not None and bool(conf.settings.configured)
+
+
+def warm_django(config: pytest.Config) -> None:
+    """Build what Django builds on first use and keeps for the life of the process.
+
+    * The URL resolver: importing the URL conf and building its resolver (0.4 s for
+      django-allauth's).
+    * The template engines (``TEMPLATES`` and the form renderer's own): each imports the
+      ``templatetags`` package of every installed app when it is made (some 150 imports, most
+      of them failing, for django-allauth's providers).
+    * The templates those engines find: compiled on first use and kept by the cached loader
+      (django-allauth's 229 in 0.17 s), within a time budget.
+    * The regular expressions Django's modules compile lazily (``_lazy_re_compile``): template
+      syntax, validators, HTML escaping; tens of milliseconds a process.
+
+    An engine takes its ``debug`` from ``DEBUG`` when it is made, and under pytest it is made
+    in a test, after pytest-django's test environment set ``DEBUG`` (``django_debug_mode``):
+    the engines are built with that value. When it cannot be known, they are left to the tests.
+    """
+    steps: list[Callable[[], None]] = [_warm_url_resolver, _warm_lazy_regexes]
+    debug = debug_in_test_environment(config)
+    if debug is not UNKNOWN:
+        steps += [_warm_template_engines, _warm_templates]
+    from django.conf import settings
+
+    saved = settings.DEBUG
+    if isinstance(debug, bool):
+        settings.DEBUG = debug
+    try:
+        for step in steps:
+            try:
+                step()
+            except Exception:  # the test that needs it meets the error, as under pytest
+                continue
+    finally:
+        if isinstance(debug, bool):
+            settings.DEBUG = saved
+
+
+#: :func:`debug_in_test_environment` could not tell.
+UNKNOWN: Any = object()
+
+
+def debug_in_test_environment(config: pytest.Config) -> bool | Any | None:
+    """The ``DEBUG`` pytest-django's ``django_test_environment`` fixture sets for the tests:
+    a bool, None for ``keep``, :data:`UNKNOWN` when this pytest-django reads it otherwise."""
+    try:
+        from pytest_django.plugin import _get_boolean_value
+
+        ini = config.getini("django_debug_mode")
+        if ini == "keep":
+            return None
+        return bool(_get_boolean_value(ini, "django_debug_mode", False))
+    except Exception:
+        return UNKNOWN
+
+
+def _warm_url_resolver() -> None:
+    from django.urls import get_resolver
+
+    get_resolver()._populate()
+
+
+def _warm_template_engines() -> None:
+    from django.forms.renderers import get_default_renderer
+    from django.template import engines
+
+    engines.all()
+    renderer = get_default_renderer()
+    getattr(renderer, "engine", None)
+
+
+#: Seconds the zygote spends at most compiling a project's templates.
+TEMPLATE_BUDGET = 2.0
+
+
+def _warm_templates() -> None:
+    from django.forms.renderers import get_default_renderer
+    from django.template import engines
+
+    backends = [*engines.all(), getattr(get_default_renderer(), "engine", None)]
+    deadline = time.monotonic() + TEMPLATE_BUDGET
+    for backend in backends:
+        engine = getattr(backend, "engine", None)  # a Django engine: other backends have none
+        loaders = getattr(engine, "template_loaders", None) or []
+        if not any(hasattr(loader, "get_template_cache") for loader in loaders):
+            continue  # no cached loader: what is compiled now would not be kept
+        for name in _template_names(loaders):
+            if time.monotonic() > deadline:
+                return
+            try:
+                engine.get_template(name)
+            except Exception:  # a test that renders it meets the error, as under pytest
+                continue
+
+
+def _template_names(loaders: Iterable[Any]) -> list[str]:
+    """The names of the files below the directories of ``loaders`` (and their children)."""
+    names: dict[str, None] = {}
+    for loader in loaders:
+        for inner in getattr(loader, "loaders", None) or [loader]:
+            get_dirs = getattr(inner, "get_dirs", None)
+            for directory in get_dirs() if get_dirs else ():
+                for root, _, files in os.walk(directory):
+                    for file in files:
+                        names[os.path.relpath(os.path.join(root, file), directory)] = None
+    return list(names)
+
+
+def _warm_lazy_regexes() -> None:
+    from django.utils.functional import SimpleLazyObject, empty
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("django.") or module is None:
+            continue
+        namespaces = [vars(module)]
+        namespaces += [vars(v) for v in vars(module).values() if isinstance(v, type)]
+        for namespace in namespaces:
+            for value in list(namespace.values()):
+                if (
+                    type(value) is SimpleLazyObject
+                    and value._wrapped is empty
+                    and getattr(value._setupfunc, "__qualname__", "").startswith(
+                        "_lazy_re_compile."
+                    )
+                ):
+                    value._setup()
 
 
 #: pytest-django's fixtures that start the live server.

@@ -408,3 +408,63 @@ def test_the_project_needs_settings(python, tmp_path):
     assert result.returncode != 0
     assert "settings are not configured" in result.stdout + result.stderr
     assert "pass" not in outcomes(events).values()
+
+
+# -- what the zygote builds once --------------------------------------------------------------
+
+CACHE_PROBE = """
+import json
+import os
+
+from django.core.validators import URLValidator
+from django.template import engines
+from django.urls.resolvers import _get_cached_resolver
+from django.utils.functional import empty
+
+
+def test_what_the_process_found_built():
+    built = sorted(engines._engines)  # before anything here builds one
+    record = {
+        "engines": built,
+        "templates": sorted(
+            name
+            for backend in engines.all()
+            for loader in backend.engine.template_loaders
+            for name in getattr(loader, "get_template_cache", {})
+        ),
+        "engine_debug": [backend.engine.debug for backend in engines.all()],
+        "url_regex": URLValidator.regex._wrapped is not empty,
+        "resolvers": _get_cached_resolver.cache_info().currsize,
+    }
+    with open(os.environ["TACH_TEST_PROBE"], "w") as f:
+        json.dump(record, f)
+"""
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_django_caches_are_built_once_before_the_fork(python, isolation, tmp_path):
+    """Template engines, templates, the URL resolver and Django's lazily compiled regular
+    expressions are built in the zygote: every test process inherits them instead of building
+    them again (once per module in module mode). The engines are made with the DEBUG the tests
+    run with (pytest-django's False), not the settings file's True."""
+    project = copy_project(tmp_path)
+    (project / "tests" / "test_cache_probe.py").write_text(CACHE_PROBE)
+    probe = tmp_path / "probe.json"
+    env = {"TACH_TEST_DB": "sqlite-memory", "TACH_TEST_DEBUG": "1", "TACH_TEST_PROBE": str(probe)}
+
+    run_pytest(python, project, "tests/test_cache_probe.py", env=env)
+    under_pytest = json.loads(probe.read_text())
+    events, result = run_tach(
+        python, project, "-n", "1", "--isolation", isolation, "tests/test_cache_probe.py", env=env
+    )
+    assert outcomes(events) == {
+        "tests/test_cache_probe.py::test_what_the_process_found_built": "pass"
+    }, result.stderr[-3000:]
+    under_tach = json.loads(probe.read_text())
+
+    assert under_pytest["engines"] == []  # pytest builds them in the first test that renders
+    assert under_tach["engines"] == ["django"]
+    assert "library/shelf.html" in under_tach["templates"]
+    assert under_tach["url_regex"] is True
+    assert under_tach["resolvers"] >= 1
+    assert under_tach["engine_debug"] == under_pytest["engine_debug"] == [False]

@@ -1,4 +1,5 @@
 from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from library.models import Author, Book
 
@@ -20,3 +21,7 @@ def author_detail(request, pk):
     except Author.DoesNotExist:
         raise Http404("no such author") from None
     return JsonResponse({"name": author.name, "pages": author.page_count()})
+
+
+def shelf(request):
+    return render(request, "library/shelf.html", {"books": Book.objects.order_by("title")})

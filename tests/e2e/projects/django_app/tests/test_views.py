@@ -53,3 +53,16 @@ class AuthorViewTests(TestCase):
 
     def test_list(self):
         self.assertContains(self.client.get("/books/"), "The Fifth Season")
+
+
+@pytest.mark.django_db
+def test_shelf_renders_a_template(client, author, make_book):
+    make_book("the dispossessed", author=author, pages=387)
+    response = client.get("/shelf/")
+    assert [t.name for t in response.templates] == ["library/shelf.html"]
+    assert b"The Dispossessed, 387 pages (long)" in response.content
+
+
+def test_empty_shelf(rf, db):
+    response = views.shelf(rf.get("/shelf/"))
+    assert b"nothing on the shelf" in response.content
