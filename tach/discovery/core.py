@@ -13,6 +13,7 @@ import dataclasses
 import gc
 import marshal
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,7 @@ class _Run:
         self.walker = Walker(config, opts, self.load_pair, inputs.probe)
         self.import_mode = opts.import_mode
         self._installed: dict[tuple[str, str], str | None] = {}
+        self._importable_names: dict[tuple[str, str], bool] = {}
 
     def rel(self, path: Path) -> str:
         """Rootdir-relative posix path of a file (its own path when outside the rootdir, or
@@ -351,9 +353,16 @@ class _Run:
             if err is not None:
                 out.errors.append(DiscoveryError(relpath, err[0], err[1]))
                 continue
+            failure = self._import_failure(ctx)
+            if failure is not None:
+                # pytest collects nothing from it but its collection error: one dynamic entry
+                tests = [TestDef(relpath, relpath, failure[0], "", dynamic=failure[1])]
             # pytest's doctest plugin makes its collector before the python plugin does
-            tests = self._doctests(ctx, relpath) if item.kind & DOCTEST_MODULE else []
-            if item.kind & TEST_MODULE:
+            elif item.kind & DOCTEST_MODULE:
+                tests = self._doctests(ctx, relpath)
+            else:
+                tests = []
+            if failure is None and item.kind & TEST_MODULE:
                 got = ModuleCollection(self.collector, ctx, relpath, inherited).run()
                 tests = tests + got.tests if tests else got.tests
                 out.fixtures.extend(got.fixtures)
@@ -371,6 +380,64 @@ class _Run:
             out.tests.extend(tests)
             out.imports[relpath] = _imports(self.index, ctx)
         return out
+
+    def _import_failure(self, ctx: ModuleCtx) -> tuple[int, str] | None:
+        """(line, reason) when importing the module must fail here: it reads a file that does
+        not exist or imports a top-level module found nowhere (:mod:`.importtime`)."""
+        for base, path, line in ctx.summary.get("reads") or ():
+            where = ctx.path.parent if base == "file" else self.config.invocation_dir
+            full = where / path
+            self.inputs.probe(full)
+            if not os.path.exists(full):
+                return line, (
+                    f"reads {path} when imported (line {line}), which does not exist here: "
+                    "pytest reports a collection error for the module"
+                )
+        for module, line in ctx.summary.get("toplevel_imports") or ():
+            top = module.partition(".")[0]
+            if not self._importable(top, ctx):
+                return line, (
+                    f"imports {module} (line {line}), which is not installed or in the project: "
+                    "pytest reports a collection error for the module"
+                )
+        return None
+
+    def _importable(self, top: str, ctx: ModuleCtx) -> bool:
+        """Whether top-level module ``top`` may be importable from ``ctx``'s module. Erring
+        towards yes: the module's own import roots, every directory from it up to the rootdir
+        (where conftests put theirs), the invocation directory, the site directories and this
+        interpreter's own finders."""
+        if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+            return True
+        key = (top, str(ctx.path.parent))
+        found = self._importable_names.get(key)
+        if found is not None:
+            return found
+        dirs = [*ctx.roots, self.config.invocation_dir, *self.sp]
+        d = ctx.path.parent
+        while d != d.parent and (d == self.rootdir or self.rootdir in d.parents):
+            dirs.append(d)
+            d = d.parent
+        found = False
+        for d in dirs:
+            for candidate in (d / f"{top}.py", d / top):
+                self.inputs.probe(candidate)
+                if candidate.exists():
+                    found = True
+                    break
+            if found:
+                break
+        if not found:
+            import importlib.util
+
+            try:
+                # finders of installed packages (an editable install's, extension modules):
+                # looking a top-level name up runs no module code
+                found = importlib.util.find_spec(top) is not None
+            except (ImportError, ValueError):
+                found = False
+        self._importable_names[key] = found
+        return found
 
     def _doctests(self, ctx: ModuleCtx, relpath: str) -> list[TestDef]:
         """The items of a ``DoctestModule`` (``--doctest-modules``): one per docstring with

@@ -25,8 +25,10 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from . import importtime
+
 #: bump when the summary layout changes (part of every cache key).
-SUMMARY_VERSION = 6
+SUMMARY_VERSION = 7
 
 _MUTATORS = frozenset(
     {
@@ -558,6 +560,8 @@ def summarize(source: bytes | str, filename: str = "<unknown>") -> dict[str, Any
         "attrset": facts["attrset"],
         "skip": _module_skip(tree) if _may_skip(source) else None,
         "doctests": doctests(tree) if _may_have_examples(source) else None,
+        "toplevel_imports": importtime.toplevel_imports(tree),
+        "reads": importtime.reads(tree) if importtime.may_read_files(source) else [],
     }
 
 

@@ -680,3 +680,62 @@ def test_a_module_as_a_parameter_is_named_by_its_dotted_name(tmp_path: Path) -> 
     exact = {t.id for t in tests if not t.dynamic}
     named = {"tests/test_mods.py::test_named[mypkg]", "tests/test_mods.py::test_named[mypkg.sub]"}
     assert named <= exact
+
+
+def test_a_module_that_must_fail_to_import_is_one_dynamic_record(tmp_path: Path) -> None:
+    # pytest collects nothing from a module whose import fails (a collection error): a module
+    # that imports a module found nowhere, or reads a missing file while it is imported (a
+    # source distribution without its test data), is covered by one dynamic record; guarded
+    # imports and files that exist leave the module's tests listed exactly
+    tests, collected = _agree(tmp_path, {
+        "tests/helpers.py": "VALUE = 1\n",
+        "tests/present.txt": "here\n",
+        "tests/test_missing_module.py": """
+            import helpers
+            from not_a_module_anywhere.sub import thing
+
+            def test_a():
+                pass
+        """,
+        "tests/test_missing_data.py": """
+            import pathlib
+
+            import pytest
+
+            @pytest.mark.parametrize("text", [pathlib.Path("tests/data/gone.txt").read_text()])
+            def test_b(text):
+                pass
+        """,
+        "tests/test_missing_beside.py": """
+            import os
+
+            class TestData:
+                with_data = open(os.path.join(os.path.dirname(__file__), "absent.json"))
+
+                def test_c(self):
+                    pass
+        """,
+        "tests/test_present_data.py": """
+            from pathlib import Path
+
+            import helpers
+
+            TEXT = (Path(__file__).resolve().parent / "present.txt").read_text()
+            try:
+                import not_a_module_anywhere
+            except ImportError:
+                not_a_module_anywhere = None
+
+            def later():
+                return open("tests/never/read.txt").read()
+
+            def test_d():
+                assert TEXT == "here\\n"
+        """,
+    }, allow_errors=True)
+    assert [i for i in collected if "missing" in i] == []
+    dynamic = _dynamic(tests)
+    assert "imports not_a_module_anywhere.sub (line 3)" in dynamic["tests/test_missing_module.py"]
+    assert "reads tests/data/gone.txt" in dynamic["tests/test_missing_data.py"]
+    assert "reads absent.json" in dynamic["tests/test_missing_beside.py"]
+    assert [t.id for t in tests if not t.dynamic] == ["tests/test_present_data.py::test_d"]
