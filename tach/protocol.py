@@ -26,7 +26,9 @@ The exchange of one run:
    Supervisor -> zygote: ``Plan`` {conftest_dirs, warm_imports, collection_paths} (or end of
    stream: the run was abandoned, for instance over a usage error).
 2. Zygote -> supervisor: ``ZygoteReady`` {pid, rootdir, pytest_version, python, warm_imports,
-   warm_failures, threads, report_header} (``report_header``: the plugins' header lines). If
+   warm_failures, threads, report_header, run_last, left_out} (``report_header``: the plugins'
+   header lines; ``run_last``: units' paths a plugin orders after the others; ``left_out``:
+   units' module paths pytest's walk leaves out, dropped from the queue). If
    pytest stops before that (a usage error, a conftest that raises), the zygote exits with
    pytest's exit code and its stderr says why.
 3. Supervisor -> zygote: ``SpawnWorker`` {slot}, once per slot (again if a worker dies).

@@ -77,6 +77,11 @@ class UnitSlice:
     ids: list[str]
 
 
+def _unit_path(unit: Unit) -> str:
+    """The file or directory a unit collects (its first argument, without a node id part)."""
+    return str(Path(unit.args[0].partition("::")[0]))
+
+
 class UnitQueue:
     """Units in the order they are handed out: the heaviest first."""
 
@@ -101,6 +106,16 @@ class UnitQueue:
         if later:
             # popped from the end: the units to run last go to the front, in their order
             self._units.sort(key=lambda unit: not (unit.args and str(Path(unit.args[0])) in later))
+
+    def drop(self, paths: Iterable[str]) -> list[Unit]:
+        """Take out the units of the modules at ``paths`` (those pytest's walk leaves out:
+        the zygote found it so); return them."""
+        gone = {str(Path(p)) for p in paths}
+        if not gone:
+            return []
+        dropped = [u for u in self._units if u.args and _unit_path(u) in gone]
+        self._units = [u for u in self._units if not (u.args and _unit_path(u) in gone)]
+        return dropped
 
     def push_front(self, unit: Unit) -> None:
         """Run ``unit`` next (a retry of the rest of a unit whose process died)."""

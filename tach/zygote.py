@@ -92,6 +92,9 @@ class Zygote:
                 os.close(fd)
         self.ready = False
         self.is_worker = False
+        #: The units' module paths pytest's walk leaves out (ignore rules and hooks): no
+        #: worker needs to collect them, and their tests are not counted.
+        self.left_out: list[str] = []
         self.plugin = TachPlugin(self)
         #: pidfd -> (slot, pid) of the live workers.
         self.workers: dict[int, tuple[int, int]] = {}
@@ -181,6 +184,7 @@ class Zygote:
                 "default_timeout": self.plugin.default_timeout,
                 "report_header": header,
                 "run_last": run_last,
+                "left_out": self.left_out,
                 "plugins": sorted(
                     {dist.project_name for _, dist in config.pluginmanager.list_plugin_distinfo()}
                 ),
@@ -229,7 +233,8 @@ class Zygote:
         import are imported once, here, for every worker). A directory (a unit of what only
         pytest can list) gets its ``sys.path`` entry, and under ``--doctest-modules`` its
         modules are imported as the test modules are. A module that fails to import is left to
-        the worker that collects it, which reports pytest's error for it.
+        the worker that collects it, which reports pytest's error for it. A module the walk
+        leaves out is recorded in :attr:`left_out`.
         """
         config = session.config
         mode = str(config.getoption("importmode"))
@@ -266,6 +271,8 @@ class Zygote:
         if path.suffix == ".py" and path.is_file():
             if collected_by_walk(session, path, initial):
                 import_as_collected(path, session.config)
+            else:
+                self.left_out.append(str(path))
             return
         root = import_root(path, namespace)
         if mode == "prepend" and (not sys.path or sys.path[0] != root):

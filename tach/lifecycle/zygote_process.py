@@ -166,6 +166,7 @@ class ZygoteProcess(RunState):
                     if not slot.done:
                         self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
                 return
+            self.queue.drop(payload.get("left_out") or ())
             self.queue.run_last(payload.get("run_last") or ())
             self.reporter.on_run_start(
                 {

@@ -49,6 +49,20 @@ def test_units_a_plugin_orders_last_are_handed_out_after_the_others_heaviest_fir
     assert [queue.pop().id for _ in range(4)] == ["d", "c", "b", "a"]
 
 
+def test_units_of_modules_pytests_walk_leaves_out_are_dropped_and_not_counted():
+    units = [
+        Unit("a", ["/p/a.py"], ["a::1", "a::2"]),
+        Unit("b", ["/p/b.py::T"], ["b::1"]),
+        Unit("c", ["/p/c.py"], ["c::1"]),
+    ]
+    queue = UnitQueue(units)
+    assert queue.expected_tests() == 4
+    dropped = queue.drop(["/p/b.py", "/p/a.py"])
+    assert sorted(u.id for u in dropped) == ["a", "b"]
+    assert queue.expected_tests() == 1
+    assert [queue.pop().id, queue.pop()] == ["c", None]
+
+
 def test_without_history_more_tests_weigh_more():
     small, big = Unit("small", ["s"], ["s::1"]), Unit("big", ["b"], [f"b::{i}" for i in range(10)])
     queue = UnitQueue([small, big])
