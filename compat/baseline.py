@@ -11,12 +11,14 @@ and the manifest's environment, each run does
 2. ``python -m pytest -p compat_outcomes ARGS`` (timed),
 
 ``plugin/compat_outcomes.py`` being put on PYTHONPATH (see it for how outcomes are merged
-over setup/call/teardown). The runs are merged into ``baseline/NAME.json``: each test's
-outcome and shortest duration, collection errors and module-level skips by collector id,
-the collected count, the wall times of every run and their medians, and ``flaky``: ids whose
-outcome differed between runs or that some run did not report (their entry lists
-``outcomes_seen``; any outcome seen is accepted by compare.py). Run it at least twice per
-project; use more runs when a project has flaky tests.
+over setup/call/teardown). The project's ``files`` are copied into its work dir first, and
+its ``services`` (a PostgreSQL server) run for the duration of all its runs, the variables
+that reach them in the runs' environment (see ``corpus.py``). The runs are merged into
+``baseline/NAME.json``: each test's outcome and shortest duration, collection errors and
+module-level skips by collector id, the collected count, the wall times of every run and
+their medians, and ``flaky``: ids whose outcome differed between runs or that some run did
+not report (their entry lists ``outcomes_seen``; any outcome seen is accepted by
+compare.py). Run it at least twice per project; use more runs when a project has flaky tests.
 
 Exit status 0 when every project ran, 1 otherwise.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import platform
@@ -41,13 +44,19 @@ import corpus as C
 
 
 def run_pytest(
-    p: C.Project, venv: Path, workdir: Path, extra: list[str], timeout: float, log: Path
+    p: C.Project,
+    venv: Path,
+    workdir: Path,
+    extra: list[str],
+    timeout: float,
+    log: Path,
+    service_env: dict[str, str],
 ) -> tuple[float, int | str, dict[str, Any] | None]:
     """One pytest run with the recording plugin: (wall seconds, exit status, record)."""
     fd, out = tempfile.mkstemp(prefix=f"compat-{p['name']}-", suffix=".json")
     os.close(fd)
     os.unlink(out)
-    env = C.run_env(p, venv, workdir, extra_pythonpath=[C.PLUGIN_DIR])
+    env = C.run_env(p, venv, workdir, extra_pythonpath=[C.PLUGIN_DIR], service_env=service_env)
     env[C.OUTCOMES_ENV] = out
     cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-p", C.PLUGIN_NAME, *extra]
     cmd += C.pytest_args(p)
@@ -115,6 +124,30 @@ def baseline_one(
     venv, workdir = C.paths(manifest, p)
     if not (venv / "bin" / "python").exists() or not workdir.is_dir():
         return {"status": "not set up (run compat/setup.sh)"}
+    try:
+        C.install_files(manifest, p, workdir)
+    except OSError as exc:
+        return {"status": f"could not copy its files: {exc}"}
+    with contextlib.ExitStack() as stack:
+        try:
+            running = stack.enter_context(C.services(p))
+        except C.ServiceError as exc:
+            return {"status": str(exc)}
+        for name, version in running.versions.items():
+            print(f"  {p['name']}: {name} {version} running", flush=True)
+        return record_runs(p, venv, workdir, runs, timeout, log_dir, running)
+
+
+def record_runs(
+    p: C.Project,
+    venv: Path,
+    workdir: Path,
+    runs: int,
+    timeout: float,
+    log_dir: Path,
+    running: C.Running,
+) -> dict[str, Any]:
+    """The runs of :func:`baseline_one`, its services running."""
     collect_walls: list[float] = []
     collect_rcs: list[int | str] = []
     walls: list[float] = []
@@ -123,14 +156,15 @@ def baseline_one(
     collected: dict[str, Any] | None = None
     for i in range(1, runs + 1):
         log = log_dir / f"baseline-{p['name']}.collect.{i}.log"
-        wall, rc, data = run_pytest(p, venv, workdir, ["--collect-only", "-q"], timeout, log)
+        collect = ["--collect-only", "-q"]
+        wall, rc, data = run_pytest(p, venv, workdir, collect, timeout, log, running.env)
         if data is None:
             return {"status": f"collect-only run {i} wrote no record (exit {rc}); see {log}"}
         collect_walls.append(round(wall, 3))
         collect_rcs.append(rc)
         collected = collected or data
         log = log_dir / f"baseline-{p['name']}.run.{i}.log"
-        wall, rc, data = run_pytest(p, venv, workdir, [], timeout, log)
+        wall, rc, data = run_pytest(p, venv, workdir, [], timeout, log, running.env)
         if data is None:
             return {"status": f"run {i} wrote no record (exit {rc}); see {log}"}
         walls.append(round(wall, 3))
@@ -152,6 +186,8 @@ def baseline_one(
         "command": f"python -m pytest {C.quote_args(C.pytest_args(p))}".rstrip(),
         "pytest_args": C.pytest_args(p),
         "env": p.get("env", {}),
+        **({"files": p["files"]} if p.get("files") else {}),
+        **({"services": running.versions} if running.versions else {}),
         "pytest_version": first["pytest_version"],
         "python_version": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus",

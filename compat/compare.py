@@ -7,7 +7,9 @@
     python3 compat/compare.py --list [--list-engine TEMPLATE] [...]
 
 Outcome mode (default). TEMPLATE is a shell command run in each project's work dir with the
-project's environment (venv ``bin`` first on PATH, VIRTUAL_ENV, the manifest's variables).
+project's environment (venv ``bin`` first on PATH, VIRTUAL_ENV, the manifest's variables, and
+those of the project's ``services``, started for the duration of its runs; its ``files`` are
+copied into the work dir first).
 Placeholders: ``{python}`` the venv's interpreter, ``{args}`` the project's pytest
 arguments (shell-quoted), ``{isolation}`` (``--isolation MODE`` with ``--mode``, else
 empty), ``{workdir}``, ``{venv}``, ``{project}``. Default::
@@ -46,6 +48,7 @@ extra); 1 when some id disagrees; 2 when some project could not be run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -243,14 +246,16 @@ def run_shell(cmd: str, cwd: Path, env: dict[str, str], timeout: float) -> dict[
     return {"rc": rc, "out": out, "err": err, "wall": time.perf_counter() - t0}
 
 
-def time_pytest(p: C.Project, venv: Path, workdir: Path, timeout: float) -> float:
+def time_pytest(
+    p: C.Project, venv: Path, workdir: Path, timeout: float, service_env: dict[str, str]
+) -> float:
     """Wall seconds of one plain ``python -m pytest ARGS`` run."""
     cmd = [str(venv / "bin" / "python"), "-m", "pytest", *C.pytest_args(p)]
     t0 = time.perf_counter()
     subprocess.run(
         cmd,
         cwd=workdir,
-        env=C.run_env(p, venv, workdir),
+        env=C.run_env(p, venv, workdir, service_env=service_env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -270,7 +275,9 @@ class Context:
         self.runtime = C.load_manifest().get("tach_runtime", [])
         self.baselines = Path(args.baseline_dir) if args.baseline_dir else C.baseline_dir(manifest)
 
-    def prepare(self, p: C.Project) -> tuple[dict[str, Any], Path, Path, dict[str, str]] | str:
+    def prepare(
+        self, p: C.Project, service_env: dict[str, str]
+    ) -> tuple[dict[str, Any], Path, Path, dict[str, str]] | str:
         """(baseline, venv, work dir, environment), or why the project cannot run."""
         bpath = self.baselines / f"{p['name']}.json"
         if not bpath.exists():
@@ -278,18 +285,37 @@ class Context:
         venv, workdir = C.paths(self.manifest, p)
         if not (venv / "bin" / "python").exists() or not workdir.is_dir():
             return "venv or sources missing (run the corpus's setup)"
+        try:
+            C.install_files(self.manifest, p, workdir)
+        except OSError as exc:
+            return f"could not copy its files: {exc}"
         extra = []
         if not tach_importable(venv):
             extra = [overlay_pythonpath(venv, self.tach_dir, self.runtime)]
-        env = C.run_env(p, venv, workdir, extra_pythonpath=extra)
+        env = C.run_env(p, venv, workdir, extra_pythonpath=extra, service_env=service_env)
         return json.loads(bpath.read_text()), venv, workdir, env
 
+    def run(self, p: C.Project) -> dict[str, Any]:
+        """Compare (or list) one project, its services running for the duration."""
+        with contextlib.ExitStack() as stack:
+            try:
+                running = stack.enter_context(C.services(p))
+            except C.ServiceError as exc:
+                return {
+                    "project": p["name"],
+                    "version": p["version"],
+                    "status": "not runnable",
+                    "reason": str(exc),
+                }
+            one = list_one if self.args.list else compare_one
+            return one(self, p, running.env)
 
-def compare_one(ctx: Context, p: C.Project) -> dict[str, Any]:
+
+def compare_one(ctx: Context, p: C.Project, service_env: dict[str, str]) -> dict[str, Any]:
     """Run Tach (``--repeat`` times) on a project and compare with its baseline."""
     a = ctx.args
     res: dict[str, Any] = {"project": p["name"], "version": p["version"]}
-    prep = ctx.prepare(p)
+    prep = ctx.prepare(p, service_env)
     if isinstance(prep, str):
         return {**res, "status": "not runnable", "reason": prep}
     base, venv, workdir, env = prep
@@ -304,7 +330,7 @@ def compare_one(ctx: Context, p: C.Project) -> dict[str, Any]:
         runs.append(r)
         walls.append(r["wall"])
         if a.pytest_timing == "live":
-            pytest_walls.append(time_pytest(p, venv, workdir, a.timeout))
+            pytest_walls.append(time_pytest(p, venv, workdir, a.timeout, service_env))
     first = runs[0]
     ev = parse_events(first["out"])
     reported = ev["reported"]
@@ -379,11 +405,11 @@ def parse_document(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def list_one(ctx: Context, p: C.Project) -> dict[str, Any]:
+def list_one(ctx: Context, p: C.Project, service_env: dict[str, str]) -> dict[str, Any]:
     """Run Tach's static listing on a project and compare its ids with pytest's."""
     a = ctx.args
     res: dict[str, Any] = {"project": p["name"], "version": p["version"]}
-    prep = ctx.prepare(p)
+    prep = ctx.prepare(p, service_env)
     if isinstance(prep, str):
         return {**res, "status": "not runnable", "reason": prep}
     base, venv, workdir, env = prep
@@ -624,7 +650,7 @@ def main() -> int:
     results = []
     for p in C.select(manifest, args.project):
         print(f"... {p['name']}", file=sys.stderr, flush=True)
-        r = list_one(ctx, p) if args.list else compare_one(ctx, p)
+        r = ctx.run(p)
         results.append(r)
         if args.list and r["status"] == "ran":
             for label in ("missing_ids", "extra_ids"):

@@ -7,14 +7,21 @@ same scripts work on either corpus (``--corpus DIR``).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shlex
-from collections.abc import Iterable, Sequence
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+#: The Tach checkout this harness belongs to (its ``tests/postgres.py`` runs PostgreSQL).
+REPO_ROOT = HERE.parent
 PLUGIN_DIR = HERE / "plugin"
 PLUGIN_NAME = "compat_outcomes"
 OUTCOMES_ENV = "TACH_COMPAT_OUTCOMES"
@@ -85,21 +92,148 @@ def select(manifest: Manifest, names: Sequence[str] = ()) -> list[Project]:
     return [p for p in manifest["projects"] if not names or p["name"] in names]
 
 
+def venv_owner(manifest: Manifest, project: Project) -> Project | None:
+    """The project whose venv ``project`` shares (manifest key ``venv``), or None.
+
+    Such a project has no venv of its own: it names another project of the manifest, which
+    must have the same sdist and unpack dir and a venv of its own."""
+    name = project.get("venv")
+    if not name or name == project["name"]:
+        return None
+    owner = next((p for p in manifest["projects"] if p["name"] == name), None)
+    if owner is None or owner.get("venv", name) != name:
+        raise SystemExit(f"{project['name']}: venv {name!r} is not a project with its own venv")
+    for key in ("sdist", "sdist_sha256", "unpack_dir"):
+        if owner.get(key) != project.get(key):
+            raise SystemExit(
+                f"{project['name']}: {key} differs from {name}'s, whose venv it shares"
+            )
+    return owner
+
+
 def paths(manifest: Manifest, project: Project) -> tuple[Path, Path]:
-    """(venv, work dir) of a project."""
+    """(venv, work dir) of a project (the venv is another project's with key ``venv``)."""
     cache = cache_dir(manifest)
-    venv = cache / "venvs" / project["name"]
+    venv = cache / "venvs" / project.get("venv", project["name"])
     workdir = (cache / "src" / project["unpack_dir"] / project.get("workdir", ".")).resolve()
     return venv, workdir
 
 
+def files_dir(manifest: Manifest, project: Project) -> Path:
+    """Where the sources of a project's ``files`` are: ``files/NAME/`` next to the manifest."""
+    return corpus_dir(manifest) / "files" / project["name"]
+
+
+def install_files(manifest: Manifest, project: Project, workdir: Path) -> list[Path]:
+    """Copy the project's ``files`` (paths relative to the work dir) from :func:`files_dir`
+    into the work dir; a file already there with the same content is left alone. Returns the
+    files written. Raises OSError when a source is missing or a copy fails."""
+    written = []
+    for rel in project.get("files", []):
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise SystemExit(f"{project['name']}: files entry {rel!r} leaves the work dir")
+        data = (files_dir(manifest, project) / rel).read_bytes()
+        dest = workdir / rel
+        if dest.is_file() and dest.read_bytes() == data:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".compat-tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        written.append(dest)
+    return written
+
+
+# ---------------------------------------------------------------------------------------
+# services: servers a project's tests need, started for the duration of its runs
+
+#: The services a manifest may name in a project's ``services``.
+SERVICES = ("postgresql",)
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started."""
+
+
+@dataclasses.dataclass
+class Running:
+    """The services running for a project: the variables that reach them, their versions."""
+
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _postgres_module() -> Any:
+    """The checkout's ``tests/postgres.py`` (throwaway PostgreSQL clusters)."""
+    if "postgres" in sys.modules:
+        return sys.modules["postgres"]
+    tests = str(REPO_ROOT / "tests")
+    sys.path.insert(0, tests)
+    try:
+        import postgres
+    finally:
+        sys.path.remove(tests)
+    return postgres
+
+
+@contextlib.contextmanager
+def _postgresql(running: Running) -> Iterator[None]:
+    """A throwaway PostgreSQL cluster (trust authentication, superuser ``postgres``) on
+    127.0.0.1 at a free port; PGHOST, PGPORT and PGUSER name it. Stopped and removed on the
+    way out, also on failure or Ctrl-C."""
+    with contextlib.ExitStack() as stack:
+        try:
+            pg = stack.enter_context(_postgres_module().cluster())
+            version = pg.psql("show server_version")[0]
+        except Exception as exc:
+            raise ServiceError(f"postgresql did not start: {exc}") from exc
+        running.env.update(PGHOST=pg.host, PGPORT=str(pg.port), PGUSER=pg.user)
+        running.versions["postgresql"] = version
+        yield
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def services(project: Project) -> Iterator[Running]:
+    """Start the project's ``services`` for the duration of the block (nothing for a project
+    without them). Raises :class:`ServiceError` when one does not start. They are stopped on
+    the way out, also on an exception or Ctrl-C; meanwhile SIGTERM, when it would otherwise
+    end the process on the spot, raises SystemExit so that they are stopped too."""
+    names = list(project.get("services", []))
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise ServiceError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    running = Running()
+    with contextlib.ExitStack() as stack:
+        main = threading.current_thread() is threading.main_thread()
+        if names and main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminated)
+            stack.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL)
+        for name in names:
+            if name == "postgresql":
+                stack.enter_context(_postgresql(running))
+        yield running
+
+
 def run_env(
-    project: Project, venv: Path, workdir: Path, extra_pythonpath: Iterable[Path | str] = ()
+    project: Project,
+    venv: Path,
+    workdir: Path,
+    extra_pythonpath: Iterable[Path | str] = (),
+    service_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment a project's tests run in: ours without :data:`SCRUBBED`, the venv
-    first on PATH, and the manifest's variables (relative PYTHONPATH entries are resolved
-    against the work dir, after ``extra_pythonpath``)."""
+    first on PATH, the variables of its running services (``service_env``, from
+    :func:`services`; for a project with services, none of ours named ``PG*`` is kept), and
+    the manifest's variables (relative PYTHONPATH entries are resolved against the work dir,
+    after ``extra_pythonpath``)."""
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith("TACH_")}
+    if project.get("services"):
+        env = {k: v for k, v in env.items() if not k.startswith("PG")}
+    env.update(service_env or {})
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     pythonpath = [str(x) for x in extra_pythonpath]

@@ -9,7 +9,9 @@ in the project's venv when missing, then runs, alternately and ``--repeat`` time
 ``pytest --cov --cov-branch`` and ``tach --cov --cov-branch`` with the project's arguments,
 each writing coverage's JSON report. It compares the executed and missing lines and branches
 of every file and prints, per project: files measured, files that differ, and both wall times
-(medians) with their ratio. Exit status 1 when some file differs.
+(medians) with their ratio. A project's ``files`` are copied into its work dir first and its
+``services`` run for the duration of its runs (see ``corpus.py``). Exit status 1 when some
+file differs.
 """
 
 from __future__ import annotations
@@ -56,6 +58,32 @@ def timed_run(cmd: list[str], workdir: Path, env: dict[str, str]) -> tuple[float
     return time.perf_counter() - began, result.returncode
 
 
+def measure(
+    project: C.Project,
+    venv: Path,
+    workdir: Path,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    out: Path,
+) -> dict[str, list[float]]:
+    """Run pytest and Tach with coverage, alternately; their wall times (reports in ``out``)."""
+    python = str(venv / "bin" / "python")
+    cov = ["--cov", "--cov-branch", "--cov-report="]
+    commands = {
+        "pytest": [python, "-m", "pytest", "-p", "no:cacheprovider", *cov],
+        "tach": [python, "-m", "tach", "-n", args.workers, "--isolation", args.mode, *cov],
+    }
+    times: dict[str, list[float]] = {"pytest": [], "tach": []}
+    for _ in range(args.repeat):
+        for tool, cmd in commands.items():
+            report = out / f"{project['name']}-{tool}.json"
+            seconds, _code = timed_run(
+                [*cmd, f"--cov-report=json:{report}", *C.pytest_args(project)], workdir, env
+            )
+            times[tool].append(seconds)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", action="append", default=[])
@@ -70,22 +98,11 @@ def main() -> int:
     for project in C.select(manifest, args.project or DEFAULT_PROJECTS):
         venv, workdir = C.paths(manifest, project)
         ensure_pytest_cov(venv)
-        env = C.run_env(project, venv, workdir)
-        python = str(venv / "bin" / "python")
-        cov = ["--cov", "--cov-branch", "--cov-report="]
+        C.install_files(manifest, project, workdir)
+        with C.services(project) as running:
+            env = C.run_env(project, venv, workdir, service_env=running.env)
+            times = measure(project, venv, workdir, env, args, out)
         name = project["name"]
-        commands = {
-            "pytest": [python, "-m", "pytest", "-p", "no:cacheprovider", *cov],
-            "tach": [python, "-m", "tach", "-n", args.workers, "--isolation", args.mode, *cov],
-        }
-        times: dict[str, list[float]] = {"pytest": [], "tach": []}
-        for _ in range(args.repeat):
-            for tool, cmd in commands.items():
-                report = out / f"{name}-{tool}.json"
-                seconds, _code = timed_run(
-                    [*cmd, f"--cov-report=json:{report}", *C.pytest_args(project)], workdir, env
-                )
-                times[tool].append(seconds)
         mine = measured(out / f"{name}-tach.json")
         theirs = measured(out / f"{name}-pytest.json")
         names = sorted(set(mine) | set(theirs))
@@ -95,8 +112,14 @@ def main() -> int:
             print(f"{name}: {file} differs", file=sys.stderr)
         pytest_s, tach_s = statistics.median(times["pytest"]), statistics.median(times["tach"])
         rows.append(
-            [name, str(len(names)), str(len(different)), f"{pytest_s:.2f}", f"{tach_s:.2f}",
-             f"{tach_s / pytest_s:.2f}"]
+            [
+                name,
+                str(len(names)),
+                str(len(different)),
+                f"{pytest_s:.2f}",
+                f"{tach_s:.2f}",
+                f"{tach_s / pytest_s:.2f}",
+            ]
         )
     header = ["project", "files", "differ", "pytest --cov s", "tach --cov s", "ratio"]
     print(C.table(header, rows))

@@ -15,7 +15,14 @@ For every selected project of ``manifest.json`` it:
    venv's site-packages names ``CACHE/tach-link/<key>``, a directory holding only a symlink
    ``tach -> DIR/tach`` (so the checkout's other top-level directories, ``tests`` among them,
    cannot shadow a project's own), and Tach's runtime dependencies (the manifest's
-   ``tach_runtime`` pins: orjson, watchdog) are pip-installed into the venv.
+   ``tach_runtime`` pins: orjson, watchdog) are pip-installed into the venv;
+5. copies the project's ``files`` (``files/NAME/...``) into its work dir (baseline.py and
+   compare.py copy them again before they run, so a re-unpacked source gets them back).
+
+A project with the key ``venv`` names another project whose sdist, unpacked source and venv
+it shares (the same suite with other settings, say): it gets no venv of its own. It is set
+up after the projects with their own venvs; when the one it names is not selected, that
+project's venv is built or checked as in step 3.
 
 CACHE is ``$TACH_COMPAT_CACHE`` (default ``~/.cache/tach-compat``); the interpreter is
 ``$TACH_COMPAT_PYTHON`` (default ``python3``; the lock was made with 3.11). Steps 1-3 leave
@@ -331,31 +338,56 @@ def main() -> int:
     link_dir = tach_link(cache, Path(args.tach).resolve())
     print(f"cache {cache}; python {python} ({pyver}); tach {args.tach}; {len(projects)} projects")
 
+    selected = {p["name"] for p in projects}
+
     def one(p: C.Project) -> dict[str, Any]:
         logfile = cache / "logs" / f"setup-{p['name']}.log"
         try:
-            sdist = fetch_sdist(p, cache, logfile, args.force)
-            src = unpack(p, sdist, cache, args.force)
-            venv, built = make_venv(
-                p, manifest, sdist, python, logfile, args.force, args.write_lock
-            )
+            owner = C.venv_owner(manifest, p)
+            # the owner, set up in the first round, has fetched and unpacked the same sdist
+            done = owner is not None and owner["name"] in selected
+            sdist = fetch_sdist(p, cache, logfile, args.force and not done)
+            src = unpack(p, sdist, cache, args.force and not done)
+            if owner is None:
+                venv, built = make_venv(
+                    p, manifest, sdist, python, logfile, args.force, args.write_lock
+                )
+                status = "built" if built else "up to date"
+            elif done:
+                venv = C.paths(manifest, owner)[0]
+                if read_text(venv / ".compat-stamp") != venv_stamp(owner, sha256(sdist), python):
+                    raise RuntimeError(f"{owner['name']}'s venv, which it shares, is not set up")
+                built = False
+                status = f"shares {owner['name']}'s venv"
+            else:
+                venv, built = make_venv(owner, manifest, sdist, python, logfile, args.force, False)
+                status = f"shares {owner['name']}'s venv, " + ("built" if built else "up to date")
             where = install_tach(venv, link_dir, manifest.get("tach_runtime", []), logfile)
+            workdir = C.paths(manifest, p)[1]
+            copied = C.install_files(manifest, p, workdir)
+            if copied:
+                status += f"; {len(copied)} file(s) copied"
             return {
                 "name": p["name"],
-                "status": ("built" if built else "up to date") + f"; tach from {where}",
+                "status": status + f"; tach from {where}",
                 "src": str(src),
-                "lock": freeze(venv) if args.write_lock else None,
+                "lock": freeze(venv) if args.write_lock and owner is None else None,
                 "sha256": sha256(sdist),
             }
-        except Exception as exc:  # report and go on with the other projects
+        except (Exception, SystemExit) as exc:  # report and go on with the other projects
             return {"name": p["name"], "status": f"FAILED: {exc}", "lock": None}
 
+    # projects sharing another's venv afterwards: never two builds of one venv or source
+    own = [p for p in projects if not p.get("venv")]
+    sharing = [p for p in projects if p.get("venv")]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(one, projects))
+        results = list(pool.map(one, own))
+    # one at a time: two of them may share the same venv
+    results += [one(p) for p in sharing]
     failed = 0
     by_name = {p["name"]: p for p in manifest["projects"]}
     for r in results:
-        print(f"  {r['name']:22s} {r['status']}")
+        print(f"  {r['name']:26s} {r['status']}")
         failed += r["status"].startswith("FAILED")
         if r["lock"] is not None:
             p = by_name[r["name"]]
