@@ -25,6 +25,7 @@ import io
 import mmap
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,9 +203,27 @@ def quiet_terminal_reporter(config: pytest.Config) -> io.StringIO | None:
         dict.fromkeys((name for name in dir(TerminalReporter) if name.startswith("pytest_")), None),
     )
     manager.unregister(current, name="terminalreporter")
-    buffer = io.StringIO()
+    buffer = TerminalBuffer(config)
     manager.register(quiet_class(config, buffer), "terminalreporter")
     return buffer
+
+
+class TerminalBuffer(io.StringIO):
+    """The quiet terminal reporter's file: what is written while pytest's global capture is
+    on goes to ``sys.stdout`` instead (the test's captured output). pytest's own writer writes
+    to file descriptor 1, which its capture then holds: a plugin's ``write_line`` during a
+    test shows only with the test's captured output, while ``--setup-show``, which suspends the
+    capture to write, reaches the terminal."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        super().__init__()
+        self.capture_manager = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(self, text: str) -> int:
+        capturing = getattr(self.capture_manager, "_global_capturing", None)
+        if getattr(capturing, "_state", None) == "started" and sys.stdout is not self:
+            return sys.stdout.write(text)
+        return super().write(text)
 
 
 class JunitRecorder:
@@ -303,6 +322,8 @@ class TachPlugin:
         self.pending_conftests: dict[Path, object] = {}
         #: What plugins write to the terminal reporter (see :func:`quiet_terminal_reporter`).
         self.terminal_buffer: io.StringIO | None = None
+        #: How much of :attr:`terminal_buffer` this process has sent or left to another.
+        self.terminal_sent = 0
 
     # -- zygote -------------------------------------------------------------------------------
 
@@ -368,6 +389,26 @@ class TachPlugin:
         """What plugins wrote to the terminal reporter in this process."""
         return self.terminal_buffer.getvalue() if self.terminal_buffer is not None else ""
 
+    def leave_terminal_text(self) -> None:
+        """What is in the terminal buffer now is not this process's to send: the zygote's, as
+        a worker starts; the worker's, once a test process forked from it took it over."""
+        if self.terminal_buffer is not None:
+            self.terminal_sent = self.terminal_buffer.tell()
+
+    def send_terminal_text(self, nodeid: str) -> None:
+        """Send what was written to pytest's terminal writer since the last time
+        (``TerminalText``): ``--setup-show``'s lines, a plugin's ``write_line`` during a test.
+        Under pytest they are on the terminal at this point; here they would die with the
+        process's buffer."""
+        buffer = self.terminal_buffer
+        if buffer is None or buffer.tell() == self.terminal_sent:
+            return
+        buffer.seek(self.terminal_sent)
+        text = buffer.read()
+        self.terminal_sent = buffer.tell()
+        if text:
+            self.send(MessageKind.TerminalText, {"id": nodeid, "text": text})
+
     # -- worker and test processes ------------------------------------------------------------
 
     def send(self, kind: MessageKind, payload: dict[str, Any]) -> None:
@@ -410,7 +451,7 @@ class TachPlugin:
             text = render_longrepr(report)
             data["longrepr_terminal"] = text
             data["longreprtext"] = text.strip()
-        if report.failed:
+        if report.failed or report.sections:  # FAILURES, and PASSES under -rP, title it
             data["head_line"] = report.head_line
         # pytest's own verdict on the report (plugins such as subtests and xfail take part; the
         # subtests plugin may turn a passing call into a failed one, so it is asked before the
@@ -603,6 +644,7 @@ class TachPlugin:
         if self.ring is None or os.getpid() != self.producer_pid:
             return
         assert self.config is not None
+        self.send_terminal_text(report.nodeid)
         status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         if isinstance(status[2], str) and is_plain_pass(report, self.config):
             self.send(MessageKind.PhasePassed, plain_pass_payload(report, status))

@@ -51,11 +51,14 @@ The exchange of one run:
    (no output, no properties, nothing a plugin added: ``tach.plugin.is_plain_pass``) is sent as
    ``PhasePassed`` {id, when, location, duration, start, stop, teststatus, pid} instead; the
    supervisor rebuilds from it the report pytest's serialisation would have given
-   (``tach.results.passed_phase_report``).
+   (``tach.results.passed_phase_report``). ``TerminalText`` {id, text} before a phase's report
+   when something wrote to pytest's terminal writer since the last one (``--setup-show``'s
+   lines, a plugin's ``terminalreporter.write_line``): what pytest would have printed there.
 8. Worker -> ring: ``TestReport`` for a test whose process died (a crash report the worker builds
    for the phase the process was in), and for a wider fixture's teardown error.
 9. Worker -> ring: ``UnitFinished`` {unit}. Back to 5 until the supervisor sends ``StopWorker``.
-10. Worker -> ring: ``WorkerDone`` {slot}; the worker tears down what it holds and exits.
+10. Worker -> ring: ``TerminalText`` {id: "", text} for what its last teardowns wrote to the
+    terminal writer, then ``WorkerDone`` {slot}; the worker tears down what it holds and exits.
 11. Supervisor -> zygote: ``Shutdown`` {testsfailed, testscollected}: the run's counts, which the
     zygote gives its pytest session; it finishes the session (its exit status that of a serial
     run: the plugins' session-finish hooks run there, as pytest-xdist's controller runs them)
@@ -111,6 +114,7 @@ class MessageKind(enum.IntEnum):
     PhasePassed = 16
     Configured = 17
     SessionFinished = 18
+    TerminalText = 19
 
 
 MAX_KIND = max(MessageKind)

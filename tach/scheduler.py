@@ -310,6 +310,9 @@ class Reporter(Protocol):
     def on_record(self, record: dict[str, Any]) -> None:
         """A ``record_testsuite_property`` / ``record_xml_attribute`` call (JUnit XML)."""
 
+    def on_terminal_text(self, text: dict[str, Any]) -> None:
+        """What a test process wrote to pytest's terminal writer ({id, text}): the terminal's."""
+
     def on_run_finished(self, summary: RunSummary) -> None: ...
 
     def flush(self) -> None:

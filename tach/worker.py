@@ -409,8 +409,11 @@ def collected_by_walk(
             collection_path=entry, config=config
         ):
             return False
-    if not test_module:
-        return True
+    return not test_module or is_test_module(path, config)
+
+
+def is_test_module(path: Path, config: pytest.Config) -> bool:
+    """Whether ``path`` matches ``python_files`` (pytest's python plugin collects it)."""
     from _pytest.python import path_matches_patterns
 
     return path_matches_patterns(path, config.getini("python_files"))
@@ -474,6 +477,7 @@ class Worker:
     def serve(self) -> None:
         """Run units until told to stop, then tear down what the worker holds."""
         self.isolate_output()
+        self.plugin.leave_terminal_text()
         with contextlib.suppress(OSError):
             proc.set_child_subreaper(True)
         if self.isolation == "none":
@@ -488,6 +492,7 @@ class Worker:
         self.teardown_to([], blame=self.last_item)
         self.end_orphans(set(), self.last_item, helpers=release_helpers())
         remove_own_tempdir(self.inherited_tempdir)
+        self.plugin.send_terminal_text("")
         self.plugin.send(MessageKind.WorkerDone, {"slot": self.slot, "pid": os.getpid()})
 
     def stop_requested(self) -> bool:
@@ -795,6 +800,7 @@ class Worker:
                         self.leave_note("helpers", helpers)
                     remove_own_tempdir(inherited_tempdir)
                 os._exit(code)
+        self.plugin.leave_terminal_text()  # the child sends what the worker wrote so far
         began = time.time()
         result = proc.wait4(pid, 0)
         index, phase = self.progress.get()

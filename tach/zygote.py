@@ -58,6 +58,7 @@ from tach.worker import (
     collected_by_walk,
     end_children,
     end_descendants,
+    is_test_module,
     refresh_thread_identity,
     warm_caches,
 )
@@ -269,10 +270,10 @@ class Zygote:
         """What pytest's collection imports at a unit's ``path`` (see
         :meth:`_import_in_collection_order`)."""
         if path.suffix == ".py" and path.is_file():
-            if collected_by_walk(session, path, initial):
+            if not collected_by_walk(session, path, initial, test_module=False):
+                self.left_out.append(str(path))  # an ignore rule or hook leaves it out
+            elif initial(path) or is_test_module(path, session.config):
                 import_as_collected(path, session.config)
-            else:
-                self.left_out.append(str(path))
             return
         root = import_root(path, namespace)
         if mode == "prepend" and (not sys.path or sys.path[0] != root):

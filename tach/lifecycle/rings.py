@@ -83,6 +83,8 @@ class ResultRings(RunState):
             self.reporter.on_warning(payload)
         elif kind is MessageKind.Record:
             self.reporter.on_record(payload)
+        elif kind is MessageKind.TerminalText:
+            self.reporter.on_terminal_text(payload)
         elif kind is MessageKind.UnitCollected:
             self._on_collected(slot, payload)
         elif kind is MessageKind.UnitFinished:

@@ -49,6 +49,10 @@ class Reporters:
         for reporter in self.reporters:
             reporter.on_record(record)
 
+    def on_terminal_text(self, text: dict[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_terminal_text(text)
+
     def flush(self) -> None:
         for reporter in self.reporters:
             reporter.flush()

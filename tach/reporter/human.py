@@ -162,6 +162,24 @@ class HumanReporter:
     def on_record(self, record: dict[str, Any]) -> None:
         pass
 
+    def on_terminal_text(self, text: dict[str, Any]) -> None:
+        """Written where pytest writes it: between the progress letters (``--setup-show``'s
+        ``SETUP``/``TEARDOWN`` lines and its test line, which the letter then ends)."""
+        body = str(text.get("text") or "")
+        if self.column == 0 and body.startswith("\n"):
+            body = body[1:]  # pytest's writer starts a new line: this one is new already
+        if not body:
+            return
+        if self.verbosity > 0 and not body.endswith("\n"):
+            body += "\n"  # -v's own line per test follows
+        self.write(body)
+        # The progress letter that follows ends the line, as pytest's does: a column of one
+        # keeps it from wrapping the line first, and still ends it before the next line.
+        if body.endswith("\n"):
+            self.column = 0
+        else:
+            self.column = 1 if "\n" in body else self.column + len(body)
+
     def on_warning(self, warning: dict[str, Any]) -> None:
         if warning.get("category") == "TachWarning":
             self.line(self.markup(f"tach: warning: {warning['message']}", "yellow"))
@@ -204,6 +222,9 @@ class HumanReporter:
             self.errors(summary)
             self.failures(summary)
         self.warnings_summary(summary.warnings)
+        if not summary.collect_only:
+            self.passes(summary, "passed", "PASSES", "P")
+            self.passes(summary, "xpassed", "XPASSES", "X")
         if self.durations is not None and not summary.collect_only:
             self.slowest(summary)
         if summary.plugin_report:
@@ -278,13 +299,41 @@ class HumanReporter:
         text = report.get("longrepr_terminal") or report.get("longreprtext") or ""
         if text:
             self.line(text.rstrip("\n"))
+        self.capture_sections(report)
+
+    def capture_sections(self, report: dict[str, Any], only: str = "") -> None:
+        """The report's captured output (``--show-capture``), its sections named ``only``."""
         if self.showcapture == "no":
             return
         for title, content in report.get("sections", ()):
             if self.showcapture != "all" and self.showcapture not in title:
                 continue
+            if only not in title:
+                continue
             self.sep("-", title)
             self.line(content[:-1] if content.endswith("\n") else content)
+
+    def passes(self, summary: RunSummary, category: str, title: str, char: str) -> None:
+        """pytest's ``PASSES`` (``-rP``) and ``XPASSES`` (``-rX``): the captured output of each
+        test of ``category``, with its teardown's."""
+        if self.tbstyle == "no" or char not in self.reportchars:
+            return
+        shown = [
+            (result, report)
+            for result in summary.results.values()
+            for report in result.reports
+            if (report.get("teststatus") or [""])[0] == category
+        ]
+        if not shown:
+            return
+        self.sep("=", title)
+        for result, report in shown:
+            if report.get("sections"):
+                self.sep("_", report.get("head_line") or result.id, "green", "bold")
+                self.capture_sections(report)
+            for teardown in result.reports:
+                if teardown.get("when") == "teardown":
+                    self.capture_sections(teardown, only="teardown")
 
     def warnings_summary(self, warnings: Sequence[dict[str, Any]]) -> None:
         shown = [w for w in warnings if w.get("category") != "TachWarning"]

@@ -227,6 +227,9 @@ class JsonReporter:
     def on_record(self, record: dict[str, Any]) -> None:
         pass
 
+    def on_terminal_text(self, text: dict[str, Any]) -> None:
+        pass  # terminal text, as pytest's: not an event
+
     def flush(self) -> None:
         pass  # every event is flushed as it is written
 

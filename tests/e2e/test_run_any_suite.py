@@ -245,3 +245,40 @@ def test_a_later_units_conftest_fixtures_are_found(project, isolation):
     assert sorted(expected.values()) == ["pass"] * 3
     events, result = run_tach(project, "--isolation", isolation, "-n", "1")
     assert outcomes(events) == expected, result.stderr
+
+
+def _setup_show_lines(output: str) -> list[str]:
+    """The lines ``--setup-show`` writes (fixture set-ups and teardowns, each test with its
+    fixtures) and what a fixture wrote to the terminal (part of its test's captured output,
+    shown by ``-rP``), without progress letters."""
+    kept = []
+    for line in output.splitlines():
+        line = line.rstrip().removesuffix("[100%]").rstrip().rstrip(".").rstrip()
+        if line.strip().startswith(
+            ("SETUP", "TEARDOWN", "note from", "test_setup_show.py::", "_____", "=====")
+        ) and "passed in" not in line:
+            kept.append(line)
+    return kept
+
+
+@pytest.mark.parametrize("isolation", MODES)
+@pytest.mark.parametrize("project", ["setup_show"], indirect=True)
+def test_setup_show_prints_what_pytest_prints(project, isolation):
+    # what pytest writes to its terminal while tests run is written by the test processes
+    # (and the workers, which set up wider fixtures): it reaches the terminal as under pytest
+    def run(*command: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", *command, "--setup-show", "-rP"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    expected = _setup_show_lines(run("pytest"))
+    assert "        SETUP    F row (fixtures used: table)" in expected
+    assert expected.count("note from a fixture") == 2
+    got = _setup_show_lines(run("tach", "-n", "1", "--isolation", isolation))
+    assert got == expected
