@@ -34,7 +34,15 @@ from .names import Index, ModuleCtx
 from .params import IdOptions
 from .plugins import PluginInfo, plugin_fixtures, site_packages_of_current
 from .pool import Job, Shares, available_jobs, fork_safe, start
-from .walk import DOCTEST_MODULE, DOCTEST_TEXT, TEST_MODULE, Walker, WalkItem, dynamic_scopes
+from .walk import (
+    DOCTEST_MODULE,
+    DOCTEST_TEXT,
+    IGNORE_HOOK,
+    TEST_MODULE,
+    Walker,
+    WalkItem,
+    dynamic_scopes,
+)
 
 #: hooks in conftests that make every test below them dynamic.
 _GENERATE_HOOK = "pytest_generate_tests"
@@ -259,10 +267,19 @@ class _Run:
 
     def _maybe_ignored(self, path: Path) -> str | None:
         """Why ``path`` may be left out by a conftest's ``collect_ignore``/
-        ``collect_ignore_glob`` computed at run time (a Python-version condition), if so."""
+        ``collect_ignore_glob`` computed at run time (a Python-version condition), or by its
+        ``pytest_ignore_collect`` hook, if so."""
         import fnmatch
 
         for ct in self.walker.conftests_for(path.parent):
+            if IGNORE_HOOK in ct.hooks:
+                names = ct.ignore_hook_names
+                rel = os.path.relpath(path, ct.path.parent)
+                named = next((n for n in names if n in rel), None) if names else None
+                if names is None or named is not None:
+                    where = f"{self.walker.rel(ct.path)}:{ct.hooks[IGNORE_HOOK]}"
+                    why = f", whose body names {named!r}" if named else ""
+                    return f"may be left out at run time by {IGNORE_HOOK} ({where}{why})"
             if not ct.ignore_dynamic:
                 continue
             if ct.maybe_ignored is None:

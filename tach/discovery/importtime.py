@@ -119,6 +119,12 @@ def _writes(call: ast.Call, position: int) -> bool:
     return True
 
 
+def evaluate_path(node: ast.AST) -> tuple[str, str] | None:
+    """(base, path) of a path expression the source settles (see :func:`_path_of`), pathlib
+    or not."""
+    return _path_of(node, need_path_type=False)
+
+
 def _path_of(node: ast.AST, need_path_type: bool) -> tuple[str, str] | None:
     """(base, path) of a path expression, if the source settles it: base ``"cwd"`` (relative
     to the working directory, or absolute) or ``"file"`` (relative to the module's

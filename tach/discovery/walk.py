@@ -64,6 +64,7 @@ class Conftest:
         "error",
         "hooks",
         "ignore_dynamic",
+        "ignore_hook_names",
         "maybe_ignored",
         "path",
         "pytest_plugins",
@@ -87,6 +88,9 @@ class Conftest:
         #: ``collect_ignore_glob`` matches them) the run-time lists may hold, or None when some
         #: value is not a literal string (then anything below may be left out).
         self.maybe_ignored: list[str] | None = None
+        #: with a ``pytest_ignore_collect`` hook: the strings its body names (:func:`hook_names`),
+        #: or None when it names none (then anything below may be left out).
+        self.ignore_hook_names: list[str] | None = None
         self.pytest_plugins: list[str] = []
 
 
@@ -95,6 +99,49 @@ class Conftest:
 TEST_MODULE = 1
 DOCTEST_MODULE = 2
 DOCTEST_TEXT = 4
+
+
+IGNORE_HOOK = "pytest_ignore_collect"
+
+
+def hook_names(conftest: Path, hook: str) -> list[str] | None:
+    """What the body of ``hook`` in ``conftest`` may compare a path with: its string literals
+    (a file or directory name, part of a path) and the paths it builds from ``__file__``
+    (relative to the conftest's directory, ``Path(__file__).parent / "legacy"``; a path with a
+    part that is not a literal stops where that part begins). None when it names none."""
+    import ast
+
+    from .importtime import evaluate_path
+
+    try:
+        tree = ast.parse(conftest.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    body = next(
+        (
+            node
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == hook
+        ),
+        None,
+    )
+    if body is None:
+        return None
+    names: list[str] = []
+    pending: list[ast.AST] = list(body.body)
+    while pending:
+        node = pending.pop()
+        got = evaluate_path(node)
+        if got is not None and got[0] == "file":
+            if got[1]:  # the literals it is made of are this path's, not names of their own
+                names.append(os.path.normpath(got[1]))
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value.strip("*/.")
+            if len(text) >= 2 and "\n" not in text:
+                names.append(text)
+        pending.extend(ast.iter_child_nodes(node))
+    return list(dict.fromkeys(names)) or None
 
 
 def possible_ignores(conftest: Path) -> list[str] | None:
@@ -231,6 +278,8 @@ class Walker:
             b = ctx.ns[name]
             if name.startswith("pytest_") and b["k"] == "func":
                 ct.hooks[name] = b["line"]
+        if IGNORE_HOOK in ct.hooks:
+            ct.ignore_hook_names = hook_names(ct.path, IGNORE_HOOK)
         for attr in ("collect_ignore", "collect_ignore_glob"):
             b = ctx.ns.get(attr)
             if b is None:

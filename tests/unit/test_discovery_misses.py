@@ -739,3 +739,39 @@ def test_a_module_that_must_fail_to_import_is_one_dynamic_record(tmp_path: Path)
     assert "reads tests/data/gone.txt" in dynamic["tests/test_missing_data.py"]
     assert "reads absent.json" in dynamic["tests/test_missing_beside.py"]
     assert [t.id for t in tests if not t.dynamic] == ["tests/test_present_data.py::test_d"]
+
+
+def test_files_an_ignore_hook_names_are_dynamic(tmp_path: Path) -> None:
+    # a conftest's pytest_ignore_collect decides at run time: the files whose path holds a
+    # string its body names, or lies below a path it builds from __file__, may be left out
+    # (dynamic); the others are listed exactly. A hook that names nothing may leave out any.
+    tests, collected = _agree(tmp_path, {
+        "tests/conftest.py": """
+            import os
+            from pathlib import Path
+
+            def pytest_ignore_collect(collection_path, config):
+                if Path(__file__).parent / "extras" / "saml" in collection_path.parents:
+                    return os.environ.get("WITH_SAML") != "1"
+                if collection_path.name == "test_legacy.py":
+                    return True
+                return None
+        """,
+        "tests/extras/saml/test_saml.py": "def test_saml():\n    pass\n",
+        "tests/extras/test_oauth.py": "def test_oauth():\n    pass\n",
+        "tests/test_legacy.py": "def test_legacy():\n    pass\n",
+        "tests/test_plain.py": "def test_plain():\n    pass\n",
+        "other/conftest.py": """
+            def pytest_ignore_collect(collection_path, config):
+                return collection_path.stat().st_size > 10**6
+        """,
+        "other/test_other.py": "def test_other():\n    pass\n",
+    })
+    assert "tests/extras/saml/test_saml.py::test_saml" not in collected
+    assert "tests/test_legacy.py::test_legacy" not in collected
+    exact = {t.id for t in tests if not t.dynamic}
+    assert exact == {"tests/extras/test_oauth.py::test_oauth", "tests/test_plain.py::test_plain"}
+    dynamic = _dynamic(tests)
+    assert "names 'extras/saml'" in dynamic["tests/extras/saml/test_saml.py::test_saml"]
+    assert "names 'test_legacy.py'" in dynamic["tests/test_legacy.py::test_legacy"]
+    assert "pytest_ignore_collect (other/conftest.py:2)" in dynamic["other/test_other.py::test_other"]
