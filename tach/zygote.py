@@ -63,6 +63,9 @@ from tach.worker import (
     warm_caches,
 )
 
+#: Bytes of freed interpreter blocks each process keeps for reuse (``proc.keep_freed_blocks``):
+#: eight arenas, or hundreds of frame-stack chunks.
+FREED_BLOCK_BUDGET = 8 << 20
 #: Exit status of a zygote whose supervisor gave up on the run before it started.
 EXIT_ABANDONED = 2
 #: Exit status of a worker that failed outside any test (an internal error).
@@ -679,6 +682,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spec = orjson.loads(args[0])
     proc.set_pdeathsig(signal.SIGKILL, parent_pid=spec["supervisor_pid"])
+    # Frame-stack chunks and arenas the interpreter frees are kept for reuse, in the zygote and
+    # every process forked from it (see csrc/proc.pyx: a test whose calls cross a chunk's end
+    # would map and unmap one per call).
+    proc.keep_freed_blocks(FREED_BLOCK_BUDGET)
     if not spec.get("cwd_on_path", True) and sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # put there by ``python -m``; the command the user typed had none
     sys.path[:0] = spec.get("python_path", [])

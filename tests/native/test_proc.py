@@ -19,6 +19,7 @@ import resource
 import select
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -901,3 +902,51 @@ def test_setrlimit_errors():
         return None
 
     assert run(body) == (errno.EINVAL, "setrlimit")
+
+
+# -- freed interpreter blocks ----------------------------------------------------------------------
+
+#: A function whose frame does not fit in what is left of the frame stack's current chunk: each
+#: call maps a chunk for it, and its return unmaps it (CPython's data stack).
+BIG_FRAME = (
+    "def big_frame():\n" + "".join(f"    v{i} = {i}\n" for i in range(3000)) + "    return v0\n"
+)
+
+KEEP_FREED_BLOCKS = f"""
+import os
+from tach._native import proc
+
+ns = {{}}
+exec({BIG_FRAME!r}, ns)
+big_frame = ns["big_frame"]
+
+def reused_by(calls):
+    before = proc.freed_block_stats()[0]
+    for _ in range(calls):
+        big_frame()
+    return proc.freed_block_stats()[0] - before
+
+print("before", reused_by(100))
+proc.keep_freed_blocks(1 << 20)
+print("kept", reused_by(100))
+reused, kept_bytes, kept_blocks = proc.freed_block_stats()
+print("budget", kept_bytes <= 1 << 20, kept_blocks)
+pid = os.fork()
+if pid == 0:
+    print("child", reused_by(100), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+proc.keep_freed_blocks(0)
+print("none", reused_by(100) <= 1)
+"""
+
+
+def test_freed_frame_stack_chunks_are_kept_for_reuse_also_after_fork():
+    out = subprocess.run(
+        [sys.executable, "-c", KEEP_FREED_BLOCKS], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "before 0"  # the interpreter's own allocator: every call maps afresh
+    assert out[1] in ("kept 99", "kept 100")  # the first call's chunk is kept, then reused
+    assert out[2] == "budget True 1"
+    assert out[3] == "child 100"
+    assert out[4] == "none True"

@@ -774,4 +774,5 @@ def test_files_an_ignore_hook_names_are_dynamic(tmp_path: Path) -> None:
     dynamic = _dynamic(tests)
     assert "names 'extras/saml'" in dynamic["tests/extras/saml/test_saml.py::test_saml"]
     assert "names 'test_legacy.py'" in dynamic["tests/test_legacy.py::test_legacy"]
-    assert "pytest_ignore_collect (other/conftest.py:2)" in dynamic["other/test_other.py::test_other"]
+    other = dynamic["other/test_other.py::test_other"]
+    assert "pytest_ignore_collect (other/conftest.py:2)" in other
