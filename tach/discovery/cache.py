@@ -52,7 +52,7 @@ except ImportError:  # pragma: no cover - CPython always has it
 SCHEMA = "tach-discovery-cache"
 #: Raised whenever what discovery records for a file changes (a cache of another version is
 #: read as none).
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 #: the first bytes of every cache file Tach writes
 MAGIC = b"tach-cache %d marshal %d python %d.%d\n" % (
     CACHE_VERSION,
