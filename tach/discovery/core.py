@@ -414,8 +414,9 @@ class _Run:
             top = module.partition(".")[0]
             if not self._importable(top, ctx):
                 return line, (
-                    f"imports {module} (line {line}), which is not installed or in the project: "
-                    "pytest reports a collection error for the module"
+                    f"imports {module} (line {line}), found neither installed nor in the "
+                    "project: pytest reports a collection error for the module, unless a "
+                    "conftest puts it on sys.path"
                 )
         return None
 
