@@ -57,8 +57,9 @@ The exchange of one run:
 8. Worker -> ring: ``TestReport`` for a test whose process died (a crash report the worker builds
    for the phase the process was in), and for a wider fixture's teardown error.
 9. Worker -> ring: ``UnitFinished`` {unit}. Back to 5 until the supervisor sends ``StopWorker``.
-10. Worker -> ring: ``TerminalText`` {id: "", text} for what its last teardowns wrote to the
-    terminal writer, then ``WorkerDone`` {slot}; the worker tears down what it holds and exits.
+10. The worker tears down what it holds, then -> ring: ``TerminalText`` {id: "", text} for what
+    those teardowns wrote to the terminal writer (if anything), and ``WorkerDone`` {slot}; it
+    exits.
 11. Supervisor -> zygote: ``Shutdown`` {testsfailed, testscollected}: the run's counts, which the
     zygote gives its pytest session; it finishes the session (its exit status that of a serial
     run: the plugins' session-finish hooks run there, as pytest-xdist's controller runs them)
