@@ -6,6 +6,10 @@ a directory of its own; it yields the connection parameters once the server acce
 (``pg_ctl -w``). On the way out, also when the tests failed or were interrupted, it stops the
 server (``-m fast``, then ``-m immediate``, then SIGKILL) and removes the directory.
 
+A process killed outright (SIGKILL, a timeout's) cannot stop its cluster: the directory names
+the process that made it (``owner``), and the next ``cluster()`` stops and removes every cluster
+whose owner is gone (:func:`sweep_abandoned`).
+
 PostgreSQL refuses to run as root: as root, the cluster's files and processes belong to
 ``nobody``. The binaries are Debian's (``/usr/lib/postgresql/VERSION/bin``, the newest version),
 else the ones on ``PATH``.
@@ -25,11 +29,15 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 SUPERUSER = "postgres"
 UNPRIVILEGED = "nobody"
+PREFIX = "tach-postgres-"
+#: A cluster directory with no ``owner`` file yet is left alone for this long (being made).
+YOUNG_SECONDS = 600
 MISSING = (
     "PostgreSQL is not installed: the tests that use a PostgreSQL server need its binaries "
     "(initdb, pg_ctl, postgres, psql). On Debian or Ubuntu install the `postgresql` package "
@@ -127,7 +135,8 @@ class _Cluster:
         if os.geteuid() == 0:
             self.user = pwd.getpwnam(UNPRIVILEGED)
         self.started = False
-        self.root = Path(tempfile.mkdtemp(prefix="tach-postgres-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / "owner").write_text(f"{os.getpid()}\n")
         self.data_dir = self.root / "data"
         self.socket_dir = self.root / "socket"
         self.log_file = self.root / "server.log"
@@ -248,9 +257,55 @@ class _Cluster:
             self.remove()
 
 
+def sweep_abandoned(directory: Path | None = None) -> list[Path]:
+    """Stop and remove the clusters whose owner process is gone; return their directories.
+    A cluster whose owner lives (another test session's) is left alone, and so is a young
+    directory that names no owner yet."""
+    swept = []
+    base = Path(directory or tempfile.gettempdir())
+    for root in base.glob(f"{PREFIX}*"):
+        try:
+            owner = int((root / "owner").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            try:
+                young = time.time() - root.stat().st_mtime < YOUNG_SECONDS
+            except OSError:
+                continue
+            if young:
+                continue
+            owner = None
+        if owner is not None and _alive(owner):
+            continue
+        postmaster = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((root / "data" / "postmaster.pid").read_text().split()[0])
+        if postmaster is not None and _alive(postmaster):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(postmaster, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+            deadline = time.monotonic() + 30
+            while _alive(postmaster) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(postmaster, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+        swept.append(root)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (dead, waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 @contextlib.contextmanager
 def cluster() -> Iterator[Postgres]:
-    """A running throwaway cluster, stopped and removed on the way out."""
+    """A running throwaway cluster, stopped and removed on the way out (and the clusters of
+    processes that were killed before they could stop theirs, first)."""
+    sweep_abandoned()
     state = _Cluster()
     # a process that ends without unwinding this context (a second Ctrl-C, say) still stops it
     atexit.register(state.close)
