@@ -51,7 +51,6 @@ import argparse
 import contextlib
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -154,12 +153,7 @@ def parse_events(stdout: str) -> dict[str, Any]:
 def overlay_pythonpath(venv: Path, tach_dir: Path, runtime: list[str]) -> str:
     """A directory with ``tach`` (a symlink) and Tach's runtime deps for this venv's Python."""
     vpy = str(venv / "bin" / "python")
-    ver = subprocess.run(
-        [vpy, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    ver = C.venv_python_version(venv)
     overlay = C.cache_dir(C.load_manifest()) / "overlay" / f"py{ver}"
     overlay.mkdir(parents=True, exist_ok=True)
     stamp = overlay / ".runtime"
@@ -204,46 +198,6 @@ def tach_importable(venv: Path) -> bool:
         ).returncode
         == 0
     )
-
-
-def render(template: str, p: C.Project, venv: Path, workdir: Path, isolation: str) -> str:
-    """The command line of a template for a project."""
-    fields = {
-        "python": shlex.quote(str(venv / "bin" / "python")),
-        "args": C.quote_args(C.pytest_args(p)),
-        "isolation": f"--isolation {isolation}" if isolation else "",
-        "workdir": shlex.quote(str(workdir)),
-        "venv": shlex.quote(str(venv)),
-        "project": shlex.quote(p["name"]),
-    }
-    try:
-        return template.format(**fields).strip()
-    except (KeyError, IndexError, ValueError) as exc:
-        raise SystemExit(f"bad template {template!r}: {exc}") from exc
-
-
-def run_shell(cmd: str, cwd: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Run a shell command; its exit status, output and wall time."""
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd,
-            shell=True,
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-            check=False,
-        )
-        rc: int | str = proc.returncode
-        out, err = proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc = "timeout"
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
-    return {"rc": rc, "out": out, "err": err, "wall": time.perf_counter() - t0}
 
 
 def time_pytest(
@@ -322,11 +276,11 @@ def compare_one(ctx: Context, p: C.Project, service_env: dict[str, str]) -> dict
     exp = expected(base)
     res.update(baseline=len(exp), flaky=len(base.get("flaky", [])))
     res["pytest_exitstatus"] = sorted({str(x) for x in base.get("exitstatus", [])})
-    cmd = render(a.engine, p, venv, workdir, a.mode)
+    cmd = C.render(a.engine, p, venv, workdir, a.mode)
     res["command"] = cmd
     runs, walls, pytest_walls = [], [], []
     for _ in range(max(1, a.repeat)):
-        r = run_shell(cmd, workdir, env, a.timeout)
+        r = C.run_shell(cmd, workdir, env, a.timeout)
         runs.append(r)
         walls.append(r["wall"])
         if a.pytest_timing == "live":
@@ -413,8 +367,8 @@ def list_one(ctx: Context, p: C.Project, service_env: dict[str, str]) -> dict[st
     if isinstance(prep, str):
         return {**res, "status": "not runnable", "reason": prep}
     base, venv, workdir, env = prep
-    cmd = render(a.list_engine, p, venv, workdir, "")
-    r = run_shell(cmd, workdir, env, a.timeout)
+    cmd = C.render(a.list_engine, p, venv, workdir, "")
+    r = C.run_shell(cmd, workdir, env, a.timeout)
     doc = parse_document(r["out"])
     res.update(command=cmd, returncode=r["rc"], list_wall_s=round(r["wall"], 3))
     if doc is None:

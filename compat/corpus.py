@@ -13,8 +13,10 @@ import json
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -245,6 +247,59 @@ def run_env(
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(pythonpath)
     return env
+
+
+def render(
+    template: str, p: Project, venv: Path, workdir: Path, isolation: str, **extra: str
+) -> str:
+    """The command line of a template for a project (``extra``: more placeholders)."""
+    fields = {
+        **extra,
+        "python": shlex.quote(str(venv / "bin" / "python")),
+        "args": quote_args(pytest_args(p)),
+        "isolation": f"--isolation {isolation}" if isolation else "",
+        "workdir": shlex.quote(str(workdir)),
+        "venv": shlex.quote(str(venv)),
+        "project": shlex.quote(p["name"]),
+    }
+    try:
+        return template.format(**fields).strip()
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SystemExit(f"bad template {template!r}: {exc}") from exc
+
+
+def run_shell(cmd: str, cwd: Path, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run a shell command; its exit status, output and wall time."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd,
+            shell=True,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+        rc: int | str = proc.returncode
+        out, err = proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc = "timeout"
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+    return {"rc": rc, "out": out, "err": err, "wall": time.perf_counter() - t0}
+
+
+def venv_python_version(venv: Path) -> str:
+    """``X.Y`` of a venv's interpreter."""
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def pytest_args(project: Project) -> list[str]:

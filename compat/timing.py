@@ -29,7 +29,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,17 +50,19 @@ XDIST = "pytest-xdist==3.8.0"
 def xdist_dir(venv: Path, cache: Path) -> Path:
     """A directory holding pytest-xdist for ``venv``'s Python (installed there when missing),
     to put on PYTHONPATH for the commands that use ``-n``."""
-    python = str(venv / "bin" / "python")
-    version = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    target = cache / "xdist" / f"py{version}"
+    target = cache / "xdist" / f"py{C.venv_python_version(venv)}"
     if not (target / "xdist").is_dir():
         subprocess.run(
-            [python, "-m", "pip", "install", "-q", "--target", str(target), XDIST],
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(target),
+                XDIST,
+            ],
             check=True,
             capture_output=True,
         )
@@ -90,40 +91,19 @@ def main() -> int:
         if any("{xdist}" in template for _, template in commands):
             where = xdist_dir(venv, C.cache_dir(manifest))
             xdist = f'env PYTHONPATH={shlex.quote(str(where))}"${{PYTHONPATH:+:$PYTHONPATH}}"'
-        values = {
-            "xdist": xdist,
-            "python": shlex.quote(str(venv / "bin" / "python")),
-            "args": C.quote_args(C.pytest_args(project)),
-            "workdir": shlex.quote(str(workdir)),
-            "venv": shlex.quote(str(venv)),
-            "project": shlex.quote(project["name"]),
-            "isolation": "",
-        }
         times: dict[str, list[float]] = {label: [] for label, _ in commands}
-        statuses: dict[str, set[int]] = {label: set() for label, _ in commands}
+        statuses: dict[str, set[str]] = {label: set() for label, _ in commands}
         with C.services(project) as running:
             env = C.run_env(project, venv, workdir, service_env=running.env)
             for round_ in range(args.repeat):
                 for label, template in commands:
-                    command = template.format(**values)
-                    began = time.perf_counter()
-                    try:
-                        code = subprocess.run(
-                            command,
-                            shell=True,
-                            cwd=workdir,
-                            env=env,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            timeout=args.timeout,
-                        ).returncode
-                    except subprocess.TimeoutExpired:
-                        code = -1
-                    times[label].append(time.perf_counter() - began)
-                    statuses[label].add(code)
+                    command = C.render(template, project, venv, workdir, "", xdist=xdist)
+                    run = C.run_shell(command, workdir, env, args.timeout)
+                    times[label].append(run["wall"])
+                    statuses[label].add(str(run["rc"]))
                     print(
                         f"... {project['name']} round {round_ + 1}: {label} "
-                        f"{times[label][-1]:.2f} s (exit {code})",
+                        f"{run['wall']:.2f} s (exit {run['rc']})",
                         file=sys.stderr,
                     )
         first = statistics.median(times[commands[0][0]])
@@ -136,7 +116,7 @@ def main() -> int:
                     " ".join(f"{t:.2f}" for t in times[label]),
                     f"{median:.2f}",
                     f"{median / first:.2f}",
-                    ",".join(str(s) for s in sorted(statuses[label])),
+                    ",".join(sorted(statuses[label])),
                 ]
             )
     print(C.table(["project", "command", "runs s", "median s", "ratio", "exit"], rows))
