@@ -174,7 +174,7 @@ def warm_django(config: pytest.Config) -> None:
     steps: list[Callable[[], None]] = [_warm_url_resolver, _warm_lazy_regexes]
     debug = debug_in_test_environment(config)
     if debug is not UNKNOWN:
-        steps += [_warm_template_engines, _warm_templates]
+        steps.append(_warm_templates)
     from django.conf import settings
 
     saved = settings.DEBUG
@@ -215,20 +215,13 @@ def _warm_url_resolver() -> None:
     get_resolver()._populate()
 
 
-def _warm_template_engines() -> None:
-    from django.forms.renderers import get_default_renderer
-    from django.template import engines
-
-    engines.all()
-    renderer = get_default_renderer()
-    getattr(renderer, "engine", None)
-
-
 #: Seconds the zygote spends at most compiling a project's templates.
 TEMPLATE_BUDGET = 2.0
 
 
 def _warm_templates() -> None:
+    """Build the template engines (``TEMPLATES``'s and the form renderer's), then compile the
+    templates their cached loaders find, until :data:`TEMPLATE_BUDGET` is spent."""
     from django.forms.renderers import get_default_renderer
     from django.template import engines
 
