@@ -174,7 +174,8 @@ class _Run:
         self.walker = Walker(config, opts, self.load_pair, inputs.probe)
         self.import_mode = opts.import_mode
         self._installed: dict[tuple[str, str], str | None] = {}
-        self._importable_names: dict[tuple[str, str], bool] = {}
+        self._importable_here: dict[tuple[str, str], bool] = {}
+        self._importable_everywhere: dict[str, bool] = {}
 
     def rel(self, path: Path) -> str:
         """Rootdir-relative posix path of a file (its own path when outside the rootdir, or
@@ -423,39 +424,47 @@ class _Run:
     def _importable(self, top: str, ctx: ModuleCtx) -> bool:
         """Whether top-level module ``top`` may be importable from ``ctx``'s module. Erring
         towards yes: the module's own import roots, every directory from it up to the rootdir
-        (where conftests put theirs), the invocation directory, the site directories and this
-        interpreter's own finders."""
+        (where conftests put theirs), and what all modules share
+        (:meth:`_importable_anywhere`)."""
         if top in sys.stdlib_module_names or top in sys.builtin_module_names:
             return True
+        if self._importable_anywhere(top):
+            return True
         key = (top, str(ctx.path.parent))
-        found = self._importable_names.get(key)
-        if found is not None:
-            return found
-        dirs = [*ctx.roots, self.config.invocation_dir, *self.sp]
-        d = ctx.path.parent
-        while d != d.parent and (d == self.rootdir or self.rootdir in d.parents):
-            dirs.append(d)
-            d = d.parent
-        found = False
+        found = self._importable_here.get(key)
+        if found is None:
+            dirs = list(ctx.roots)
+            d = ctx.path.parent
+            while d != d.parent and (d == self.rootdir or self.rootdir in d.parents):
+                dirs.append(d)
+                d = d.parent
+            found = self._importable_here[key] = self._module_in(top, dirs)
+        return found
+
+    def _importable_anywhere(self, top: str) -> bool:
+        """Whether ``top`` is in the invocation directory, a site directory or found by this
+        interpreter's own finders (an editable install's, an extension module's)."""
+        found = self._importable_everywhere.get(top)
+        if found is None:
+            found = self._module_in(top, [self.config.invocation_dir, *self.sp])
+            if not found:
+                import importlib.util
+
+                try:  # looking a top-level name up runs no module code
+                    found = importlib.util.find_spec(top) is not None
+                except (ImportError, ValueError):
+                    found = False
+            self._importable_everywhere[top] = found
+        return found
+
+    def _module_in(self, top: str, dirs: Sequence[Path]) -> bool:
+        """Whether one of ``dirs`` holds ``top.py`` or ``top/`` (each probe recorded)."""
         for d in dirs:
             for candidate in (d / f"{top}.py", d / top):
                 self.inputs.probe(candidate)
                 if candidate.exists():
-                    found = True
-                    break
-            if found:
-                break
-        if not found:
-            import importlib.util
-
-            try:
-                # finders of installed packages (an editable install's, extension modules):
-                # looking a top-level name up runs no module code
-                found = importlib.util.find_spec(top) is not None
-            except (ImportError, ValueError):
-                found = False
-        self._importable_names[key] = found
-        return found
+                    return True
+        return False
 
     def _doctests(self, ctx: ModuleCtx, relpath: str) -> list[TestDef]:
         """The items of a ``DoctestModule`` (``--doctest-modules``): one per docstring with
