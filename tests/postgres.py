@@ -24,6 +24,7 @@ import glob
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import socket
@@ -280,16 +281,27 @@ def sweep_abandoned(directory: Path | None = None) -> list[Path]:
         with contextlib.suppress(OSError, ValueError, IndexError):
             postmaster = int((root / "data" / "postmaster.pid").read_text().split()[0])
         if postmaster is not None and _alive(postmaster):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(postmaster, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
-            deadline = time.monotonic() + 30
-            while _alive(postmaster) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(postmaster, signal.SIGKILL)
+            _end(postmaster)
         shutil.rmtree(root, ignore_errors=True)
         swept.append(root)
     return swept
+
+
+def _end(pid: int, grace: float = 30) -> None:
+    """End a process that is not this one's child: PostgreSQL's immediate shutdown (SIGQUIT),
+    waited for on a pidfd (readable once the process is dead), then SIGKILL."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, signal.SIGQUIT)
+        if not select.select([pidfd], [], [], grace)[0]:
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def _alive(pid: int) -> bool:
