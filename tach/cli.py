@@ -290,6 +290,24 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if ns.show_config:
         print_config(config, project, layers)
         return EXIT_OK
+    if config.watch:
+        from tach.watch import WatchSession
+
+        def load() -> tuple[RunConfig, CollectOptions, Path]:
+            project = determine_config(
+                first_reading.paths,
+                inifile=first_reading.inifile,
+                rootdir=first_reading.rootdir,
+                invocation_dir=invocation_dir,
+                overrides=first_reading.overrides,
+            )
+            layers = Layers.load(project.rootdir, project.inifile, invocation_dir)
+            config = build_run_config(
+                ns, pytest_words, addopts_args(project), sys.executable, layers=layers
+            )
+            return config, first_reading, project.rootdir
+
+        return WatchSession(load).run()
     return run_configured(config, first_reading, project.rootdir, invocation_dir, retain)
 
 
@@ -309,25 +327,9 @@ def run_configured(
     from tach.scheduler import load_durations
 
     durations = load_durations(rootdir / ".tach")
-    env = {**os.environ, **config.env} if config.env else None
+    env = run_environment(config)
     supervisor = lifecycle.Supervisor(
-        lifecycle.RunSpec(
-            python=config.python,
-            invocation_dir=str(invocation_dir),
-            pytest_args=config.pytest_args,
-            workers=config.workers,
-            isolation=config.isolation,
-            python_path=config.python_path,
-            env=env,
-            durations=durations,
-            junit_xml=bool(config.junit_xml),
-            timeout=config.timeout,
-            session_timeout=config.session_timeout,
-            max_memory=config.max_memory,
-            cwd_on_path=Path(sys.argv[0]).name != "tach",
-        ),
-        Reporters([]),
-        decide_exit=exit_code,
+        run_spec(config, invocation_dir, durations), Reporters([]), decide_exit=exit_code
     )
     supervisor.start()
     first_error: ConfigError | None = None
@@ -374,6 +376,38 @@ def run_configured(
         supervisor.abort()
         raise
     return plan_and_run(config, supervisor, found, durations, invocation_dir, retain)
+
+
+def run_environment(config: RunConfig) -> dict[str, str] | None:
+    """The zygote's environment: this one with ``[tool.tach] env`` (None: this one)."""
+    return {**os.environ, **config.env} if config.env else None
+
+
+def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float]) -> Any:
+    """The supervisor's :class:`tach.lifecycle.RunSpec` of ``config``."""
+    from tach import lifecycle
+
+    return lifecycle.RunSpec(
+        python=config.python,
+        invocation_dir=str(invocation_dir),
+        pytest_args=config.pytest_args,
+        workers=config.workers,
+        isolation=config.isolation,
+        python_path=config.python_path,
+        env=run_environment(config),
+        durations=durations,
+        junit_xml=bool(config.junit_xml),
+        timeout=config.timeout,
+        session_timeout=config.session_timeout,
+        max_memory=config.max_memory,
+        cwd_on_path=cwd_on_path(),
+    )
+
+
+def cwd_on_path() -> bool:
+    """Whether the invocation directory leads ``sys.path`` (``python -m tach``, as
+    ``python -m pytest``; not the ``tach`` command, as not the ``pytest`` command)."""
+    return Path(sys.argv[0]).name != "tach"
 
 
 def discover_for_run(options: CollectOptions, invocation_dir: Path) -> Any:
@@ -466,8 +500,10 @@ def plan_and_run(
     durations: dict[str, float],
     invocation_dir: Path,
     retain: list[object] | None,
+    choose: Callable[[list[Unit]], list[Unit]] | None = None,
 ) -> int:
-    """Plan the units of the discovered tests, run them, and save what the run teaches."""
+    """Plan the units of the discovered tests, run them, and save what the run teaches
+    (``choose``: which of the planned units to run, in what order of weight; all of them)."""
     from tach.reporter import Reporters
     from tach.reporter.human import HumanReporter
     from tach.reporter.json import JsonReporter
@@ -475,7 +511,6 @@ def plan_and_run(
     from tach.scheduler import (
         RecordedFiles,
         estimate_weight,
-        plan_units,
         recorded_items,
         save_durations,
         slice_heavy_units,
@@ -506,24 +541,7 @@ def plan_and_run(
         reporters.append(junit_reporter(config.junit_xml, found.config, locations))
     supervisor.reporter = Reporters(reporters)
 
-    dynamic = [
-        rootdir / test.id.rstrip("/")
-        for test in result.tests
-        if test.dynamic and (test.id.endswith("/") or test.id == "")
-    ]
-    roots = [Path(arg.partition("::")[0]) for arg in config.args]
-    if config.doctest_modules:
-        dynamic += [root for root in roots if root.is_dir()]
-    dynamic = clip_to_roots(dynamic, roots)
-    error_files = [
-        e.file
-        for e in result.errors
-        if e.file.endswith(".py") and Path(e.file).name != "conftest.py"
-    ]
-    plan = plan_units(
-        rootdir, result.tests, result.imports, error_files, dynamic, found.walked_dirs, roots
-    )
-    narrow_to_node_ids(plan.units, config.args, invocation_dir)
+    plan = plan_run(config, found, invocation_dir)
     last_failed = load_last_failed(cache_dir)
     recorded = recorded_items(durations) if any(t.dynamic for t in result.tests) else {}
     directories = any(unit.unlisted_directory for unit in plan.units)
@@ -550,14 +568,14 @@ def plan_and_run(
         for unit in units:
             if failed_tests(unit, last_failed, failed_items):
                 unit.weight = float("inf")
+    if choose is not None:
+        units = choose(units)
     locations.update(result.tests)
     if human is not None:
         human.expected = plan.expected_tests
     if json_reporter is not None:
         json_reporter.expected = plan.expected_tests
-    summary = supervisor.run(
-        units, plan.conftest_dirs, config.warm_imports, plan.collection_paths
-    )
+    summary = supervisor.run(units, plan.conftest_dirs, config.warm_imports, plan.collection_paths)
     if human is None and summary.zygote_exit_code is not None:
         sys.stderr.write(summary.zygote_output)  # why pytest stopped, even under -q
     if summary.zygote_exit_code is None and not summary.collect_only:
@@ -567,6 +585,33 @@ def plan_and_run(
     if retain is not None:
         retain += [supervisor, summary, found, plan, units, durations, locations, last_failed]
     return exit_code(summary)
+
+
+def plan_run(config: RunConfig, found: Any, invocation_dir: Path) -> Any:
+    """The units (a :class:`tach.scheduler.Plan`) of the tests ``found`` for ``config``."""
+    from tach.scheduler import plan_units
+
+    result = found.result
+    rootdir = Path(result.rootdir)
+    dynamic = [
+        rootdir / test.id.rstrip("/")
+        for test in result.tests
+        if test.dynamic and (test.id.endswith("/") or test.id == "")
+    ]
+    roots = [Path(arg.partition("::")[0]) for arg in config.args]
+    if config.doctest_modules:
+        dynamic += [root for root in roots if root.is_dir()]
+    dynamic = clip_to_roots(dynamic, roots)
+    error_files = [
+        e.file
+        for e in result.errors
+        if e.file.endswith(".py") and Path(e.file).name != "conftest.py"
+    ]
+    plan = plan_units(
+        rootdir, result.tests, result.imports, error_files, dynamic, found.walked_dirs, roots
+    )
+    narrow_to_node_ids(plan.units, config.args, invocation_dir)
+    return plan
 
 
 def show_help(parser: argparse.ArgumentParser, config: RunConfig, invocation_dir: Path) -> int:
@@ -669,8 +714,7 @@ class StaticSelection:
                 for group in by_marks.values()
                 for test in (
                     group
-                    if not options.markexpr
-                    or select(group[:1], None, options.markexpr, [])[0]
+                    if not options.markexpr or select(group[:1], None, options.markexpr, [])[0]
                     else ()
                 )
             }

@@ -85,6 +85,32 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a JUnit XML report to PATH (as pytest's --junitxml)",
     )
     add_fault_arguments(parser)
+    add_watch_arguments(parser)
+
+
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--watch`` and its options (``docs/watch.md``)."""
+    parser.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        default=None,
+        help="run, then re-run the tests a change affects whenever a file changes "
+        "(Enter: all, f: failed, q: quit)",
+    )
+    parser.add_argument(
+        "--watch-all",
+        action="store_true",
+        default=None,
+        help="with --watch: re-run every test on each change, not only the affected ones",
+    )
+    parser.add_argument(
+        "--watch-debounce",
+        default=None,
+        metavar="MS",
+        help="with --watch: wait until files have been quiet this long before a run "
+        "(default: 100)",
+    )
 
 
 def _option_arity(parser: argparse.ArgumentParser) -> dict[str, int]:
@@ -181,6 +207,10 @@ class RunConfig:
     warm_imports: list[str] = dataclasses.field(default_factory=list)
     #: ``[tool.tach] addopts``: given to pytest before the command line's arguments.
     tool_addopts: list[str] = dataclasses.field(default_factory=list)
+    #: ``--watch``, ``--watch-all``, and the quiet time before a watch run (seconds).
+    watch: bool = False
+    watch_all: bool = False
+    watch_debounce: float = 0.1
     #: Where each setting's value came from (``tach --show-config``).
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -306,6 +336,15 @@ def build_run_config(
         python_path=[layers.from_rootdir(p) for p in resolve.table("python_path", [])],
         warm_imports=resolve.table("warm_imports", []),
         tool_addopts=tool_addopts,
+        watch=bool(getattr(ns, "watch", None)),
+        watch_all=resolve("watch_all", getattr(ns, "watch_all", None), "--watch-all", bool, False),
+        watch_debounce=resolve(
+            "watch_debounce",
+            getattr(ns, "watch_debounce", None),
+            "--watch-debounce",
+            parse_milliseconds,
+            100,
+        ),
         sources=resolve.sources,
     )
 
@@ -348,6 +387,8 @@ TOOL_KEYS: dict[str, str] = {
     "junit_xml": "a string (a path)",
     "format": '"human" or "json"',
     "slice": '"never", "safe" or "always"',
+    "watch_all": "a boolean",
+    "watch_debounce": "a number of milliseconds",
 }
 
 #: The ``TACH_*`` environment variable of each setting that has one.
@@ -395,6 +436,19 @@ def parse_format(value: str) -> str:
     return value
 
 
+def parse_milliseconds(value: str | float) -> float:
+    """``--watch-debounce``: milliseconds, as seconds."""
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise ConfigValueError(
+            f"--watch-debounce takes a number of milliseconds, not {value!r}"
+        ) from None
+    if not 0 <= ms < 60_000:
+        raise ConfigValueError(f"--watch-debounce must be 0 to 60000 milliseconds, not {value!r}")
+    return ms / 1000.0
+
+
 def parse_timeout(value: str | float) -> float:
     try:
         seconds = float(value)
@@ -432,6 +486,10 @@ def _tool_value_ok(key: str, value: object) -> bool:
         return isinstance(value, str) and bool(value)
     if key == "format":
         return value in ("human", "json")
+    if key == "watch_all":
+        return isinstance(value, bool)
+    if key == "watch_debounce":
+        return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
     return False
 
 

@@ -75,6 +75,7 @@ whole validity check of a kind.
 from __future__ import annotations
 
 import enum
+import os
 import select
 import socket
 from typing import Any, Protocol
@@ -85,6 +86,7 @@ from tach._native import frame
 
 __all__ = [
     "Channel",
+    "LayerLink",
     "Message",
     "MessageKind",
     "ProtocolError",
@@ -257,6 +259,72 @@ class Channel:
                 return None
             self._pending.extend(messages)
         return self._pending.pop(0)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class LayerLink:
+    """Requests and their answers between the supervisor and a warm layer (the base, a session).
+
+    A ``SOCK_SEQPACKET`` socket: each message is one packet, an orjson object with the file
+    descriptors it hands over attached (``SCM_RIGHTS``), so a layer can be given the channels,
+    rings and buffers of a process it is to fork without inheriting them at its own start.
+    """
+
+    #: Largest message; requests carry a spec, never results.
+    MAX_SIZE = 1 << 20
+    #: Most file descriptors one message hands over (the fds of 64 worker slots and a few more).
+    MAX_FDS = 300
+
+    def __init__(self, sock: socket.socket, name: str) -> None:
+        self.sock = sock
+        self.name = name
+
+    @classmethod
+    def pair(cls, name: str) -> tuple[LayerLink, socket.socket]:
+        """A link and the socket its peer inherits."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(ours, name), theirs
+
+    @classmethod
+    def from_fd(cls, fd: int, name: str) -> LayerLink:
+        return cls(socket.socket(fileno=fd), name)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+        """Send ``message``, handing over copies of ``fds``; raises OSError when the peer is
+        gone."""
+        data = orjson.dumps(message)
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.send(data)
+
+    def recv(self) -> tuple[dict[str, Any], list[int]] | None:
+        """Block for one message and the fds it carries (the caller owns them); ``None`` once
+        the peer has closed the link."""
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, self.MAX_SIZE, self.MAX_FDS)
+        except ConnectionResetError:
+            return None
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise ProtocolError(f"{self.name}: {exc}") from exc
+        if type(message) is not dict:
+            for fd in fds:
+                os.close(fd)
+            raise ProtocolError(f"{self.name}: a message that is not an object")
+        return message, fds
 
     def close(self) -> None:
         self.sock.close()

@@ -248,9 +248,7 @@ class Locations:
             if test.id and not test.id.endswith("/"):
                 self._lines[test.id] = (test.file, test.line)
 
-    def of(
-        self, test_id: str, report: dict[str, Any] | None = None
-    ) -> tuple[str, int | None]:
+    def of(self, test_id: str, report: dict[str, Any] | None = None) -> tuple[str, int | None]:
         """The file and line of ``test_id`` (the line may be unknown: None)."""
         found = self._lines.get(test_id)
         if found is None and test_id.endswith("]") and "[" in test_id:

@@ -128,8 +128,10 @@ class UnitQueue:
         cut = [os.path.dirname(p) if p.endswith(".py") else p for p in failed_conftests]
         count = 0
         for unit in self._units:
-            if cut and unit.args and any(
-                unit.args[0] == d or unit.args[0].startswith(d + os.sep) for d in cut
+            if (
+                cut
+                and unit.args
+                and any(unit.args[0] == d or unit.args[0].startswith(d + os.sep) for d in cut)
             ):
                 continue
             count += unit.count if unit.count is not None else len(unit.expected)
@@ -494,9 +496,7 @@ def slice_heavy_units(
             result.append(unit)
             continue
         count = min(SLICES_PER_WORKER * workers, max(2, int(weight / share * workers)))
-        test_weights = [
-            durations.get(i, DEFAULT_TEST_SECONDS) + TEST_OVERHEAD_SECONDS for i in ids
-        ]
+        test_weights = [durations.get(i, DEFAULT_TEST_SECONDS) + TEST_OVERHEAD_SECONDS for i in ids]
         bounds = even_cuts(test_weights, count)
         if len(bounds) < 3:  # one test: nothing to cut
             result.append(unit)

@@ -83,27 +83,34 @@ class Zygote:
         self.spec = spec
         self.pid = os.getpid()
         self.control = Channel.from_fd(spec["control_fd"], "control channel")
-        self.slots = {
-            slot["slot"]: (slot["command_fd"], Ring.attach(*slot["ring_fds"]))
-            for slot in spec["slots"]
-        }
+        self.slots: dict[int, tuple[int, Ring]] = {}
         #: The output memfd of each slot (the supervisor's; fds 1 and 2 of its workers).
-        self.outputs: dict[int, int] = {
-            slot["slot"]: slot["output_fd"] for slot in spec["slots"] if "output_fd" in slot
-        }
-        for slot in spec["slots"]:  # Ring.attach took copies of the ring fds
-            for fd in slot["ring_fds"]:
-                os.close(fd)
+        self.outputs: dict[int, int] = {}
+        self._attach_slots(spec.get("slots", []))
         self.ready = False
+        #: What the session layer learnt while it prepared (see :meth:`prepare_session`).
+        self.session_info: dict[str, Any] = {}
         self.is_worker = False
         #: The units' module paths pytest's walk leaves out (ignore rules and hooks): no
         #: worker needs to collect them, and their tests are not counted.
         self.left_out: list[str] = []
+        #: The files imported as pytest's collection imports test modules.
+        self.collected_files: set[str] = set()
         self.plugin = TachPlugin(self)
         #: pidfd -> (slot, pid) of the live workers.
         self.workers: dict[int, tuple[int, int]] = {}
         #: The failures the supervisor counted (``Shutdown``); plugins may add to them.
         self.reported_failures = 0
+
+    def _attach_slots(self, slots: list[dict[str, Any]]) -> None:
+        """Take the slots' command channels, rings and output buffers (fds)."""
+        self.slots = {
+            slot["slot"]: (slot["command_fd"], Ring.attach(*slot["ring_fds"])) for slot in slots
+        }
+        self.outputs = {slot["slot"]: slot["output_fd"] for slot in slots if "output_fd" in slot}
+        for slot in slots:  # Ring.attach took copies of the ring fds
+            for fd in slot["ring_fds"]:
+                os.close(fd)
 
     # -- pytest's command line (pytest_cmdline_main) -------------------------------------------
 
@@ -147,46 +154,86 @@ class Zygote:
     # -- set-up (pytest_collection) -------------------------------------------------------------
 
     def prepare(self, session: pytest.Session) -> None:
-        """Load conftests and warm imports, freeze the heap, and tell the supervisor."""
-        config = session.config
+        """Load conftests and warm imports, freeze the heap, and tell the supervisor.
+
+        In a layered zygote (``spec["layered"]``) this process becomes the session layer:
+        :meth:`serve_runs` forks a run zygote per request and returns only in one of them,
+        which then prepares its own run.
+        """
+        self._receive_plan()
+        self.prepare_session(session)
+        if self.spec.get("layered"):
+            from tach.layers import serve_runs
+
+            changed = serve_runs(self, session)  # returns in a run zygote only
+            self._receive_plan()
+            forget_modules(changed)
+        self.prepare_run(session)
+
+    def _receive_plan(self) -> None:
         message = self.control.recv()  # the supervisor's plan, made while pytest started here
         if message is None or message[0] is not MessageKind.Plan:
             pytest.exit("the supervisor abandoned the run", returncode=EXIT_ABANDONED)
         self.spec.update(message[1])
+
+    def prepare_session(self, session: pytest.Session) -> None:
+        """What every run of this session shares: the conftests, the warm imports and the test
+        modules, imported in pytest's collection order, and the caches filled from them."""
+        config = session.config
         header = report_header(config)
         conftest_errors = self._load_conftests(config)
-        factory = getattr(config, "_tmp_path_factory", None)
-        if factory is not None:
-            # One base temp directory for every worker, made before the fork: workers that each
-            # made their own would prune each other's (pytest keeps only the last three).
-            factory.getbasetemp()
+        if not self.spec.get("layered"):
+            self._make_basetemp(config)
         warm_failures = self._warm_imports()
         self._import_in_collection_order(session)
-        paths = list(self.spec.get("collection_paths", []))
-        config.stash[RUN_PATHS] = paths
-        run_last = adapters.run_last(config, paths)
         adapters.before_workers(config)
         # Caches every worker would otherwise fill on its own, each in private copy-on-write
         # pages (and the zygote's originals then shared with no one): filled once, here.
         warm_caches()
         prime_plugin_caches()
+        self.session_info = {
+            "report_header": header,
+            "warm_failures": warm_failures,
+            "conftest_errors": conftest_errors,
+            "python_threads": python_threads(),
+        }
+
+    def _make_basetemp(self, config: pytest.Config) -> None:
+        """One base temp directory for every worker, made before the fork: workers that each
+        made their own would prune each other's (pytest keeps only the last three)."""
+        factory = getattr(config, "_tmp_path_factory", None)
+        if factory is None:
+            return
+        basetemp = getattr(factory, "_basetemp", None)
+        if basetemp is not None and not Path(basetemp).is_dir():
+            factory._basetemp = None  # an earlier run of this session layer removed it
+        factory.getbasetemp()
+
+    def prepare_run(self, session: pytest.Session) -> None:
+        """This run's part: the units pytest would leave out or run last, the frozen heap, and
+        ``ZygoteReady``."""
+        config = session.config
+        if self.spec.get("layered"):
+            self._make_basetemp(config)
+            self.left_out = []
+            self._import_in_collection_order(session)
+        paths = list(self.spec.get("collection_paths", []))
+        config.stash[RUN_PATHS] = paths
+        run_last = adapters.run_last(config, paths)
         gc.collect()
         gc.freeze()
         self.ready = True
         self.control.send(
             MessageKind.ZygoteReady,
             {
+                **self.session_info,
                 "pid": self.pid,
                 "rootdir": str(config.rootpath),
                 "inifile": str(config.inipath) if config.inipath else None,
                 "pytest_version": pytest.__version__,
                 "python": sys.version.split()[0],
                 "warm_imports": self.spec.get("warm_imports", []),
-                "warm_failures": warm_failures,
-                "conftest_errors": conftest_errors,
-                "python_threads": python_threads(),
                 "default_timeout": self.plugin.default_timeout,
-                "report_header": header,
                 "run_last": run_last,
                 "left_out": self.left_out,
                 "plugins": sorted(
@@ -277,6 +324,7 @@ class Zygote:
                 self.left_out.append(str(path))  # an ignore rule or hook leaves it out
             elif initial(path) or is_test_module(path, session.config):
                 import_as_collected(path, session.config)
+                self.collected_files.add(str(path))
             return
         root = import_root(path, namespace)
         if mode == "prepend" and (not sys.path or sys.path[0] != root):
@@ -306,6 +354,7 @@ class Zygote:
                 and collected_by_walk(session, path, initial, test_module=False)
             ):
                 import_as_collected(path, session.config)
+                self.collected_files.add(str(path))
 
     # -- serving (pytest_runtestloop) -----------------------------------------------------------
 
@@ -602,6 +651,15 @@ def report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+def forget_modules(paths: list[str]) -> None:
+    """Take the modules loaded from ``paths`` out of ``sys.modules``: the next import reads
+    the files as they are now."""
+    wanted = set(paths)
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) in wanted:
+            del sys.modules[name]
+
+
 def as_json(value: Any) -> Any:
     """An option's value as JSON carries it (a path or an enum as its string)."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -677,10 +735,9 @@ def run_pytest(args: list[str], plugin: TachPlugin) -> int | pytest.ExitCode:
     return pytest.main(args, plugins=[plugin])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tach.zygote SPEC``."""
-    args = sys.argv[1:] if argv is None else argv
-    spec = orjson.loads(args[0])
+def set_up_process(spec: dict[str, Any]) -> None:
+    """What a process started by the supervisor (a zygote, a base layer) does first: die with
+    its parent, keep freed blocks, and take the ``sys.path`` of the command the user typed."""
     proc.set_pdeathsig(signal.SIGKILL, parent_pid=spec["supervisor_pid"])
     # Frame-stack chunks and arenas the interpreter frees are kept for reuse, in the zygote and
     # every process forked from it (see csrc/proc.pyx: a test whose calls cross a chunk's end
@@ -689,6 +746,19 @@ def main(argv: list[str] | None = None) -> int:
     if not spec.get("cwd_on_path", True) and sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # put there by ``python -m``; the command the user typed had none
     sys.path[:0] = spec.get("python_path", [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m tach.zygote SPEC``."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = orjson.loads(args[0])
+    set_up_process(spec)
+    return run_zygote(spec)
+
+
+def run_zygote(spec: dict[str, Any]) -> int:
+    """Run pytest as the zygote of ``spec``; its exit status (a worker exits here)."""
+    proc.set_pdeathsig(signal.SIGKILL, parent_pid=spec["supervisor_pid"])
     zygote = Zygote(spec)
     code = run_pytest(spec["pytest_args"], zygote.plugin)
     if zygote.is_worker:

@@ -328,9 +328,7 @@ def _is_test_function(obj: Any) -> bool:
     return inspect.isfunction(obj) and obj.__name__.startswith("test")
 
 
-def run_databases(
-    modules: Iterable[types.ModuleType], fixtures: Any
-) -> tuple[set[str], set[str]]:
+def run_databases(modules: Iterable[types.ModuleType], fixtures: Any) -> tuple[set[str], set[str]]:
     """The aliases the tests of ``modules`` use, and those needing serialized rollback, by
     pytest-django's own reading of a test (``_get_databases_for_test``'s rules)."""
     from django.db import DEFAULT_DB_ALIAS, connections

@@ -23,6 +23,7 @@ from tach.results import Stats, TestResult
 from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 
 if TYPE_CHECKING:
+    from tach.lifecycle.layers import LayerProcess, WarmSession
     from tach.lifecycle.timers import Timer
 
 #: What handling a well-formed frame with a payload of the wrong shape raises.
@@ -53,6 +54,8 @@ class RunSpec:
     #: The invocation directory leads ``sys.path`` in the zygote, as under ``python -m pytest``
     #: (``python -m tach``); the ``tach`` command, like the ``pytest`` command, leaves it out.
     cwd_on_path: bool = True
+    #: Added to what reporters get at the run's start (``tach --watch``: the cycle).
+    run_info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -113,7 +116,9 @@ class RunState:
         self.signals: list[int] = []
         self.deselected = 0
         self.failures = 0
-        self.zygote: subprocess.Popen[bytes] | None = None
+        self.zygote: subprocess.Popen[bytes] | LayerProcess | None = None
+        #: The warm session layer run zygotes are forked from (None: a cold zygote is started).
+        self.layer: WarmSession | None = None
         self.zygote_ready = False
         #: The zygote's ``SessionFinished``: how its pytest session (the plugins') ended.
         self.session_end: dict[str, Any] = {}

@@ -61,77 +61,127 @@ class ZygoteProcess(RunState):
         return configured
 
     def _start_zygote(self) -> None:
+        """Start the zygote: ``python -m tach.zygote``, or, with a warm session layer
+        (:attr:`layer`), a run zygote forked from it (:class:`StaleLayer` when it refuses)."""
         spec = self.spec
         control_parent, control_child = socket.socketpair()
-        self.control = Channel(control_parent, "control channel")
         # Copies of this process's fds 1 and 2 (the child's own 1 and 2 are its log).
         terminal_out, terminal_err = os.dup(1), os.dup(2)
-        pass_fds = [control_child.fileno(), terminal_out, terminal_err]
+        fds = [control_child.fileno(), terminal_out, terminal_err]
         slot_specs = []
         children: list[socket.socket] = [control_child]
         first = not self.slots
+        channels: list[Channel] = []
         for index in range(spec.workers):
             parent, child = socket.socketpair()
             children.append(child)
             channel = Channel(parent, f"command channel of slot {index}")
+            channels.append(channel)
             if first:
                 ring = Ring(RING_CAPACITY, name=f"tach-results-{index}")
                 output = LogBuffer(f"tach-output-{index}")
                 self.slots.append(Slot(index, channel, ring, output))
             else:  # a replacement zygote: the slots keep their rings and output buffers
                 slot = self.slots[index]
-                slot.channel.close()
-                slot.channel = channel
                 ring, output = slot.ring, slot.output
                 assert output is not None
             memfd, eventfd = ring.fds()
-            pass_fds += [child.fileno(), memfd, eventfd, output.fileno()]
+            fds += [child.fileno(), memfd, eventfd, output.fileno()]
+            base = len(fds) - 4
             slot_specs.append(
                 {
                     "slot": index,
-                    "command_fd": child.fileno(),
-                    "ring_fds": [memfd, eventfd],
-                    "output_fd": output.fileno(),
+                    "command_fd": base,
+                    "ring_fds": [base + 1, base + 2],
+                    "output_fd": base + 3,
                 }
             )
-        zygote_spec = {
-            "pytest_args": spec.pytest_args,
-            "control_fd": control_child.fileno(),
+        run_spec = {
+            "control_fd": 0,
             "slots": slot_specs,
-            "supervisor_pid": os.getpid(),
             "isolation": spec.isolation,
             # -s: the zygote puts these on its fds 1 and 2 once pytest has parsed the options.
-            "terminal_fds": [terminal_out, terminal_err],
-            "cwd_on_path": spec.cwd_on_path,
-            "python_path": spec.python_path,
-            "junit_xml": spec.junit_xml,
+            "terminal_fds": [1, 2],
             "run_id": uuid.uuid4().hex,
             "dump_signal": int(DUMP_SIGNAL),
             "max_memory": spec.max_memory,
+        }
+        try:
+            if self.layer is not None:
+                fds.append(self.zygote_log.fileno())
+                run_spec["log_fd"] = len(fds) - 1
+                self.zygote = self.layer.fork_run(
+                    run_spec, fds, list(self.plan.get("conftest_dirs", []))
+                )
+            else:
+                self.zygote = self._exec_zygote(run_spec, fds)
+        except BaseException:
+            control_parent.close()
+            for channel in channels:
+                channel.close()
+            if first:
+                for slot in self.slots:
+                    slot.ring.close()
+                    if slot.output is not None:
+                        slot.output.close()
+                self.slots.clear()
+            raise
+        finally:
+            for sock in children:
+                sock.close()
+            os.close(terminal_out)
+            os.close(terminal_err)
+        if not first:
+            for slot, channel in zip(self.slots, channels, strict=True):
+                slot.channel.close()
+                slot.channel = channel
+        self.control = Channel(control_parent, "control channel")
+        self.selector.register(self.control.fileno(), selectors.EVENT_READ, None)
+        if first:
+            for slot in self.slots:
+                slot.ring.arm()
+                self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
+
+    def _exec_zygote(self, run_spec: dict[str, Any], fds: list[int]) -> subprocess.Popen[bytes]:
+        """``python -m tach.zygote``, inheriting ``fds`` (``run_spec`` names them by index)."""
+        spec = self.spec
+
+        def fd(index: int) -> int:
+            return fds[index]
+
+        zygote_spec = {
+            **run_spec,
+            "pytest_args": spec.pytest_args,
+            "control_fd": fd(run_spec["control_fd"]),
+            "terminal_fds": [fd(index) for index in run_spec["terminal_fds"]],
+            "slots": [
+                {
+                    "slot": slot["slot"],
+                    "command_fd": fd(slot["command_fd"]),
+                    "ring_fds": [fd(index) for index in slot["ring_fds"]],
+                    "output_fd": fd(slot["output_fd"]),
+                }
+                for slot in run_spec["slots"]
+            ],
+            "supervisor_pid": os.getpid(),
+            "cwd_on_path": spec.cwd_on_path,
+            "python_path": spec.python_path,
+            "junit_xml": spec.junit_xml,
         }
         output = self.zygote_log.fileno()
         env = dict(os.environ if spec.env is None else spec.env)
         # pytest sizes separators and tracebacks to the terminal; the zygote has none.
         env.setdefault("COLUMNS", str(shutil.get_terminal_size((80, 24)).columns))
-        self.zygote = subprocess.Popen(
+        return subprocess.Popen(
             [spec.python, "-m", "tach.zygote", orjson.dumps(zygote_spec).decode()],
             cwd=spec.invocation_dir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
-            pass_fds=pass_fds,
+            pass_fds=fds,
             start_new_session=True,  # Ctrl-C reaches the supervisor alone; it decides
         )
-        for sock in children:
-            sock.close()
-        os.close(terminal_out)
-        os.close(terminal_err)
-        self.selector.register(self.control.fileno(), selectors.EVENT_READ, None)
-        if first:
-            for slot in self.slots:
-                slot.ring.arm()
-                self.selector.register(slot.ring.fileno(), selectors.EVENT_READ, slot)
 
     def _on_control(self) -> None:
         assert self.control is not None
@@ -174,6 +224,7 @@ class ZygoteProcess(RunState):
                     "workers": self.spec.workers,
                     "isolation": self.spec.isolation,
                     "count": self.queue.expected_tests(payload.get("conftest_errors") or ()),
+                    **self.spec.run_info,
                 }
             )
             threads = payload.get("python_threads") or []

@@ -111,6 +111,8 @@ class JsonReporter:
         self.locations = locations if locations is not None else Locations()
         #: Tests static discovery found (``run_start``'s ``count``); set once the run is planned.
         self.expected = expected_tests
+        #: ``tach --watch``: ``{"cycle": N}`` for ``run_finished``, once ``run_start`` said it.
+        self.cycle: dict[str, int] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
         stream = self.stream
@@ -129,8 +131,12 @@ class JsonReporter:
                 os.close(devnull)
 
     def on_run_start(self, info: dict[str, Any]) -> None:
+        # tach --watch: the run's number in the watch session, and what changed
+        watch = {key: info[key] for key in ("cycle", "changed") if key in info}
+        self.cycle = {"cycle": watch["cycle"]} if "cycle" in watch else {}
         self.emit(
             "run_start",
+            **watch,
             schema_version=SCHEMA_VERSION,
             count=info.get("count", self.expected),
             workers=info.get("workers"),
@@ -240,6 +246,7 @@ class JsonReporter:
                 counts[result.status] += 1
         self.emit(
             "run_finished",
+            **self.cycle,
             passed=counts["pass"],
             failed=counts["fail"],
             skipped=counts["skip"]

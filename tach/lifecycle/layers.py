@@ -1,0 +1,288 @@
+"""The supervisor's side of the warm layers (see :mod:`tach.layers`).
+
+:class:`WarmBase` starts the base layer and asks it for session layers; :class:`WarmSession`
+is one session layer: its pytest ``Configured`` answer, and the run zygotes it forks. A process
+a layer forked is not the supervisor's child: :class:`LayerProcess` gives it the face of the
+``subprocess.Popen`` the rest of the supervisor knows (``pid``, ``returncode``, ``poll``,
+``wait``, ``send_signal``), its exit status coming from the layer that reaps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Any
+
+import orjson
+
+from tach._native import proc
+from tach._native.memfd import LogBuffer
+from tach.protocol import Channel, LayerLink, MessageKind, ProtocolError
+
+#: How long a layer may take to answer a request (a fork, or a refusal).
+ANSWER_TIMEOUT_S = 60.0
+
+
+class LayerError(RuntimeError):
+    """A layer died or broke its protocol; the caller starts afresh from a new base."""
+
+
+class StaleLayer(Exception):
+    """A layer refused to fork: what it imported changed (``paths`` say what)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(", ".join(paths) or "a layer is stale")
+        self.paths = paths
+
+
+class LayerProcess:
+    """A process a layer forked for this supervisor, as ``subprocess.Popen`` shows a child."""
+
+    def __init__(self, pid: int, owner: LayerClient) -> None:
+        self.pid = pid
+        self.args = [f"process {pid}"]
+        self.returncode: int | None = None
+        self.owner = owner
+        try:
+            self.pidfd: int | None = proc.pidfd_open(pid)
+        except OSError:  # already gone: its exit is on its way over the link
+            self.pidfd = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.owner.pump(0.0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            if not self.owner.pump(left) and self.owner.closed:
+                # the layer died before it reported: the process died with it
+                self._exited(-signal.SIGKILL)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None and self.pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.pidfd_send_signal(self.pidfd, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _exited(self, returncode: int) -> None:
+        self.returncode = returncode
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class LayerClient:
+    """Requests to one layer over its link, and the exits it reports."""
+
+    def __init__(self, link: LayerLink) -> None:
+        self.link = link
+        self.children: dict[int, LayerProcess] = {}
+        self.answers: list[dict[str, Any]] = []
+        self.closed = False
+
+    def request(self, message: dict[str, Any], fds: list[int]) -> dict[str, Any]:
+        """Send ``message`` with ``fds``; the layer's answer (``started`` or ``stale``)."""
+        try:
+            self.link.send(message, fds)
+        except OSError as exc:
+            raise LayerError(f"{self.link.name}: the layer is gone ({exc})") from exc
+        return self.answer()
+
+    def answer(self, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
+        """The next answer that is not an exit report."""
+        deadline = time.monotonic() + timeout
+        while not self.answers:
+            left = deadline - time.monotonic()
+            if left <= 0 or (not self.pump(left) and self.closed):
+                raise LayerError(f"{self.link.name}: no answer from the layer")
+        return self.answers.pop(0)
+
+    def pump(self, timeout: float | None) -> bool:
+        """Read one message if one comes within ``timeout``; False if none came."""
+        if self.closed:
+            return False
+        readable, _, _ = select.select([self.link.sock], [], [], timeout)
+        if not readable:
+            return False
+        try:
+            received = self.link.recv()
+        except (OSError, ProtocolError):
+            received = None
+        if received is None:
+            self.closed = True
+            return False
+        message, fds = received
+        for fd in fds:
+            os.close(fd)
+        if message.get("op") == "exited":
+            child = self.children.pop(int(message["pid"]), None)
+            if child is not None:
+                child._exited(os.waitstatus_to_exitcode(int(message["status"])))
+        else:
+            self.answers.append(message)
+        return True
+
+    def fork(self, message: dict[str, Any], fds: list[int]) -> LayerProcess:
+        """Ask the layer to fork; the forked process, or :class:`StaleLayer`."""
+        answer = self.request(message, fds)
+        if answer.get("op") == "stale":
+            raise StaleLayer(list(answer.get("paths") or []))
+        if answer.get("op") != "started":
+            raise LayerError(f"{self.link.name}: unexpected answer {answer.get('op')!r}")
+        child = LayerProcess(int(answer["pid"]), self)
+        self.children[child.pid] = child
+        return child
+
+    def close(self) -> None:
+        self.closed = True
+        self.link.close()
+
+
+class WarmBase:
+    """The base layer this supervisor started, and the session layers it asks for."""
+
+    def __init__(
+        self,
+        python: str,
+        invocation_dir: str,
+        env: dict[str, str] | None,
+        imports: list[str],
+        python_path: list[str],
+        cwd_on_path: bool,
+        rootdir: str,
+    ) -> None:
+        self.log = LogBuffer("tach-base-output")
+        link, theirs = LayerLink.pair("base layer link")
+        spec = {
+            "rootdir": rootdir,
+            "link_fd": theirs.fileno(),
+            "supervisor_pid": os.getpid(),
+            "imports": imports,
+            "python_path": python_path,
+            "cwd_on_path": cwd_on_path,
+        }
+        self.process = subprocess.Popen(
+            [python, "-m", "tach.layers", orjson.dumps(spec).decode()],
+            cwd=invocation_dir,
+            env=_with_columns(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log.fileno(),
+            stderr=self.log.fileno(),
+            pass_fds=[theirs.fileno()],
+            start_new_session=True,
+        )
+        theirs.close()
+        self.client = LayerClient(link)
+        self.ready: dict[str, Any] = {}
+
+    def wait_ready(self) -> dict[str, Any]:
+        """The base's ``ready`` message (what failed to import, the threads it runs)."""
+        try:
+            self.ready = self.client.answer()
+        except LayerError as exc:
+            raise LayerError(f"the base layer did not start:\n{self.output()}") from exc
+        return self.ready
+
+    def output(self) -> str:
+        return self.log.read_all().decode("utf-8", "replace")
+
+    def new_session(self, spec: dict[str, Any]) -> WarmSession:
+        """A session layer for the zygote ``spec`` (pytest's arguments and options);
+        :class:`StaleLayer` when the base must be replaced first."""
+        return WarmSession(self, spec)
+
+    def close(self) -> None:
+        """End the base layer (its session layers and their runs die with it)."""
+        self.client.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5.0)
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+class WarmSession:
+    """A session layer: pytest configured with the run's arguments, its conftests and test
+    modules imported, forking a run zygote per run."""
+
+    def __init__(self, base: WarmBase, spec: dict[str, Any]) -> None:
+        self.base = base
+        self.log = LogBuffer("tach-session-output")
+        control, control_theirs = socket.socketpair()
+        self.control = Channel(control, "session control channel")
+        link, link_theirs = LayerLink.pair("session layer link")
+        fds = [control_theirs.fileno(), link_theirs.fileno(), self.log.fileno()]
+        try:
+            self.process = base.client.fork(
+                {"op": "session", "spec": {**spec, "control_fd": 0, "link_fd": 1, "log_fd": 2}},
+                fds,
+            )
+        finally:
+            control_theirs.close()
+            link_theirs.close()
+        self.client = LayerClient(link)
+        self.configured: dict[str, Any] | None = None
+        self.ready: dict[str, Any] = {}
+
+    def wait_configured(self) -> dict[str, Any] | None:
+        """pytest's reading of the command line; None when pytest stopped first."""
+        try:
+            message = self.control.recv()
+        except (OSError, ProtocolError):
+            message = None
+        if message is None or message[0] is not MessageKind.Configured:
+            return None
+        self.configured = message[1]
+        return self.configured
+
+    def prepare(self, plan: dict[str, Any]) -> dict[str, Any] | None:
+        """Hand the session layer the whole suite's plan; its ``ready`` message, or None
+        when it died preparing (its output says why)."""
+        try:
+            self.control.send(MessageKind.Plan, plan)
+            self.ready = self.client.answer(timeout=24 * 3600.0)
+        except (OSError, LayerError):
+            return None
+        return self.ready
+
+    def output(self) -> str:
+        return self.log.read_all().decode("utf-8", "replace")
+
+    def fork_run(self, spec: dict[str, Any], fds: list[int], conftest_dirs: list[str]) -> Any:
+        """A run zygote for ``spec`` (its fds named by index in ``fds``), or
+        :class:`StaleLayer`."""
+        return self.client.fork({"op": "run", "spec": spec, "conftest_dirs": conftest_dirs}, fds)
+
+    def close(self) -> None:
+        """End the session layer."""
+        self.client.close()
+        self.control.close()
+        with contextlib.suppress(subprocess.TimeoutExpired, LayerError):
+            self.process.wait(timeout=5.0)
+        self.process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.base.client.pump(0.0)
+        self.log.close()
+
+
+def _with_columns(env: dict[str, str] | None) -> dict[str, str]:
+    out = dict(os.environ if env is None else env)
+    # pytest sizes separators and tracebacks to the terminal; the layers have none.
+    out.setdefault("COLUMNS", str(shutil.get_terminal_size((80, 24)).columns))
+    return out

@@ -1,0 +1,209 @@
+"""Changed files under the rootdir, as batches: watchdog's events, filtered and debounced.
+
+An editor's save is several events (a temporary file written, renamed over the original, a
+backup removed) and a ``git checkout`` is hundreds: events are gathered until none has come for
+the debounce time, and the batch is the set of paths that changed. Paths nobody edits by hand
+(``.git``, ``.tach``, caches, virtualenvs, build directories) and what ``.gitignore`` ignores
+never make a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import queue
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+#: Directory names whose contents never make a batch.
+IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".tach",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".tox",
+        ".nox",
+        ".venv",
+        "venv",
+        "node_modules",
+        "build",
+        "dist",
+        ".eggs",
+    }
+)
+#: File name patterns that never make a batch (editor swap files, coverage data, bytecode).
+IGNORED_FILES = (
+    "*.pyc",
+    "*.pyo",
+    "*.swp",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
+    ".coverage",
+    ".coverage.*",
+    "*.egg-info",
+)
+
+
+class GitIgnore:
+    """What ``.gitignore`` ignores under the rootdir: ``git check-ignore`` when the rootdir is
+    in a git work tree, else the rootdir's ``.gitignore`` read for plain patterns."""
+
+    def __init__(self, rootdir: Path) -> None:
+        self.rootdir = rootdir
+        self.git = shutil.which("git") if _in_git_tree(rootdir) else None
+        self.patterns: list[str] = []
+        if self.git is None:
+            try:
+                lines = (rootdir / ".gitignore").read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                lines = []
+            self.patterns = [
+                line.strip().rstrip("/")
+                for line in lines
+                if line.strip() and not line.startswith(("#", "!"))
+            ]
+
+    def ignored(self, paths: list[Path]) -> set[Path]:
+        if not paths:
+            return set()
+        if self.git is not None:
+            try:
+                done = subprocess.run(
+                    [self.git, "check-ignore", "-z", "--stdin"],
+                    input=b"\0".join(os.fsencode(p) for p in paths) + b"\0",
+                    cwd=self.rootdir,
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                return set()
+            return {Path(os.fsdecode(p)) for p in done.stdout.split(b"\0") if p}
+        out = set()
+        for path in paths:
+            try:
+                rel = path.relative_to(self.rootdir).as_posix()
+            except ValueError:
+                continue
+            parts = rel.split("/")
+            for pattern in self.patterns:
+                anchored = pattern.lstrip("/")
+                if (
+                    fnmatch.fnmatch(rel, anchored)
+                    or any(fnmatch.fnmatch(part, anchored) for part in parts)
+                    or rel.startswith(anchored + "/")
+                ):
+                    out.add(path)
+                    break
+        return out
+
+
+def _in_git_tree(path: Path) -> bool:
+    return any((parent / ".git").exists() for parent in (path, *path.parents))
+
+
+def never_watched(path: Path, rootdir: Path) -> bool:
+    """A path under a directory nobody edits by hand, or a file name no source has."""
+    try:
+        parts = path.relative_to(rootdir).parts
+    except ValueError:
+        return True
+    if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in parts[:-1]):
+        return True
+    name = parts[-1] if parts else ""
+    return any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_FILES)
+
+
+def _is_virtualenv(directory: Path, rootdir: Path) -> bool:
+    for parent in (directory, *directory.parents):
+        if parent == rootdir or rootdir not in parent.parents:
+            return False
+        if (parent / "pyvenv.cfg").exists():
+            return True
+    return False
+
+
+class ChangeFeed:
+    """Batches of changed paths under ``rootdir``, from a watchdog observer thread.
+
+    :meth:`wake_fd` becomes readable when an event arrives, so the caller can wait for it
+    beside the terminal's keys; :meth:`take` then gathers the batch.
+    """
+
+    def __init__(self, rootdir: Path, debounce: float) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        self.rootdir = rootdir
+        self.debounce = debounce
+        self.gitignore = GitIgnore(rootdir)
+        self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        feed = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event) -> None:  # type: ignore[no-untyped-def]
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                for attr in ("src_path", "dest_path"):
+                    path = getattr(event, attr, "")
+                    if path and not event.is_directory:
+                        feed._put(os.fsdecode(path))
+
+        self.observer = Observer()
+        self.observer.schedule(Handler(), str(rootdir), recursive=True)
+        self.observer.daemon = True
+        self.observer.start()
+
+    def _put(self, path: str) -> None:
+        if never_watched(Path(path), self.rootdir):
+            return
+        self.events.put(path)
+        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the reader anyway
+            os.write(self._write_fd, b"x")
+
+    def wake_fd(self) -> int:
+        return self._read_fd
+
+    def pending(self) -> bool:
+        return not self.events.empty()
+
+    def take(self) -> list[Path]:
+        """The batch that starts with the events already queued: gathered until the files
+        have been quiet for the debounce time, filtered. May be empty (all ignored)."""
+        paths: dict[str, None] = {}
+        deadline = time.monotonic() + self.debounce
+        while True:
+            try:
+                paths[self.events.get(timeout=max(0.0, deadline - time.monotonic()))] = None
+                deadline = time.monotonic() + self.debounce
+            except queue.Empty:
+                break
+        self._drain_wakeups()
+        found = [Path(path) for path in paths]
+        found = [p for p in found if not _is_virtualenv(p.parent, self.rootdir)]
+        ignored = self.gitignore.ignored(found)
+        return sorted(p for p in found if p not in ignored)
+
+    def _drain_wakeups(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read_fd, 4096):
+                pass
+
+    def close(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=5)
+        os.close(self._read_fd)
+        os.close(self._write_fd)

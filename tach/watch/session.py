@@ -1,0 +1,442 @@
+"""``tach --watch``: run, then run again what each change affects, from warm layers.
+
+The first run starts a base layer and a session layer (:mod:`tach.layers`) and runs every test;
+each later run forks a run zygote from the session layer, so that it starts with pytest set up,
+the conftests loaded and the test modules imported. A test file that changed is imported again
+by the run zygote; a project module, conftest or config file the session layer imported makes it
+stale, and a new one is forked from the base (which is itself replaced when a module it imported
+or a site directory changed). Which tests run is decided by :class:`tach.watch.graph.ImportGraph`;
+the last run's failures run first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import sys
+import termios
+import tty
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tach.lifecycle.layers import LayerError, StaleLayer, WarmBase, WarmSession
+from tach.watch.changes import ChangeFeed
+from tach.watch.graph import CONFIG_FILES, ImportGraph, base_imports
+
+if TYPE_CHECKING:
+    from tach.config import RunConfig
+    from tach.discovery.ini import CollectOptions
+    from tach.scheduler import Unit
+
+#: What a key typed at the terminal asks for.
+KEY_ALL, KEY_FAILED, KEY_QUIT = "all", "failed", "quit"
+
+
+class Keys:
+    """Single keys from the terminal (cbreak mode while watching; restored on exit)."""
+
+    def __init__(self) -> None:
+        self.fd = sys.stdin.fileno() if sys.stdin is not None else -1
+        self.saved: list[Any] | None = None
+        if self.fd >= 0 and os.isatty(self.fd):
+            with contextlib.suppress(termios.error):
+                self.saved = termios.tcgetattr(self.fd)
+                tty.setcbreak(self.fd)
+
+    @property
+    def active(self) -> bool:
+        return self.saved is not None
+
+    def read(self) -> str | None:
+        try:
+            data = os.read(self.fd, 64)
+        except OSError:
+            return None
+        if not data:
+            return KEY_QUIT  # end of input
+        for char in data.decode("utf-8", "replace"):
+            if char in "\r\n":
+                return KEY_ALL
+            if char in "fF":
+                return KEY_FAILED
+            if char in "qQ\x04":
+                return KEY_QUIT
+        return None
+
+    def restore(self) -> None:
+        if self.saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            self.saved = None
+
+
+class WatchSession:
+    """One ``tach --watch``: its layers, its runs, and the loop between them."""
+
+    def __init__(self, load: Callable[[], tuple[RunConfig, CollectOptions, Path]]) -> None:
+        #: Reads the command line and configuration files (again, when one changes).
+        self.load = load
+        config, first_reading, rootdir = load()
+        self.config = config
+        self.first_reading = first_reading
+        self.rootdir = Path(rootdir)
+        self.invocation_dir = Path.cwd()
+        self.base: WarmBase | None = None
+        self.session: WarmSession | None = None
+        self.configured: dict[str, Any] | None = None
+        self.cycle = 0
+        self.graph: ImportGraph | None = None
+        #: Node ids of the tests that failed in the last run that ran them.
+        self.failed: set[str] = set()
+        self.last_code = 0
+        self.out = sys.stderr if config.fmt == "json" else sys.stdout
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run everything, then wait for changes and keys until ``q``, Ctrl-C or end of input."""
+        feed = ChangeFeed(self.rootdir, self.config.watch_debounce)
+        keys = Keys()
+        previous = {
+            signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)
+        }
+        selector = selectors.DefaultSelector()
+        selector.register(feed.wake_fd(), selectors.EVENT_READ, "files")
+        if keys.active:
+            selector.register(keys.fd, selectors.EVENT_READ, "keys")
+        try:
+            self.run_cycle([], None)
+            while not self.last_interrupted:
+                if self.spoke:
+                    self.say_waiting(keys.active)
+                    self.spoke = False
+                key = None
+                if not feed.pending():
+                    events = selector.select()
+                    for selected, _ in events:
+                        if selected.data == "keys":
+                            key = keys.read() or key
+                if key == KEY_QUIT:
+                    break
+                if key == KEY_ALL:
+                    self.run_cycle([], None)
+                elif key == KEY_FAILED:
+                    self.run_cycle([], "failed")
+                elif feed.pending():
+                    changed = feed.take()
+                    if self.graph is not None:
+                        changed = [p for p in changed if p.exists() or self.graph.knows(p)]
+                    if changed:
+                        self.on_change(changed)
+        except KeyboardInterrupt:
+            self.last_code = 2
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            keys.restore()
+            selector.close()
+            feed.close()
+            self.close_layers()
+        return self.last_code
+
+    def say_waiting(self, keys: bool) -> None:
+        hint = " (Enter: run all, f: run failed, q: quit)" if keys else " (Ctrl-C to quit)"
+        self.write(f"\ntach --watch: waiting for changes{hint}\n")
+
+    def write(self, text: str) -> None:
+        self.spoke = True
+        with contextlib.suppress(OSError):
+            self.out.write(text)
+            self.out.flush()
+
+    def on_change(self, changed: list[Path]) -> None:
+        """Run what ``changed`` affects."""
+        if any(path.name in CONFIG_FILES and path.name != "conftest.py" for path in changed):
+            self.close_layers()  # pytest's or Tach's configuration: start from scratch
+            self.reload_config()
+            self.run_cycle(changed, None)
+            return
+        found = self.discover() if self.configured is not None else None
+        if found is None or self.graph is None or self.config.watch_all:
+            self.run_cycle(changed, None)
+            return
+        # discovery again first: a new test file is a test module of the graph
+        self.graph = self.graph.updated(found.result.imports)
+        tests, unseen = self.graph.affected(changed)
+        # a test file that does not parse has no imports: it is a test file all the same
+        broken = {Path(self.rootdir, error.file) for error in found.result.errors}
+        if tests is not None:
+            tests |= {path for path in unseen if path in broken}
+        unseen = [path for path in unseen if path not in broken]
+        if unseen:
+            names = ", ".join(self.relative(path) for path in unseen)
+            self.write(
+                f"\ntach --watch: no test is known to depend on {names} (imports only are "
+                "followed); Enter runs every test\n"
+            )
+        if tests is None or tests:
+            self.run_cycle(changed, tests)
+
+    def reload_config(self) -> None:
+        """Read Tach's settings again (a config file changed); keep the old on an error."""
+        from tach.config import ConfigValueError
+        from tach.discovery.ini import ConfigError
+
+        try:
+            config, first_reading, rootdir = self.load()
+        except (ConfigError, ConfigValueError) as exc:
+            self.write(f"ERROR: {exc}\n")
+            return
+        self.config, self.first_reading, self.rootdir = config, first_reading, Path(rootdir)
+
+    # -- one run ----------------------------------------------------------------------------------
+
+    #: The last run was interrupted (Ctrl-C during a run ends the watch).
+    last_interrupted = False
+    #: Something was said since the last "waiting for changes".
+    spoke = True
+
+    def run_cycle(self, changed: list[Path], tests: set[Path] | str | None) -> None:
+        """One run: ``tests`` the test modules to run (None: all; ``"failed"``: the tests
+        that failed last)."""
+        from tach.cli import plan_and_run
+
+        self.cycle += 1
+        what = (
+            "all tests"
+            if tests is None
+            else "the failed tests"
+            if tests == "failed"
+            else f"{len(tests)} test file{'s' if len(tests) != 1 else ''}"
+        )
+        because = (
+            f" after a change to {', '.join(self.relative(p) for p in changed[:5])}"
+            + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            if changed
+            else ""
+        )
+        if self.cycle > 1:
+            self.write(f"\ntach --watch: run {self.cycle}: {what}{because}\n")
+        for _attempt in range(3):
+            session = self.ensure_session()
+            if session is None:
+                self.last_code = 4
+                return
+            found = self.discover()
+            if found is None:
+                return
+            retain: list[object] = []
+            supervisor = self.new_supervisor(changed)
+            supervisor.layer = session
+            try:
+                code = plan_and_run(
+                    self.config,
+                    supervisor,
+                    found,
+                    supervisor.spec.durations,
+                    self.invocation_dir,
+                    retain,
+                    choose=self.chooser(tests),
+                )
+            except StaleLayer as exc:
+                self.write(f"tach --watch: reloading ({self.describe(exc.paths)} changed)\n")
+                self.replace_session()
+                continue
+            except LayerError as exc:
+                self.write(f"tach --watch: {exc}; starting afresh\n")
+                self.close_layers()
+                continue
+            break
+        else:
+            self.last_code = 3
+            return
+        self.last_code = code
+        summary = retain[1]
+        self.last_interrupted = bool(getattr(summary, "aborted", False))
+        self.remember(summary, tests)
+        if self.graph is not None:
+            self.graph = self.graph.updated(found.result.imports)
+
+    def chooser(self, tests: set[Path] | str | None) -> Callable[[list[Unit]], list[Unit]]:
+        """Which planned units run: those of ``tests`` whole, and, first, the tests that
+        failed last (alone, when their unit is not affected)."""
+        failed = set(self.failed)
+
+        def choose(units: list[Unit]) -> list[Unit]:
+            from tach.cli import rerun_units
+
+            if tests == "failed":
+                return rerun_units(units, failed, self.rootdir) if failed else []
+            chosen = []
+            for unit in units:
+                path = Path(unit.args[0].partition("::")[0]) if unit.args else None
+                has_failed = unit.id in failed or any(test in failed for test in unit.expected)
+                if tests is None or _selected(path, tests):
+                    chosen.append(unit)
+                elif has_failed:
+                    chosen += rerun_units([unit], failed, self.rootdir)
+                else:
+                    continue
+                if has_failed:  # the last run's failures first
+                    chosen[-1].weight = float("inf")
+            return chosen
+
+        return choose
+
+    def remember(self, summary: Any, tests: set[Path] | str | None) -> None:
+        """Keep the failures of what ran (a test that ran and passed is no longer failed)."""
+        ran = {test_id for test_id, result in summary.results.items() if result.status}
+        now_failed = {
+            test_id
+            for test_id, result in summary.results.items()
+            if result.status in ("fail", "error")
+        }
+        self.failed = (self.failed - ran) | now_failed
+
+    def new_supervisor(self, changed: list[Path]) -> Any:
+        from tach import lifecycle
+        from tach.cli import exit_code, run_spec
+        from tach.reporter import Reporters
+        from tach.scheduler import load_durations
+
+        durations = load_durations(self.rootdir / ".tach")
+        spec = run_spec(self.config, self.invocation_dir, durations)
+        spec.run_info = {"cycle": self.cycle, "changed": [self.relative(p) for p in changed]}
+        return lifecycle.Supervisor(spec, Reporters([]), decide_exit=exit_code)
+
+    def discover(self) -> Any:
+        from tach.cli import discover_for_run, pytest_options
+        from tach.discovery.ini import ConfigError
+
+        assert self.configured is not None
+        try:
+            return discover_for_run(
+                pytest_options(self.configured, self.invocation_dir), self.invocation_dir
+            )
+        except ConfigError as exc:
+            self.write(f"ERROR: {exc}\n")
+            return None
+
+    # -- the layers -------------------------------------------------------------------------------
+
+    def ensure_session(self) -> WarmSession | None:
+        """The session layer, started (with its base) when there is none; None when pytest
+        refuses to start (its output was shown: a usage error, a conftest that fails)."""
+        from tach.cli import plan_run
+        from tach.config import apply_pytest_options
+
+        if self.session is not None:
+            return self.session
+        for _ in range(2):
+            base = self.ensure_base()
+            try:
+                session = base.new_session(self.session_spec())
+                break
+            except StaleLayer:
+                self.close_layers()
+        else:
+            raise LayerError("the base layer went stale as soon as it started")
+        configured = session.wait_configured()
+        if configured is None:
+            session.close()
+            self.write(session.output() or "pytest stopped before its session started\n")
+            return None
+        self.configured = configured
+        apply_pytest_options(self.config, configured)
+        found = self.discover()
+        if found is None:
+            session.close()
+            return None
+        plan = plan_run(self.config, found, self.invocation_dir)
+        ready = session.prepare(
+            {
+                "conftest_dirs": plan.conftest_dirs,
+                "warm_imports": self.config.warm_imports,
+                "collection_paths": plan.collection_paths,
+            }
+        )
+        if ready is None:
+            session.close()
+            self.write(session.output() or "the session layer stopped while it prepared\n")
+            return None
+        self.session = session
+        if self.graph is None:
+            self.graph = ImportGraph(self.rootdir, found.result.imports)
+            self.graph.prime()
+        return session
+
+    def ensure_base(self) -> WarmBase:
+        from tach.cli import cwd_on_path, run_environment
+
+        if self.base is None:
+            imports = list(self.config.warm_imports)
+            found = self.discover_first()
+            if found is not None:
+                imports = base_imports(found, self.rootdir) + imports
+            base = WarmBase(
+                self.config.python,
+                str(self.invocation_dir),
+                run_environment(self.config),
+                imports,
+                self.config.python_path,
+                cwd_on_path(),
+                str(self.rootdir),
+            )
+            base.wait_ready()
+            self.base = base
+        return self.base
+
+    def discover_first(self) -> Any:
+        """Discovery before pytest has answered (for the base layer's imports)."""
+        from tach.cli import discover_for_run
+        from tach.discovery.ini import ConfigError
+
+        try:
+            return discover_for_run(self.first_reading, self.invocation_dir)
+        except ConfigError:
+            return None
+
+    def session_spec(self) -> dict[str, Any]:
+        return {
+            "pytest_args": self.config.pytest_args,
+            "isolation": self.config.isolation,
+            "junit_xml": bool(self.config.junit_xml),
+        }
+
+    def replace_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def close_layers(self) -> None:
+        self.replace_session()
+        if self.base is not None:
+            self.base.close()
+            self.base = None
+
+    # -- words --------------------------------------------------------------------------------
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return str(path)
+
+    def describe(self, paths: list[str]) -> str:
+        names = [self.relative(Path(p)) for p in paths[:3]]
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        return ", ".join(names) + more if names else "what it imported"
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGHUP between runs: end the watch as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _selected(path: Path | None, tests: set[Path]) -> bool:
+    if path is None:
+        return False
+    return path in tests or any(path in test.parents for test in tests)

@@ -1,0 +1,5 @@
+from shop.prices import price
+
+
+def total(items):
+    return sum(price(units) for units in items)

@@ -1,0 +1,2 @@
+def label(number, currency):
+    return f"#{number} {currency}"

@@ -1,0 +1,2 @@
+def price(units):
+    return units * 2

@@ -1,0 +1,2 @@
+def test_greeting(greeting):
+    assert greeting == "hello"
