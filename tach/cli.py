@@ -290,6 +290,16 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if ns.show_config:
         print_config(config, project, layers)
         return EXIT_OK
+    if config.keep_warm and not config.watch:
+        from tach.server import ServerError, run_kept_warm
+
+        try:
+            code = run_kept_warm(config, first_reading, project.rootdir, invocation_dir, retain)
+        except ServerError as exc:
+            sys.stderr.write(f"ERROR: {exc}\n")
+            return EXIT_USAGE_ERROR
+        if code is not None:
+            return code
     if config.watch:
         from tach.watch import WatchSession
 
@@ -934,6 +944,10 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["server"] and argv[1:2] in (["status"], ["stop"]):
+        from tach.server import server_command
+
+        return server_command(argv[1:])
     if _command_of(argv) == "run":
         from tach.heap import young_collections_only
 

@@ -86,6 +86,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_fault_arguments(parser)
     add_watch_arguments(parser)
+    add_warm_arguments(parser)
+
+
+def add_warm_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--keep-warm`` (``docs/watch.md``, "Kept warm between commands")."""
+    parser.add_argument(
+        "--keep-warm",
+        action="store_true",
+        default=None,
+        help="leave pytest, the plugins and the project set up in a per-user server after "
+        "the run, and use it in later runs (tach server status|stop)",
+    )
 
 
 def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,6 +223,9 @@ class RunConfig:
     watch: bool = False
     watch_all: bool = False
     watch_debounce: float = 0.1
+    #: ``--keep-warm``: run from (and leave) a per-user server; its idle time in seconds.
+    keep_warm: bool = False
+    keep_warm_idle: float = 900.0
     #: Where each setting's value came from (``tach --show-config``).
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -345,6 +360,10 @@ def build_run_config(
             parse_milliseconds,
             100,
         ),
+        keep_warm=resolve(
+            "keep_warm", getattr(ns, "keep_warm", None), "--keep-warm", parse_flag, False
+        ),
+        keep_warm_idle=resolve.table("keep_warm_idle", 900.0),
         sources=resolve.sources,
     )
 
@@ -388,6 +407,8 @@ TOOL_KEYS: dict[str, str] = {
     "format": '"human" or "json"',
     "slice": '"never", "safe" or "always"',
     "watch_all": "a boolean",
+    "keep_warm": "a boolean",
+    "keep_warm_idle": "a number of seconds",
     "watch_debounce": "a number of milliseconds",
 }
 
@@ -399,6 +420,7 @@ ENV_VARS: dict[str, str] = {
     "junit_xml": "TACH_JUNIT_XML",
     "format": "TACH_FORMAT",
     "slice": "TACH_SLICE",
+    "keep_warm": "TACH_KEEP_WARM",
 }
 
 #: The settings ``--show-config`` prints, in its order.
@@ -413,6 +435,7 @@ SETTINGS = (
     "env",
     "python_path",
     "warm_imports",
+    "keep_warm",
 )
 
 
@@ -434,6 +457,18 @@ def parse_format(value: str) -> str:
     if value not in ("human", "json"):
         raise ConfigValueError(f"--format must be human or json, not {value!r}")
     return value
+
+
+def parse_flag(value: str | bool) -> bool:
+    """A yes/no setting: a boolean, or 1/0, true/false, yes/no, on/off (environment)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigValueError(f"expected 1/0, true/false, yes/no or on/off, not {value!r}")
 
 
 def parse_milliseconds(value: str | float) -> float:
@@ -486,8 +521,10 @@ def _tool_value_ok(key: str, value: object) -> bool:
         return isinstance(value, str) and bool(value)
     if key == "format":
         return value in ("human", "json")
-    if key == "watch_all":
+    if key in ("watch_all", "keep_warm"):
         return isinstance(value, bool)
+    if key == "keep_warm_idle":
+        return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
     if key == "watch_debounce":
         return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
     return False
@@ -645,6 +682,7 @@ def show_config(config: RunConfig) -> dict[str, dict[str, Any]]:
         "env": config.env,
         "python_path": config.python_path,
         "warm_imports": config.warm_imports,
+        "keep_warm": config.keep_warm,
     }
     return {
         key: {"value": values[key], "source": config.sources.get(key, "default")}

@@ -4,7 +4,7 @@ A cold run starts ``python -m tach.zygote``, which imports pytest, its plugins a
 project's third-party modules before it can do anything else. A *layered* zygote splits that
 work by how often it goes stale:
 
-* the **base layer** (``python -m tach.layers SPEC``): the interpreter with pytest, the
+* the **base layer** (:mod:`tach.base`): the interpreter with pytest, the
   plugins' modules, the third-party modules the project's tests reach and ``warm_imports``
   imported. It does no pytest start-up of its own: it forks a **session layer** per request.
   It is stale once a module file it imported changed, or a site directory did (a package was
@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import os
 import selectors
 import signal
 import sys
 import sysconfig
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
-
-import orjson
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tach._native import proc
 from tach.protocol import Channel, LayerLink
@@ -48,6 +45,9 @@ if TYPE_CHECKING:
 #: The modules the base layer had imported when it forked this process (empty in a process
 #: that did not come from a base layer): a session layer checks only the modules it added.
 BASE_MODULES: frozenset[str] = frozenset()
+#: What makes the base this process was forked from stale (None: no base): a session layer
+#: forked from a stale base is stale too.
+BASE_STALE: Callable[[], list[str]] | None = None
 
 
 def _stdlib_dirs() -> tuple[str, ...]:
@@ -129,6 +129,8 @@ class SessionLayer:
         when it is current), and the test modules a run must import again."""
         changed = self.imported.changed()
         why = [path for path in changed if path not in self.test_modules]
+        if BASE_STALE is not None:
+            why += BASE_STALE()
         for directory in set(conftest_dirs) | self.conftest_dirs:
             exists = os.path.isfile(os.path.join(directory, "conftest.py"))
             if exists != (directory in self.conftests):
@@ -235,186 +237,3 @@ def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> 
         if key in spec:
             zygote.spec[key] = spec[key]
     zygote.spec["supervisor_pid"] = os.getppid()  # the session layer: its end is this run's
-
-
-# -- the base layer ---------------------------------------------------------------------------
-
-
-class BaseLayer:
-    """The base layer's state: what it imported, and the session layers it forked."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.link = LayerLink.from_fd(spec["link_fd"], "base layer link")
-        self.failures: dict[str, str] = {}
-        self.imported: ImportedFiles | None = None
-        self.sites: dict[str, int] = {}
-
-    def warm(self) -> None:
-        """Import pytest, the plugins' modules, and the modules the spec names."""
-        import pytest  # noqa: F401  (what every session needs first)
-        from _pytest import config as _config  # noqa: F401
-
-        if not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-            self._import_plugins()
-        rootdir = os.path.join(self.spec.get("rootdir") or "/nonexistent", "")
-        for name in self.spec.get("imports", []):
-            if _project_module(name.partition(".")[0], rootdir):
-                continue  # the project's own code is the session layer's
-            before = set(sys.modules)
-            try:
-                importlib.import_module(name)
-            except BaseException as exc:  # an import may raise anything, even SystemExit
-                self.failures[name] = f"{type(exc).__name__}: {exc}"
-                for added in set(sys.modules) - before:  # nothing half-imported stays
-                    sys.modules.pop(added, None)
-        self.imported = ImportedFiles.take(list(sys.modules.values()))
-        self.sites = {path: _stat(path)[0] for path in site_directories()}
-
-    def _import_plugins(self) -> None:
-        """Import the modules of the installed pytest plugins (``pytest11`` entry points), as
-        pytest's start-up would, without registering them: each session does that."""
-        from importlib import metadata
-
-        for dist in metadata.distributions():
-            for entry_point in dist.entry_points:
-                if entry_point.group != "pytest11":
-                    continue
-                with contextlib.suppress(BaseException):
-                    importlib.import_module(entry_point.module)
-
-    def stale(self) -> list[str]:
-        """What changed since the base was warmed (empty when nothing did)."""
-        assert self.imported is not None
-        why = self.imported.changed()
-        why += [path for path, mtime in self.sites.items() if _stat(path)[0] != mtime]
-        return why
-
-    def serve(self) -> NoReturn:
-        """Fork a session layer per ``session`` request until the link closes; then end
-        the session layers too."""
-        from tach.zygote import python_threads
-
-        global BASE_MODULES
-        BASE_MODULES = frozenset(sys.modules)
-        gc.collect()
-        gc.freeze()
-        link = self.link
-        with contextlib.suppress(OSError):
-            link.send(
-                {
-                    "op": "ready",
-                    "pid": os.getpid(),
-                    "failures": self.failures,
-                    "python_threads": python_threads(),
-                    "modules": len(sys.modules),
-                }
-            )
-        selector = selectors.DefaultSelector()
-        selector.register(link.fileno(), selectors.EVENT_READ, None)
-        sessions: dict[int, int] = {}  # pidfd -> pid
-        while True:
-            for key, _ in selector.select():
-                if key.data is not None:
-                    pid = sessions.pop(key.fd)
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    result = proc.wait4(pid, 0)
-                    status = result.status if result else 0
-                    with contextlib.suppress(OSError):
-                        link.send({"op": "exited", "pid": pid, "status": status})
-                    continue
-                try:
-                    received = link.recv()
-                except Exception:
-                    received = None
-                if received is None:
-                    for pidfd in sessions:
-                        with contextlib.suppress(OSError):
-                            proc.pidfd_send_signal(pidfd, signal.SIGKILL)
-                    os._exit(0)
-                request, fds = received
-                why = self.stale()
-                if request.get("op") != "session" or why:
-                    for fd in fds:
-                        os.close(fd)
-                    with contextlib.suppress(OSError):
-                        link.send({"op": "stale", "paths": why})
-                    continue
-                parent = os.getpid()
-                pid = proc.fork(signal.SIGKILL)
-                if pid == 0:
-                    selector.close()
-                    link.close()
-                    for pidfd in sessions:
-                        os.close(pidfd)
-                    run_session(request["spec"], fds, parent)
-                for fd in fds:
-                    os.close(fd)
-                pidfd = proc.pidfd_open(pid)
-                sessions[pidfd] = pid
-                selector.register(pidfd, selectors.EVENT_READ, pid)
-                with contextlib.suppress(OSError):
-                    link.send({"op": "started", "pid": pid})
-
-
-def _project_module(name: str, rootdir: str) -> bool:
-    """Whether the top-level module ``name`` is found under ``rootdir`` (or not at all)."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return True
-    if spec is None:
-        return True
-    locations = [spec.origin or "", *(spec.submodule_search_locations or [])]
-    return any(
-        os.path.join(location, "").startswith(rootdir)
-        and not any(part in ("site-packages", "dist-packages") for part in Path(location).parts)
-        for location in locations
-        if location
-    )
-
-
-def run_session(spec: dict[str, Any], fds: list[int], base_pid: int) -> NoReturn:
-    """In a process just forked from the base: run the layered zygote of ``spec``, whose fds
-    are named by their index in ``fds``."""
-    from tach import zygote
-
-    code = 3
-    try:
-        os.setsid()
-        log = fds[spec.pop("log_fd")]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        spec["control_fd"] = fds[spec["control_fd"]]
-        spec["link_fd"] = fds[spec["link_fd"]]
-        spec["layered"] = True
-        spec["supervisor_pid"] = base_pid
-        code = zygote.run_zygote(spec)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    zygote.exit_now(code)
-
-
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point of ``python -m tach.layers SPEC``: warm the base layer and serve."""
-    from tach.zygote import FREED_BLOCK_BUDGET, set_up_process
-
-    args = sys.argv[1:] if argv is None else argv
-    spec = orjson.loads(args[0])
-    set_up_process(spec)
-    proc.keep_freed_blocks(FREED_BLOCK_BUDGET)
-    base = BaseLayer(spec)
-    base.warm()
-    base.serve()
-
-
-if __name__ == "__main__":
-    main()

@@ -126,8 +126,11 @@ class LayerClient:
             self.closed = True
             return False
         message, fds = received
-        for fd in fds:
-            os.close(fd)
+        if message.get("op") == "exited" or not fds:
+            for fd in fds:
+                os.close(fd)
+        else:
+            message["_fds"] = fds  # the receiver owns them (a lent session's link)
         if message.get("op") == "exited":
             child = self.children.pop(int(message["pid"]), None)
             if child is not None:
@@ -153,10 +156,23 @@ class LayerClient:
 
 
 class WarmBase:
-    """The base layer this supervisor started, and the session layers it asks for."""
+    """A base layer this supervisor talks to: its own child (:meth:`start`) or a per-user
+    server (:meth:`connect`)."""
 
     def __init__(
         self,
+        client: LayerClient,
+        process: subprocess.Popen[bytes] | None = None,
+        log: LogBuffer | None = None,
+    ) -> None:
+        self.client = client
+        self.process = process
+        self.log = log
+        self.ready: dict[str, Any] = {}
+
+    @classmethod
+    def start(
+        cls,
         python: str,
         invocation_dir: str,
         env: dict[str, str] | None,
@@ -164,8 +180,9 @@ class WarmBase:
         python_path: list[str],
         cwd_on_path: bool,
         rootdir: str,
-    ) -> None:
-        self.log = LogBuffer("tach-base-output")
+    ) -> WarmBase:
+        """Start a base layer as a child of this process (it dies with it)."""
+        log = LogBuffer("tach-base-output")
         link, theirs = LayerLink.pair("base layer link")
         spec = {
             "rootdir": rootdir,
@@ -175,46 +192,97 @@ class WarmBase:
             "python_path": python_path,
             "cwd_on_path": cwd_on_path,
         }
-        self.process = subprocess.Popen(
-            [python, "-m", "tach.layers", orjson.dumps(spec).decode()],
+        process = subprocess.Popen(
+            [python, "-m", "tach.base", orjson.dumps(spec).decode()],
             cwd=invocation_dir,
             env=_with_columns(env),
             stdin=subprocess.DEVNULL,
-            stdout=self.log.fileno(),
-            stderr=self.log.fileno(),
+            stdout=log.fileno(),
+            stderr=log.fileno(),
             pass_fds=[theirs.fileno()],
             start_new_session=True,
         )
         theirs.close()
-        self.client = LayerClient(link)
-        self.ready: dict[str, Any] = {}
+        return cls(LayerClient(link), process, log)
 
-    def wait_ready(self) -> dict[str, Any]:
+    @classmethod
+    def connect(cls, path: str) -> WarmBase:
+        """Connect to the server listening at ``path`` (``OSError`` when none does)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return cls(LayerClient(LayerLink(sock, "server link")))
+
+    def wait_ready(self, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
         """The base's ``ready`` message (what failed to import, the threads it runs)."""
         try:
-            self.ready = self.client.answer()
+            self.ready = self.client.answer(timeout)
         except LayerError as exc:
             raise LayerError(f"the base layer did not start:\n{self.output()}") from exc
         return self.ready
 
     def output(self) -> str:
-        return self.log.read_all().decode("utf-8", "replace")
+        return self.log.read_all().decode("utf-8", "replace") if self.log is not None else ""
 
     def new_session(self, spec: dict[str, Any]) -> WarmSession:
         """A session layer for the zygote ``spec`` (pytest's arguments and options);
         :class:`StaleLayer` when the base must be replaced first."""
         return WarmSession(self, spec)
 
+    def request(self, message: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+        """A request whose answer may carry fds (``lease``): the answer and its fds."""
+        try:
+            self.client.link.send(message)
+        except OSError as exc:
+            raise LayerError(f"the base layer is gone ({exc})") from exc
+        answer = self.client.answer()
+        return answer, answer.pop("_fds", [])
+
+    def lease(self, key: str) -> WarmSession | None:
+        """The kept session layer of ``key``, lent to this supervisor; None if there is none
+        free."""
+        answer, fds = self.request({"op": "lease", "key": key})
+        if answer.get("op") != "leased" or not fds:
+            for fd in fds:
+                os.close(fd)
+            return None
+        return WarmSession.leased(self, int(answer["pid"]), fds[0], dict(answer["info"]))
+
+    def keep(self, key: str, session: WarmSession) -> bool:
+        """Ask the server to keep ``session`` for later commands."""
+        info = {"configured": session.configured, "ready": session.ready, **session.about}
+        try:
+            self.client.link.send(
+                {"op": "keep", "key": key, "pid": session.process.pid, "info": info},
+                [session.client.link.fileno()],
+            )
+            kept = self.client.answer().get("op") == "kept"
+        except (OSError, LayerError):
+            return False
+        session.lent = kept  # closing it now leaves it to the server
+        return kept
+
+    def drop(self, key: str) -> None:
+        with contextlib.suppress(OSError, LayerError):
+            self.request({"op": "drop", "key": key})
+
     def close(self) -> None:
-        """End the base layer (its session layers and their runs die with it)."""
+        """Let go of the base layer: a child ends (its session layers and their runs with
+        it); a server goes on."""
         self.client.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5.0)
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5.0)
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self.log is not None:
+            self.log.close()
 
 
 class WarmSession:
@@ -223,7 +291,12 @@ class WarmSession:
 
     def __init__(self, base: WarmBase, spec: dict[str, Any]) -> None:
         self.base = base
-        self.log = LogBuffer("tach-session-output")
+        #: Kept with the session by a server, for ``tach server status``.
+        self.about = {
+            "args": list(spec.get("pytest_args", [])),
+            "invocation_dir": str(spec.get("invocation_dir", "")),
+        }
+        self.log: LogBuffer | None = LogBuffer("tach-session-output")
         control, control_theirs = socket.socketpair()
         self.control = Channel(control, "session control channel")
         link, link_theirs = LayerLink.pair("session layer link")
@@ -239,6 +312,24 @@ class WarmSession:
         self.client = LayerClient(link)
         self.configured: dict[str, Any] | None = None
         self.ready: dict[str, Any] = {}
+
+    @classmethod
+    def leased(cls, base: WarmBase, pid: int, link_fd: int, info: dict[str, Any]) -> WarmSession:
+        """A kept session layer a server lent: its link, and what it said when it was made."""
+        session = cls.__new__(cls)
+        session.base = base
+        session.about = {}
+        session.log = None
+        session.control = None
+        session.process = LayerProcess(pid, base.client)
+        session.client = LayerClient(LayerLink.from_fd(link_fd, "session layer link"))
+        session.configured = info.get("configured")
+        session.ready = dict(info.get("ready") or {})
+        session.lent = True
+        return session
+
+    #: Lent by a server: closing it gives it back (the session layer goes on).
+    lent = False
 
     def wait_configured(self) -> dict[str, Any] | None:
         """pytest's reading of the command line; None when pytest stopped first."""
@@ -262,7 +353,7 @@ class WarmSession:
         return self.ready
 
     def output(self) -> str:
-        return self.log.read_all().decode("utf-8", "replace")
+        return self.log.read_all().decode("utf-8", "replace") if self.log is not None else ""
 
     def fork_run(self, spec: dict[str, Any], fds: list[int], conftest_dirs: list[str]) -> Any:
         """A run zygote for ``spec`` (its fds named by index in ``fds``), or
@@ -270,15 +361,16 @@ class WarmSession:
         return self.client.fork({"op": "run", "spec": spec, "conftest_dirs": conftest_dirs}, fds)
 
     def close(self) -> None:
-        """End the session layer."""
+        """End the session layer, or give it back to the server that keeps it."""
         self.client.close()
-        self.control.close()
-        with contextlib.suppress(subprocess.TimeoutExpired, LayerError):
-            self.process.wait(timeout=5.0)
-        self.process.send_signal(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.base.client.pump(0.0)
-        self.log.close()
+        if self.control is not None:
+            self.control.close()
+        if not self.lent:
+            with contextlib.suppress(subprocess.TimeoutExpired, LayerError):
+                self.process.wait(timeout=5.0)
+            self.process.send_signal(signal.SIGKILL)
+        if self.log is not None:
+            self.log.close()
 
 
 def _with_columns(env: dict[str, str] | None) -> dict[str, str]:

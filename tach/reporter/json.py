@@ -132,7 +132,7 @@ class JsonReporter:
 
     def on_run_start(self, info: dict[str, Any]) -> None:
         # tach --watch: the run's number in the watch session, and what changed
-        watch = {key: info[key] for key in ("cycle", "changed") if key in info}
+        watch = {key: info[key] for key in ("cycle", "changed", "warm") if key in info}
         self.cycle = {"cycle": watch["cycle"]} if "cycle" in watch else {}
         self.emit(
             "run_start",

@@ -376,7 +376,7 @@ class WatchSession:
             found = self.discover_first()
             if found is not None:
                 imports = base_imports(found, self.rootdir) + imports
-            base = WarmBase(
+            base = WarmBase.start(
                 self.config.python,
                 str(self.invocation_dir),
                 run_environment(self.config),
@@ -401,6 +401,7 @@ class WatchSession:
 
     def session_spec(self) -> dict[str, Any]:
         return {
+            "invocation_dir": str(self.invocation_dir),
             "pytest_args": self.config.pytest_args,
             "isolation": self.config.isolation,
             "junit_xml": bool(self.config.junit_xml),
