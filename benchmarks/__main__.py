@@ -13,6 +13,8 @@ SUBJECTS = {
     "fork": ("bench_fork", "fork+exit+wait from 25/100/400 MiB processes, native vs os.fork, THP"),
     "discovery": ("bench_discovery", "static discovery against pytest --collect-only"),
     "e2e": ("bench_e2e", "generated suites: Tach in each isolation mode vs pytest and xdist"),
+    "watch": ("bench_watch", "tach --watch: from an edit to the last result, vs pytest, testmon"),
+    "warm": ("bench_warm", "tach --keep-warm: whole commands against pytest and cold tach"),
     "outputs": ("bench_outputs", "NDJSON and JUnit XML reporters: wall time against -q alone"),
     "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
 }

@@ -56,6 +56,10 @@ IGNORED_FILES = (
 )
 
 
+#: The quiet time after a single file's write ended (see :meth:`ChangeFeed.take`).
+SETTLE_S = 0.02
+
+
 class GitIgnore:
     """What ``.gitignore`` ignores under the rootdir: ``git check-ignore`` when the rootdir is
     in a git work tree, else the rootdir's ``.gitignore`` read for plain patterns."""
@@ -149,28 +153,32 @@ class ChangeFeed:
         self.rootdir = rootdir
         self.debounce = debounce
         self.gitignore = GitIgnore(rootdir)
-        self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
+        #: (path, state): "done" when a write to it ended (closed after writing, or renamed
+        #: into place), "left" when it was renamed away (an editor's temporary file), else "".
+        self.events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         feed = self
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event) -> None:  # type: ignore[no-untyped-def]
-                if event.event_type in ("opened", "closed_no_write"):
+                if event.event_type in ("opened", "closed_no_write") or event.is_directory:
                     return
-                for attr in ("src_path", "dest_path"):
-                    path = getattr(event, attr, "")
-                    if path and not event.is_directory:
-                        feed._put(os.fsdecode(path))
+                moved = event.event_type == "moved"
+                src = os.fsdecode(event.src_path)
+                # a write has ended: the file was closed, or renamed into place
+                feed._put(src, "left" if moved else "done" if event.event_type == "closed" else "")
+                if moved and event.dest_path:
+                    feed._put(os.fsdecode(event.dest_path), "done")
 
         self.observer = Observer()
         self.observer.schedule(Handler(), str(rootdir), recursive=True)
         self.observer.daemon = True
         self.observer.start()
 
-    def _put(self, path: str) -> None:
+    def _put(self, path: str, state: str) -> None:
         if never_watched(Path(path), self.rootdir):
             return
-        self.events.put(path)
+        self.events.put((path, state))
         with contextlib.suppress(BlockingIOError):  # a full pipe wakes the reader anyway
             os.write(self._write_fd, b"x")
 
@@ -184,13 +192,22 @@ class ChangeFeed:
         """The batch that starts with the events already queued: gathered until the files
         have been quiet for the debounce time, filtered. May be empty (all ignored)."""
         paths: dict[str, None] = {}
+        written: set[str] = set()  # the files whose content changed (not temporary names)
         deadline = time.monotonic() + self.debounce
         while True:
             try:
-                paths[self.events.get(timeout=max(0.0, deadline - time.monotonic()))] = None
-                deadline = time.monotonic() + self.debounce
+                path, state = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
+            paths[path] = None
+            if state == "left":
+                written.discard(path)
+            else:
+                written.add(path)
+            # One file whose write just ended (an editor's save: closed, or renamed into
+            # place) needs only a short settle; several (a checkout) wait the whole time.
+            quiet = SETTLE_S if state == "done" and len(written) == 1 else self.debounce
+            deadline = time.monotonic() + min(quiet, self.debounce)
         self._drain_wakeups()
         found = [Path(path) for path in paths]
         found = [p for p in found if not _is_virtualenv(p.parent, self.rootdir)]

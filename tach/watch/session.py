@@ -89,6 +89,8 @@ class WatchSession:
         self.configured: dict[str, Any] | None = None
         self.cycle = 0
         self.graph: ImportGraph | None = None
+        #: The last discovery (see :meth:`discover`).
+        self.found: Any = None
         #: Node ids of the tests that failed in the last run that ran them.
         self.failed: set[str] = set()
         self.last_code = 0
@@ -161,7 +163,7 @@ class WatchSession:
             return
         found = self.discover() if self.configured is not None else None
         if found is None or self.graph is None or self.config.watch_all:
-            self.run_cycle(changed, None)
+            self.run_cycle(changed, None, found)
             return
         # discovery again first: a new test file is a test module of the graph
         self.graph = self.graph.updated(found.result.imports)
@@ -178,7 +180,7 @@ class WatchSession:
                 "followed); Enter runs every test\n"
             )
         if tests is None or tests:
-            self.run_cycle(changed, tests)
+            self.run_cycle(changed, tests, found)
 
     def reload_config(self) -> None:
         """Read Tach's settings again (a config file changed); keep the old on an error."""
@@ -199,9 +201,11 @@ class WatchSession:
     #: Something was said since the last "waiting for changes".
     spoke = True
 
-    def run_cycle(self, changed: list[Path], tests: set[Path] | str | None) -> None:
+    def run_cycle(
+        self, changed: list[Path], tests: set[Path] | str | None, found: Any = None
+    ) -> None:
         """One run: ``tests`` the test modules to run (None: all; ``"failed"``: the tests
-        that failed last)."""
+        that failed last); ``found``: a discovery made since the files last changed."""
         from tach.cli import plan_and_run
 
         self.cycle += 1
@@ -221,11 +225,15 @@ class WatchSession:
         if self.cycle > 1:
             self.write(f"\ntach --watch: run {self.cycle}: {what}{because}\n")
         for _attempt in range(3):
+            existed = self.session is not None
             session = self.ensure_session()
             if session is None:
                 self.last_code = 4
                 return
-            found = self.discover()
+            if not existed:
+                found = self.found  # what the new session was planned from
+            elif found is None:
+                found = self.discover()
             if found is None:
                 return
             retain: list[object] = []
@@ -244,10 +252,12 @@ class WatchSession:
             except StaleLayer as exc:
                 self.write(f"tach --watch: reloading ({self.describe(exc.paths)} changed)\n")
                 self.replace_session()
+                found = None
                 continue
             except LayerError as exc:
                 self.write(f"tach --watch: {exc}; starting afresh\n")
                 self.close_layers()
+                found = None
                 continue
             break
         else:
@@ -313,12 +323,13 @@ class WatchSession:
 
         assert self.configured is not None
         try:
-            return discover_for_run(
+            self.found = discover_for_run(
                 pytest_options(self.configured, self.invocation_dir), self.invocation_dir
             )
         except ConfigError as exc:
             self.write(f"ERROR: {exc}\n")
-            return None
+            self.found = None
+        return self.found
 
     # -- the layers -------------------------------------------------------------------------------
 
