@@ -58,6 +58,10 @@ LOCK_FILES = (
 )
 
 
+#: How long the base waits, when it ends, for the processes below it to end.
+END_GRACE_S = 10
+
+
 class Client:
     """A connected supervisor: its link, and the kept session it holds."""
 
@@ -358,10 +362,20 @@ class BaseLayer:
             self.listener.close()
 
     def end(self) -> NoReturn:
-        """End the session layers, then the base."""
+        """End the session layers and wait for everything below the base to be gone (the
+        base is a subreaper: the runs of a killed session re-parent to it), then exit."""
         for pidfd in self.sessions:
             with contextlib.suppress(OSError):
                 proc.pidfd_send_signal(pidfd, signal.SIGKILL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(END_GRACE_S)  # a process that will not end does not keep the base
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break  # none left
+            except InterruptedError:
+                continue
         if self.listener is not None:
             with contextlib.suppress(OSError):
                 path = self.spec.get("listen", "")
@@ -454,6 +468,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else argv
     spec = orjson.loads(args[0])
     base = BaseLayer(spec)
+    with contextlib.suppress(OSError):
+        proc.set_child_subreaper(True)  # what a dying session leaves is the base's to reap
     if spec.get("listen"):
         # The server: its own session, no parent to die with; the command that started it
         # returns once the socket exists (clients then wait on it for the warm base).

@@ -27,10 +27,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import selectors
 import signal
 import sys
 import sysconfig
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -109,14 +111,12 @@ class SessionLayer:
     def __init__(self, zygote: Zygote, session: pytest.Session) -> None:
         config = session.config
         self.zygote = zygote
-        self.test_modules = {
-            str(getattr(module, "__file__", ""))
-            for name, module in list(sys.modules.items())
-            if name not in BASE_MODULES and _is_collected_module(module, zygote)
-        }
+        self.plugins = config.pluginmanager
         added = [module for name, module in list(sys.modules.items()) if name not in BASE_MODULES]
         extra = [str(config.inipath)] if config.inipath else []
         self.imported = ImportedFiles.take(added, extra)
+        #: module name -> the modules it depends on (see :meth:`uses`)
+        self._uses: dict[str, frozenset[str]] = {}
         self.conftest_dirs = set(zygote.spec.get("conftest_dirs", []))
         self.conftests = {
             directory
@@ -125,29 +125,172 @@ class SessionLayer:
         }
 
     def stale(self, conftest_dirs: list[str]) -> tuple[list[str], list[str]]:
-        """``(why_stale, changed_test_modules)``: the files that make this layer stale (empty
-        when it is current), and the test modules a run must import again."""
-        changed = self.imported.changed()
-        why = [path for path in changed if path not in self.test_modules]
-        if BASE_STALE is not None:
-            why += BASE_STALE()
+        """``(why_stale, forget)``: the files that make this layer stale (empty when it is
+        current), and the modules a run must forget so that they are imported afresh.
+
+        A changed module is forgotten together with every module that refers to it (see
+        :func:`dependents`), unless one of them cannot be imported again in a run: a conftest
+        or another module registered with pytest as a plugin (pytest holds its fixtures and
+        hooks), an extension module, or a module the base imported; the layer is stale then.
+        A changed file that is not a module's (the config file) makes it stale too.
+        """
+        why = BASE_STALE() if BASE_STALE is not None else []
         for directory in set(conftest_dirs) | self.conftest_dirs:
             exists = os.path.isfile(os.path.join(directory, "conftest.py"))
             if exists != (directory in self.conftests):
                 why.append(os.path.join(directory, "conftest.py"))
-        return why, [path for path in changed if path in self.test_modules]
+        changed = set(self.imported.changed())
+        if why or not changed:
+            return why, []
+        loaded = {
+            name: module
+            for name, module in list(sys.modules.items())
+            if name not in BASE_MODULES and module is not None
+        }
+        for plugin in self.plugins.get_plugins():  # conftests pytest keeps out of sys.modules
+            if isinstance(plugin, types.ModuleType) and plugin not in loaded.values():
+                loaded[f"{plugin.__name__} ({getattr(plugin, '__file__', '')})"] = plugin
+        files = {name: getattr(module, "__file__", None) for name, module in loaded.items()}
+        stale = {name for name, path in files.items() if path in changed}
+        why = sorted(changed - {files[name] for name in stale})  # not a module's: the config
+        forget = dependents(stale, loaded, self.uses)
+        why += sorted(
+            str(files[name] or name)
+            for name in forget
+            if (files[name] and not str(files[name]).endswith(".py"))  # an extension module
+            or os.path.basename(str(files[name])) == "conftest.py"
+            or self.plugins.is_registered(loaded[name])
+        )
+        return (why, []) if why else ([], sorted(forget))
+
+    def uses(self, name: str, module: Any) -> frozenset[str]:
+        """The modules ``module`` depends on (see :func:`dependents`), worked out once: a
+        session layer runs no code after it is ready, so its modules do not change."""
+        found = self._uses.get(name)
+        if found is None:
+            path = getattr(module, "__file__", None)
+            package = name if hasattr(module, "__path__") else name.rpartition(".")[0]
+            found = references(module)
+            if isinstance(path, str) and path.endswith(".py"):
+                found |= import_names(path, package)
+            self._uses[name] = found
+        return found
 
 
-def _is_collected_module(module: Any, zygote: Zygote) -> bool:
-    path = getattr(module, "__file__", None)
-    return isinstance(path, str) and path in zygote.collected_files
+#: ``import a.b, c`` and ``from .a import (b, c)``, anywhere in a file (inside a function too;
+#: a match in a string only makes a module look dependent that is not: it is then forgotten
+#: needlessly, never kept stale).
+_IMPORT = re.compile(rb"^[ \t]*import[ \t]+([^#;\n]+)", re.MULTILINE)
+_FROM_IMPORT = re.compile(
+    rb"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^#;\n]+)", re.MULTILINE
+)
+
+
+def import_names(path: str, package: str) -> frozenset[str]:
+    """The absolute names of the modules the import statements of the file at ``path`` (a
+    module of ``package``) name: ``from a import b`` names ``a`` and ``a.b``."""
+    try:
+        with open(path, "rb") as file:
+            source = file.read()
+    except OSError:
+        return frozenset()
+    source = source.replace(b";", b"\n")  # ``from g import h; import i``
+    names: set[str] = set()
+    for match in _IMPORT.finditer(source):
+        for part in match.group(1).decode("utf-8", "replace").split(","):
+            names.add(part.split(" as ")[0].strip().rstrip("\\").strip())
+    for match in _FROM_IMPORT.finditer(source):
+        module = match.group(1).decode("utf-8", "replace")
+        dots = len(module) - len(module.lstrip("."))
+        base = module[dots:]
+        if dots:
+            parts = package.split(".") if package else []
+            parts = parts[: len(parts) - (dots - 1)] if dots > 1 else parts
+            base = ".".join([*parts, *([base] if base else [])])
+        if base:
+            names.add(base)
+        listed = match.group(2).decode("utf-8", "replace").strip("()\\ \n")
+        for part in listed.replace("\n", ",").split(","):
+            item = part.split(" as ")[0].strip().strip("\\").strip()
+            if item and item != "*":
+                names.add(f"{base}.{item}" if base else item)
+    return frozenset(name for name in names if name)
+
+
+def dependents(
+    names: set[str], modules: dict[str, Any], uses: Callable[[str, Any], frozenset[str]]
+) -> set[str]:
+    """``names`` and the names of the ``modules`` that depend on one of them, directly or
+    through each other (``uses``: the modules a module depends on)."""
+    users: dict[str, list[str]] = {}
+    for name, module in modules.items():
+        for used in uses(name, module):
+            users.setdefault(used, []).append(name)
+    found = set(names)
+    todo = list(names)
+    while todo:
+        for user in users.get(todo.pop(), ()):
+            if user not in found:
+                found.add(user)
+                todo.append(user)
+    return found
+
+
+#: Values that refer to no module of the project (checked first: tables of them are common).
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def references(module: Any) -> frozenset[str]:
+    """The modules ``module``'s namespace refers to: a module object, or a class, function or
+    instance defined in one, there or in a container there (a registry), one level deep. A
+    package's own submodules do not count (the import system sets them again)."""
+    try:
+        values = list(vars(module).values())
+    except TypeError:
+        return frozenset()
+    own = f"{module.__name__}."
+    found: set[str] = set()
+    for value in values:
+        if type(value) in _ATOMS:
+            continue
+        if isinstance(value, types.ModuleType) and value.__name__.startswith(own):
+            continue
+        _add_origin(value, found)
+        if isinstance(value, dict):
+            items: Any = value.values()
+        elif isinstance(value, list | tuple | set | frozenset):
+            items = value
+        else:
+            continue
+        for item in list(items)[:10_000]:
+            if type(item) not in _ATOMS:
+                _add_origin(item, found)
+    return frozenset(found)
+
+
+def _add_origin(value: Any, found: set[str]) -> None:
+    """Add the module ``value`` is, or was defined in (read without calling anything the value
+    defines: no ``__getattr__`` of a lazy object runs)."""
+    if isinstance(value, types.ModuleType):
+        found.add(value.__name__)
+    elif isinstance(value, type):
+        origin = value.__dict__.get("__module__")
+        if isinstance(origin, str):
+            found.add(origin)
+    elif isinstance(value, types.FunctionType):
+        found.add(value.__module__)
+    else:
+        origin = type(value).__dict__.get("__module__")
+        if isinstance(origin, str):
+            found.add(origin)
 
 
 def serve_runs(zygote: Zygote, session: pytest.Session) -> list[str]:
     """Be the session layer: fork a run zygote per ``run`` request until the link closes.
 
     Returns only in a forked run zygote, set up with the channels the request handed over; the
-    value is the test modules it must import again. The session layer itself ends here.
+    value is the names of the modules it must forget (see :meth:`SessionLayer.stale`). The
+    session layer itself ends here.
     """
     layer = SessionLayer(zygote, session)
     link = LayerLink.from_fd(zygote.spec["link_fd"], "session layer link")
@@ -177,7 +320,7 @@ def serve_runs(zygote: Zygote, session: pytest.Session) -> list[str]:
             if received is None:  # the client is gone: so are its runs (parent-death signal)
                 os._exit(0)
             request, fds = received
-            why, changed = layer.stale(list(request.get("conftest_dirs", [])))
+            why, forget = layer.stale(list(request.get("conftest_dirs", [])))
             if request.get("op") != "run" or why:
                 for fd in fds:
                     os.close(fd)
@@ -191,7 +334,7 @@ def serve_runs(zygote: Zygote, session: pytest.Session) -> list[str]:
                 for pidfd in runs:
                     os.close(pidfd)
                 _become_run_zygote(zygote, request["spec"], fds)
-                return changed
+                return forget
             for fd in fds:
                 os.close(fd)
             pidfd = proc.pidfd_open(pid)

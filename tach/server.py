@@ -81,6 +81,8 @@ VOLATILE_ENV = frozenset(
 )
 #: What the first answer of a server may take (it imports before it answers).
 START_TIMEOUT_S = 300.0
+#: How long ``tach server stop`` waits for the server to end.
+STOP_TIMEOUT_S = 30.0
 
 
 class ServerError(RuntimeError):
@@ -195,10 +197,24 @@ def _start_server(
 
 
 def stop_server(base: WarmBase) -> None:
-    """Ask the server to end, and let go of it."""
+    """Ask the server to end, and wait until it has (with everything below it)."""
+    import select
+
+    from tach._native import proc
+
+    pid = 0
     with contextlib.suppress(OSError, LayerError):
-        base.request({"op": "stop"})
+        pid = int(base.request({"op": "stop"})[0].get("pid") or 0)
     base.close()
+    try:
+        pidfd = proc.pidfd_open(pid) if pid else -1
+    except OSError:  # already gone
+        return
+    if pidfd >= 0:
+        try:
+            select.select([pidfd], [], [], STOP_TIMEOUT_S)  # readable once it has exited
+        finally:
+            os.close(pidfd)
 
 
 def run_kept_warm(

@@ -94,8 +94,6 @@ class Zygote:
         #: The units' module paths pytest's walk leaves out (ignore rules and hooks): no
         #: worker needs to collect them, and their tests are not counted.
         self.left_out: list[str] = []
-        #: The files imported as pytest's collection imports test modules.
-        self.collected_files: set[str] = set()
         self.plugin = TachPlugin(self)
         #: pidfd -> (slot, pid) of the live workers.
         self.workers: dict[int, tuple[int, int]] = {}
@@ -324,7 +322,6 @@ class Zygote:
                 self.left_out.append(str(path))  # an ignore rule or hook leaves it out
             elif initial(path) or is_test_module(path, session.config):
                 import_as_collected(path, session.config)
-                self.collected_files.add(str(path))
             return
         root = import_root(path, namespace)
         if mode == "prepend" and (not sys.path or sys.path[0] != root):
@@ -354,7 +351,6 @@ class Zygote:
                 and collected_by_walk(session, path, initial, test_module=False)
             ):
                 import_as_collected(path, session.config)
-                self.collected_files.add(str(path))
 
     # -- serving (pytest_runtestloop) -----------------------------------------------------------
 
@@ -651,13 +647,16 @@ def report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-def forget_modules(paths: list[str]) -> None:
-    """Take the modules loaded from ``paths`` out of ``sys.modules``: the next import reads
-    the files as they are now."""
-    wanted = set(paths)
-    for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) in wanted:
-            del sys.modules[name]
+def forget_modules(names: list[str]) -> None:
+    """Take the modules ``names`` out of ``sys.modules`` (and off their packages): the next
+    import reads their files as they are now."""
+    for name in names:
+        module = sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent) if parent else None
+        if module is not None and getattr(package, child, None) is module:
+            with contextlib.suppress(AttributeError, TypeError):
+                delattr(package, child)
 
 
 def as_json(value: Any) -> Any:

@@ -56,6 +56,14 @@ class ImportGraph:
         graph._edges = self._edges
         return graph
 
+    def merged(self, imports: Mapping[str, Sequence[ModuleImport]]) -> ImportGraph:
+        """This graph with the test modules of a partial discovery read again."""
+        graph = ImportGraph(self.rootdir, imports)
+        graph.direct = {**self.direct, **graph.direct}
+        graph.roots = list(dict.fromkeys([*self.roots, *graph.roots]))
+        graph._edges = self._edges
+        return graph
+
     def knows(self, path: Path) -> bool:
         """Whether ``path`` is a test module or a project file the tests were seen to import."""
         return path in self.direct or path in self._edges

@@ -12,6 +12,7 @@ the last run's failures run first.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import selectors
 import signal
@@ -161,15 +162,31 @@ class WatchSession:
             self.reload_config()
             self.run_cycle(changed, None)
             return
-        found = self.discover() if self.configured is not None else None
-        if found is None or self.graph is None or self.config.watch_all:
-            self.run_cycle(changed, None, found)
+        graph = self.graph
+        if graph is None or self.configured is None or self.config.watch_all:
+            self.run_cycle(changed, None)
             return
-        # discovery again first: a new test file is a test module of the graph
-        self.graph = self.graph.updated(found.result.imports)
-        tests, unseen = self.graph.affected(changed)
+        if all(graph.knows(path) or path.suffix != ".py" for path in changed):
+            # the graph knows every changed module: discovery need only read what will run
+            tests, unseen = graph.affected(changed)
+            if tests is not None:  # a test module that was removed has nothing to run
+                gone = {path for path in tests if not path.exists()}
+                tests -= gone
+                unseen = [path for path in unseen if path not in gone]
+                if gone and not tests and not unseen:
+                    names = ", ".join(self.relative(path) for path in sorted(gone))
+                    self.write(f"\ntach --watch: {names} removed; nothing to run\n")
+                    return
+            found = self.discover(self.failed_files() | (tests or set())) if tests else None
+        else:  # a new module: is it a test module? Discovery of everything says
+            found = self.discover()
+            if found is None or self.graph is None:
+                return
+            tests, unseen = self.graph.affected(changed)
         # a test file that does not parse has no imports: it is a test file all the same
-        broken = {Path(self.rootdir, error.file) for error in found.result.errors}
+        broken = (
+            {Path(self.rootdir, error.file) for error in found.result.errors} if found else set()
+        )
         if tests is not None:
             tests |= {path for path in unseen if path in broken}
         unseen = [path for path in unseen if path not in broken]
@@ -267,8 +284,6 @@ class WatchSession:
         summary = retain[1]
         self.last_interrupted = bool(getattr(summary, "aborted", False))
         self.remember(summary, tests)
-        if self.graph is not None:
-            self.graph = self.graph.updated(found.result.imports)
 
     def chooser(self, tests: set[Path] | str | None) -> Callable[[list[Unit]], list[Unit]]:
         """Which planned units run: those of ``tests`` whole, and, first, the tests that
@@ -296,6 +311,10 @@ class WatchSession:
 
         return choose
 
+    def failed_files(self) -> set[Path]:
+        """The test modules of the tests that failed last."""
+        return {Path(self.rootdir, test_id.partition("::")[0]) for test_id in self.failed}
+
     def remember(self, summary: Any, tests: set[Path] | str | None) -> None:
         """Keep the failures of what ran (a test that ran and passed is no longer failed)."""
         ran = {test_id for test_id, result in summary.results.items() if result.status}
@@ -317,18 +336,39 @@ class WatchSession:
         spec.run_info = {"cycle": self.cycle, "changed": [self.relative(p) for p in changed]}
         return lifecycle.Supervisor(spec, Reporters([]), decide_exit=exit_code)
 
-    def discover(self) -> Any:
+    def discover(self, only: set[Path] | None = None) -> Any:
+        """Static discovery with pytest's options; of only the test modules ``only`` when
+        given and pytest's arguments are whole files and directories (a node id or a file
+        outside them keeps the whole discovery)."""
         from tach.cli import discover_for_run, pytest_options
         from tach.discovery.ini import ConfigError
 
         assert self.configured is not None
+        options = pytest_options(self.configured, self.invocation_dir)
+        args = [Path(self.invocation_dir, arg) for arg in options.paths]
+        only = {path for path in only or () if path.exists()}
+        if (
+            only
+            and all("::" not in str(arg) for arg in args)
+            and all(any(arg == path or arg in path.parents for arg in args) for path in only)
+        ):
+            paths = sorted(os.path.relpath(path, self.invocation_dir) for path in only)
+            options = dataclasses.replace(options, paths=paths)
+        else:
+            only = None
         try:
-            self.found = discover_for_run(
-                pytest_options(self.configured, self.invocation_dir), self.invocation_dir
-            )
+            self.found = discover_for_run(options, self.invocation_dir)
         except ConfigError as exc:
             self.write(f"ERROR: {exc}\n")
             self.found = None
+            return None
+        # the import graph follows what discovery read
+        imports = self.found.result.imports
+        if self.graph is None:
+            self.graph = ImportGraph(self.rootdir, imports)
+            self.graph.prime()
+        else:
+            self.graph = self.graph.merged(imports) if only else self.graph.updated(imports)
         return self.found
 
     # -- the layers -------------------------------------------------------------------------------
@@ -374,9 +414,6 @@ class WatchSession:
             self.write(session.output() or "the session layer stopped while it prepared\n")
             return None
         self.session = session
-        if self.graph is None:
-            self.graph = ImportGraph(self.rootdir, found.result.imports)
-            self.graph.prime()
         return session
 
     def ensure_base(self) -> WarmBase:

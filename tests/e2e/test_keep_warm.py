@@ -98,12 +98,20 @@ def test_kept_warm_runs_give_what_cold_runs_give_and_reuse_the_layers(
     assert found == pytest_outcomes(project)
     assert found["tests/test_labels.py::test_label"] == "fail"
 
-    # a project module the session imported: a new session layer, never the old code
+    # a project module the session imported: the run forgets it and the modules that refer
+    # to it (cart imports prices), never the old code
     edit(project / "src/shop/prices.py", "units * 2", "units * 3")
+    warm, found = warm_run(project, server_env)
+    assert warm == {"base": "reused", "session": "reused"}
+    assert found == pytest_outcomes(project)
+    assert found["tests/test_cart.py::test_total"] == "fail"
+
+    # a module a conftest refers to: pytest holds the conftest's fixtures, so a new session
+    edit(project / "src/shop/currency.py", '"EUR"', '"USD"')
     warm, found = warm_run(project, server_env)
     assert warm == {"base": "reused", "session": "started"}
     assert found == pytest_outcomes(project)
-    assert found["tests/test_cart.py::test_total"] == "fail"
+    assert found["tests/test_labels.py::test_label"] == "pass"  # "#3 USD" now
 
     # other arguments: a session of their own, from the same base
     warm, found = warm_run(project, server_env, "tests/sub")

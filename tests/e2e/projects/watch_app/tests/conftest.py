@@ -1,6 +1,8 @@
 import pytest
 
+from shop.currency import DEFAULT
+
 
 @pytest.fixture
 def currency():
-    return "EUR"
+    return DEFAULT
