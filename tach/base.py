@@ -31,7 +31,6 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ import orjson
 from tach import layers
 from tach._native import proc
 from tach.layers import ImportedFiles, site_directories
-from tach.protocol import LayerLink
+from tach.protocol import LayerLink, peer_uid
 
 #: Files whose change means the installed packages may have changed (a base imported from the
 #: old set is stale).
@@ -397,13 +396,6 @@ class BaseLayer:
         listener.listen(16)
         self.listener = listener
         self.listener_inode = os.stat(path).st_ino
-
-
-def peer_uid(conn: socket.socket) -> int:
-    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
 
 
 def _mtime(path: str) -> int:

@@ -78,6 +78,7 @@ import enum
 import os
 import select
 import socket
+import struct
 from typing import Any, Protocol
 
 import orjson
@@ -93,6 +94,7 @@ __all__ = [
     "decode_frames",
     "encode",
     "output_excerpt",
+    "peer_uid",
 ]
 
 
@@ -328,6 +330,13 @@ class LayerLink:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
 
 
 class _Output(Protocol):

@@ -110,7 +110,7 @@ def runtime_dir() -> Path:
 
 def server_key(config: RunConfig, invocation_dir: Path, rootdir: Path) -> str:
     """What decides which server a run may use (see the module docstring)."""
-    from tach.cli import cwd_on_path, run_environment
+    from tach.runner import cwd_on_path, run_environment
 
     env = run_environment(config) or dict(os.environ)
     relevant = {k: v for k, v in sorted(env.items()) if k not in VOLATILE_ENV}
@@ -153,7 +153,7 @@ def connect_or_start(
 
 
 def _connected(path: str) -> WarmBase:
-    from tach.base import peer_uid
+    from tach.protocol import peer_uid
 
     base = WarmBase.connect(path)
     if peer_uid(base.client.link.sock) != os.getuid():
@@ -171,7 +171,7 @@ def _start_server(
     log: Path,
     imports: list[str],
 ) -> None:
-    from tach.cli import cwd_on_path, run_environment
+    from tach.runner import cwd_on_path, run_environment
 
     spec = {
         "listen": path,
@@ -226,9 +226,9 @@ def run_kept_warm(
 ) -> int | None:
     """Run from the server's warm layers; None when this run is not one for them (pytest
     only shows something: ``--fixtures``, ``--version``...), and the caller runs it cold."""
-    from tach.cli import discover_for_run
     from tach.discovery.ini import ConfigError
-    from tach.watch.graph import base_imports
+    from tach.lifecycle.layers import base_imports
+    from tach.runner import discover_for_run
 
     def imports() -> list[str]:
         try:
@@ -259,8 +259,8 @@ def _run(
 ) -> int | None:
     """One run from ``base``: a borrowed session layer, else a new one it keeps."""
     from tach import lifecycle
-    from tach.cli import exit_code, plan_and_run, run_spec
     from tach.reporter import Reporters
+    from tach.runner import exit_code, plan_and_run, run_spec
     from tach.scheduler import load_durations
 
     key = session_key(config)
@@ -340,9 +340,9 @@ def _new_session(config: RunConfig, base: WarmBase, invocation_dir: Path) -> War
 
 
 def _discover(config: RunConfig, configured: dict[str, Any], invocation_dir: Path) -> Any:
-    from tach.cli import discover_for_run, pytest_options
     from tach.config import apply_pytest_options
     from tach.discovery.ini import ConfigError
+    from tach.runner import discover_for_run, pytest_options
 
     apply_pytest_options(config, configured)
     try:
@@ -353,7 +353,7 @@ def _discover(config: RunConfig, configured: dict[str, Any], invocation_dir: Pat
 
 
 def _prepare(config: RunConfig, session: WarmSession, found: Any, invocation_dir: Path) -> bool:
-    from tach.cli import plan_run
+    from tach.runner import plan_run
 
     plan = plan_run(config, found, invocation_dir)
     ready = session.prepare(

@@ -30,10 +30,14 @@ LAYERS: dict[str, tuple[int, str]] = {
     "adapters": (3, "pytest"),
     "plugin": (4, "pytest"),
     "worker": (5, "pytest"),
+    "layers": (5, "pytest"),
     "zygote": (6, "pytest"),
+    "base": (7, "pytest"),
     "lifecycle": (4, "supervisor"),
     "reporter": (4, "supervisor"),
-    "watch": (4, "supervisor"),
+    "runner": (5, "supervisor"),
+    "watch": (6, "supervisor"),
+    "server": (6, "supervisor"),
     "debugger": (4, "supervisor"),
     "isolation": (4, "shared"),
     "listing": (4, "supervisor"),
@@ -45,6 +49,7 @@ LAYERS: dict[str, tuple[int, str]] = {
 #: The modules of the tach.lifecycle package, lowest first: each imports only modules listed
 #: before it. (Its mixins call each other's methods through ``self``, never through imports.)
 LIFECYCLE = [
+    "layers",
     "state",
     "processes",
     "signals",

@@ -9,6 +9,7 @@ a layer forked is not the supervisor's child: :class:`LayerProcess` gives it the
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import select
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -378,3 +380,88 @@ def _with_columns(env: dict[str, str] | None) -> dict[str, str]:
     # pytest sizes separators and tracebacks to the terminal; the layers have none.
     out.setdefault("COLUMNS", str(shutil.get_terminal_size((80, 24)).columns))
     return out
+
+
+#: Module-level calls a conftest may make without changing how other modules import: they
+#: only register things with the library they belong to.
+HARMLESS_CALLS = frozenset(
+    {
+        "register_assert_rewrite",
+        "register_profile",
+        "load_profile",
+        "register_type_strategy",
+        "addinivalue_line",
+        "getLogger",
+    }
+)
+
+
+def base_imports(found: object, rootdir: Path) -> list[str]:
+    """The modules outside the project that the tests import, for the base layer to import
+    first (empty when importing them before the conftests could change what they do).
+
+    Under pytest they are imported after the conftests; importing them earlier, in the base,
+    is the same only when no conftest does anything at import time that an import could see
+    (set an environment variable, patch a module, put a directory on ``sys.path``). A conftest
+    whose module level does more than import, define and assign plain values keeps the base
+    to pytest and its plugins.
+    """
+    result = getattr(found, "result", None)
+    if result is None:
+        return []
+    for conftest in getattr(result, "conftests", []):
+        path = Path(conftest)
+        if not path.is_absolute():
+            path = rootdir / path
+        if _acts_at_import(path):
+            return []
+    names: dict[str, None] = {}
+    for imports in result.imports.values():
+        for imported in imports:
+            if imported.file is None and not imported.module.startswith("."):
+                names[imported.module] = None
+    return list(names)
+
+
+def _acts_at_import(path: Path) -> bool:
+    """Whether the module at ``path`` does anything but import, define and assign at import."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return True
+    return any(_acts(statement) for statement in tree.body)
+
+
+def _acts(statement: ast.stmt) -> bool:
+    if isinstance(
+        statement,
+        ast.Import | ast.ImportFrom | ast.Pass | ast.FunctionDef | ast.AsyncFunctionDef,
+    ):
+        return False  # a fixture's decorator registers it; its body runs later
+    if isinstance(statement, ast.ClassDef):
+        return any(_acts(inner) for inner in statement.body)
+    if isinstance(statement, ast.Expr):
+        if isinstance(statement.value, ast.Constant):
+            return False  # a docstring
+        return _has_call(statement.value)
+    if isinstance(statement, ast.Assign | ast.AnnAssign):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        if not all(isinstance(target, ast.Name | ast.Tuple) for target in targets):
+            return True  # os.environ["X"] = ..., module.attribute = ...
+        return statement.value is not None and _has_call(statement.value)
+    if isinstance(statement, ast.If | ast.Try):
+        blocks = [statement.body, statement.orelse]
+        if isinstance(statement, ast.Try):
+            blocks += [handler.body for handler in statement.handlers] + [statement.finalbody]
+        return any(_acts(inner) for block in blocks for inner in block)
+    return True
+
+
+def _has_call(node: ast.AST) -> bool:
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call):
+            func = inner.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in HARMLESS_CALLS:
+                return True
+    return False

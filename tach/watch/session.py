@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tach.lifecycle.layers import LayerError, StaleLayer, WarmBase, WarmSession
+from tach.lifecycle.layers import LayerError, StaleLayer, WarmBase, WarmSession, base_imports
 from tach.watch.changes import ChangeFeed
-from tach.watch.graph import CONFIG_FILES, ImportGraph, base_imports
+from tach.watch.graph import CONFIG_FILES, ImportGraph
 
 if TYPE_CHECKING:
     from tach.config import RunConfig
@@ -223,7 +223,7 @@ class WatchSession:
     ) -> None:
         """One run: ``tests`` the test modules to run (None: all; ``"failed"``: the tests
         that failed last); ``found``: a discovery made since the files last changed."""
-        from tach.cli import plan_and_run
+        from tach.runner import plan_and_run
 
         self.cycle += 1
         what = (
@@ -291,7 +291,7 @@ class WatchSession:
         failed = set(self.failed)
 
         def choose(units: list[Unit]) -> list[Unit]:
-            from tach.cli import rerun_units
+            from tach.runner import rerun_units
 
             if tests == "failed":
                 return rerun_units(units, failed, self.rootdir) if failed else []
@@ -327,8 +327,8 @@ class WatchSession:
 
     def new_supervisor(self, changed: list[Path]) -> Any:
         from tach import lifecycle
-        from tach.cli import exit_code, run_spec
         from tach.reporter import Reporters
+        from tach.runner import exit_code, run_spec
         from tach.scheduler import load_durations
 
         durations = load_durations(self.rootdir / ".tach")
@@ -340,8 +340,8 @@ class WatchSession:
         """Static discovery with pytest's options; of only the test modules ``only`` when
         given and pytest's arguments are whole files and directories (a node id or a file
         outside them keeps the whole discovery)."""
-        from tach.cli import discover_for_run, pytest_options
         from tach.discovery.ini import ConfigError
+        from tach.runner import discover_for_run, pytest_options
 
         assert self.configured is not None
         options = pytest_options(self.configured, self.invocation_dir)
@@ -376,8 +376,8 @@ class WatchSession:
     def ensure_session(self) -> WarmSession | None:
         """The session layer, started (with its base) when there is none; None when pytest
         refuses to start (its output was shown: a usage error, a conftest that fails)."""
-        from tach.cli import plan_run
         from tach.config import apply_pytest_options
+        from tach.runner import plan_run
 
         if self.session is not None:
             return self.session
@@ -417,7 +417,7 @@ class WatchSession:
         return session
 
     def ensure_base(self) -> WarmBase:
-        from tach.cli import cwd_on_path, run_environment
+        from tach.runner import cwd_on_path, run_environment
 
         if self.base is None:
             imports = list(self.config.warm_imports)
@@ -439,8 +439,8 @@ class WatchSession:
 
     def discover_first(self) -> Any:
         """Discovery before pytest has answered (for the base layer's imports)."""
-        from tach.cli import discover_for_run
         from tach.discovery.ini import ConfigError
+        from tach.runner import discover_for_run
 
         try:
             return discover_for_run(self.first_reading, self.invocation_dir)

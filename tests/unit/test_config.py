@@ -69,8 +69,24 @@ def test_defaults_and_their_source():
         "env",
         "python_path",
         "warm_imports",
+        "keep_warm",
     }
     assert all(entry["source"] == "default" for entry in show_config(config).values())
+    assert config.keep_warm is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("yes", True), ("off", False), ("0", False)]
+)
+def test_keep_warm_from_the_environment(value, expected):
+    config = resolve(environ={"TACH_KEEP_WARM": value})
+    assert config.keep_warm is expected
+    assert show_config(config)["keep_warm"]["source"] == "environment (TACH_KEEP_WARM)"
+
+
+def test_a_keep_warm_value_that_is_no_flag_names_the_variable():
+    with pytest.raises(ConfigValueError, match="TACH_KEEP_WARM"):
+        resolve(environ={"TACH_KEEP_WARM": "maybe"})
 
 
 def test_paths_are_relative_to_the_rootdir_in_the_file_and_to_the_cwd_elsewhere():
