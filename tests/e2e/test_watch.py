@@ -120,7 +120,8 @@ def cold(project: Path, ids: dict[str, str]) -> dict[str, str]:
 def test_each_watch_run_agrees_with_a_cold_pytest_run_after_edits(
     project: Path, isolation: str
 ) -> None:
-    watcher = Watcher(project, "--isolation", isolation)
+    # one worker: the order units are handed out in is the order their tests start in
+    watcher = Watcher(project, "--isolation", isolation, "-n", "1")
     try:
         first = ran(watcher.run(1))
         assert first == pytest_outcomes(project)
