@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 
+from tach.lifecycle.layers import LayerError, StaleLayer
 from tach.lifecycle.processes import ZYGOTE_EXIT_GRACE_S, kill_group, wait_exit
 from tach.lifecycle.state import RunState, Slot
 from tach.lifecycle.timers import format_seconds
@@ -59,7 +60,17 @@ class CrashAttribution(RunState):
                 self._worker_lost(slot, why, respawn=restart)
         if restart and not all(slot.done for slot in self.slots):
             self.zygote_ready = False
-            self._start_zygote()
+            try:
+                self._start_zygote()
+            except (StaleLayer, LayerError) as exc:  # a warm session that cannot fork now
+                self.internal_errors.append(f"{why}; no new zygote: {exc}")
+                self.restarting = False
+                for slot in self.slots:
+                    if not slot.done:
+                        slot.done = True
+                for unit in self.queue.clear():
+                    self.internal_errors.append(f"not run: {unit.id}")
+                return
             assert self.control is not None
             with contextlib.suppress(OSError):
                 self.control.send(MessageKind.Plan, self.plan)
