@@ -27,6 +27,7 @@ from tach.runner import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE_ERROR,
+    check_expressions,
     discover_for_run,
     exit_code,
     plan_and_run,
@@ -316,7 +317,6 @@ def run_configured(
     from tach import lifecycle
     from tach.config import apply_pytest_options
     from tach.discovery.ini import ConfigError
-    from tach.discovery.select import compile_expression
     from tach.reporter import Reporters
     from tach.scheduler import load_durations
 
@@ -357,9 +357,7 @@ def run_configured(
         )
     apply_pytest_options(config, configured)
     try:
-        for expression, flag in ((config.keyword, "-k"), (config.markexpr, "-m")):
-            if expression is not None:  # pytest's own parser: the same message pytest gives
-                compile_expression(expression, flag)
+        check_expressions(config)
         if found is None or run_inputs(found, invocation_dir) != pytest_inputs(configured):
             found = discover_for_run(pytest_options(configured, invocation_dir), invocation_dir)
     except ConfigError as exc:

@@ -75,10 +75,14 @@ def run_environment(config: RunConfig) -> dict[str, str] | None:
 
 
 def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float]) -> Any:
-    """The supervisor's :class:`tach.lifecycle.RunSpec` of ``config``."""
+    """The supervisor's :class:`tach.lifecycle.RunSpec` of ``config`` (with what pytest made of
+    its options, once :func:`tach.config.apply_pytest_options` has put them there)."""
     from tach import lifecycle
 
     return lifecycle.RunSpec(
+        capture_output=config.capture_output,
+        collect_only=config.collect_only,
+        maxfail=config.maxfail,
         python=config.python,
         invocation_dir=str(invocation_dir),
         pytest_args=config.pytest_args,
@@ -99,6 +103,16 @@ def cwd_on_path() -> bool:
     """Whether the invocation directory leads ``sys.path`` (``python -m tach``, as
     ``python -m pytest``; not the ``tach`` command, as not the ``pytest`` command)."""
     return Path(sys.argv[0]).name != "tach"
+
+
+def check_expressions(config: RunConfig) -> None:
+    """``-k`` and ``-m`` read by pytest's own parser: ``ConfigError`` with the message pytest
+    gives for one it cannot read."""
+    from tach.discovery.select import compile_expression
+
+    for expression, flag in ((config.keyword, "-k"), (config.markexpr, "-m")):
+        if expression is not None:
+            compile_expression(expression, flag)
 
 
 def discover_for_run(options: CollectOptions, invocation_dir: Path) -> Any:

@@ -377,7 +377,8 @@ class WatchSession:
         """The session layer, started (with its base) when there is none; None when pytest
         refuses to start (its output was shown: a usage error, a conftest that fails)."""
         from tach.config import apply_pytest_options
-        from tach.runner import plan_run
+        from tach.discovery.ini import ConfigError
+        from tach.runner import check_expressions, plan_run
 
         if self.session is not None:
             return self.session
@@ -397,6 +398,12 @@ class WatchSession:
             return None
         self.configured = configured
         apply_pytest_options(self.config, configured)
+        try:
+            check_expressions(self.config)
+        except ConfigError as exc:
+            session.close()
+            self.write(f"ERROR: {exc}\n")
+            return None
         found = self.discover()
         if found is None:
             session.close()
