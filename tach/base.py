@@ -108,40 +108,38 @@ class BaseLayer:
     # -- warming ------------------------------------------------------------------------------
 
     def warm(self) -> None:
-        """Import pytest, the plugins' modules, and the modules the spec names."""
-        import pytest  # noqa: F401  (what every session needs first)
-        from _pytest import config as _config  # noqa: F401
+        """Import pytest and the modules the spec names, but for the modules pytest rewrites.
 
-        if not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-            self._import_plugins()
+        pytest marks the modules of every installed plugin's distribution (and those named by
+        ``-p`` or ``PYTEST_PLUGINS``) for assertion rewriting while it configures, and a
+        module imported before then is not rewritten (pytest warns, which ``-W error`` makes
+        fatal): those are left to the session layer, where pytest imports them itself.
+        """
+        import pytest  # noqa: F401  (what every session needs first)
+
+        rewritten = modules_pytest_rewrites()
         rootdir = os.path.join(self.spec.get("rootdir") or "/nonexistent", "")
         for name in self.spec.get("imports", []):
-            if _project_module(name.partition(".")[0], rootdir):
-                continue  # the project's own code is the session layer's
+            top = name.partition(".")[0]
+            if top in rewritten or _project_module(top, rootdir):
+                continue  # the session layer's, as pytest imports it
             before = set(sys.modules)
             try:
                 importlib.import_module(name)
             except BaseException as exc:  # an import may raise anything, even SystemExit
+                # What ran of it stays done (a registration, say) and would be done again by
+                # the session's import: this base must not be used (see ``ready``).
                 self.failures[name] = f"{type(exc).__name__}: {exc}"
-                for added in set(sys.modules) - before:  # nothing half-imported stays
-                    sys.modules.pop(added, None)
+                break
+            pulled = rewritten & {added.partition(".")[0] for added in set(sys.modules) - before}
+            if pulled:
+                self.failures[name] = f"imports {', '.join(sorted(pulled))}, which pytest rewrites"
+                break
         locks = [os.path.join(rootdir, name) for name in LOCK_FILES]
         self.imported = ImportedFiles.take(list(sys.modules.values()), locks)
         self.sites = {path: _mtime(path) for path in site_directories()}
         layers.BASE_MODULES = frozenset(sys.modules)
         layers.BASE_STALE = self.stale
-
-    def _import_plugins(self) -> None:
-        """Import the modules of the installed pytest plugins (``pytest11`` entry points), as
-        pytest's start-up would, without registering them: each session does that."""
-        from importlib import metadata
-
-        for dist in metadata.distributions():
-            for entry_point in dist.entry_points:
-                if entry_point.group != "pytest11":
-                    continue
-                with contextlib.suppress(BaseException):
-                    importlib.import_module(entry_point.module)
 
     def stale(self) -> list[str]:
         """What changed since the base was warmed (empty when nothing did)."""
@@ -396,6 +394,32 @@ class BaseLayer:
         listener.listen(16)
         self.listener = listener
         self.listener_inode = os.stat(path).st_ino
+
+
+def modules_pytest_rewrites() -> set[str]:
+    """The top-level modules pytest marks for assertion rewriting as it configures: those of
+    the distributions of installed plugins (as ``_pytest.config`` finds them), and the plugins
+    ``PYTEST_PLUGINS`` names."""
+    from importlib import metadata
+
+    found = {name.partition(".")[0] for name in os.environ.get("PYTEST_PLUGINS", "").split(",")}
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return {name for name in found if name}
+    try:
+        from _pytest.config import _iter_rewritable_modules
+    except ImportError:  # another pytest: every plugin distribution's top-level names
+        _iter_rewritable_modules = None
+    files = [
+        str(file)
+        for dist in metadata.distributions()
+        if any(entry.group == "pytest11" for entry in dist.entry_points)
+        for file in dist.files or []
+    ]
+    if _iter_rewritable_modules is not None:
+        found.update(name.partition(".")[0] for name in _iter_rewritable_modules(files))
+    else:
+        found.update(file.split("/")[0].removesuffix(".py") for file in files)
+    return {name for name in found if name}
 
 
 def _mtime(path: str) -> int:

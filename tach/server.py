@@ -148,8 +148,16 @@ def connect_or_start(
             return _connected(path), False
         except OSError:
             pass
-        _start_server(config, invocation_dir, rootdir, path, directory / f"{key}.log", imports())
-        return _connected(path), True
+        log = directory / f"{key}.log"
+        _start_server(config, invocation_dir, rootdir, path, log, imports())
+        base = _connected(path)
+        if base.ready.get("failures"):
+            # an import failed part-way in the base: what it did would be done twice; a base
+            # with pytest alone is always right
+            stop_server(base)
+            _start_server(config, invocation_dir, rootdir, path, log, [])
+            base = _connected(path)
+        return base, True
 
 
 def _connected(path: str) -> WarmBase:

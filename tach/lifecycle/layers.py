@@ -386,7 +386,6 @@ def _with_columns(env: dict[str, str] | None) -> dict[str, str]:
 #: only register things with the library they belong to.
 HARMLESS_CALLS = frozenset(
     {
-        "register_assert_rewrite",
         "register_profile",
         "load_profile",
         "register_type_strategy",

@@ -424,25 +424,34 @@ class WatchSession:
         return session
 
     def ensure_base(self) -> WarmBase:
-        from tach.runner import cwd_on_path, run_environment
-
+        """The base layer, started when there is none. One whose imports failed part-way is
+        replaced by one with pytest alone (what the failed import did would be done twice)."""
         if self.base is None:
             imports = list(self.config.warm_imports)
             found = self.discover_first()
             if found is not None:
                 imports = base_imports(found, self.rootdir) + imports
-            base = WarmBase.start(
-                self.config.python,
-                str(self.invocation_dir),
-                run_environment(self.config),
-                imports,
-                self.config.python_path,
-                cwd_on_path(),
-                str(self.rootdir),
-            )
-            base.wait_ready()
+            base = self.start_base(imports)
+            if base.ready.get("failures") and imports:
+                base.close()
+                base = self.start_base([])
             self.base = base
         return self.base
+
+    def start_base(self, imports: list[str]) -> WarmBase:
+        from tach.runner import cwd_on_path, run_environment
+
+        base = WarmBase.start(
+            self.config.python,
+            str(self.invocation_dir),
+            run_environment(self.config),
+            imports,
+            self.config.python_path,
+            cwd_on_path(),
+            str(self.rootdir),
+        )
+        base.wait_ready()
+        return base
 
     def discover_first(self) -> Any:
         """Discovery before pytest has answered (for the base layer's imports)."""

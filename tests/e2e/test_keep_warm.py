@@ -239,3 +239,37 @@ def test_a_connection_from_another_user_is_closed_unanswered() -> None:
     assert base.clients == {}
     base.listener.close()
     shutil.rmtree(directory)
+
+
+def test_an_import_that_fails_in_the_base_is_not_done_twice(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    # A library outside the project whose import counts itself, then fails until the
+    # project's pytest_configure has run: in a base warmed before pytest configures, it fails
+    # part-way, and its count must not carry into the run.
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "counter.py").write_text("count = 0\nconfigured = False\n")
+    (lib / "needs_config.py").write_text(
+        "import counter\n\n"
+        "counter.count += 1\n"
+        "if not counter.configured:\n"
+        "    raise ImportError('pytest has not configured yet')\n"
+    )
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    (project / "tests/conftest.py").write_text(
+        "def pytest_configure(config):\n    import counter\n\n    counter.configured = True\n"
+    )
+    (project / "tests/test_once.py").write_text(
+        "import counter\nimport needs_config\n\n\n"
+        "def test_imported_once():\n    assert counter.count == 1\n"
+    )
+    env = {**server_env, "PYTHONPATH": str(lib)}
+    assert pytest_outcomes(project, env={"PYTHONPATH": str(lib)}) == {
+        "tests/test_once.py::test_imported_once": "pass"
+    }
+    for _ in range(2):
+        _, found = warm_run(project, env)
+        assert found == {"tests/test_once.py::test_imported_once": "pass"}
