@@ -249,7 +249,9 @@ class BaseLayer:
         pid = proc.fork(signal.SIGKILL)
         if pid == 0:
             self._leave()
-            run_session(request["spec"], fds, parent)
+            # unwind the serving loop: pytest then runs at the depth of a cold zygote's stack
+            # (a test of recursion limits sees the same headroom)
+            raise BecomeSession(session_spec(request["spec"], fds, parent))
         for fd in fds:
             os.close(fd)
         pidfd = proc.pidfd_open(pid)
@@ -449,32 +451,32 @@ def _project_module(name: str, rootdir: str) -> bool:
     )
 
 
-def run_session(spec: dict[str, Any], fds: list[int], base_pid: int) -> NoReturn:
-    """In a process just forked from the base: run the layered zygote of ``spec``, whose fds
-    are named by their index in ``fds``."""
-    from tach import zygote
+class BecomeSession(BaseException):
+    """Raised in a process just forked from the base to become a session layer: caught by
+    :func:`main`, which runs the zygote from there."""
 
-    code = 3
-    try:
-        os.setsid()
-        log = fds[spec.pop("log_fd")]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        if spec.get("invocation_dir"):
-            os.chdir(spec["invocation_dir"])
-        spec["control_fd"] = fds[spec["control_fd"]]
-        spec["link_fd"] = fds[spec["link_fd"]]
-        spec["layered"] = True
-        spec["supervisor_pid"] = base_pid
-        code = zygote.run_zygote(spec)
-    except BaseException:
-        import traceback
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__("become a session layer")
+        self.spec = spec
 
-        traceback.print_exc()
-    zygote.exit_now(code)
+
+def session_spec(spec: dict[str, Any], fds: list[int], base_pid: int) -> dict[str, Any]:
+    """In a process just forked from the base: take the session's fds (``spec`` names them by
+    their index in ``fds``), its directory and its log; the zygote spec of the session."""
+    os.setsid()
+    log = fds[spec.pop("log_fd")]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    if spec.get("invocation_dir"):
+        os.chdir(spec["invocation_dir"])
+    spec["control_fd"] = fds[spec["control_fd"]]
+    spec["link_fd"] = fds[spec["link_fd"]]
+    spec["layered"] = True
+    spec["supervisor_pid"] = base_pid
+    return spec
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -500,7 +502,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
     else:
         set_up_process(spec)
     base.warm()
-    base.serve()
+    try:
+        base.serve()
+    except BecomeSession as become:
+        session = become.spec
+    # outside the handler: no exception is being handled while the session runs (it would be
+    # the context of every exception a test raises)
+    from tach import zygote
+
+    zygote.exit_now(zygote.run_zygote(session))
 
 
 if __name__ == "__main__":
