@@ -66,6 +66,16 @@ class Watcher:
                 *lines, self.buffer = self.buffer.split(b"\n")
                 self.events += [json.loads(line) for line in lines if line.startswith(b"{")]
 
+    def poll(self) -> None:
+        """Read what the watch has printed so far, without waiting."""
+        while select.select([self.process.stdout], [], [], 0)[0]:
+            data = os.read(self.process.stdout.fileno(), 65536)
+            if not data:
+                return
+            self.buffer += data
+            *lines, self.buffer = self.buffer.split(b"\n")
+            self.events += [json.loads(line) for line in lines if line.startswith(b"{")]
+
     def stderr_so_far(self) -> str:
         self.process.kill()
         return self.process.communicate(timeout=30)[1].decode()
@@ -186,24 +196,63 @@ def test_each_watch_run_agrees_with_a_cold_pytest_run_after_edits(
 
 
 @pytest.mark.parametrize("project", ["watch_app"], indirect=True)
-def test_a_burst_of_saves_is_one_run_and_a_change_during_a_run_one_more(project: Path) -> None:
+def test_a_burst_of_saves_is_one_run_and_changes_during_a_run_one_more(project: Path) -> None:
+    gate = project.parent / "gate"  # outside the watched tree
+    started = project.parent / "started"
+    (project / "tests/test_gate.py").write_text(
+        "import pathlib, time\n\n"
+        "def test_gate():\n"
+        f"    started, gate = pathlib.Path({str(started)!r}), pathlib.Path({str(gate)!r})\n"
+        "    if not gate.exists():  # the second run waits for the test to open the gate\n"
+        "        started.write_text('')\n"
+        "        deadline = time.monotonic() + 60\n"
+        "        while not gate.exists() and time.monotonic() < deadline:\n"
+        "            time.sleep(0.01)\n"
+    )
+    gate.write_text("")
     watcher = Watcher(project, "--watch-debounce", "300")
     try:
         watcher.run(1)
-        target = project / "tests/test_prices.py"
-        for count in range(100):
+        gate.unlink()
+        target = project / "tests/test_gate.py"
+        for count in range(100):  # a burst: one run
             target.write_text(target.read_text() + f"# save {count}\n")
-        events = watcher.run(2)
-        assert events[0]["changed"] == ["tests/test_prices.py"]
-        assert set(ran(events)) == {
+        deadline = time.monotonic() + CYCLE_TIMEOUT_S
+        while not started.exists():  # run 2 is under way, its test waiting
+            assert time.monotonic() < deadline, watcher.stderr_so_far()
+            time.sleep(0.01)
+        for count in range(3):  # changes during the run: one more run after it
+            path = project / "tests/test_prices.py"
+            path.write_text(path.read_text() + f"# during {count}\n")
+        time.sleep(1.0)  # past the debounce: the changes are gathered while run 2 waits
+        gate.write_text("")
+        second = watcher.run(2)
+        assert second[0]["changed"] == ["tests/test_gate.py"]
+        assert set(ran(second)) == {"tests/test_gate.py::test_gate"}
+        third = watcher.run(3)
+        assert third[0]["changed"] == ["tests/test_prices.py"]
+        assert set(ran(third)) == {
             "tests/test_prices.py::test_price_of_one",
             "tests/test_prices.py::test_price_of_none",
         }
-        time.sleep(1.5)  # long past the debounce: had a third run started, it would show
-        assert not any(e.get("cycle") == 3 for e in watcher.events)
+        time.sleep(1.5)  # long past the debounce: had a fourth run started, it would show
+        watcher.poll()
+        assert not any(e.get("cycle") == 4 for e in watcher.events)
     finally:
         code, err = watcher.finish(signal.SIGTERM)
     assert code == 2, err
+    assert watcher.leftovers() == []
+
+
+@pytest.mark.parametrize("project", ["watch_app"], indirect=True)
+def test_watch_all_runs_every_test_on_a_change(project: Path) -> None:
+    watcher = Watcher(project, "--watch-all")
+    try:
+        everything = set(ran(watcher.run(1)))
+        edit(project / "tests/test_labels.py", '"#3 EUR"', '"#3 EUR"  ')
+        assert set(ran(watcher.run(2))) == everything
+    finally:
+        watcher.finish()
     assert watcher.leftovers() == []
 
 
