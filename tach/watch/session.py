@@ -126,6 +126,8 @@ class WatchSession:
                     break
                 if key == KEY_ALL:
                     self.run_cycle([], None)
+                elif key == KEY_FAILED and not self.failed:
+                    self.write("\ntach --watch: no test failed in the last runs\n")
                 elif key == KEY_FAILED:
                     self.run_cycle([], "failed")
                 elif feed.pending():
