@@ -111,9 +111,10 @@ class BaseLayer:
         """Import pytest and the modules the spec names, but for the modules pytest rewrites.
 
         pytest marks the modules of every installed plugin's distribution (and those named by
-        ``-p`` or ``PYTEST_PLUGINS``) for assertion rewriting while it configures, and a
-        module imported before then is not rewritten (pytest warns, which ``-W error`` makes
-        fatal): those are left to the session layer, where pytest imports them itself.
+        ``PYTEST_PLUGINS``, and by ``-p``, which the client leaves out of the list) for
+        assertion rewriting while it configures, and a module imported before then is not
+        rewritten (pytest warns, which ``-W error`` makes fatal): those are left to the session
+        layer, where pytest imports them itself.
         """
         import pytest  # noqa: F401  (what every session needs first)
 

@@ -414,11 +414,18 @@ def base_imports(found: object, rootdir: Path) -> list[str]:
             path = rootdir / path
         if _acts_at_import(path):
             return []
+    options = getattr(found, "options", None)
+    plugins = {str(name).partition(".")[0] for name in getattr(options, "plugins", None) or ()}
     names: dict[str, None] = {}
     for imports in result.imports.values():
         for imported in imports:
-            if imported.file is None and not imported.module.startswith("."):
-                names[imported.module] = None
+            module = imported.module
+            if (
+                imported.file is None
+                and not module.startswith(".")
+                and module.partition(".")[0] not in plugins  # -p NAME: pytest rewrites it
+            ):
+                names[module] = None
     return list(names)
 
 
