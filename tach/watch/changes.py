@@ -57,7 +57,7 @@ IGNORED_FILES = (
 
 
 #: The quiet time after a single file's write ended (see :meth:`ChangeFeed.take`).
-SETTLE_S = 0.02
+SETTLE_S = 0.01
 
 
 class GitIgnore:

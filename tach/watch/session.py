@@ -266,7 +266,7 @@ class WatchSession:
                     supervisor.spec.durations,
                     self.invocation_dir,
                     retain,
-                    choose=self.chooser(tests),
+                    choose=self.chooser(tests, supervisor.spec),
                 )
             except StaleLayer as exc:
                 self.write(f"tach --watch: reloading ({self.describe(exc.paths)} changed)\n")
@@ -287,12 +287,20 @@ class WatchSession:
         self.last_interrupted = bool(getattr(summary, "aborted", False))
         self.remember(summary, tests)
 
-    def chooser(self, tests: set[Path] | str | None) -> Callable[[list[Unit]], list[Unit]]:
+    def chooser(
+        self, tests: set[Path] | str | None, spec: Any
+    ) -> Callable[[list[Unit]], list[Unit]]:
         """Which planned units run: those of ``tests`` whole, and, first, the tests that
-        failed last (alone, when their unit is not affected)."""
+        failed last (alone, when their unit is not affected). No more workers than units are
+        started for the run (``spec.workers``): a run of one file forks one."""
         failed = set(self.failed)
 
         def choose(units: list[Unit]) -> list[Unit]:
+            chosen = select(units)
+            spec.workers = max(1, min(spec.workers, len(chosen)))
+            return chosen
+
+        def select(units: list[Unit]) -> list[Unit]:
             from tach.runner import rerun_units
 
             if tests == "failed":
