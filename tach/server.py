@@ -150,7 +150,10 @@ def connect_or_start(
             pass
         log = directory / f"{key}.log"
         _start_server(config, invocation_dir, rootdir, path, log, imports())
-        base = _connected(path)
+        try:
+            base = _connected(path)
+        except (OSError, LayerError) as exc:
+            raise ServerError(f"the Tach server did not start ({exc}); its log is {log}") from exc
         if base.ready.get("failures"):
             # an import failed part-way in the base: what it did would be done twice; a base
             # with pytest alone is always right
