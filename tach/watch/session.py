@@ -92,6 +92,8 @@ class WatchSession:
         self.graph: ImportGraph | None = None
         #: The last discovery (see :meth:`discover`).
         self.found: Any = None
+        #: The test directories runs had conftests of (for a run zygote forked early).
+        self.conftest_dirs: set[str] = set()
         #: Node ids of the tests that failed in the last run that ran them.
         self.failed: set[str] = set()
         self.last_code = 0
@@ -179,8 +181,15 @@ class WatchSession:
                     names = ", ".join(self.relative(path) for path in sorted(gone))
                     self.write(f"\ntach --watch: {names} removed; nothing to run\n")
                     return
-            found = self.discover(self.failed_files() | (tests or set())) if tests else None
+            only = self.failed_files() | (tests or set())
+            early = None
+            if tests and not any(path.name == "conftest.py" for path in changed):
+                # the run zygote forks while discovery reads the files (a conftest that
+                # appeared would make the session stale in a way only discovery shows)
+                early = self.start_run(changed, len(only))
+            found = self.discover(only) if tests else None
         else:  # a new module: is it a test module? Discovery of everything says
+            early = None
             found = self.discover()
             if found is None or self.graph is None:
                 return
@@ -199,7 +208,9 @@ class WatchSession:
                 "followed); Enter runs every test\n"
             )
         if tests is None or tests:
-            self.run_cycle(changed, tests, found)
+            self.run_cycle(changed, tests, found, early)
+        elif early is not None:
+            early.abort()
 
     def reload_config(self) -> None:
         """Read Tach's settings again (a config file changed); keep the old on an error."""
@@ -220,11 +231,33 @@ class WatchSession:
     #: Something was said since the last "waiting for changes".
     spoke = True
 
+    def start_run(self, changed: list[Path], files: int) -> Any:
+        """A supervisor whose run zygote is already forked from the session layer (for at
+        most ``files`` units: no more workers), or None when the session cannot fork now."""
+        if self.session is None:
+            return None
+        supervisor = self.new_supervisor(changed)
+        supervisor.layer = self.session
+        supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
+        if self.config.slice == "never":
+            supervisor.spec.workers = max(1, min(supervisor.spec.workers, files))
+        try:
+            supervisor.start()
+        except (StaleLayer, LayerError):
+            supervisor.abort()
+            return None  # the run itself finds it so again, and replaces what must be
+        return supervisor
+
     def run_cycle(
-        self, changed: list[Path], tests: set[Path] | str | None, found: Any = None
+        self,
+        changed: list[Path],
+        tests: set[Path] | str | None,
+        found: Any = None,
+        started: Any = None,
     ) -> None:
         """One run: ``tests`` the test modules to run (None: all; ``"failed"``: the tests
-        that failed last); ``found``: a discovery made since the files last changed."""
+        that failed last); ``found``: a discovery made since the files last changed;
+        ``started``: a supervisor whose run zygote is already forked (:meth:`start_run`)."""
         from tach.runner import plan_and_run
 
         self.cycle += 1
@@ -246,6 +279,9 @@ class WatchSession:
         for _attempt in range(3):
             existed = self.session is not None
             session = self.ensure_session()
+            if started is not None and started.layer is not session:
+                started.abort()  # forked from a session that is gone
+                started = None
             if session is None:
                 self.last_code = 4
                 return
@@ -254,10 +290,13 @@ class WatchSession:
             elif found is None:
                 found = self.discover()
             if found is None:
+                if started is not None:
+                    started.abort()
                 return
             retain: list[object] = []
-            supervisor = self.new_supervisor(changed)
+            supervisor, started = started or self.new_supervisor(changed), None
             supervisor.layer = session
+            supervisor.spec.run_info = self.run_info(changed)
             try:
                 code = plan_and_run(
                     self.config,
@@ -283,6 +322,7 @@ class WatchSession:
             self.last_code = 3
             return
         self.last_code = code
+        self.conftest_dirs |= set(supervisor.plan.get("conftest_dirs") or [])
         summary = retain[1]
         self.last_interrupted = bool(getattr(summary, "aborted", False))
         self.remember(summary, tests)
@@ -343,8 +383,11 @@ class WatchSession:
 
         durations = load_durations(self.rootdir / ".tach")
         spec = run_spec(self.config, self.invocation_dir, durations)
-        spec.run_info = {"cycle": self.cycle, "changed": [self.relative(p) for p in changed]}
         return lifecycle.Supervisor(spec, Reporters([]), decide_exit=exit_code)
+
+    def run_info(self, changed: list[Path]) -> dict[str, Any]:
+        """What ``run_start`` says of this run in the watch session."""
+        return {"cycle": self.cycle, "changed": [self.relative(p) for p in changed]}
 
     def discover(self, only: set[Path] | None = None) -> Any:
         """Static discovery with pytest's options; of only the test modules ``only`` when
