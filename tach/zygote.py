@@ -163,9 +163,16 @@ class Zygote:
         if self.spec.get("layered"):
             from tach.layers import serve_runs
 
-            changed = serve_runs(self, session)  # returns in a run zygote only
+            forget = serve_runs(self, session)  # returns in a run zygote only
+            files = [getattr(sys.modules.get(name), "__file__", None) for name in forget]
+            forget_modules(forget)
+            # While the supervisor plans the run: the changed test modules, imported again as
+            # collection imports them (the run's own imports, in order, then find them done).
+            self._import_in_collection_order(
+                session,
+                [f for f in files if f and is_test_module(Path(f), session.config)],
+            )
             self._receive_plan()
-            forget_modules(changed)
         self.prepare_run(session)
 
     def _receive_plan(self) -> None:
@@ -271,7 +278,9 @@ class Zygote:
                 failures[name] = f"{type(exc).__name__}: {exc}"
         return failures
 
-    def _import_in_collection_order(self, session: pytest.Session) -> None:
+    def _import_in_collection_order(
+        self, session: pytest.Session, paths: list[str] | None = None
+    ) -> None:
         """Import the test modules at the units' paths in pytest's collection order.
 
         A test module is imported as pytest's collection imports it (``import_path``, with the
@@ -297,7 +306,7 @@ class Zygote:
         if capturing:
             capman.resume_global_capture()
         try:
-            for name in self.spec.get("collection_paths", []):
+            for name in self.spec.get("collection_paths", []) if paths is None else paths:
                 try:
                     self._import_collected(session, Path(name), initial, mode, namespace)
                 except Exception:  # an unreadable path, a hook that raises: the worker says
