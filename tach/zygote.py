@@ -155,8 +155,8 @@ class Zygote:
         """Load conftests and warm imports, freeze the heap, and tell the supervisor.
 
         In a layered zygote (``spec["layered"]``) this process becomes the session layer:
-        :meth:`serve_runs` forks a run zygote per request and returns only in one of them,
-        which then prepares its own run.
+        :func:`tach.layers.serve_runs` forks a run zygote per request and returns only in one
+        of them, which then prepares its own run.
         """
         self._receive_plan()
         self.prepare_session(session)
