@@ -164,6 +164,7 @@ class Zygote:
             from tach.layers import serve_runs
 
             forget = serve_runs(self, session)  # returns in a run zygote only
+            adapters.run_zygote_started(session.config)
             files = [getattr(sys.modules.get(name), "__file__", None) for name in forget]
             forget_modules(forget)
             # While the supervisor plans the run: the changed test modules, imported again as

@@ -156,6 +156,21 @@ def before_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(SessionEnd(directory), "tach-adapters-session-end")
 
 
+def run_zygote_started(config: pytest.Config) -> None:
+    """In a run zygote just forked from a session layer: this process is the zygote of the
+    run. It gets a hand-over directory of its own (it removes it as its session ends, and the
+    session layer's next run needs one too), and the session-end hooks take it for the zygote."""
+    end = config.pluginmanager.get_plugin("tach-adapters-session-end")
+    if not isinstance(end, SessionEnd):
+        return
+    shutil.rmtree(end.directory, ignore_errors=True)  # the session layer's: no run uses it
+    directory = Path(tempfile.mkdtemp(prefix="tach-handoff-"))
+    atexit.register(shutil.rmtree, directory, True)
+    config.stash[HANDOFF_KEY] = directory
+    end.directory = directory
+    end.zygote_pid = os.getpid()
+
+
 def run_last(config: pytest.Config, paths: list[str]) -> list[str]:
     """In the zygote: the units' paths that active adapters want handed out last."""
     later: list[str] = []

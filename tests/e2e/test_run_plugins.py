@@ -269,6 +269,30 @@ def benchmark_baseline(python, copies):
     return expected, benchmarks(project / "pytest.json"), table_titles(result.stdout)
 
 
+def test_benchmark_json_and_table_from_kept_warm_runs(
+    python, copies, benchmark_baseline, tmp_path
+):
+    # A run zygote forked from a kept session layer is the run's zygote: it takes the
+    # workers' benchmarks over and writes the file, every run (the hand-over is per run).
+    expected, pytest_benchmarks, titles = benchmark_baseline
+    project = copies("plugins_benchmark")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    try:
+        for _ in range(2):
+            found, result = tach_outcomes(
+                python, project, *QUIET, "-n", "2", "--keep-warm", "--benchmark-json=tach.json",
+                env=env,
+            )
+            assert found == expected, tach_report(result)
+            assert benchmarks(project / "tach.json") == pytest_benchmarks
+            assert table_titles(tach_report(result)) == titles
+            (project / "tach.json").unlink()
+    finally:
+        run(python, project, "tach", "server", "stop", "--all", env=env)
+
+
 @pytest.mark.parametrize("isolation", MODES)
 def test_benchmark_json_and_table_hold_every_benchmark(
     python, copies, benchmark_baseline, isolation
