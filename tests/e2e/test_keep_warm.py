@@ -273,3 +273,56 @@ def test_an_import_that_fails_in_the_base_is_not_done_twice(
     for _ in range(2):
         _, found = warm_run(project, env)
         assert found == {"tests/test_once.py::test_imported_once": "pass"}
+
+
+def _project(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_a_plugin_distribution_the_tests_import_is_left_for_pytest_to_rewrite(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    # hypothesis is a pytest plugin's distribution: pytest marks it for assertion rewriting as
+    # it configures, and warns (here: fails) when it was imported before
+    project = _project(
+        tmp_path / "project",
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\n"
+            'filterwarnings = ["error::pytest.PytestAssertRewriteWarning"]\n',
+            "tests/test_property.py": "import hypothesis\n\n\n"
+            "def test_imported():\n    assert hypothesis.__version__\n",
+        },
+    )
+    expected = {"tests/test_property.py::test_imported": "pass"}
+    assert pytest_outcomes(project) == expected
+    for _ in range(2):
+        _, found = warm_run(project, server_env)
+        assert found == expected
+
+
+def test_tests_run_at_the_stack_depth_of_a_cold_run(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    # a session forked from the base's serving loop would run pytest some frames deeper: a test
+    # of recursion limits would see less headroom than under a cold run
+    depth = tmp_path / "depth"
+    project = _project(
+        tmp_path / "project",
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\n",
+            "tests/test_depth.py": "import inspect, pathlib\n\n\n"
+            "def test_depth():\n"
+            f"    pathlib.Path({str(depth)!r}).write_text(str(len(inspect.stack(0))))\n",
+        },
+    )
+    events, result = run_tach(project, env=server_env)
+    assert outcomes(events) == {"tests/test_depth.py::test_depth": "pass"}, result.stderr
+    cold = depth.read_text()
+    for _ in range(2):
+        _, found = warm_run(project, server_env)
+        assert found == {"tests/test_depth.py::test_depth": "pass"}
+        assert depth.read_text() == cold
