@@ -255,7 +255,10 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     invocation_dir = Path.cwd()
 
     first_reading = split_pytest_args(pytest_words)
-    try:
+
+    def load() -> tuple[Any, Layers, RunConfig]:
+        """pytest's project configuration, Tach's settings' layers, and the run's settings
+        (read again by ``--watch`` when a configuration file changes)."""
         project = determine_config(
             first_reading.paths,
             inifile=first_reading.inifile,
@@ -267,6 +270,10 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
         config = build_run_config(
             ns, pytest_words, addopts_args(project), sys.executable, layers=layers
         )
+        return project, layers, config
+
+    try:
+        project, layers, config = load()
     except (ConfigError, ConfigValueError) as exc:
         sys.stderr.write(f"ERROR: {exc}\n")
         return EXIT_USAGE_ERROR
@@ -288,21 +295,11 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if config.watch:
         from tach.watch import WatchSession
 
-        def load() -> tuple[RunConfig, CollectOptions, Path]:
-            project = determine_config(
-                first_reading.paths,
-                inifile=first_reading.inifile,
-                rootdir=first_reading.rootdir,
-                invocation_dir=invocation_dir,
-                overrides=first_reading.overrides,
-            )
-            layers = Layers.load(project.rootdir, project.inifile, invocation_dir)
-            config = build_run_config(
-                ns, pytest_words, addopts_args(project), sys.executable, layers=layers
-            )
+        def reload() -> tuple[RunConfig, CollectOptions, Path]:
+            project, _, config = load()
             return config, first_reading, project.rootdir
 
-        return WatchSession(load).run()
+        return WatchSession(reload).run()
     return run_configured(config, first_reading, project.rootdir, invocation_dir, retain)
 
 
