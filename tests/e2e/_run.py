@@ -101,3 +101,26 @@ def summary_warnings(report: str) -> int | None:
         return None
     found = re.search(r"(\d+) warnings?\b", lines[-1])
     return int(found.group(1)) if found else 0
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) with ``new`` in the file at ``path``."""
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def marked_processes(variable: str, value: str) -> list[int]:
+    """The live processes whose environment has ``variable=value`` (a mark a test gives the
+    process it starts, which every process below it inherits)."""
+    mark = f"{variable}={value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as file:
+                    if mark in file.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tach._native import proc
-from tests.e2e._run import outcomes, pytest_outcomes, run_tach
+from tests.e2e._run import edit, marked_processes, outcomes, pytest_outcomes, run_tach
 
 
 @pytest.fixture
@@ -36,17 +36,7 @@ def server_env(tmp_path: Path) -> dict[str, str]:
 
 
 def leftovers(env: dict[str, str]) -> list[int]:
-    found = []
-    mark = f"TACH_SERVER_TEST_MARK={env['TACH_SERVER_TEST_MARK']}".encode()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as file:
-                    if mark in file.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return marked_processes("TACH_SERVER_TEST_MARK", env["TACH_SERVER_TEST_MARK"])
 
 
 def warm_run(project: Path, env: dict[str, str], *args: str) -> tuple[dict, dict[str, str]]:
@@ -67,12 +57,6 @@ def server(project: Path, env: dict[str, str], *words: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
 
 
 @pytest.mark.parametrize("project", ["watch_app"], indirect=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._run import pytest_outcomes
+from tests.e2e._run import edit, marked_processes, outcomes, pytest_outcomes
 
 #: How long a watch run may take to show up (a machine under load is slow, never this slow).
 CYCLE_TIMEOUT_S = 90.0
@@ -89,33 +89,7 @@ class Watcher:
 
     def leftovers(self) -> list[int]:
         """Processes still running with this watch's mark."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as file:
-                    if f"TACH_WATCH_TEST_MARK={self.mark}".encode() in file.read():
-                        found.append(int(entry))
-            except OSError:
-                continue
-        return found
-
-
-def ran(events: list[dict]) -> dict[str, str]:
-    found = {}
-    for event in events:
-        if event["event"] == "test_finished":
-            found[event["id"]] = event["status"]
-        elif event["event"] == "collect_error":
-            found[event["id"]] = "collect_error"
-    return found
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
+        return marked_processes("TACH_WATCH_TEST_MARK", self.mark)
 
 
 def cold(project: Path, ids: dict[str, str]) -> dict[str, str]:
@@ -133,7 +107,7 @@ def test_each_watch_run_agrees_with_a_cold_pytest_run_after_edits(
     # one worker: the order units are handed out in is the order their tests start in
     watcher = Watcher(project, "--isolation", isolation, "-n", "1")
     try:
-        first = ran(watcher.run(1))
+        first = outcomes(watcher.run(1))
         assert first == pytest_outcomes(project)
         assert len(first) == 7 and set(first.values()) == {"pass"}
 
@@ -141,7 +115,7 @@ def test_each_watch_run_agrees_with_a_cold_pytest_run_after_edits(
         edit(project / "tests/test_labels.py", '"#3 EUR"', '"#3 USD"')
         events = watcher.run(2)
         assert events[0]["changed"] == ["tests/test_labels.py"]
-        second = ran(events)
+        second = outcomes(events)
         assert set(second) == {
             "tests/test_labels.py::test_label",
             "tests/test_labels.py::test_label_number",
@@ -153,7 +127,7 @@ def test_each_watch_run_agrees_with_a_cold_pytest_run_after_edits(
         # last run's failure, first
         edit(project / "src/shop/prices.py", "units * 2", "units * 3")
         events = watcher.run(3)
-        third = ran(events)
+        third = outcomes(events)
         assert {test_id.split("::")[0] for test_id in third} == {
             "tests/test_prices.py",
             "tests/test_cart.py",
@@ -166,27 +140,27 @@ def test_each_watch_run_agrees_with_a_cold_pytest_run_after_edits(
 
         # a conftest: its directory's tests (and the failures)
         edit(project / "tests/sub/conftest.py", '"hello"', '"hi"')
-        fourth = ran(watcher.run(4))
+        fourth = outcomes(watcher.run(4))
         assert "tests/sub/test_sub.py::test_greeting" in fourth
         assert "tests/test_prices.py::test_price_of_none" not in fourth
         assert fourth == cold(project, fourth)
 
         # a syntax error is that file's collection error; the loop goes on
         (project / "tests/test_prices.py").write_text("def test_broken(:\n    pass\n")
-        fifth = ran(watcher.run(5))
+        fifth = outcomes(watcher.run(5))
         assert fifth["tests/test_prices.py"] == "collect_error"
         assert fifth == cold(project, fifth)
 
         # a conftest that no longer imports, then a new test file once it is mended
         (project / "tests/sub/conftest.py").write_text("raise ImportError('broken on purpose')\n")
-        sixth = ran(watcher.run(6))
+        sixth = outcomes(watcher.run(6))
         assert sixth == cold(project, sixth)
         (project / "tests/sub/conftest.py").write_text(
             "import pytest\n\n@pytest.fixture\ndef greeting():\n    return 'hello'\n"
         )
-        ran(watcher.run(7))
+        outcomes(watcher.run(7))
         (project / "tests/test_new.py").write_text("def test_new():\n    assert True\n")
-        eighth = ran(watcher.run(8))
+        eighth = outcomes(watcher.run(8))
         assert eighth.get("tests/test_new.py::test_new") == "pass"
         assert eighth == cold(project, eighth)
     finally:
@@ -228,10 +202,10 @@ def test_a_burst_of_saves_is_one_run_and_changes_during_a_run_one_more(project: 
         gate.write_text("")
         second = watcher.run(2)
         assert second[0]["changed"] == ["tests/test_gate.py"]
-        assert set(ran(second)) == {"tests/test_gate.py::test_gate"}
+        assert set(outcomes(second)) == {"tests/test_gate.py::test_gate"}
         third = watcher.run(3)
         assert third[0]["changed"] == ["tests/test_prices.py"]
-        assert set(ran(third)) == {
+        assert set(outcomes(third)) == {
             "tests/test_prices.py::test_price_of_one",
             "tests/test_prices.py::test_price_of_none",
         }
@@ -248,9 +222,9 @@ def test_a_burst_of_saves_is_one_run_and_changes_during_a_run_one_more(project: 
 def test_watch_all_runs_every_test_on_a_change(project: Path) -> None:
     watcher = Watcher(project, "--watch-all")
     try:
-        everything = set(ran(watcher.run(1)))
+        everything = set(outcomes(watcher.run(1)))
         edit(project / "tests/test_labels.py", '"#3 EUR"', '"#3 EUR"  ')
-        assert set(ran(watcher.run(2))) == everything
+        assert set(outcomes(watcher.run(2))) == everything
     finally:
         watcher.finish()
     assert watcher.leftovers() == []
