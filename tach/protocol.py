@@ -262,6 +262,17 @@ class Channel:
             self._pending.extend(messages)
         return self._pending.pop(0)
 
+    def expect(self, kind: MessageKind) -> dict[str, Any] | None:
+        """The payload of the next message if it is of ``kind``; None when the peer closed
+        the channel, broke the protocol or sent another kind (it gave up: its exit says why)."""
+        try:
+            message = self.recv()
+        except (OSError, ProtocolError):
+            return None
+        if message is None or message[0] is not kind:
+            return None
+        return message[1]
+
     def close(self) -> None:
         self.sock.close()
 

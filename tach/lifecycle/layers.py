@@ -93,19 +93,32 @@ class LayerClient:
     def __init__(self, link: LayerLink) -> None:
         self.link = link
         self.children: dict[int, LayerProcess] = {}
-        self.answers: list[dict[str, Any]] = []
+        #: Answers not yet taken, each with the fds it handed over.
+        self.answers: list[tuple[dict[str, Any], list[int]]] = []
         self.closed = False
 
-    def request(self, message: dict[str, Any], fds: list[int]) -> dict[str, Any]:
-        """Send ``message`` with ``fds``; the layer's answer (``started`` or ``stale``)."""
+    def request(
+        self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()
+    ) -> tuple[dict[str, Any], list[int]]:
+        """Send ``message`` with ``fds``; the layer's answer and the fds it hands over."""
         try:
             self.link.send(message, fds)
         except OSError as exc:
             raise LayerError(f"{self.link.name}: the layer is gone ({exc})") from exc
-        return self.answer()
+        return self.answer_with_fds()
 
     def answer(self, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
-        """The next answer that is not an exit report."""
+        """The next answer that is not an exit report (fds it carries are closed)."""
+        message, fds = self.answer_with_fds(timeout)
+        for fd in fds:
+            os.close(fd)
+        return message
+
+    def answer_with_fds(
+        self, timeout: float = ANSWER_TIMEOUT_S
+    ) -> tuple[dict[str, Any], list[int]]:
+        """The next answer that is not an exit report, and the fds it hands over (the caller
+        owns them: a lent session's link)."""
         deadline = time.monotonic() + timeout
         while not self.answers:
             left = deadline - time.monotonic()
@@ -128,22 +141,21 @@ class LayerClient:
             self.closed = True
             return False
         message, fds = received
-        if message.get("op") == "exited" or not fds:
-            for fd in fds:
-                os.close(fd)
-        else:
-            message["_fds"] = fds  # the receiver owns them (a lent session's link)
-        if message.get("op") == "exited":
-            child = self.children.pop(int(message["pid"]), None)
-            if child is not None:
-                child._exited(os.waitstatus_to_exitcode(int(message["status"])))
-        else:
-            self.answers.append(message)
+        if message.get("op") != "exited":
+            self.answers.append((message, fds))
+            return True
+        for fd in fds:
+            os.close(fd)
+        child = self.children.pop(int(message["pid"]), None)
+        if child is not None:
+            child._exited(os.waitstatus_to_exitcode(int(message["status"])))
         return True
 
     def fork(self, message: dict[str, Any], fds: list[int]) -> LayerProcess:
         """Ask the layer to fork; the forked process, or :class:`StaleLayer`."""
-        answer = self.request(message, fds)
+        answer, handed = self.request(message, fds)
+        for fd in handed:
+            os.close(fd)
         if answer.get("op") == "stale":
             raise StaleLayer(list(answer.get("paths") or []))
         if answer.get("op") != "started":
@@ -236,12 +248,7 @@ class WarmBase:
 
     def request(self, message: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
         """A request whose answer may carry fds (``lease``): the answer and its fds."""
-        try:
-            self.client.link.send(message)
-        except OSError as exc:
-            raise LayerError(f"the base layer is gone ({exc})") from exc
-        answer = self.client.answer()
-        return answer, answer.pop("_fds", [])
+        return self.client.request(message)
 
     def lease(self, key: str) -> WarmSession | None:
         """The kept session layer of ``key``, lent to this supervisor; None if there is none
@@ -257,13 +264,13 @@ class WarmBase:
         """Ask the server to keep ``session`` for later commands."""
         info = {"configured": session.configured, "ready": session.ready, **session.about}
         try:
-            self.client.link.send(
+            answer, _ = self.client.request(
                 {"op": "keep", "key": key, "pid": session.process.pid, "info": info},
                 [session.client.link.fileno()],
             )
-            kept = self.client.answer().get("op") == "kept"
-        except (OSError, LayerError):
+        except LayerError:
             return False
+        kept = answer.get("op") == "kept"
         session.lent = kept  # closing it now leaves it to the server
         return kept
 
@@ -335,13 +342,7 @@ class WarmSession:
 
     def wait_configured(self) -> dict[str, Any] | None:
         """pytest's reading of the command line; None when pytest stopped first."""
-        try:
-            message = self.control.recv()
-        except (OSError, ProtocolError):
-            message = None
-        if message is None or message[0] is not MessageKind.Configured:
-            return None
-        self.configured = message[1]
+        self.configured = self.control.expect(MessageKind.Configured)
         return self.configured
 
     def prepare(self, plan: dict[str, Any]) -> dict[str, Any] | None:

@@ -45,13 +45,9 @@ class ZygoteProcess(RunState):
         pytest's options decide how the run is carried out: whether output is captured, whether
         it only collects, after how many failures it stops, whether it writes JUnit XML."""
         assert self.control is not None
-        try:
-            message = self.control.recv()
-        except (OSError, ProtocolError):
-            message = None
-        if message is None or message[0] is not MessageKind.Configured:
+        configured = self.control.expect(MessageKind.Configured)
+        if configured is None:
             return None
-        configured = message[1]
         options = configured["options"]
         spec = self.spec
         spec.capture_output = options.get("capture") != "no"
