@@ -62,11 +62,11 @@ END_GRACE_S = 10
 
 
 class Client:
-    """A connected supervisor: its link, and the kept session it holds."""
+    """A connected supervisor and its link (the session it borrowed says so itself:
+    :attr:`KeptSession.leased_by`)."""
 
     def __init__(self, link: LayerLink) -> None:
         self.link = link
-        self.lease: str | None = None
 
     def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
         with contextlib.suppress(OSError):  # it went away: its end is seen on its link
