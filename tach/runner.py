@@ -99,6 +99,27 @@ def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float
     )
 
 
+def session_spec(config: RunConfig, invocation_dir: Path) -> dict[str, Any]:
+    """What a warm session layer is made for (``tach.lifecycle.layers.WarmSession``)."""
+    return {
+        "invocation_dir": str(invocation_dir),
+        "pytest_args": config.pytest_args,
+        "isolation": config.isolation,
+        "junit_xml": bool(config.junit_xml),
+    }
+
+
+def session_plan(config: RunConfig, found: Any, invocation_dir: Path) -> dict[str, Any]:
+    """The ``Plan`` a session layer prepares with: the conftests and test modules of every
+    test ``found``, and the warm imports."""
+    plan = plan_run(config, found, invocation_dir)
+    return {
+        "conftest_dirs": plan.conftest_dirs,
+        "warm_imports": config.warm_imports,
+        "collection_paths": plan.collection_paths,
+    }
+
+
 def cwd_on_path() -> bool:
     """Whether the invocation directory leads ``sys.path`` (``python -m tach``, as
     ``python -m pytest``; not the ``tach`` command, as not the ``pytest`` command)."""

@@ -323,16 +323,9 @@ def _run(
 
 def _new_session(config: RunConfig, base: WarmBase, invocation_dir: Path) -> WarmSession | int:
     """A new session layer, configured; pytest's exit code when it refused to start."""
-    from tach.config import apply_pytest_options
+    from tach.runner import session_spec
 
-    session = base.new_session(
-        {
-            "invocation_dir": str(invocation_dir),
-            "pytest_args": config.pytest_args,
-            "isolation": config.isolation,
-            "junit_xml": bool(config.junit_xml),
-        }
-    )
+    session = base.new_session(session_spec(config, invocation_dir))
     configured = session.wait_configured()
     if configured is None:
         try:
@@ -346,7 +339,6 @@ def _new_session(config: RunConfig, base: WarmBase, invocation_dir: Path) -> War
             return 0
         sys.stderr.write(output)
         return code if code > 0 else 3
-    apply_pytest_options(config, configured)
     return session
 
 
@@ -365,17 +357,9 @@ def _discover(config: RunConfig, configured: dict[str, Any], invocation_dir: Pat
 
 
 def _prepare(config: RunConfig, session: WarmSession, found: Any, invocation_dir: Path) -> bool:
-    from tach.runner import plan_run
+    from tach.runner import session_plan
 
-    plan = plan_run(config, found, invocation_dir)
-    ready = session.prepare(
-        {
-            "conftest_dirs": plan.conftest_dirs,
-            "warm_imports": config.warm_imports,
-            "collection_paths": plan.collection_paths,
-        }
-    )
-    if ready is None:
+    if session.prepare(session_plan(config, found, invocation_dir)) is None:
         sys.stderr.write(session.output() or "the session layer stopped while it prepared\n")
         return False
     return True

@@ -431,14 +431,14 @@ class WatchSession:
         refuses to start (its output was shown: a usage error, a conftest that fails)."""
         from tach.config import apply_pytest_options
         from tach.discovery.ini import ConfigError
-        from tach.runner import check_expressions, plan_run
+        from tach.runner import check_expressions, session_plan, session_spec
 
         if self.session is not None:
             return self.session
         for _ in range(2):
             base = self.ensure_base()
             try:
-                session = base.new_session(self.session_spec())
+                session = base.new_session(session_spec(self.config, self.invocation_dir))
                 break
             except StaleLayer:
                 self.close_layers()
@@ -461,14 +461,7 @@ class WatchSession:
         if found is None:
             session.close()
             return None
-        plan = plan_run(self.config, found, self.invocation_dir)
-        ready = session.prepare(
-            {
-                "conftest_dirs": plan.conftest_dirs,
-                "warm_imports": self.config.warm_imports,
-                "collection_paths": plan.collection_paths,
-            }
-        )
+        ready = session.prepare(session_plan(self.config, found, self.invocation_dir))
         if ready is None:
             session.close()
             self.write(session.output() or "the session layer stopped while it prepared\n")
@@ -515,14 +508,6 @@ class WatchSession:
             return discover_for_run(self.first_reading, self.invocation_dir)
         except ConfigError:
             return None
-
-    def session_spec(self) -> dict[str, Any]:
-        return {
-            "invocation_dir": str(self.invocation_dir),
-            "pytest_args": self.config.pytest_args,
-            "isolation": self.config.isolation,
-            "junit_xml": bool(self.config.junit_xml),
-        }
 
     def replace_session(self) -> None:
         if self.session is not None:
