@@ -33,7 +33,7 @@ import signal
 import sys
 import sysconfig
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tach._native import proc
@@ -69,7 +69,7 @@ class ImportedFiles:
         self.files = files
 
     @classmethod
-    def take(cls, modules: Any, extra: list[str] = ()) -> ImportedFiles:  # type: ignore[assignment]
+    def take(cls, modules: Any, extra: Sequence[str] = ()) -> ImportedFiles:
         """The files of ``modules`` (module objects) and of the paths in ``extra``."""
         stdlib = _stdlib_dirs()
         files: dict[str, tuple[int, int]] = {}
@@ -110,7 +110,6 @@ class SessionLayer:
 
     def __init__(self, zygote: Zygote, session: pytest.Session) -> None:
         config = session.config
-        self.zygote = zygote
         self.plugins = config.pluginmanager
         added = [module for name, module in list(sys.modules.items()) if name not in BASE_MODULES]
         extra = [str(config.inipath)] if config.inipath else []

@@ -163,9 +163,10 @@ class ImportGraph:
         if project:
             reached = set()
             for test in known_tests:
-                if self.closure(test) & project:
+                hit = self.closure(test) & project
+                if hit:
                     tests.add(test)
-                    reached |= self.closure(test) & project
+                    reached |= hit
             unseen += sorted(project - reached)
         return tests, unseen
 
