@@ -311,10 +311,9 @@ def _run(
                 return plan_and_run(
                     config, supervisor, found, supervisor.spec.durations, invocation_dir, retain
                 )
-            except StaleLayer as exc:
+            except StaleLayer:
                 if fresh:
                     raise  # a session layer stale as soon as made: its base is
-                del exc
                 base.drop(key)
         finally:
             session.close()
