@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 import pytest
@@ -62,6 +62,9 @@ from tach.worker import (
     refresh_thread_identity,
     warm_caches,
 )
+
+if TYPE_CHECKING:
+    from tach.layers import SessionLayer
 
 #: Bytes of freed interpreter blocks each process keeps for reuse (``proc.keep_freed_blocks``):
 #: eight arenas, or hundreds of frame-stack chunks.
@@ -163,7 +166,9 @@ class Zygote:
         if self.spec.get("layered"):
             from tach.layers import serve_runs
 
-            forget = serve_runs(self, session)  # returns in a run zygote only
+            layer, forget = serve_runs(self, session)  # returns in a run zygote only
+            if self.spec.get("ahead"):
+                forget = self._resume(layer)
             adapters.run_zygote_started(session.config)
             files = [getattr(sys.modules.get(name), "__file__", None) for name in forget]
             forget_modules(forget)
@@ -175,6 +180,24 @@ class Zygote:
             )
             self._receive_plan()
         self.prepare_run(session)
+
+    def _resume(self, layer: SessionLayer) -> list[str]:
+        """In a run zygote forked ahead of its run: wait for the run (``Resume``), then check
+        what the session layer imported, as it checks before a fork. Returns the modules to
+        forget; exits when the layer went stale meanwhile (``Stale``) or the run never came.
+        Either way nothing of pytest's session end runs here: this process ran nothing."""
+        message = self.control.recv()
+        why: list[str] = []
+        if message is not None and message[0] is MessageKind.Resume:
+            why, forget = layer.stale(list(message[1].get("conftest_dirs") or []))
+            if not why:
+                return forget
+        with contextlib.suppress(OSError):
+            if why:
+                self.control.send(MessageKind.Stale, {"paths": why})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     def _receive_plan(self) -> None:
         message = self.control.recv()  # the supervisor's plan, made while pytest started here

@@ -119,6 +119,11 @@ class RunState:
         self.zygote: subprocess.Popen[bytes] | LayerProcess | None = None
         #: The warm session layer run zygotes are forked from (None: a cold zygote is started).
         self.layer: WarmSession | None = None
+        #: The run zygote is forked from :attr:`layer` ahead of the run, and waits for
+        #: :meth:`tach.lifecycle.Supervisor.resume` (``tach --watch``: the next run's).
+        self.ahead = False
+        #: ... and its run started (``Resume`` sent).
+        self.resumed = False
         self.zygote_ready = False
         #: The zygote's ``SessionFinished``: how its pytest session (the plugins') ended.
         self.session_end: dict[str, Any] = {}

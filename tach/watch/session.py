@@ -87,6 +87,8 @@ class WatchSession:
         self.invocation_dir = Path.cwd()
         self.base: WarmBase | None = None
         self.session: WarmSession | None = None
+        #: The next run's supervisor, its run zygote forked ahead (see :meth:`fork_ahead`).
+        self.ahead: Any = None
         self.configured: dict[str, Any] | None = None
         self.cycle = 0
         self.graph: ImportGraph | None = None
@@ -232,20 +234,51 @@ class WatchSession:
     spoke = True
 
     def start_run(self, changed: list[Path], files: int) -> Any:
-        """A supervisor whose run zygote is already forked from the session layer (for at
-        most ``files`` units: no more workers), or None when the session cannot fork now."""
+        """A supervisor whose run zygote is forked from the session layer, ahead or now (for
+        at most ``files`` units: no more workers), or None when the session cannot fork now."""
         if self.session is None:
             return None
-        supervisor = self.new_supervisor(changed)
-        supervisor.layer = self.session
-        supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
+        supervisor = self.take_ahead()
+        if supervisor is not None:
+            supervisor.resume(list(self.conftest_dirs))
+        else:
+            supervisor = self.new_supervisor(changed)
+            supervisor.layer = self.session
+            supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
+            try:
+                supervisor.start()
+            except (StaleLayer, LayerError):
+                supervisor.abort()
+                return None  # the run itself finds it so again, and replaces what must be
         if self.config.slice == "never":
             supervisor.spec.workers = max(1, min(supervisor.spec.workers, files))
+        return supervisor
+
+    def fork_ahead(self) -> None:
+        """Fork the next run's zygote now, between runs: when a file changes, the run starts
+        with pytest's session already forked and only checks what changed since
+        (:meth:`tach.lifecycle.Supervisor.resume`). Its slots are as many as ``-n`` says; the
+        run starts as many workers as it has units for."""
+        if self.session is None or self.ahead is not None:
+            return
+        supervisor = self.new_supervisor([])
+        supervisor.layer = self.session
+        supervisor.ahead = True
+        supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
         try:
             supervisor.start()
         except (StaleLayer, LayerError):
+            supervisor.abort()  # the next run finds the layer stale, and replaces it
+            return
+        self.ahead = supervisor
+
+    def take_ahead(self) -> Any:
+        """The supervisor whose run zygote was forked ahead (its run starts once resumed);
+        None when there is none, or it was forked from a session layer that is gone."""
+        supervisor, self.ahead = self.ahead, None
+        if supervisor is not None and supervisor.layer is not self.session:
             supervisor.abort()
-            return None  # the run itself finds it so again, and replaces what must be
+            return None
         return supervisor
 
     def run_cycle(
@@ -294,7 +327,8 @@ class WatchSession:
                     started.abort()
                 return
             retain: list[object] = []
-            supervisor, started = started or self.new_supervisor(changed), None
+            supervisor = started or self.take_ahead() or self.new_supervisor(changed)
+            started = None
             supervisor.layer = session
             supervisor.spec.run_info = self.run_info(changed)
             try:
@@ -325,7 +359,11 @@ class WatchSession:
         self.conftest_dirs |= set(supervisor.plan.get("conftest_dirs") or [])
         summary = retain[1]
         self.last_interrupted = bool(getattr(summary, "aborted", False))
+        if supervisor.signals:  # it came once the run had ended, while its zygote exited
+            self.last_interrupted, self.last_code = True, 2  # as Ctrl-C between runs
         self.remember(summary, tests)
+        if not self.last_interrupted:
+            self.fork_ahead()
 
     def chooser(
         self, tests: set[Path] | str | None, spec: Any
@@ -510,6 +548,9 @@ class WatchSession:
             return None
 
     def replace_session(self) -> None:
+        if self.ahead is not None:
+            self.ahead.abort()
+            self.ahead = None
         if self.session is not None:
             self.session.close()
             self.session = None
