@@ -195,6 +195,11 @@ class Zygote:
         with contextlib.suppress(OSError):
             if why:
                 self.control.send(MessageKind.Stale, {"paths": why})
+        self._unused()
+
+    def _unused(self) -> NoReturn:
+        """End a run zygote forked ahead whose run did not come: quietly, with no session
+        end (it ran nothing; its plugins' state is the session layer's)."""
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
@@ -202,6 +207,8 @@ class Zygote:
     def _receive_plan(self) -> None:
         message = self.control.recv()  # the supervisor's plan, made while pytest started here
         if message is None or message[0] is not MessageKind.Plan:
+            if self.spec.get("ahead"):
+                self._unused()  # resumed while a change settled, then not used
             pytest.exit("the supervisor abandoned the run", returncode=EXIT_ABANDONED)
         self.spec.update(message[1])
 

@@ -135,11 +135,16 @@ class WatchSession:
                 elif key == KEY_FAILED:
                     self.run_cycle([], "failed")
                 elif feed.pending():
-                    changed = feed.take()
+                    changed = feed.take(self.speculate)
                     if self.graph is not None:
                         changed = [p for p in changed if p.exists() or self.graph.knows(p)]
+                    if self.speculative is not None and not (
+                        feed.settled_quietly and changed == [self.speculative[0]]
+                    ):
+                        self.drop_speculative()  # more came while it settled: start over
                     if changed:
                         self.on_change(changed)
+                    self.drop_speculative()
         except KeyboardInterrupt:
             self.last_code = 2
         finally:
@@ -188,7 +193,7 @@ class WatchSession:
             if tests and not any(path.name == "conftest.py" for path in changed):
                 # the run zygote forks while discovery reads the files (a conftest that
                 # appeared would make the session stale in a way only discovery shows)
-                early = self.start_run(changed, len(only))
+                early = self.take_speculative() or self.start_run(changed, len(only))
             found = self.discover(only) if tests else None
         else:  # a new module: is it a test module? Discovery of everything says
             early = None
@@ -253,6 +258,41 @@ class WatchSession:
         if self.config.slice == "never":
             supervisor.spec.workers = max(1, min(supervisor.spec.workers, files))
         return supervisor
+
+    #: ``(path, supervisor)``: the run of ``path`` started while its change settled.
+    speculative: tuple[Path, Any] | None = None
+
+    def speculate(self, path: Path) -> None:
+        """A write to ``path`` just ended, and the change is settling: when it is a test module
+        the import graph knows, start its run now (:meth:`start_run`: the zygote forked ahead
+        checks and imports it again while the settle waits). The run is used if nothing else
+        came meanwhile (:meth:`take_speculative`), and ended otherwise: the zygote then looked
+        at the files too early."""
+        graph = self.graph
+        if (
+            self.ahead is None
+            or graph is None
+            or self.configured is None
+            or self.config.watch_all
+            or path.name in CONFIG_FILES
+            or not graph.knows(path)
+            or not path.exists()
+        ):
+            return
+        tests, unseen = graph.affected([path])
+        if tests and not unseen:
+            supervisor = self.start_run([path], len(self.failed_files() | tests))
+            if supervisor is not None:
+                self.speculative = (path, supervisor)
+
+    def take_speculative(self) -> Any:
+        """The run :meth:`speculate` started, for the change it settled into; or None."""
+        speculative, self.speculative = self.speculative, None
+        return speculative[1] if speculative is not None else None
+
+    def drop_speculative(self) -> None:
+        if self.speculative is not None:
+            self.take_speculative().abort()
 
     def fork_ahead(self) -> None:
         """Fork the next run's zygote now, between runs: when a file changes, the run starts
@@ -548,6 +588,7 @@ class WatchSession:
             return None
 
     def replace_session(self) -> None:
+        self.drop_speculative()
         if self.ahead is not None:
             self.ahead.abort()
             self.ahead = None
