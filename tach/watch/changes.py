@@ -218,10 +218,10 @@ class ChangeFeed:
             one_write = state == "done" and len(written) == 1
             quiet = SETTLE_S if one_write else self.debounce
             self.settled_quietly = one_write and not called
+            deadline = time.monotonic() + min(quiet, self.debounce)
             if self.settled_quietly and settling is not None:
                 called = True
-                settling(Path(path))
-            deadline = time.monotonic() + min(quiet, self.debounce)
+                settling(Path(path))  # the settle goes on meanwhile
         self._drain_wakeups()
         found = [Path(path) for path in paths]
         found = [p for p in found if not _is_virtualenv(p.parent, self.rootdir)]

@@ -189,12 +189,13 @@ class WatchSession:
                     self.write(f"\ntach --watch: {names} removed; nothing to run\n")
                     return
             only = self.failed_files() | (tests or set())
-            early = None
+            early, found = None, None
             if tests and not any(path.name == "conftest.py" for path in changed):
                 # the run zygote forks while discovery reads the files (a conftest that
                 # appeared would make the session stale in a way only discovery shows)
-                early = self.take_speculative() or self.start_run(changed, len(only))
-            found = self.discover(only) if tests else None
+                early, found = self.take_speculative() or (self.start_run(changed, len(only)), None)
+            if found is None:
+                found = self.discover(only) if tests else None
         else:  # a new module: is it a test module? Discovery of everything says
             early = None
             found = self.discover()
@@ -259,15 +260,16 @@ class WatchSession:
             supervisor.spec.workers = max(1, min(supervisor.spec.workers, files))
         return supervisor
 
-    #: ``(path, supervisor)``: the run of ``path`` started while its change settled.
-    speculative: tuple[Path, Any] | None = None
+    #: ``(path, supervisor, found)``: the run of ``path`` started while its change settled,
+    #: and the discovery of what it runs.
+    speculative: tuple[Path, Any, Any] | None = None
 
     def speculate(self, path: Path) -> None:
         """A write to ``path`` just ended, and the change is settling: when it is a test module
         the import graph knows, start its run now (:meth:`start_run`: the zygote forked ahead
-        checks and imports it again while the settle waits). The run is used if nothing else
-        came meanwhile (:meth:`take_speculative`), and ended otherwise: the zygote then looked
-        at the files too early."""
+        checks and imports it again) and discover what it runs, while the settle waits. Both
+        are used if nothing else came meanwhile (:meth:`take_speculative`); otherwise the run
+        is ended, and discovery made again: they looked at the files too early."""
         graph = self.graph
         if (
             self.ahead is None
@@ -280,19 +282,28 @@ class WatchSession:
         ):
             return
         tests, unseen = graph.affected([path])
-        if tests and not unseen:
-            supervisor = self.start_run([path], len(self.failed_files() | tests))
-            if supervisor is not None:
-                self.speculative = (path, supervisor)
+        if not tests or unseen:
+            return
+        only = self.failed_files() | tests
+        supervisor = self.start_run([path], len(only))
+        if supervisor is None:
+            return
+        found = self.discover(only)
+        if found is None:
+            supervisor.abort()
+            return
+        self.speculative = (path, supervisor, found)
 
-    def take_speculative(self) -> Any:
-        """The run :meth:`speculate` started, for the change it settled into; or None."""
+    def take_speculative(self) -> tuple[Any, Any] | None:
+        """The run :meth:`speculate` started and its discovery, for the change that settled
+        into what it started for; or None."""
         speculative, self.speculative = self.speculative, None
-        return speculative[1] if speculative is not None else None
+        return speculative[1:] if speculative is not None else None
 
     def drop_speculative(self) -> None:
-        if self.speculative is not None:
-            self.take_speculative().abort()
+        taken = self.take_speculative()
+        if taken is not None:
+            taken[0].abort()
 
     def fork_ahead(self) -> None:
         """Fork the next run's zygote now, between runs: when a file changes, the run starts
