@@ -3,8 +3,9 @@
 Exit codes are pytest's (``ExitCode``): 0 all passed, 1 some failed, 2 interrupted,
 3 internal error, 4 usage error, 5 no tests collected.
 
-Commands: run (the default: ``tach [options] [paths | node ids]``) and ``list`` (static
-discovery, :mod:`tach.listing`).
+Commands: run (the default: ``tach [options] [paths | node ids]``), ``list`` (static
+discovery, :mod:`tach.listing`), ``merge`` (the streams of a run's shards, :mod:`tach.merge`)
+and ``durations --export`` (the durations shards are balanced by).
 """
 
 from __future__ import annotations
@@ -279,6 +280,17 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
         return EXIT_USAGE_ERROR
     if ns.help:
         return show_help(parser, config, invocation_dir)
+    if config.shard is not None and config.watch:
+        sys.stderr.write("ERROR: --shard cannot be used with --watch\n")
+        return EXIT_USAGE_ERROR
+    if config.durations_file and not ns.show_config:
+        from tach.scheduler import DurationsFileError, load_durations_file
+
+        try:
+            load_durations_file(Path(config.durations_file))
+        except DurationsFileError as exc:
+            sys.stderr.write(f"ERROR: {exc}\n")
+            return EXIT_USAGE_ERROR
     if ns.show_config:
         print_config(config, project, layers)
         return EXIT_OK
@@ -435,6 +447,53 @@ def list_paths(words: Sequence[str], other_options: bool) -> list[str]:
     return [word for word in words if Path(word.partition("::")[0]).exists()]
 
 
+def merge_command(argv: Sequence[str]) -> int:
+    """``tach merge STREAM... [--junit-xml OUT] [--json OUT]`` (:mod:`tach.merge`)."""
+    from tach.merge import run_merge
+
+    parser = _ArgumentParser(
+        prog="tach merge",
+        description="Merge the NDJSON streams of a run's shards (tach --shard K/N "
+        "--format=json) into one run: pytest's summary, and the exit code of the whole run. "
+        "Exit code 3 when the streams are not a whole run (a shard missing, given twice, "
+        "cut short or failed to start), naming it.",
+    )
+    parser.add_argument("streams", nargs="+", metavar="SHARD.ndjson")
+    parser.add_argument(
+        "--junit-xml", "--junitxml", dest="junit_xml", metavar="PATH", help="write JUnit XML"
+    )
+    parser.add_argument(
+        "--json", dest="json_out", metavar="PATH", help="write the merged NDJSON stream (-: stdout)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+    ns = parser.parse_args(argv)
+    return run_merge(ns.streams, ns.junit_xml, ns.json_out, ns.quiet)
+
+
+def durations_command(argv: Sequence[str]) -> int:
+    """``tach durations --export FILE [STREAM...]`` (:func:`tach.merge.export_durations`)."""
+    from tach.discovery.ini import ConfigError, determine_config
+    from tach.merge import export_durations
+
+    parser = _ArgumentParser(
+        prog="tach durations",
+        description="Write the test durations recorded in .tach/ (updated with those of the "
+        "NDJSON streams given, e.g. a merged run's) to a file to commit, for "
+        "--shard K/N --durations-file FILE.",
+    )
+    parser.add_argument("--export", required=True, metavar="FILE", help="the file to write")
+    parser.add_argument("streams", nargs="*", metavar="RUN.ndjson")
+    parser.add_argument("--rootdir", metavar="DIR", help="rootdir (as pytest --rootdir)")
+    ns = parser.parse_args(argv)
+    invocation_dir = Path.cwd()
+    try:
+        project = determine_config([], rootdir=ns.rootdir, invocation_dir=invocation_dir)
+    except ConfigError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return EXIT_USAGE_ERROR
+    return export_durations(invocation_dir / ns.export, Path(project.rootdir), ns.streams)
+
+
 def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = None) -> int:
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
@@ -443,6 +502,10 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
         from tach.server import server_command
 
         return server_command(argv[1:])
+    if argv[:1] == ["merge"]:
+        return merge_command(argv[1:])
+    if argv[:1] == ["durations"]:
+        return durations_command(argv[1:])
     if _command_of(argv) == "run":
         from tach.heap import young_collections_only
 

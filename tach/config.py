@@ -84,9 +84,29 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write a JUnit XML report to PATH (as pytest's --junitxml)",
     )
+    add_shard_arguments(parser)
     add_fault_arguments(parser)
     add_watch_arguments(parser)
     add_warm_arguments(parser)
+
+
+def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--shard`` and ``--durations-file`` (``docs/ci.md``)."""
+    parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run only the K-th of N shards of the selected tests (1-based), balanced by "
+        "recorded durations; auto: from the CI's variables (GitLab, CircleCI, Buildkite); "
+        "an empty shard exits 0 (env TACH_SHARD)",
+    )
+    parser.add_argument(
+        "--durations-file",
+        default=None,
+        metavar="FILE",
+        help="balance --shard by the durations in FILE (tach durations --export), not by "
+        ".tach/durations.json, so that every machine plans the same shards",
+    )
 
 
 def add_warm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +140,7 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
         "--watch-debounce",
         default=None,
         metavar="MS",
-        help="with --watch: wait until files have been quiet this long before a run "
-        "(default: 100)",
+        help="with --watch: wait until files have been quiet this long before a run (default: 100)",
     )
 
 
@@ -223,6 +242,10 @@ class RunConfig:
     watch: bool = False
     watch_all: bool = False
     watch_debounce: float = 0.1
+    #: ``--shard K/N``: (K, N), 1-based; None: the whole run.
+    shard: tuple[int, int] | None = None
+    #: ``--durations-file``: the durations shards are balanced by (absolute), if not .tach's.
+    durations_file: str | None = None
     #: ``--keep-warm``: run from (and leave) a per-user server; its idle time in seconds.
     keep_warm: bool = False
     keep_warm_idle: float = 900.0
@@ -364,6 +387,23 @@ def build_run_config(
             "keep_warm", getattr(ns, "keep_warm", None), "--keep-warm", parse_flag, False
         ),
         keep_warm_idle=resolve.table("keep_warm_idle", 900.0),
+        shard=resolve(
+            "shard",
+            getattr(ns, "shard", None),
+            "--shard",
+            lambda value: parse_shard(value, layers.environ),
+            None,
+        ),
+        durations_file=layers.absolute(
+            resolve(
+                "durations_file",
+                getattr(ns, "durations_file", None),
+                "--durations-file",
+                str,
+                None,
+            ),
+            resolve.sources.get("durations_file", "default"),
+        ),
         sources=resolve.sources,
     )
 
@@ -421,6 +461,8 @@ ENV_VARS: dict[str, str] = {
     "format": "TACH_FORMAT",
     "slice": "TACH_SLICE",
     "keep_warm": "TACH_KEEP_WARM",
+    "shard": "TACH_SHARD",
+    "durations_file": "TACH_DURATIONS_FILE",
 }
 
 #: The settings ``--show-config`` prints, in its order.
@@ -436,7 +478,58 @@ SETTINGS = (
     "python_path",
     "warm_imports",
     "keep_warm",
+    "shard",
+    "durations_file",
 )
+
+#: ``--shard auto``: the CI variables of the shard's number and the number of shards, and
+#: whether the number counts from 0.
+CI_SHARD_VARIABLES = (
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", False),  # GitLab's parallel:
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", True),  # CircleCI's parallelism
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", True),  # Buildkite's parallelism
+)
+
+
+def parse_shard(value: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``--shard``: ``K/N`` (1 <= K <= N) as ``(K, N)``; ``auto``: from the CI variables of
+    ``environ`` (:data:`CI_SHARD_VARIABLES`)."""
+    text = str(value).strip()
+    if text == "auto":
+        return _shard_from_ci(os.environ if environ is None else environ)
+    index, slash, total = text.partition("/")
+    try:
+        k, n = int(index), int(total)
+    except ValueError:
+        raise ConfigValueError(
+            f"--shard takes K/N (the K-th of N shards, 1 <= K <= N, e.g. 1/4) or auto, "
+            f"not {value!r}"
+        ) from None
+    if not slash or n < 1 or not 1 <= k <= n:
+        raise ConfigValueError(
+            f"--shard takes K/N with 1 <= K <= N (shards count from 1), not {value!r}"
+        )
+    return k, n
+
+
+def _shard_from_ci(environ: Mapping[str, str]) -> tuple[int, int]:
+    for index_var, total_var, from_zero in CI_SHARD_VARIABLES:
+        index, total = environ.get(index_var), environ.get(total_var)
+        if not index or not total:
+            continue
+        try:
+            k, n = int(index) + (1 if from_zero else 0), int(total)
+        except ValueError:
+            raise ConfigValueError(
+                f"--shard auto: {index_var}={index!r} and {total_var}={total!r} must be numbers"
+            ) from None
+        if n < 1 or not 1 <= k <= n:
+            raise ConfigValueError(
+                f"--shard auto: {index_var}={index!r} is not a shard of {total_var}={total!r}"
+            )
+        return k, n
+    names = ", ".join(f"{i}/{t}" for i, t, _ in CI_SHARD_VARIABLES)
+    raise ConfigValueError(f"--shard auto: none of the CI variables {names} is set; give K/N")
 
 
 def parse_isolation(value: str) -> str:
@@ -683,6 +776,8 @@ def show_config(config: RunConfig) -> dict[str, dict[str, Any]]:
         "python_path": config.python_path,
         "warm_imports": config.warm_imports,
         "keep_warm": config.keep_warm,
+        "shard": f"{config.shard[0]}/{config.shard[1]}" if config.shard else None,
+        "durations_file": config.durations_file,
     }
     return {
         key: {"value": values[key], "source": config.sources.get(key, "default")}

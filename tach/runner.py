@@ -296,12 +296,28 @@ def plan_and_run(
                 unit.weight = float("inf")
     if choose is not None:
         units = choose(units)
+    expected = plan.expected_tests
+    if config.shard is not None:
+        narrowed = bool(config.last_failed and last_failed)
+        units = shard_of_run(config, found, plan.units, units, durations, narrowed)
+        expected = sum(len(u.expected) for u in units)
+        supervisor.spec.run_info = {
+            **supervisor.spec.run_info,
+            "shard": {"index": config.shard[0], "total": config.shard[1]},
+        }
+        supervisor.decide_exit = shard_exit_code
     locations.update(result.tests)
     if human is not None:
-        human.expected = plan.expected_tests
+        human.expected = expected
     if json_reporter is not None:
-        json_reporter.expected = plan.expected_tests
+        json_reporter.expected = expected
     summary = supervisor.run(units, plan.conftest_dirs, config.warm_imports, plan.collection_paths)
+    if config.shard is not None and summary.exit_code == EXIT_OK and exit_code(summary) != EXIT_OK:
+        k, n = config.shard
+        sys.stderr.write(
+            f"tach: shard {k}/{n} ran no tests: exit code 0, as an empty shard is not a "
+            "failure (tach merge gives the whole run's)\n"
+        )
     if human is None and summary.zygote_exit_code is not None:
         sys.stderr.write(summary.zygote_output)  # why pytest stopped, even under -q
     if summary.zygote_exit_code is None and not summary.collect_only:
@@ -310,7 +326,59 @@ def plan_and_run(
             save_last_failed(cache_dir, summary, last_failed)
     if retain is not None:
         retain += [supervisor, summary, found, plan, units, durations, locations, last_failed]
-    return exit_code(summary)
+    return shard_exit_code(summary) if config.shard is not None else exit_code(summary)
+
+
+def shard_exit_code(summary: RunSummary) -> int:
+    """:func:`exit_code` of one shard's run (``--shard``): a shard that ran no tests is not a
+    failure (5 becomes 0), since a CI matrix must not fail because one machine got nothing."""
+    code = exit_code(summary)
+    return EXIT_OK if code == EXIT_NO_TESTS else code
+
+
+def shard_of_run(
+    config: RunConfig,
+    found: Any,
+    planned: Sequence[Unit],
+    units: Sequence[Unit],
+    durations: dict[str, float],
+    narrowed: bool,
+) -> list[Unit]:
+    """The units of ``config.shard`` among the run's ``units`` (:mod:`tach.shards`).
+
+    A module weighs what its unit of the plan (``planned``, before slicing) weighs with the
+    durations of ``--durations-file``, else ``durations`` (``.tach``'s); ``narrowed`` (``--lf``
+    reran only some tests): what the tests rerun weigh.
+    """
+    from tach.scheduler import (
+        UNIT_OVERHEAD_SECONDS,
+        RecordedFiles,
+        estimate_weight,
+        load_durations_file,
+        recorded_items,
+    )
+    from tach.shards import shard_units
+
+    assert config.shard is not None
+    if config.durations_file:
+        durations = load_durations_file(Path(config.durations_file))
+    rootdir = Path(found.result.rootdir)
+    dynamic = any(t.dynamic for t in found.result.tests)
+    recorded = recorded_items(durations) if dynamic else {}
+    files = RecordedFiles(durations, rootdir) if durations else None
+
+    def weight(unit: Unit) -> float:
+        return estimate_weight(unit, durations, recorded, files)
+
+    whole = {unit.id: unit for unit in planned}
+
+    def weigh(group: str, members: list[Unit]) -> float:
+        if not narrowed and group in whole:
+            return weight(whole[group])
+        extra = UNIT_OVERHEAD_SECONDS * (len(members) - 1)
+        return sum(weight(unit) for unit in members) - extra
+
+    return shard_units(units, config.shard, weigh)
 
 
 def plan_run(config: RunConfig, found: Any, invocation_dir: Path) -> Any:

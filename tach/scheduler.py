@@ -262,6 +262,30 @@ def load_durations(cache_dir: Path) -> dict[str, float]:
     }
 
 
+def load_durations_file(path: Path) -> dict[str, float]:
+    """The durations of a file ``tach durations --export`` wrote (``--durations-file``):
+    :class:`DurationsFileError` when it cannot be read, is not JSON or not an object of
+    numbers by test id (a file the user named must not silently count as empty)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise DurationsFileError(f"--durations-file {path}: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise DurationsFileError(f"--durations-file {path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in data.values()
+    ):
+        raise DurationsFileError(
+            f"--durations-file {path}: expected an object of seconds by test id, as "
+            "`tach durations --export FILE` writes"
+        )
+    return {str(k): float(v) for k, v in data.items()}
+
+
+class DurationsFileError(ValueError):
+    """A ``--durations-file`` that cannot be used; the message names it and why."""
+
+
 def save_durations(cache_dir: Path, results: Iterable[TestResult], old: dict[str, float]) -> None:
     """Record this run's durations (merged over the old ones), atomically."""
     merged = dict(old)

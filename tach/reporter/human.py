@@ -119,7 +119,9 @@ class HumanReporter:
         )
         workers = info.get("workers")
         plural = "" if workers == 1 else "s"
-        self.line(f"tach: {workers} worker{plural}, isolation {info.get('isolation')}{found}")
+        shard = info.get("shard")
+        of = f", shard {shard['index']}/{shard['total']}" if shard else ""
+        self.line(f"tach: {workers} worker{plural}, isolation {info.get('isolation')}{found}{of}")
         self.line()
 
     def on_collected(

@@ -131,8 +131,8 @@ class JsonReporter:
                 os.close(devnull)
 
     def on_run_start(self, info: dict[str, Any]) -> None:
-        # tach --watch: the run's number in the watch session, and what changed
-        watch = {key: info[key] for key in ("cycle", "changed", "warm") if key in info}
+        # tach --watch: the run's number in the watch session, and what changed; --shard
+        watch = {key: info[key] for key in ("cycle", "changed", "warm", "shard") if key in info}
         self.cycle = {"cycle": watch["cycle"]} if "cycle" in watch else {}
         self.emit(
             "run_start",
@@ -258,6 +258,7 @@ class JsonReporter:
             duration_ms=round(summary.duration * 1000, 3),
             exit_code=summary.exit_code,
             not_run=len(summary.not_run),
+            deselected=summary.deselected,
             interrupted=summary.interrupted,
             plugin_report=summary.plugin_report,
         )
