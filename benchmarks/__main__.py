@@ -16,6 +16,7 @@ SUBJECTS = {
     "watch": ("bench_watch", "tach --watch: from an edit to the last result, vs pytest, testmon"),
     "warm": ("bench_warm", "tach --keep-warm: whole commands against pytest and cold tach"),
     "outputs": ("bench_outputs", "NDJSON and JUnit XML reporters: wall time against -q alone"),
+    "merge": ("bench_merge", "tach merge of 4 shards' NDJSON streams of a 64,000-test run"),
     "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
 }
 
