@@ -70,8 +70,11 @@ def test_defaults_and_their_source():
         "python_path",
         "warm_imports",
         "keep_warm",
+        "shard",
+        "durations_file",
     }
     assert all(entry["source"] == "default" for entry in show_config(config).values())
+    assert config.shard is None and config.durations_file is None
     assert config.keep_warm is False
 
 
@@ -82,6 +85,24 @@ def test_keep_warm_from_the_environment(value, expected):
     config = resolve(environ={"TACH_KEEP_WARM": value})
     assert config.keep_warm is expected
     assert show_config(config)["keep_warm"]["source"] == "environment (TACH_KEEP_WARM)"
+
+
+def test_shard_from_the_command_line_the_environment_or_the_ci():
+    assert resolve(["--shard", "2/4"], environ={"TACH_SHARD": "1/3"}).shard == (2, 4)
+    config = resolve(environ={"TACH_SHARD": "1/3"})
+    assert config.shard == (1, 3)
+    assert show_config(config)["shard"] == {"value": "1/3", "source": "environment (TACH_SHARD)"}
+    gitlab = {"TACH_SHARD": "auto", "CI_NODE_INDEX": "3", "CI_NODE_TOTAL": "3"}
+    assert resolve(environ=gitlab).shard == (3, 3)
+    with pytest.raises(ConfigValueError, match=r"--shard takes K/N .* \(from environment"):
+        resolve(environ={"TACH_SHARD": "4/3"})
+
+
+def test_durations_file_is_relative_to_the_invocation_directory():
+    assert resolve(["--durations-file", "d.json"]).durations_file == "/project/sub/d.json"
+    config = resolve(environ={"TACH_DURATIONS_FILE": "/ci/d.json"})
+    assert config.durations_file == "/ci/d.json"
+    assert config.sources["durations_file"] == "environment (TACH_DURATIONS_FILE)"
 
 
 def test_a_keep_warm_value_that_is_no_flag_names_the_variable():
