@@ -1,7 +1,7 @@
 """The run command's options: the few that are Tach's, and everything else, which is pytest's.
 
 ``tach`` takes the command line ``pytest`` takes. Tach's own options (:func:`add_run_arguments`:
-workers, isolation, output format, limits, JUnit XML, slicing) are taken out of it by
+workers, isolation, output format, limits, JUnit XML, slicing, shards) are taken out of it by
 :func:`split_arguments`; every other word, options and arguments alike and in their order, goes
 to pytest in the zygote unchanged. pytest parses them there with its own parser, every plugin's
 and initial conftest's options registered and ``addopts``/``PYTEST_ADDOPTS`` applied, so an
