@@ -12,6 +12,7 @@ with these.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -347,8 +348,9 @@ def shard_of_run(
     """The units of ``config.shard`` among the run's ``units`` (:mod:`tach.shards`).
 
     A module weighs what its unit of the plan (``planned``, before slicing) weighs with the
-    durations of ``--durations-file``, else ``durations`` (``.tach``'s); ``narrowed`` (``--lf``
-    reran only some tests): what the tests rerun weigh.
+    durations of ``--durations-file``, else ``durations`` (``.tach``'s), less the tests
+    ``-k``/``-m``/``--deselect`` leave out; ``narrowed`` (``--lf`` reran only some tests):
+    what the tests rerun weigh.
     """
     from tach.scheduler import (
         UNIT_OVERHEAD_SECONDS,
@@ -367,7 +369,14 @@ def shard_of_run(
     recorded = recorded_items(durations) if dynamic else {}
     files = RecordedFiles(durations, rootdir) if durations else None
 
+    dropped = StaticSelection(found).dropped()
+
     def weight(unit: Unit) -> float:
+        if dropped and any(test_id in dropped for test_id in unit.expected):
+            # what -k, -m and --deselect leave out costs nothing: click's 31,000 stress tests,
+            # all deselected, had made one shard of their module alone, and it ran nothing
+            kept = [test_id for test_id in unit.expected if test_id not in dropped]
+            unit = dataclasses.replace(unit, expected=kept)
         return estimate_weight(unit, durations, recorded, files)
 
     whole = {unit.id: unit for unit in planned}
@@ -443,15 +452,20 @@ class StaticSelection:
         """The tests of ``unit`` the selection keeps; with ``recorded`` (see
         ``tach.scheduler.recorded_items``), a dynamic test counts as the items earlier runs
         recorded for it."""
-        if self._dropped is None:
-            self._dropped = self._deselected()
+        dropped = self.dropped()
         count = 0
         for test_id in unit.expected:
-            if test_id in self._dropped:
+            if test_id in dropped:
                 continue
             items = recorded.get(test_id) if recorded and test_id not in (durations or {}) else None
             count += len(items) if items else 1
         return count
+
+    def dropped(self) -> frozenset[str]:
+        """The ids of the tests the selection leaves out (computed once)."""
+        if self._dropped is None:
+            self._dropped = self._deselected()
+        return self._dropped
 
     def _deselected(self) -> frozenset[str]:
         from tach.discovery import ConfigError
