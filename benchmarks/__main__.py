@@ -17,6 +17,7 @@ SUBJECTS = {
     "warm": ("bench_warm", "tach --keep-warm: whole commands against pytest and cold tach"),
     "outputs": ("bench_outputs", "NDJSON and JUnit XML reporters: wall time against -q alone"),
     "merge": ("bench_merge", "tach merge of 4 shards' NDJSON streams of a 64,000-test run"),
+    "shards": ("shard_agreement", "real-world corpus: 4 shards against the unsharded run"),
     "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
 }
 
