@@ -386,19 +386,25 @@ def run_merge(
     except MergeError as exc:
         err.write(f"ERROR: tach merge: the shards do not make a whole run:\n{exc}\n")
         return EXIT_INTERNAL_ERROR
-    if json_out is not None:
-        if json_out == "-":
-            write_ndjson(merged, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-            out = err  # stdout carries the stream alone
-        else:
+    if json_out == "-":
+        write_ndjson(merged, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        out = err  # stdout carries the stream alone
+    target = ""
+    try:
+        if json_out is not None and json_out != "-":
             import io
 
+            target = json_out
             buffer = io.BytesIO()
             write_ndjson(merged, buffer)
             write_atomically(Path(json_out), buffer.getvalue())
-    if junit_xml is not None:
-        write_atomically(Path(junit_xml), render_junit(merged))
+        if junit_xml is not None:
+            target = junit_xml
+            write_atomically(Path(junit_xml), render_junit(merged))
+    except OSError as exc:
+        err.write(f"ERROR: tach merge: cannot write {target}: {exc.strerror or exc}\n")
+        return EXIT_USAGE_ERROR
     if not quiet:
         out.write("\n".join(summary_lines(merged)) + "\n")
     return merged.exit_code

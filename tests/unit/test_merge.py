@@ -234,6 +234,13 @@ def test_a_stream_not_of_a_shard_or_an_unreadable_file(shards, tmp_path):
     assert code == 4 and "nowhere.ndjson" in err
 
 
+def test_an_output_that_cannot_be_written_is_a_usage_error_naming_it(shards, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = merge(shards, tmp_path, junit_xml=str(blocker / "out.xml"))
+    assert code == 4 and f"cannot write {blocker / 'out.xml'}" in err
+
+
 def test_durations_export_writes_the_recorded_and_the_streams_durations(shards, tmp_path):
     root = tmp_path / "root"
     (root / ".tach").mkdir(parents=True)
