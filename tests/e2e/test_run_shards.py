@@ -30,7 +30,8 @@ def tach(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An unsharded run, its durations exported, then the 4 shards run twice by that file."""
+    """An unsharded run, its durations exported, then the 4 shards run twice by that file
+    (with different hash seeds)."""
     import shutil
 
     from .conftest import PROJECTS
@@ -45,7 +46,14 @@ def runs(tmp_path_factory):
         shards = []
         for k in range(1, SHARDS + 1):
             events, result = run_tach(
-                root, "-n", "1", f"--shard={k}/{SHARDS}", "--durations-file", "durations.json"
+                root,
+                "-n",
+                "1",
+                f"--shard={k}/{SHARDS}",
+                "--durations-file",
+                "durations.json",
+                # each round its own hash seed: nothing may depend on it
+                env={"PYTHONHASHSEED": str(round_ + 1)},
             )
             (root / f"shard{k}.{round_}.ndjson").write_text(result.stdout)
             shards.append((events, result))
@@ -124,6 +132,12 @@ def test_an_empty_shard_exits_0_and_says_so(runs):
     assert result.returncode == 0, result.stderr
     assert "shard 12/12 ran no tests" in result.stderr
     assert events[0]["shard"] == {"index": 12, "total": 12} and events[-1]["exit_code"] == 0
+
+
+def test_shard_with_watch_is_a_usage_error(runs):
+    root, _, _, _ = runs
+    result = tach(root, "--shard", "1/2", "--watch")
+    assert result.returncode == 4 and "--shard cannot be used with --watch" in result.stderr
 
 
 @pytest.mark.parametrize("value", ["5/4", "0/4", "x"])
