@@ -27,6 +27,7 @@ from tach.runner import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE_ERROR,
+    check_debugging,
     check_expressions,
     discover_for_run,
     exit_code,
@@ -313,10 +314,12 @@ def run_configured(
     """Start the zygote, plan the run while pytest parses its options, and run it."""
     from tach import lifecycle
     from tach.config import apply_pytest_options
+    from tach.debugger.relay import interactive
     from tach.discovery.ini import ConfigError
     from tach.reporter import Reporters
     from tach.scheduler import load_durations
 
+    config.terminal = interactive()
     durations = load_durations(rootdir / ".tach")
     env = run_environment(config)
     supervisor = lifecycle.Supervisor(
@@ -355,6 +358,7 @@ def run_configured(
     apply_pytest_options(config, configured)
     try:
         check_expressions(config)
+        check_debugging(config)
         if found is None or run_inputs(found, invocation_dir) != pytest_inputs(configured):
             found = discover_for_run(pytest_options(configured, invocation_dir), invocation_dir)
     except ConfigError as exc:

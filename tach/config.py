@@ -246,6 +246,12 @@ class RunConfig:
     last_failed: bool = False
     failed_first: bool = False
     doctest_modules: bool = False
+    #: pytest's ``--pdb`` and ``--trace``.
+    usepdb: bool = False
+    trace: bool = False
+    #: The run can lend its terminal to a test stopped in pdb (a cold run whose standard input
+    #: and output are a terminal; ``tach.debugger``).
+    terminal: bool = False
 
 
 class ConfigValueError(ValueError):
@@ -386,6 +392,8 @@ def apply_pytest_options(config: RunConfig, configured: Mapping[str, Any]) -> No
     config.last_failed = bool(options.get("lf"))
     config.failed_first = bool(options.get("failedfirst"))
     config.doctest_modules = bool(options.get("doctestmodules"))
+    config.usepdb = bool(options.get("usepdb"))
+    config.trace = bool(options.get("trace"))
     xmlpath = options.get("xmlpath")
     if config.junit_xml is None and xmlpath:  # pytest's --junitxml in addopts
         config.junit_xml = os.path.normpath(Path(configured.get("invocation_dir", ".")) / xmlpath)

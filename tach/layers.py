@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tach._native import proc
+from tach.debugger import client as debugger
 from tach.protocol import Channel, LayerLink
 
 if TYPE_CHECKING:
@@ -366,7 +367,9 @@ def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> 
             for slot in spec["slots"]
         ]
     )
-    used = {spec["control_fd"]} | {
+    debug_fd = spec.get("debug_fd")
+    debugger.attach(fds[debug_fd] if debug_fd is not None else None)
+    used = {spec["control_fd"], debug_fd} | {
         index
         for slot in spec["slots"]
         for index in (slot["command_fd"], *slot["ring_fds"], slot["output_fd"])

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tach.debugger import client as debugger
 from tach.protocol import MessageKind, encode
 
 if TYPE_CHECKING:
@@ -607,6 +608,7 @@ class TachPlugin:
             MessageKind.TestStart,
             {"id": nodeid, "pid": os.getpid(), "slot": self.slot, "timeout": timeout},
         )
+        debugger.current_test = nodeid
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
@@ -654,6 +656,14 @@ class TachPlugin:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         if self.progress is not None:
             self.progress.set(self.item_index + 1, PHASE_NONE)
+        debugger.end()  # a session pdb left open (it stepped out of the test)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_exception_interact(self, node: Any, call: Any, report: Any) -> None:
+        """``--pdb``: the session begins before pytest's post-mortem shows the failure (the
+        captured output, the traceback), so that the user sees it above the prompt."""
+        if node.config.getoption("usepdb", False):
+            debugger.begin_post_mortem(node.config, report)
 
     def pytest_warning_recorded(
         self, warning_message: Any, when: str, nodeid: str, location: tuple[str, int, str] | None

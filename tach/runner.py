@@ -96,6 +96,7 @@ def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float
         session_timeout=config.session_timeout,
         max_memory=config.max_memory,
         cwd_on_path=cwd_on_path(),
+        debug=config.terminal,
     )
 
 
@@ -134,6 +135,20 @@ def check_expressions(config: RunConfig) -> None:
     for expression, flag in ((config.keyword, "-k"), (config.markexpr, "-m")):
         if expression is not None:
             compile_expression(expression, flag)
+
+
+def check_debugging(config: RunConfig) -> None:
+    """``--pdb`` and ``--trace`` need a terminal to debug on: ``ConfigError`` without one."""
+    from tach.discovery.ini import ConfigError
+
+    flags = [flag for flag, on in (("--pdb", config.usepdb), ("--trace", config.trace)) if on]
+    if flags and not config.terminal:
+        raise ConfigError(
+            f"{' and '.join(flags)} need{'s' if len(flags) == 1 else ''} a terminal to debug "
+            "on: Tach's standard input or output is not a terminal here (a pipe, CI, "
+            "--format=json redirected), or the run is a --watch or --keep-warm one, which do "
+            "not lend theirs. Run tach from a terminal, or leave the option out."
+        )
 
 
 def discover_for_run(options: CollectOptions, invocation_dir: Path) -> Any:

@@ -63,13 +63,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
-from _pytest.outcomes import TEST_OUTCOME
+from _pytest.outcomes import TEST_OUTCOME, Exit
 from _pytest.runner import CallInfo
 from _pytest.scope import Scope
 
 from tach import adapters
 from tach._native import proc
 from tach._native.memfd import LogBuffer
+from tach.debugger import client as debugger
 from tach.heap import young_collections_only
 from tach.plugin import PHASE_CALL, PHASE_NAMES, PHASE_NONE, PHASE_SETUP, PHASE_TEARDOWN, Progress
 from tach.protocol import Channel, MessageKind, output_excerpt
@@ -109,8 +110,6 @@ def get_reraise_exceptions(config: pytest.Config) -> tuple[type[BaseException], 
     try:
         from _pytest.runner import get_reraise_exceptions as pytests  # pytest >= 9
     except ImportError:  # pytest 8.4 builds the same tuple inside call_and_report
-        from _pytest.outcomes import Exit
-
         return (Exit,) if config.getoption("usepdb", False) else (Exit, KeyboardInterrupt)
     return pytests(config)
 
@@ -468,6 +467,7 @@ class Worker:
 
         plugin.ring = ring
         plugin.slot = slot
+        debugger.slot = slot
         plugin.producer_pid = plugin.runner_pid = os.getpid()
         # The paths the user named are pytest's initial paths, whatever a unit collects.
         session.isinitpath = InitialPaths(self.config)  # type: ignore[method-assign]
@@ -629,6 +629,16 @@ class Worker:
             nextitem = items[index + 1] if index + 1 < len(items) else boundary
             try:
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            except Exit as exc:
+                if not debugger.attached():
+                    raise
+                # The user quit the debugger: the supervisor stops the run; what the unit set
+                # up is torn down, as after an interrupt.
+                debugger.end()
+                debugger.request_exit(str(exc.msg))
+                with contextlib.suppress(BaseException):
+                    self.session._setupstate.teardown_exact(boundary)
+                return
             except KeyboardInterrupt:
                 if not self.stop_requested():
                     # Raised by the test itself: this worker's death is its failure. pytest
@@ -843,8 +853,24 @@ class Worker:
                 nextitem = items[index + 1] if index + 1 < end else boundary
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             self.finish_own_wide_fixtures(inherited, items[end - 1])
+        except Exit as exc:
+            if not debugger.attached():
+                debugger.end()
+                traceback.print_exc()
+                sys.stderr.flush()
+                return EXIT_ESCAPED
+            # The user quit the debugger: the supervisor stops the run (pytest's ``Exit``);
+            # what was set up is torn down.
+            debugger.end()
+            debugger.request_exit(str(exc.msg))
+            with contextlib.suppress(BaseException):
+                setupstate.teardown_exact(boundary)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return EXIT_INTERRUPTED
         except KeyboardInterrupt:
             # As pytest does on Ctrl-C: what was set up is torn down before the process ends.
+            debugger.end()
             traceback.print_exc()
             with contextlib.suppress(BaseException):
                 setupstate.teardown_exact(boundary)
@@ -852,6 +878,7 @@ class Worker:
             sys.stderr.flush()
             return EXIT_INTERRUPTED
         except BaseException:
+            debugger.end()
             traceback.print_exc()
             sys.stderr.flush()
             return EXIT_ESCAPED

@@ -49,6 +49,7 @@ from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.adapters.django import RUN_PATHS
+from tach.debugger import client as debugger
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import (
@@ -140,6 +141,8 @@ class Zygote:
             os.dup2(stderr_fd, 2)
         for fd in self.spec.pop("terminal_fds", ()):
             os.close(fd)
+        debugger.install(config)
+        debugger.attach(self.spec.get("debug_fd"))
         option.maxfail = 0
         option.lf = option.failedfirst = False
         option.xmlpath = None
@@ -575,6 +578,8 @@ CONFIGURED_OPTIONS = (
     "markers",
     "cacheshow",
     "setupplan",
+    "usepdb",
+    "trace",
 )
 #: Options that make pytest show something instead of running tests.
 INFORMATIONAL_OPTIONS = ("showfixtures", "show_fixtures_per_test", "markers", "cacheshow")

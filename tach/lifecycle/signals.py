@@ -75,8 +75,11 @@ class Interrupts(RunState):
             name = signal.Signals(signum).name
             self._interrupt("KeyboardInterrupt" if signum == signal.SIGINT else name)
 
-    def _interrupt(self, why: str) -> None:
-        """Stop scheduling, interrupt the running tests, give the workers time to tear down."""
+    def _interrupt(self, why: str, spare: int = 0) -> None:
+        """Stop scheduling, interrupt the running tests, give the workers time to tear down.
+
+        ``spare``: a test process that stops by itself (it quit the debugger), not interrupted.
+        """
         self.interrupted = why
         self.aborted = True
         self.dropped.extend(self.queue.clear())
@@ -91,6 +94,8 @@ class Interrupts(RunState):
                 slot.channel.send(MessageKind.StopWorker, {})
             current = slot.current
             if current is None or current.finished:
+                continue
+            if current.pid == spare:
                 continue
             if not self._complete(current) or current.pid != slot.worker_pid:
                 # A test process between two tests is interrupted too: it would go on with
@@ -111,7 +116,7 @@ class Interrupts(RunState):
         seen = set()
         for test_id, result in self.results.items():
             seen.add(test_id)
-            if result.status is None or not self._complete(result):
+            if result.status is None or not (self._complete(result) or self._failed(result)):
                 result.status = None
                 self.not_run.append(test_id)
         for unit in [*self.dropped, *self.queue.clear()]:

@@ -56,6 +56,8 @@ class RunSpec:
     cwd_on_path: bool = True
     #: Added to what reporters get at the run's start (``tach --watch``: the cycle).
     run_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The supervisor has a terminal to lend to a test stopped in pdb (``tach.debugger``).
+    debug: bool = False
 
 
 @dataclasses.dataclass

@@ -92,6 +92,9 @@ class ZygoteProcess(RunState):
                     "output_fd": base + 3,
                 }
             )
+        debug_end = self._debug_channel_end()
+        if debug_end is not None:
+            fds.append(debug_end.fileno())
         run_spec = {
             "control_fd": 0,
             "slots": slot_specs,
@@ -102,6 +105,8 @@ class ZygoteProcess(RunState):
             "dump_signal": int(DUMP_SIGNAL),
             "max_memory": spec.max_memory,
         }
+        if debug_end is not None:
+            run_spec["debug_fd"] = fds.index(debug_end.fileno())
         try:
             if self.layer is not None:
                 fds.append(self.zygote_log.fileno())
@@ -160,6 +165,7 @@ class ZygoteProcess(RunState):
                 for slot in run_spec["slots"]
             ],
             "supervisor_pid": os.getpid(),
+            "debug_fd": fd(run_spec["debug_fd"]) if "debug_fd" in run_spec else None,
             "cwd_on_path": spec.cwd_on_path,
             "python_path": spec.python_path,
             "junit_xml": spec.junit_xml,

@@ -236,6 +236,10 @@ class JsonReporter:
     def on_terminal_text(self, text: dict[str, Any]) -> None:
         pass  # terminal text, as pytest's: not an event
 
+    def on_debug(self, event: dict[str, Any]) -> None:
+        fields = {key: value for key, value in event.items() if key != "event"}
+        self.emit(str(event["event"]), **fields)
+
     def flush(self) -> None:
         pass  # every event is flushed as it is written
 
