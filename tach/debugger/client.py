@@ -53,6 +53,8 @@ slot = -1
 current_test = ""
 _session: _Session | None = None
 _config: pytest.Config | None = None
+#: What pytest's ``_init_pdb`` method means, as requests name it.
+HOW = {"set_trace": "breakpoint", "runcall": "trace", "post_mortem": "post_mortem"}
 #: Modules whose frames are the debugger's, not the test's (where a breakpoint was hit).
 _MACHINERY = ("_pytest.debugging", "pdb", "bdb", __name__)
 
@@ -85,15 +87,25 @@ def install(config: pytest.Config) -> None:
     wrapper_class = pytestPDB._get_pdb_wrapper_class.__func__  # type: ignore[attr-defined]
 
     def _init_pdb(cls: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-        if cls._recursive_debug == 0 and _session is None:
-            where = caller_location()
-            if _channel is None:
-                no_terminal(method, where)
-            capman = cls._pluginmanager.getplugin("capturemanager") if cls._pluginmanager else None
-            if capman is not None:
-                capman.suspend(in_=True)  # pytest's own call below finds it done
-            begin({"set_trace": "breakpoint", "runcall": "trace"}.get(method, method), where)
-        return init_pdb(cls, method, *args, **kwargs)
+        if cls._recursive_debug > 0 or _session is not None:
+            return init_pdb(cls, method, *args, **kwargs)
+        where = caller_location()
+        if _channel is None:
+            no_terminal(method, where)
+        capman = cls._pluginmanager.getplugin("capturemanager") if cls._pluginmanager else None
+        if capman is None:
+            begin(HOW.get(method, method), where)
+            return init_pdb(cls, method, *args, **kwargs)
+        # Capture is suspended before the session puts the pty on fds 0-2, and not again by
+        # pytest's own call below: a second suspension of ``capsys`` would put the global
+        # capture's file back on ``sys.stdout`` (``SysCapture.suspend`` is not idempotent).
+        capman.suspend(in_=True)
+        begin(HOW.get(method, method), where)
+        capman.suspend = lambda in_=False: None
+        try:
+            return init_pdb(cls, method, *args, **kwargs)
+        finally:
+            del capman.suspend
 
     def _get_pdb_wrapper_class(cls: Any, pdb_cls: type, capman: Any) -> type:
         return session_class(cls, wrapper_class(cls, pdb_cls, capman))
@@ -201,7 +213,7 @@ def begin_post_mortem(config: pytest.Config, report: Any) -> None:
         where = f"{path}:{(line or 0) + 1}"
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None:
-        capman.suspend(in_=True)
+        capman.suspend_global_capture(in_=True)  # as pytest's PdbInvoke does next
     begin("post_mortem", where)
 
 

@@ -43,6 +43,8 @@ class DebugRequest:
     how: str
     asked: float = dataclasses.field(default_factory=time.monotonic)
     started: float = 0.0
+    #: It stopped its test's timer (which runs again when the session ends).
+    paused: bool = False
 
 
 class DebugSessions(RunState):
@@ -110,6 +112,11 @@ class DebugSessions(RunState):
             str(request["where"]),
             str(request["how"]),
         )
+        active = self.debug_active
+        if active is not None and active.pid == waiting.pid:
+            # A process has one session at a time: its last one is over, though its end of
+            # stream was not read yet (the next test of the same process stopped at once).
+            self._end_debug_session()
         if 0 <= waiting.slot < len(self.slots):
             slot = self.slots[waiting.slot]
             self._drain(slot)  # its TestStart, which arms the timer that now stands still
@@ -117,6 +124,7 @@ class DebugSessions(RunState):
             if timer is not None and timer.pid == waiting.pid and timer.deadline != math.inf:
                 timer.remaining = max(timer.deadline - time.monotonic(), 0.0)
                 timer.deadline = math.inf
+                waiting.paused = True
         self.debug_waiting.append(waiting)
         if self.debug_active is not None:
             assert self.debug_terminal is not None
@@ -195,6 +203,14 @@ class DebugSessions(RunState):
         for fd in (request.stream.fileno(), terminal.in_fd):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
+        while True:  # what pdb wrote last, still unread
+            try:
+                data = request.stream.recv(65536)
+            except OSError:  # nothing more now (BlockingIOError), or the stream broke
+                break
+            if not data:
+                break
+            terminal.write(data)
         terminal.take_back()
         self._debug_ended(request)
         self.reporter.on_debug(
@@ -211,7 +227,8 @@ class DebugSessions(RunState):
     def _debug_ended(self, request: DebugRequest) -> None:
         """The test's timeout runs again, for what was left of it."""
         request.stream.close()
-        if 0 <= request.slot < len(self.slots):
+        if request.paused and 0 <= request.slot < len(self.slots):
+            request.paused = False
             timer = self.slots[request.slot].timer
             if timer is not None and timer.pid == request.pid and timer.deadline == math.inf:
                 timer.deadline = time.monotonic() + timer.remaining
