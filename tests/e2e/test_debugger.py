@@ -1,0 +1,331 @@
+"""Debugging in forked, parallel tests (``docs/debugging.md``): real sessions on a pseudo-terminal.
+
+Each run is ``tach`` in a pseudo-terminal driven by pexpect, between two ``stty -g`` of that
+terminal, which must be equal: the terminal is restored on every way a session ends. Prompts are
+waited for with ``expect``, never with a sleep.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.e2e._run import MODES, outcomes, run_tach
+
+PROMPT = r"\(Pdb\) "
+project = pytest.mark.parametrize("project", ["debugger"], indirect=True)
+
+
+class Terminal:
+    """``tach ARGS`` in a pseudo-terminal, with the terminal's mode read before and after."""
+
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        tach = shlex.join([sys.executable, "-m", "tach", *args])
+        script = f"stty -g; {tach}; echo tach-exit=$?; stty -g"
+        environment = {k: v for k, v in os.environ.items() if k != "PYTHONBREAKPOINT"}
+        environment.update({"NO_COLOR": "1", "TERM": "xterm", **(env or {})})
+        self.transcript = io.StringIO()
+        self.child = pexpect.spawn(
+            "bash",
+            ["--noprofile", "--norc", "-c", script],
+            cwd=str(cwd),
+            env=environment,
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(40, 120),
+        )
+        self.child.logfile_read = self.transcript
+        self.child.expect(r"([0-9a-f]+(?::[0-9a-f]+)+)\r\n")
+        self.mode_before = self.child.match.group(1)
+
+    def expect(self, pattern: str) -> re.Match[str]:
+        self.child.expect(pattern)
+        return self.child.match
+
+    def prompt(self, pattern: str = PROMPT) -> None:
+        self.expect(pattern)
+
+    def line(self, text: str) -> None:
+        self.child.sendline(text)
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for tach to exit: its exit code and everything shown; the terminal's mode
+        must be what it was before."""
+        code = int(self.expect(r"tach-exit=(\d+)\r\n").group(1))
+        mode_after = self.expect(r"([0-9a-f]+(?::[0-9a-f]+)+)\r\n").group(1)
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        assert mode_after == self.mode_before, "the terminal's mode was not restored"
+        return code, self.transcript.getvalue()
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+@pytest.fixture
+def terminal(project: Path):
+    started: list[Terminal] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Terminal:
+        session = Terminal(project, *args, env=env)
+        started.append(session)
+        return session
+
+    yield start
+    for session in started:
+        session.close()
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_print_step_and_continue(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "test_vars.py", "test_plain.py")
+    tach.prompt()
+    tach.line("p answer")
+    tach.expect(r"\r\n42\r\n")
+    tach.prompt()
+    tach.line("n")
+    tach.expect(r"-> assert answer == 43")
+    tach.prompt()
+    tach.line("p answer")
+    tach.expect(r"\r\n43\r\n")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "2 passed" in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_pdb_on_a_failing_assertion(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "--pdb", "test_failing.py", "test_plain.py")
+    tach.expect("printed before the failure")  # the captured output, above the traceback
+    tach.expect(r"AssertionError")
+    tach.expect("entering PDB")
+    tach.prompt()
+    tach.line("p word")
+    tach.expect(r"'hello'")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 1, shown
+    assert "1 failed, 1 passed" in shown
+    assert "NOT RUN" not in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_quit_at_a_post_mortem_stops_the_run(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "--pdb", "test_failing.py")
+    tach.prompt()
+    tach.line("q")
+    code, shown = tach.finish()
+    assert code == 2, shown
+    assert "Quitting debugger" in shown
+    assert "1 failed" in shown  # reported once: failed, as pytest reports it
+    assert "NOT RUN test_failing.py" not in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_trace_stops_at_the_start_of_each_test(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "--trace", "test_failing.py")
+    tach.expect(r"-> word = \"hello\"")
+    tach.prompt()
+    tach.line("n")
+    tach.prompt()
+    tach.line("p word")
+    tach.expect(r"'hello'")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 1, shown
+    assert "1 failed" in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_a_session_in_a_test_that_then_crashes(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "test_crash.py", "test_plain.py")
+    tach.prompt()
+    tach.line("p where")
+    tach.expect(r"'before the crash'")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 1, shown
+    assert "killed by signal 9 (SIGKILL)" in shown
+    assert "1 failed, 1 passed" in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_a_test_killed_at_the_prompt(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "test_vars.py", "test_plain.py")
+    tach.prompt()
+    tach.line("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    code, shown = tach.finish()  # the terminal's mode is checked there
+    assert code == 1, shown
+    assert "killed by signal 9 (SIGKILL)" in shown
+    assert "1 failed, 1 passed" in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_two_workers_stop_at_once(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "test_pair_a.py", "test_pair_b.py")
+    tach.prompt()
+    # The other worker's test stops too, and waits for its turn with a note naming it.
+    first, other = (
+        ("a", "b")
+        if tach.expect(r"test_pair_(a|b)\.py::test_(?:a|b) stopped in the debugger").group(1)
+        == "b"
+        else ("b", "a")
+    )
+    tach.line("p side")
+    tach.expect(rf"'side {first}'")
+    tach.prompt()
+    tach.line("c")
+    tach.prompt()
+    tach.line("p side")
+    tach.expect(rf"'side {other}'")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "2 passed" in shown
+
+
+@project
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_at_the_prompt(terminal, mode):
+    tach = terminal("-n", "2", "--isolation", mode, "test_vars.py")
+    tach.prompt()
+    tach.child.send("p answ")
+    tach.child.sendintr()
+    tach.expect("--KeyboardInterrupt--")  # as pdb under pytest: the prompt again
+    tach.prompt()
+    tach.line("p answer")
+    tach.expect(r"\r\n42\r\n")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "1 passed" in shown
+
+
+@project
+def test_capture_is_suspended_and_resumed(terminal):
+    tach = terminal("-n", "1", "test_capture.py")
+    for _ in range(3):
+        tach.prompt()
+        tach.line("print('shown at the prompt')")
+        tach.expect(r"\r\nshown at the prompt\r\n")
+        tach.prompt()
+        tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "3 passed" in shown
+
+
+@project
+def test_the_timeout_stands_still_at_the_prompt(terminal):
+    tach = terminal("-n", "1", "test_capture.py::test_timeout_stands_still")
+    tach.prompt()
+    # longer at the prompt than the test's timeout of 1 s
+    tach.line("import time; time.sleep(1.5); print('still here')")
+    tach.expect("still here")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "1 passed" in shown
+
+
+@project
+def test_line_editing_and_history(terminal):
+    tach = terminal("-n", "1", "test_vars.py")
+    tach.prompt()
+    tach.line("p answer + 1")
+    tach.expect(r"\r\n43\r\n")
+    tach.prompt()
+    tach.child.send("\x1b[A")  # up: the last command, from readline's history
+    tach.child.send("\x7f5\r")  # edited: "p answer + 5"
+    tach.expect(r"\r\n47\r\n")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+
+
+@project
+def test_pdbcls(terminal):
+    tach = terminal("-n", "1", "--pdbcls=mypdb:MyPdb", "test_vars.py")
+    tach.prompt(r"\(MyPdb\) ")
+    tach.line("p answer")
+    tach.expect(r"\r\n42\r\n")
+    tach.prompt(r"\(MyPdb\) ")
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+
+
+@project
+def test_pythonbreakpoint_0_passes_over_breakpoints(terminal):
+    tach = terminal("-n", "1", "test_vars.py", env={"PYTHONBREAKPOINT": "0"})
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "Pdb" not in shown
+
+
+@project
+def test_debug_events_in_the_event_stream(terminal):
+    tach = terminal("-n", "1", "--format=json", "test_vars.py")
+    tach.prompt()
+    tach.line("c")
+    code, shown = tach.finish()
+    assert code == 0, shown
+    events = [
+        json.loads(line)
+        for line in shown.replace("\r\n", "\n").splitlines()
+        if line.startswith('{"event":"debug_')
+    ]
+    assert [e["event"] for e in events] == ["debug_start", "debug_end"]
+    start, end = events
+    assert start["id"] == end["id"] == "test_vars.py::test_breakpoint"
+    assert start["where"] == "test_vars.py:3"
+    assert start["how"] == "breakpoint"
+    assert end["duration"] >= 0
+
+
+@project
+def test_without_a_terminal_a_breakpoint_fails_its_test(project):
+    events, result = run_tach(project, "-n", "2", "test_vars.py", "test_plain.py")
+    assert result.returncode == 1, result.stderr
+    assert outcomes(events) == {
+        "test_vars.py::test_breakpoint": "fail",
+        "test_plain.py::test_plain": "pass",
+    }
+    failed = next(e for e in events if e["event"] == "test_finished" and e["status"] == "fail")
+    assert "reached at test_vars.py:3" in failed["message"]
+    assert "no terminal to debug on" in failed["message"]
+    assert "BdbQuit" not in result.stdout + result.stderr
+
+
+@project
+@pytest.mark.parametrize("option", ["--pdb", "--trace"])
+def test_without_a_terminal_pdb_is_a_usage_error(project, option):
+    events, result = run_tach(project, option, "test_vars.py")
+    assert result.returncode == 4
+    assert f"{option} needs a terminal to debug on" in result.stderr
+    assert not any(e["event"] == "test_finished" for e in events)
