@@ -143,6 +143,8 @@ class Zygote:
             os.close(fd)
         debugger.install(config)
         debugger.attach(self.spec.get("debug_fd"))
+        if self.spec.get("stacks_fd") is not None:
+            debugger.write_stacks_on(self.spec["stacks_signal"], self.spec["stacks_fd"])
         option.maxfail = 0
         option.lf = option.failedfirst = False
         option.xmlpath = None

@@ -70,6 +70,15 @@ def attach(fd: int | None) -> None:
         _channel = socket.socket(fileno=fd)
 
 
+def write_stacks_on(signum: int, fd: int) -> None:
+    """Write every thread's stack to ``fd`` on ``signum`` and go on (the supervisor's ``s``
+    key; registered in the zygote, so every worker and test process has it)."""
+    import faulthandler
+
+    os.set_inheritable(fd, False)
+    faulthandler.register(signum, file=fd, all_threads=True)
+
+
 def attached() -> bool:
     """Whether this run has a terminal to debug on."""
     return _channel is not None

@@ -34,6 +34,9 @@ class Terminal:
         self.out_fd = out_fd
         self.err_fd = err_fd
         self.lent = False
+        #: Single keys are read during the run (cbreak mode: :meth:`watch_keys`).
+        self.keys = False
+        self._key_mode: list[object] | None = None
         self._mode: list[object] | None = None
         #: While lent: a copy of the terminal (what the session writes to), the memory file
         #: that holds the supervisor's own output, and the fds it replaced.
@@ -47,6 +50,30 @@ class Terminal:
         with contextlib.suppress(OSError):
             size = os.get_terminal_size(self.out_fd)
         return size.lines, size.columns
+
+    def watch_keys(self) -> bool:
+        """Read single keys during the run (cbreak mode: no echo, no line editing; Ctrl-C and
+        Ctrl-\\ still signal); whether it could."""
+        if self.keys or not interactive(self.in_fd, self.out_fd):
+            return self.keys
+        try:
+            self._key_mode = termios.tcgetattr(self.in_fd)
+            tty.setcbreak(self.in_fd, termios.TCSADRAIN)
+        except termios.error:
+            return False
+        self.keys = True
+        atexit.register(self.unwatch_keys)
+        return True
+
+    def unwatch_keys(self) -> None:
+        """The terminal's mode from before :meth:`watch_keys`."""
+        self.take_back()
+        if self._key_mode is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.in_fd, termios.TCSADRAIN, self._key_mode)
+            self._key_mode = None
+        self.keys = False
+        atexit.unregister(self.unwatch_keys)
 
     def lend(self) -> None:
         """Raw mode, and the supervisor's own output held back."""

@@ -22,13 +22,25 @@ import dataclasses
 import math
 import os
 import selectors
+import signal
 import socket
+import sys
 import time
 from typing import Any
 
+from tach._native.memfd import LogBuffer
 from tach.debugger.relay import Terminal
 from tach.debugger.wire import grant, make_channel, recv_request
-from tach.lifecycle.state import RunState
+from tach.lifecycle.processes import send_signal
+from tach.lifecycle.state import RunState, Slot
+
+#: The signal on which every process of a run with a terminal writes its threads' stacks into
+#: the run's stacks memfd (``faulthandler``, registered in the zygote), going on after.
+STACK_SIGNAL = signal.SIGRTMIN + 7
+#: The key that shows what each worker runs now (as SIGQUIT, Ctrl-\, does).
+STACKS_KEY = b"s"
+#: How long a process is given to write its stacks.
+STACKS_WAIT_S = 0.5
 
 
 @dataclasses.dataclass
@@ -65,8 +77,11 @@ class DebugSessions(RunState):
             ours.setblocking(False)
             self.debug_channel, self._debug_theirs = ours, theirs
             self.debug_terminal = Terminal()
+            self.debug_stacks = LogBuffer("tach-stacks")
             self.debug_waiting: collections.deque[DebugRequest] = collections.deque()
             self.selector.register(ours.fileno(), selectors.EVENT_READ, "debug")
+            if self.debug_terminal.watch_keys():
+                self.selector.register(self.debug_terminal.in_fd, selectors.EVENT_READ, "debug-key")
         return self._debug_theirs
 
     def _on_debug(self, what: str) -> None:
@@ -76,6 +91,8 @@ class DebugSessions(RunState):
             self._on_debug_stream()
         elif what == "debug-stdin":
             self._on_debug_stdin()
+        elif what == "debug-key":
+            self._on_debug_key()
 
     def _on_debug_request(self) -> None:
         assert self.debug_channel is not None
@@ -151,7 +168,10 @@ class DebugSessions(RunState):
             self.debug_active = request
             terminal.lend()
             self.selector.register(request.stream.fileno(), selectors.EVENT_READ, "debug-stream")
-            self.selector.register(terminal.in_fd, selectors.EVENT_READ, "debug-stdin")
+            if terminal.keys:
+                self.selector.modify(terminal.in_fd, selectors.EVENT_READ, "debug-stdin")
+            else:
+                self.selector.register(terminal.in_fd, selectors.EVENT_READ, "debug-stdin")
             self.reporter.on_debug(
                 {
                     "event": "debug_start",
@@ -200,9 +220,13 @@ class DebugSessions(RunState):
         if request is None or terminal is None:
             return
         self.debug_active = None
-        for fd in (request.stream.fileno(), terminal.in_fd):
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(fd)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(request.stream.fileno())
+        with contextlib.suppress(KeyError, ValueError):
+            if terminal.keys:
+                self.selector.modify(terminal.in_fd, selectors.EVENT_READ, "debug-key")
+            else:
+                self.selector.unregister(terminal.in_fd)
         while True:  # what pdb wrote last, still unread
             try:
                 data = request.stream.recv(65536)
@@ -233,9 +257,70 @@ class DebugSessions(RunState):
             if timer is not None and timer.pid == request.pid and timer.deadline == math.inf:
                 timer.deadline = time.monotonic() + timer.remaining
 
+    def _on_debug_key(self) -> None:
+        terminal = self.debug_terminal
+        assert terminal is not None
+        try:
+            data = os.read(terminal.in_fd, 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # end of input: no more keys
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(terminal.in_fd)
+            terminal.keys = False
+            return
+        if STACKS_KEY in data:
+            self._show_stacks()
+
+    def _show_stacks(self) -> None:
+        """What each worker runs now, with its Python stack (the ``s`` key, SIGQUIT): every
+        process writes its threads' stacks (``faulthandler``) and goes on."""
+        if self.debug_channel is None:
+            return
+        lines = ["", "=" * 20 + " what each worker runs now " + "=" * 20]
+        for slot in self.slots:
+            self._drain(slot)
+            current = slot.current
+            if slot.done:
+                lines.append(f"worker {slot.index}: done\n")
+            elif not slot.worker_pid:
+                lines.append(f"worker {slot.index}: starting\n")
+            elif slot.stopping and (current is None or current.finished):
+                lines.append(f"worker {slot.index} (pid {slot.worker_pid}): done, stopping\n")
+            else:
+                lines.append(self._slot_stacks(slot))
+        self.reporter.flush()
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+    def _slot_stacks(self, slot: Slot) -> str:
+        current = slot.current
+        if current is not None and not current.finished and current.pid:
+            seconds = time.perf_counter() - current.started
+            pid, what = current.pid, f"{current.id} (for {seconds:.1f} s)"
+        else:
+            pid, what = slot.worker_pid, "no test (collecting, setting up or tearing down)"
+        head = f"worker {slot.index} (pid {pid}): {what}"
+        stacks = self.debug_stacks
+        stacks.reset()
+        send_signal(pid, STACK_SIGNAL, slot.worker_pid)
+        deadline, size = time.monotonic() + STACKS_WAIT_S, -1
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            now = stacks.size()
+            if now and now == size:
+                break
+            size = now
+        text = stacks.read_all().decode("utf-8", "replace").rstrip()
+        return f"{head}\n{text or '(no stack: the process did not answer)'}\n"
+
     def _close_debug(self) -> None:
         """The run is over: restore the terminal if a session was cut short, close the channel."""
         self._end_debug_session()
+        if self.debug_terminal is not None:
+            self.debug_terminal.unwatch_keys()
         for request in getattr(self, "debug_waiting", ()):
             request.stream.close()
         if self.debug_channel is not None:
@@ -243,4 +328,5 @@ class DebugSessions(RunState):
                 self.selector.unregister(self.debug_channel.fileno())
             self.debug_channel.close()
             self._debug_theirs.close()
+            self.debug_stacks.close()
             self.debug_channel = None

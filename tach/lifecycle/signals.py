@@ -45,7 +45,8 @@ class Interrupts(RunState):
             reader.close()
             writer.close()
             return lambda: None
-        for signum in INTERRUPT_SIGNALS:
+        caught = (*INTERRUPT_SIGNALS, signal.SIGQUIT) if self.spec.debug else INTERRUPT_SIGNALS
+        for signum in caught:
             previous[signum] = signal.signal(signum, self._note_signal)
         self.selector.register(reader.fileno(), selectors.EVENT_READ, "signal")
         self._signal_reader = reader
@@ -69,6 +70,9 @@ class Interrupts(RunState):
             self._signal_reader.recv(4096)
         signals, self.signals = self.signals, []
         for signum in signals:
+            if signum == signal.SIGQUIT:  # a terminal's Ctrl-\: what each worker runs now
+                self._show_stacks()
+                continue
             if self.aborted:
                 self._kill_all()  # a second interrupt: end everything now
                 return

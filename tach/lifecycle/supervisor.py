@@ -32,9 +32,7 @@ from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 HOT_POLL_S = 0.02
 
 
-class Supervisor(
-    ZygoteProcess, ResultRings, CrashAttribution, DebugSessions, Timers, Interrupts
-):
+class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, DebugSessions, Timers, Interrupts):
     """One run: the zygote, its workers, and the results they send."""
 
     def start(self) -> None:

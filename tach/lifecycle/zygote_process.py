@@ -23,6 +23,7 @@ import orjson
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.lifecycle.crashes import describe_exit
+from tach.lifecycle.debugging import STACK_SIGNAL
 from tach.lifecycle.processes import ZYGOTE_EXIT_GRACE_S, end_zygote, kill_group, wait_exit
 from tach.lifecycle.state import BAD_PAYLOAD, RunState, Slot
 from tach.lifecycle.timers import DUMP_SIGNAL
@@ -94,7 +95,7 @@ class ZygoteProcess(RunState):
             )
         debug_end = self._debug_channel_end()
         if debug_end is not None:
-            fds.append(debug_end.fileno())
+            fds += [debug_end.fileno(), self.debug_stacks.fileno()]
         run_spec = {
             "control_fd": 0,
             "slots": slot_specs,
@@ -107,6 +108,8 @@ class ZygoteProcess(RunState):
         }
         if debug_end is not None:
             run_spec["debug_fd"] = fds.index(debug_end.fileno())
+            run_spec["stacks_fd"] = fds.index(self.debug_stacks.fileno())
+            run_spec["stacks_signal"] = int(STACK_SIGNAL)
         try:
             if self.layer is not None:
                 fds.append(self.zygote_log.fileno())
@@ -166,6 +169,7 @@ class ZygoteProcess(RunState):
             ],
             "supervisor_pid": os.getpid(),
             "debug_fd": fd(run_spec["debug_fd"]) if "debug_fd" in run_spec else None,
+            "stacks_fd": fd(run_spec["stacks_fd"]) if "stacks_fd" in run_spec else None,
             "cwd_on_path": spec.cwd_on_path,
             "python_path": spec.python_path,
             "junit_xml": spec.junit_xml,

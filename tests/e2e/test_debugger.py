@@ -15,9 +15,11 @@ import shlex
 import sys
 from pathlib import Path
 
+import jsonschema
 import pexpect
 import pytest
 
+from tach.reporter.json import schema
 from tests.e2e._run import MODES, outcomes, run_tach
 
 PROMPT = r"\(Pdb\) "
@@ -188,8 +190,7 @@ def test_two_workers_stop_at_once(terminal, mode):
     # The other worker's test stops too, and waits for its turn with a note naming it.
     first, other = (
         ("a", "b")
-        if tach.expect(r"test_pair_(a|b)\.py::test_(?:a|b) stopped in the debugger").group(1)
-        == "b"
+        if tach.expect(r"test_pair_(a|b)\.py::test_(?:a|b) stopped in the debugger").group(1) == "b"
         else ("b", "a")
     )
     tach.line("p side")
@@ -305,7 +306,10 @@ def test_debug_events_in_the_event_stream(terminal):
     assert start["id"] == end["id"] == "test_vars.py::test_breakpoint"
     assert start["where"] == "test_vars.py:3"
     assert start["how"] == "breakpoint"
-    assert end["duration"] >= 0
+    assert end["duration_ms"] >= 0
+    validator = jsonschema.Draft202012Validator(schema())
+    for event in events:
+        validator.validate(event)
 
 
 @project
@@ -329,3 +333,25 @@ def test_without_a_terminal_pdb_is_a_usage_error(project, option):
     assert result.returncode == 4
     assert f"{option} needs a terminal to debug on" in result.stderr
     assert not any(e["event"] == "test_finished" for e in events)
+
+
+@project
+@pytest.mark.parametrize("how", ["key", "SIGQUIT"])
+def test_what_each_worker_runs_now(terminal, project, how):
+    release = project / "release"
+    tach = terminal(
+        "-n", "2", "-q", "test_stuck.py", "test_plain.py", env={"STUCK_RELEASE": str(release)}
+    )
+    tach.expect(r"\.")  # test_plain passed: the run is under way, test_stuck waits
+    if how == "key":
+        tach.child.send("s")
+    else:
+        tach.child.sendcontrol("\\")  # the terminal sends SIGQUIT
+    tach.expect("what each worker runs now")
+    tach.expect(r"worker \d \(pid \d+\): test_stuck\.py::test_stuck \(for [\d.]+ s\)")
+    tach.expect(r'test_stuck\.py", line 8 in wait_for')
+    tach.expect(r'test_stuck\.py", line 12 in test_stuck')
+    release.touch()  # the run goes on: the test ends by itself
+    code, shown = tach.finish()
+    assert code == 0, shown
+    assert "2 passed" in shown
