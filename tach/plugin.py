@@ -663,7 +663,7 @@ class TachPlugin:
         """``--pdb``: the session begins before pytest's post-mortem shows the failure (the
         captured output, the traceback), so that the user sees it above the prompt."""
         if node.config.getoption("usepdb", False):
-            debugger.begin_post_mortem(node.config, report)
+            debugger.begin_post_mortem(node.config, node.nodeid, report)
 
     def pytest_warning_recorded(
         self, warning_message: Any, when: str, nodeid: str, location: tuple[str, int, str] | None

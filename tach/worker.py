@@ -632,8 +632,8 @@ class Worker:
             except Exit as exc:
                 if not debugger.attached():
                     raise
-                # The user quit the debugger: the supervisor stops the run; what the unit set
-                # up is torn down, as after an interrupt.
+                # pytest's ``Exit`` (the user quit the debugger): the supervisor stops the run;
+                # what the unit set up is torn down, as after an interrupt.
                 debugger.end()
                 debugger.request_exit(str(exc.msg))
                 with contextlib.suppress(BaseException):
@@ -853,21 +853,6 @@ class Worker:
                 nextitem = items[index + 1] if index + 1 < end else boundary
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             self.finish_own_wide_fixtures(inherited, items[end - 1])
-        except Exit as exc:
-            if not debugger.attached():
-                debugger.end()
-                traceback.print_exc()
-                sys.stderr.flush()
-                return EXIT_ESCAPED
-            # The user quit the debugger: the supervisor stops the run (pytest's ``Exit``);
-            # what was set up is torn down.
-            debugger.end()
-            debugger.request_exit(str(exc.msg))
-            with contextlib.suppress(BaseException):
-                setupstate.teardown_exact(boundary)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            return EXIT_INTERRUPTED
         except KeyboardInterrupt:
             # As pytest does on Ctrl-C: what was set up is torn down before the process ends.
             debugger.end()
@@ -877,8 +862,17 @@ class Worker:
             sys.stdout.flush()
             sys.stderr.flush()
             return EXIT_INTERRUPTED
-        except BaseException:
+        except BaseException as exc:
             debugger.end()
+            if isinstance(exc, Exit) and debugger.attached():
+                # pytest's ``Exit`` (the user quit the debugger): the supervisor stops the run,
+                # as ``Exit`` stops pytest's; what was set up is torn down.
+                debugger.request_exit(str(exc.msg))
+                with contextlib.suppress(BaseException):
+                    setupstate.teardown_exact(boundary)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                return EXIT_INTERRUPTED
             traceback.print_exc()
             sys.stderr.flush()
             return EXIT_ESCAPED

@@ -205,25 +205,31 @@ def no_terminal(method: str, where: str) -> None:
     )
 
 
-def begin_post_mortem(config: pytest.Config, report: Any) -> None:
-    """``--pdb``: begin the session for a failure, with capture suspended (pytest's
-    ``PdbInvoke`` then writes the captured output and the traceback to the terminal)."""
+def begin_post_mortem(config: pytest.Config, nodeid: str, report: Any) -> None:
+    """``--pdb``: begin the session for the failure of ``nodeid`` (a test, or a collector whose
+    collection failed) with capture suspended: pytest's ``PdbInvoke`` then writes the captured
+    output and the traceback to the terminal."""
     if _session is not None or _channel is None:
         return
-    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
-    if crash is not None:
-        where = f"{crash.path}:{crash.lineno}"
-        if _config is not None:
-            with contextlib.suppress(ValueError):
-                rel = os.path.relpath(crash.path, _config.rootpath)
-                where = f"{rel}:{crash.lineno}" if not rel.startswith("..") else where
-    else:
-        path, line, _ = report.location
-        where = f"{path}:{(line or 0) + 1}"
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None:
         capman.suspend_global_capture(in_=True)  # as pytest's PdbInvoke does next
-    begin("post_mortem", where)
+    begin("post_mortem", failure_location(report), nodeid)
+
+
+def failure_location(report: Any) -> str:
+    """``path:line`` of a failed report's crash (its location when it has none)."""
+    crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+    if crash is not None:
+        path, line = str(crash.path), crash.lineno
+    else:
+        location = getattr(report, "location", None) or ("", None, "")
+        path, line = str(location[0]), (location[1] or 0) + 1
+    if _config is not None and os.path.isabs(path):
+        with contextlib.suppress(ValueError):
+            rel = os.path.relpath(path, _config.rootpath)
+            path = rel if not rel.startswith("..") else path
+    return f"{path}:{line}"
 
 
 def request_exit(reason: str) -> None:
@@ -233,8 +239,9 @@ def request_exit(reason: str) -> None:
             send_request(_channel, {"op": "quit", "pid": os.getpid(), "reason": reason})
 
 
-def begin(how: str, where: str) -> None:
-    """Wait for the terminal, then put this process's fds 0-2 on a relayed pseudo-terminal."""
+def begin(how: str, where: str, test_id: str = "") -> None:
+    """Wait for the terminal, then put this process's fds 0-2 on a relayed pseudo-terminal
+    (``test_id``: what stopped, when not the test being run)."""
     global _session
     if _session is not None:
         return
@@ -244,7 +251,7 @@ def begin(how: str, where: str) -> None:
         "op": "start",
         "pid": os.getpid(),
         "slot": slot,
-        "id": current_test,
+        "id": test_id or current_test,
         "where": where,
         "how": how,
     }

@@ -49,8 +49,26 @@ class Terminal:
         self.mode_before = self.child.match.group(1)
 
     def expect(self, pattern: str) -> re.Match[str]:
-        self.child.expect(pattern)
+        try:
+            self.child.expect(pattern)
+        except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+            shown = self.transcript.getvalue()
+            raise AssertionError(f"{pattern!r} never came; the terminal showed:\n{shown}") from exc
         return self.child.match
+
+    def expect_each(self, *patterns: str) -> list[re.Match[str]]:
+        """Wait until each of ``patterns`` has been shown, in whatever order they come."""
+        found: dict[str, re.Match[str]] = {}
+        while len(found) < len(patterns):
+            waiting = [p for p in patterns if p not in found]
+            try:
+                index = self.child.expect(waiting)
+            except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+                shown = self.transcript.getvalue()
+                message = f"{waiting!r} never came; the terminal showed:\n{shown}"
+                raise AssertionError(message) from exc
+            found[waiting[index]] = self.child.match
+        return [found[p] for p in patterns]
 
     def prompt(self, pattern: str = PROMPT) -> None:
         self.expect(pattern)
@@ -186,13 +204,15 @@ def test_a_test_killed_at_the_prompt(terminal, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_two_workers_stop_at_once(terminal, mode):
     tach = terminal("-n", "2", "--isolation", mode, "test_pair_a.py", "test_pair_b.py")
-    tach.prompt()
-    # The other worker's test stops too, and waits for its turn with a note naming it.
-    first, other = (
-        ("a", "b")
-        if tach.expect(r"test_pair_(a|b)\.py::test_(?:a|b) stopped in the debugger").group(1) == "b"
-        else ("b", "a")
+    # The other worker's test stops too, and waits for its turn with a note naming it (shown
+    # before or after the first session's prompt, as the two requests come).
+    note, _ = tach.expect_each(
+        r"test_pair_(a|b)\.py::test_(?:a|b) stopped in the debugger at test_pair_\w\.py:3; "
+        r"it waits until the session of test_pair_(a|b)\.py::test_(?:a|b) ends",
+        PROMPT,
     )
+    other, first = note.group(1), note.group(2)
+    assert {first, other} == {"a", "b"}
     tach.line("p side")
     tach.expect(rf"'side {first}'")
     tach.prompt()
