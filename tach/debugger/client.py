@@ -53,6 +53,9 @@ slot = -1
 current_test = ""
 _session: _Session | None = None
 _config: pytest.Config | None = None
+#: How often, and how far apart, a Ctrl-C is signalled until pdb's thread has taken it.
+INTERRUPT_TRIES = 40
+INTERRUPT_RETRY_S = 0.05
 #: What pytest's ``_init_pdb`` method means, as requests name it.
 HOW = {"set_trace": "breakpoint", "runcall": "trace", "post_mortem": "post_mortem"}
 #: Modules whose frames are the debugger's, not the test's (where a breakpoint was hit).
@@ -300,11 +303,15 @@ class _Session:
         for fd in (0, 1, 2):
             os.dup2(self.slave, fd)
         self.stop_r, self.stop_w = os.pipe()
-        self.main = threading.main_thread().ident
+        #: The thread pdb runs in, when Ctrl-C can reach it (signals go to the main thread).
+        self.main: int | None = None
         self.sigint: Any = None
+        #: A Ctrl-C not yet raised as KeyboardInterrupt, and the event of its raising.
+        self.interrupt_pending = False
+        self.interrupted = threading.Event()
         if threading.current_thread() is threading.main_thread():
-            # Ctrl-C at the prompt raises KeyboardInterrupt in pdb's input loop
-            self.sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.main = threading.get_ident()
+            self.sigint = signal.signal(signal.SIGINT, self._on_sigint)
         terminal = self._swap_terminal_writer()
         self.writer = terminal
         self.thread = threading.Thread(
@@ -353,12 +360,32 @@ class _Session:
                 return
 
     def _to_pty(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.master, data)
         if b"\x03" in data and self.main is not None:
             with contextlib.suppress(termios.error):
                 if termios.tcgetattr(self.slave)[3] & termios.ISIG:
-                    signal.pthread_kill(self.main, signal.SIGINT)
-        with contextlib.suppress(OSError):
-            os.write(self.master, data)
+                    self._interrupt_main(self.main)
+
+    def _interrupt_main(self, main: int) -> None:
+        """Raise KeyboardInterrupt in pdb's thread, as a terminal's Ctrl-C would.
+
+        ``readline`` checks for signals only when its ``select`` is interrupted: a SIGINT that
+        arrives while it handles the keys typed just before is noted and not acted on until the
+        next one. So the signal is sent again until the handler has run (it raises once)."""
+        self.interrupted.clear()
+        self.interrupt_pending = True
+        for _ in range(INTERRUPT_TRIES):
+            signal.pthread_kill(main, signal.SIGINT)
+            if self.interrupted.wait(INTERRUPT_RETRY_S):
+                return
+        self.interrupt_pending = False
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.interrupt_pending:
+            self.interrupt_pending = False
+            self.interrupted.set()
+            raise KeyboardInterrupt
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
