@@ -360,9 +360,15 @@ def test_without_a_terminal_pdb_is_a_usage_error(project, option):
 def test_what_each_worker_runs_now(terminal, project, how):
     release = project / "release"
     tach = terminal(
-        "-n", "2", "-q", "test_stuck.py", "test_plain.py", env={"STUCK_RELEASE": str(release)}
+        "-n",
+        "2",
+        "--format=json",
+        "test_stuck.py",
+        "test_plain.py",
+        env={"STUCK_RELEASE": str(release)},
     )
-    tach.expect(r"\.")  # test_plain passed: the run is under way, test_stuck waits
+    # The supervisor knows the test runs (the event stream, on the terminal too, says so).
+    tach.expect(r'"event":"test_start","id":"test_stuck\.py::test_stuck"')
     if how == "key":
         tach.child.send("s")
     else:
