@@ -381,3 +381,17 @@ def test_what_each_worker_runs_now(terminal, project, how):
     code, shown = tach.finish()
     assert code == 0, shown
     assert "2 passed" in shown
+
+
+@project
+def test_ctrl_c_during_the_run_restores_the_terminal(terminal):
+    # A run on a terminal reads single keys (cbreak mode) while it lasts; an interrupt ends it
+    # with the terminal as it was.
+    tach = terminal(
+        "-n", "2", "--format=json", "test_stuck.py", env={"STUCK_RELEASE": "/nonexistent"}
+    )
+    tach.expect(r'"event":"test_start","id":"test_stuck\.py::test_stuck"')
+    tach.child.sendintr()
+    code, shown = tach.finish()
+    assert code == 2, shown
+    assert "KeyboardInterrupt" in shown
