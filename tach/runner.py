@@ -145,9 +145,10 @@ def check_debugging(config: RunConfig) -> None:
     if flags and not config.terminal:
         raise ConfigError(
             f"{' and '.join(flags)} need{'s' if len(flags) == 1 else ''} a terminal to debug "
-            "on: Tach's standard input or output is not a terminal here (a pipe, CI, "
-            "--format=json redirected), or the run is a --watch or --keep-warm one, which do "
-            "not lend theirs. Run tach from a terminal, or leave the option out."
+            "on: Tach's standard input or output is not a terminal here (CI, a pipe, "
+            "--format=json redirected), or Tach runs in the background, or the run is a --watch "
+            "or --keep-warm one, which do not lend theirs. Run tach from a terminal, in the "
+            "foreground, or leave the option out."
         )
 
 

@@ -201,9 +201,9 @@ def no_terminal(method: str, where: str) -> None:
     test = current_test or "this test"
     pytest.fail(
         f"{what} reached at {where} in {test}, but this run has no terminal to debug on "
-        "(Tach's standard input or output is not a terminal: a pipe, CI, --format=json "
-        f"redirected). To debug, run it from a terminal: tach {test}; to pass over "
-        "breakpoints, set PYTHONBREAKPOINT=0.",
+        "(Tach's standard input or output is not a terminal, as in CI, a pipe or "
+        "--format=json redirected, or Tach runs in the background). To debug, run it from a "
+        f"terminal: tach {test}; to pass over breakpoints, set PYTHONBREAKPOINT=0.",
         pytrace=False,
     )
 

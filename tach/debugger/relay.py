@@ -22,8 +22,15 @@ import tty
 
 
 def interactive(in_fd: int = 0, out_fd: int = 1) -> bool:
-    """Whether this process can lend a terminal: its standard input and output are one."""
-    return os.isatty(in_fd) and os.isatty(out_fd)
+    """Whether this process can lend a terminal: its standard input and output are one, and
+    it is in the terminal's foreground (``tach ... &`` would be stopped, SIGTTOU/SIGTTIN, as
+    soon as it set the terminal's mode or read a key)."""
+    if not (os.isatty(in_fd) and os.isatty(out_fd)):
+        return False
+    try:
+        return os.tcgetpgrp(in_fd) == os.getpgrp()
+    except OSError:
+        return False
 
 
 class Terminal:

@@ -403,3 +403,30 @@ def test_ctrl_c_during_the_run_restores_the_terminal(terminal):
     code, shown = tach.finish()
     assert code == 2, shown
     assert "KeyboardInterrupt" in shown
+
+
+@project
+def test_in_the_background_a_breakpoint_fails_its_test(project):
+    # ``tach ... &`` from an interactive shell: its terminal is not its to take (setting the
+    # terminal's mode would stop it with SIGTTOU), so it debugs as a run without a terminal.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONBREAKPOINT"}
+    environment.update({"NO_COLOR": "1", "TERM": "xterm", "PS1": "shell> "})
+    shell = pexpect.spawn(
+        "bash",
+        ["--noprofile", "--norc", "-i"],
+        cwd=str(project),
+        env=environment,
+        encoding="utf-8",
+        timeout=60,
+    )
+    transcript = io.StringIO()
+    shell.logfile_read = transcript
+    try:
+        shell.expect("shell> ")
+        tach = shlex.join([sys.executable, "-m", "tach", "-n", "2", "test_vars.py"])
+        shell.sendline(f"{tach} & wait $!; echo bg-exit=$?")
+        shell.expect(r"bg-exit=(\d+)")
+        assert shell.match.group(1) == "1", transcript.getvalue()
+        assert "no terminal to debug on" in transcript.getvalue()
+    finally:
+        shell.terminate(force=True)
