@@ -282,6 +282,11 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if ns.show_config:
         print_config(config, project, layers)
         return EXIT_OK
+    refused = isolation_refused(config)
+    if refused:
+        for problem in refused:
+            sys.stderr.write(f"ERROR: {problem}\n")
+        return EXIT_USAGE_ERROR
     if config.keep_warm and not config.watch:
         from tach.server import ServerError, run_kept_warm
 
@@ -365,6 +370,19 @@ def run_configured(
         supervisor.abort()
         raise
     return plan_and_run(config, supervisor, found, durations, invocation_dir, retain)
+
+
+def isolation_refused(config: RunConfig) -> list[str]:
+    """What this machine refuses of the run's ``--isolate-network``, ``--private-tmp`` and
+    ``--max-processes`` (tried in a throwaway process before any test runs); empty when none
+    is asked for or all is allowed."""
+    from tach.config import hermetic_spec
+    from tach.isolation import Hermetic, probe_in_subprocess
+
+    hermetic = Hermetic.from_spec(hermetic_spec(config))
+    if not (hermetic.namespaces or hermetic.max_processes):
+        return []
+    return probe_in_subprocess(hermetic)
 
 
 def show_help(parser: argparse.ArgumentParser, config: RunConfig, invocation_dir: Path) -> int:

@@ -398,7 +398,7 @@ def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> 
         if index not in used:
             os.close(fd)
     zygote.pid = os.getpid()
-    for key in ("isolation", "run_id", "dump_signal", "max_memory", "ahead"):
+    for key in ("isolation", "run_id", "dump_signal", "hermetic", "ahead"):
         if key in spec:
             zygote.spec[key] = spec[key]
     zygote.spec["supervisor_pid"] = os.getppid()  # the session layer: its end is this run's

@@ -49,6 +49,7 @@ from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.adapters.django import RUN_PATHS
+from tach.isolation import Hermetic
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import (
@@ -521,7 +522,7 @@ class Zygote:
                 collect_only=self.spec.get("collect_only", False),
                 output=output,
                 dump_signal=self.spec.get("dump_signal", 0),
-                max_memory=self.spec.get("max_memory", 0),
+                hermetic=Hermetic.from_spec(self.spec.get("hermetic")),
             )
             worker.serve()
             leave_temp_cleanup_to_zygote(config)

@@ -22,6 +22,7 @@ import orjson
 
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
+from tach.isolation import Hermetic
 from tach.lifecycle.crashes import describe_exit
 from tach.lifecycle.layers import StaleLayer
 from tach.lifecycle.processes import ZYGOTE_EXIT_GRACE_S, end_zygote, kill_group, wait_exit
@@ -101,7 +102,7 @@ class ZygoteProcess(RunState):
             "terminal_fds": [1, 2],
             "run_id": uuid.uuid4().hex,
             "dump_signal": int(DUMP_SIGNAL),
-            "max_memory": spec.max_memory,
+            "hermetic": spec.hermetic,
         }
         try:
             if self.layer is not None:
@@ -259,9 +260,9 @@ class ZygoteProcess(RunState):
             slot = self.slots[payload["slot"]]
             self._drain(slot)
             if not slot.done:
-                self._worker_lost(
-                    slot, describe_exit(payload["pid"], payload["status"]), respawn=True
-                )
+                hermetic = Hermetic.from_spec(self.spec.hermetic)
+                why = describe_exit(payload["pid"], payload["status"], hermetic)
+                self._worker_lost(slot, why, respawn=True)
 
     def _stop_zygote(self) -> None:
         self._end_session()

@@ -1,0 +1,313 @@
+"""Hermetic test processes: network and mount namespaces, resource limits (``docs/isolation.md``).
+
+``--isolate-network`` puts each test process in a new network namespace whose only interface is
+``lo``, brought up (127.0.0.1 and ::1 work; every other address is unreachable at once, DNS
+included, for Python code, C extensions and subprocesses alike). ``--private-tmp`` gives each
+test process a new mount namespace with its own tmpfs at ``/tmp`` (``TMPDIR`` points there), the
+run's pytest base temporary directory bound back in so that ``tmp_path`` keeps working. The
+``--max-*`` options are resource limits (``setrlimit``) of each test process.
+
+Where it happens: in each test process (one per unit in ``module`` mode, per test in ``test``
+mode), right after the fork, before pytest runs anything there; with ``--isolation none`` the
+worker isolates itself once, as it is the test process. As root the namespaces are unshared
+directly; otherwise a user namespace comes first, in which the user's own uid and gid are mapped
+to themselves (files keep their owner, ``os.getuid()`` does not change).
+
+Nothing here runs silently unisolated: :func:`probe` tries, in a throwaway process, exactly
+what a test process will do, and the run stops before any test when the kernel refuses
+(:class:`Refusal` says which option needs what). The environment variable
+:data:`SIMULATE_REFUSAL` (for Tach's own tests only) makes the probe fail as a kernel that
+refuses the named namespaces would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tach._native import proc
+
+#: ``TACH_SIMULATE_REFUSAL=user,net,mnt``: the probe fails as if the kernel refused to create
+#: those namespaces (EPERM). Only Tach's tests set it; a real run never should.
+SIMULATE_REFUSAL = "TACH_SIMULATE_REFUSAL"
+#: Exit status of a test process that could not isolate itself (it ran no test).
+EXIT_NOT_ISOLATED = 72
+#: Where the private tmpfs is mounted.
+TMP = "/tmp"
+
+
+@dataclasses.dataclass(frozen=True)
+class Hermetic:
+    """What a test process is isolated from and limited to (all off by default)."""
+
+    #: ``--isolate-network``: a network namespace with only loopback.
+    network: bool = False
+    #: ``--private-tmp``: a mount namespace with a tmpfs at /tmp.
+    private_tmp: bool = False
+    #: ``--max-memory``: RLIMIT_DATA in bytes (0: none).
+    max_memory: int = 0
+    #: ``--max-processes``: RLIMIT_NPROC (0: none).
+    max_processes: int = 0
+    #: ``--max-open-files``: RLIMIT_NOFILE (0: none).
+    max_open_files: int = 0
+    #: ``--max-cpu-time``: seconds of CPU time per test (0: none).
+    max_cpu_time: float = 0.0
+
+    def to_spec(self) -> dict[str, Any]:
+        """As the zygote's spec carries it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any] | None) -> Hermetic:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (spec or {}).items() if k in fields})
+
+    @property
+    def namespaces(self) -> bool:
+        return self.network or self.private_tmp
+
+    @property
+    def active(self) -> bool:
+        return self != Hermetic()
+
+    def flags(self, host_network: bool = False) -> int:
+        """The ``CLONE_NEW*`` flags a test process unshares (``host_network``: the tests it runs
+        are marked ``@pytest.mark.network``)."""
+        flags = 0
+        if self.network and not host_network:
+            flags |= proc.CLONE_NEWNET
+        if self.private_tmp:
+            flags |= proc.CLONE_NEWNS
+        if (flags or self.max_processes) and os.geteuid() != 0:
+            # Unprivileged: the namespaces belong to a user namespace of the process's own,
+            # and RLIMIT_NPROC then counts the processes of that namespace alone.
+            flags |= proc.CLONE_NEWUSER
+        return flags
+
+
+class Refusal(Exception):
+    """The kernel or the privileges refuse what an option needs; the message says which."""
+
+
+def enter(hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str] = ()) -> None:
+    """Isolate the calling (single-threaded) process as ``hermetic`` says; raise ``OSError``
+    when the kernel refuses. ``keep``: directories that stay visible at their paths under a
+    private /tmp (see :func:`private_tmp`)."""
+    flags = hermetic.flags(host_network)
+    if flags:
+        uid, gid = os.geteuid(), os.getegid()
+        _unshare(flags)
+        if flags & proc.CLONE_NEWUSER:
+            proc.write_id_maps(0, f"{uid} {uid} 1", f"{gid} {gid} 1")
+        if flags & proc.CLONE_NEWNET:
+            proc.interface_up("lo")
+        if flags & proc.CLONE_NEWNS:
+            private_tmp(keep)
+    apply_limits(hermetic)
+
+
+def _unshare(flags: int) -> None:
+    simulated = {word.strip() for word in os.environ.get(SIMULATE_REFUSAL, "").split(",")}
+    names = {proc.CLONE_NEWUSER: "user", proc.CLONE_NEWNET: "net", proc.CLONE_NEWNS: "mnt"}
+    for flag, name in names.items():
+        if flags & flag and name in simulated:
+            raise PermissionError(
+                errno.EPERM, f"unshare: Operation not permitted (simulated: {SIMULATE_REFUSAL})"
+            )
+    proc.unshare(flags)
+
+
+def private_tmp(keep: Sequence[str] = ()) -> None:
+    """In a new mount namespace: stop mount events from flowing back to the host (``/`` made
+    a recursive slave), mount a fresh tmpfs at /tmp, bind back at their paths the directories
+    of ``keep`` that lie under /tmp (the run's own: pytest's base temporary directory, the
+    project, the interpreter), and point ``TMPDIR`` (and :mod:`tempfile`) there."""
+    proc.mount(None, "/", None, proc.MS_REC | proc.MS_SLAVE)
+    handles: dict[str, int] = {}
+    try:
+        for path in under_tmp(keep):
+            # A handle on the host's directory, to bind it back once the tmpfs hides it.
+            with contextlib.suppress(OSError):
+                handles[path] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        proc.mount("tmpfs", TMP, "tmpfs", proc.MS_NOSUID | proc.MS_NODEV, "mode=1777")
+        for path, fd in handles.items():
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            proc.mount(f"/proc/self/fd/{fd}", path, None, proc.MS_BIND | proc.MS_REC)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    os.environ["TMPDIR"] = TMP
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile.tempdir = TMP
+
+
+def under_tmp(paths: Sequence[str]) -> list[str]:
+    """The directories of ``paths`` below /tmp, without those inside another of them."""
+    found = sorted(
+        {
+            os.path.realpath(path)
+            for path in paths
+            if path and os.path.isabs(path) and os.path.isdir(path)
+        }
+    )
+    kept: list[str] = []
+    for path in found:
+        if os.path.commonpath([TMP, path]) != TMP or path == TMP:
+            continue
+        if not any(os.path.commonpath([outer, path]) == outer for outer in kept):
+            kept.append(path)
+    return kept
+
+
+def apply_limits(hermetic: Hermetic) -> None:
+    """The ``--max-*`` limits of this process (CPU time is per test: :func:`limit_cpu`)."""
+    if hermetic.max_memory:
+        proc.setrlimit(proc.RLIMIT_DATA, hermetic.max_memory)
+    if hermetic.max_open_files:
+        _lower(proc.RLIMIT_NOFILE, hermetic.max_open_files)
+    if hermetic.max_processes:
+        _lower(proc.RLIMIT_NPROC, hermetic.max_processes)
+
+
+def _lower(resource: int, value: int) -> None:
+    """Set the soft limit to ``value`` and the hard one too, where it was higher (a test may
+    not raise it back)."""
+    _, hard = proc.getrlimit(resource)
+    new_hard = value if hard == proc.RLIM_INFINITY or hard > value else hard
+    proc.setrlimit(resource, min(value, new_hard), new_hard)
+
+
+def limit_cpu(hermetic: Hermetic) -> None:
+    """Before a test: its CPU time limit, counted from now (``RLIMIT_CPU`` is the process's
+    total, so the soft limit is what was used so far plus ``--max-cpu-time``); past it the
+    kernel sends SIGXCPU, which ends the process."""
+    if not hermetic.max_cpu_time:
+        return
+    times = os.times()
+    used = times.user + times.system
+    proc.setrlimit(proc.RLIMIT_CPU, int(used + hermetic.max_cpu_time + 0.999))
+
+
+def death_cause(hermetic: Hermetic, signal_number: int | None) -> str | None:
+    """The limit a process killed by ``signal_number`` died of, in words, if any."""
+    import signal
+
+    if signal_number == signal.SIGXCPU and hermetic.max_cpu_time:
+        return f"killed: CPU time limit of {hermetic.max_cpu_time:g} s (--max-cpu-time)"
+    return None
+
+
+# -- what this machine allows ---------------------------------------------------------------------
+
+#: The options, and what each needs of the kernel.
+NEEDS = {
+    "--isolate-network": "a new network namespace (CLONE_NEWNET)",
+    "--private-tmp": "a new mount namespace (CLONE_NEWNS) and a tmpfs mount",
+    "--max-processes": "a user namespace of each test process's own (CLONE_NEWUSER), in which "
+    "RLIMIT_NPROC counts that test's processes alone",
+}
+
+
+def probe(hermetic: Hermetic) -> list[str]:
+    """Try, in a forked throwaway process, exactly what a test process will do; the problems,
+    each naming the option and what it needs (empty: all is well). Call it from a process
+    that may fork (a single-threaded one, or through :func:`probe_in_subprocess`)."""
+    import orjson
+
+    problems: list[str] = []
+    checks = []
+    if hermetic.network:
+        checks.append(("--isolate-network", Hermetic(network=True)))
+    if hermetic.private_tmp:
+        checks.append(("--private-tmp", Hermetic(private_tmp=True)))
+    if hermetic.max_processes and os.geteuid() != 0:
+        checks.append(("--max-processes", Hermetic(max_processes=hermetic.max_processes)))
+    if hermetic.max_processes and os.geteuid() == 0:
+        problems.append(
+            "--max-processes needs an unprivileged user: the kernel does not apply "
+            "RLIMIT_NPROC to root. Run Tach as an ordinary user, or leave --max-processes out."
+        )
+    for option, wanted in checks:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            code = 0
+            try:
+                enter(wanted)
+                if wanted.network:
+                    import socket
+
+                    with socket.socket() as sock:
+                        sock.bind(("127.0.0.1", 0))
+            except BaseException as exc:
+                os.write(write, orjson.dumps({"error": str(exc), "errno": _errno(exc)}))
+                code = 1
+            os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as answer:
+            text = answer.read()
+        os.waitpid(pid, 0)
+        if text:
+            problems.append(explain(option, orjson.loads(text)))
+    return problems
+
+
+def _errno(exc: BaseException) -> int | None:
+    return exc.errno if isinstance(exc, OSError) else None
+
+
+def explain(option: str, failure: Mapping[str, Any]) -> str:
+    """Why ``option`` cannot be had here, and what to do."""
+    root = os.geteuid() == 0
+    what = NEEDS[option]
+    text = f"{option} needs {what}"
+    if not root and option != "--max-processes":
+        text += " inside a new user namespace (CLONE_NEWUSER)"
+    text += f", which this machine refused: {failure['error']}."
+    if failure.get("errno") in (errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EINVAL):
+        if root:
+            text += (
+                " Running as root, so the process lacks CAP_SYS_ADMIN (a container without "
+                "that capability, or a seccomp policy): grant it (docker run --cap-add "
+                "SYS_ADMIN), or leave the option out."
+            )
+        else:
+            text += (
+                " Unprivileged user namespaces are off or restricted here: see sysctl "
+                "user.max_user_namespaces (must be > 0), kernel.unprivileged_userns_clone "
+                "(Debian: 1), kernel.apparmor_restrict_unprivileged_userns (Ubuntu 24.04: 0, "
+                "or an AppArmor profile for the interpreter), or run as root; or leave the "
+                "option out."
+            )
+    return text + " Tach runs no test unisolated."
+
+
+PROBE_CODE = (
+    "import sys, orjson\n"
+    "from tach.isolation import Hermetic, probe\n"
+    "sys.stdout.write(orjson.dumps(probe(Hermetic.from_spec(orjson.loads(sys.argv[1])))).decode())"
+)
+
+
+def probe_in_subprocess(hermetic: Hermetic, python: str = sys.executable) -> list[str]:
+    """:func:`probe` in a fresh interpreter (the supervisor has threads and never forks)."""
+    import subprocess
+
+    import orjson
+
+    result = subprocess.run(
+        [python, "-c", PROBE_CODE, orjson.dumps(hermetic.to_spec()).decode()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        return [f"the isolation probe failed: {result.stderr.strip() or result.returncode}"]
+    return list(orjson.loads(result.stdout))
