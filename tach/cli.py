@@ -3,8 +3,8 @@
 Exit codes are pytest's (``ExitCode``): 0 all passed, 1 some failed, 2 interrupted,
 3 internal error, 4 usage error, 5 no tests collected.
 
-Commands: run (the default: ``tach [options] [paths | node ids]``) and ``list`` (static
-discovery, :mod:`tach.listing`).
+Commands: run (the default: ``tach [options] [paths | node ids]``), ``list`` (static
+discovery, :mod:`tach.listing`) and ``doctor`` (what this machine supports, :mod:`tach.doctor`).
 """
 
 from __future__ import annotations
@@ -457,6 +457,10 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["doctor"]:
+        from tach.doctor import doctor
+
+        return doctor(sys.stdout)
     if argv[:1] == ["server"] and argv[1:2] in (["status"], ["stop"]):
         from tach.server import server_command
 

@@ -39,6 +39,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "runner": (5, "supervisor"),
     "watch": (6, "supervisor"),
     "server": (6, "supervisor"),
+    "doctor": (6, "supervisor"),
     "debugger": (4, "supervisor"),
     "listing": (4, "supervisor"),
     "cli": (7, "supervisor"),
