@@ -106,6 +106,7 @@ from includes.linux cimport (
     tach_clone_fork,
     tach_pidfd_open,
     tach_pidfd_send_signal,
+    setns as libc_setns,
     unshare as libc_unshare,
     wait4 as libc_wait4,
 )
@@ -245,6 +246,17 @@ def unshare(int flags):
     """
     if libc_unshare(flags) < 0:
         raise_oserror("unshare")
+
+
+def setns(int fd, int nstype=0):
+    """Move the calling process into the namespace that ``fd`` refers to (``setns(2)``; an fd of
+    ``/proc/PID/ns/net``, say). ``nstype`` (a ``CLONE_NEW*`` constant, 0: any) makes the kernel
+    check the kind. Entering a user namespace needs a single-threaded caller and
+    ``CAP_SYS_ADMIN`` in it, which its owner has from the parent namespace; entering a network
+    or mount namespace needs ``CAP_SYS_ADMIN`` in the user namespace that owns it and in the
+    caller's own, so an unprivileged process enters the owning user namespace first."""
+    if libc_setns(fd, nstype) < 0:
+        raise_oserror("setns")
 
 
 cdef int _write_proc_file(bytes path, bytes data) except -1:

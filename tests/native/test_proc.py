@@ -691,6 +691,59 @@ def test_interface_up_errors():
         proc.interface_up("x" * 20)
 
 
+def test_setns_enters_a_namespace_held_by_a_file_descriptor():
+    def can_unshare() -> Any:
+        try:
+            proc.unshare(proc.CLONE_NEWNET)
+        except OSError as e:
+            if e.errno in REFUSED:
+                return ("refused", str(e))
+            raise
+        return ("ok",)
+
+    allowed = run(can_unshare)
+    if allowed[0] == "refused":
+        pytest.skip(f"the kernel refused unshare: {allowed[1]}")
+    # A child makes a namespace and stays in it until this process holds it by fd.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            proc.unshare(proc.CLONE_NEWNET)
+            os.write(write, b"x")
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        os.read(read, 1)
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        inode = os.fstat(fd).st_ino
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+        os.close(write)
+    try:
+
+        def enter() -> Any:
+            proc.setns(fd, proc.CLONE_NEWNET)
+            return ns_inode("net"), socket.if_nameindex()
+
+        assert run(enter) == (inode, [(1, "lo")])  # the namespace outlived its last process
+
+        def wrong_kind() -> Any:
+            try:
+                proc.setns(fd, proc.CLONE_NEWNS)
+            except OSError as e:
+                return e.errno, e.strerror
+            return None
+
+        err, message = run(wrong_kind)
+        assert err == errno.EINVAL and message.startswith("setns: ")
+    finally:
+        os.close(fd)
+
+
 def test_mount_tmpfs_in_a_new_mount_namespace_is_private():
     marker = f"tach-mount-{os.getpid()}"
 
