@@ -111,6 +111,102 @@ def enter(hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str]
     apply_limits(hermetic)
 
 
+class SharedNamespaces:
+    """The namespaces a worker makes once, when it starts, and each of its test processes
+    enters with ``setns``: a user namespace when not root (the user's ids mapped to
+    themselves), and under ``--isolate-network`` a network namespace with ``lo`` up. Making and
+    freeing a network namespace costs the kernel about 2 ms of CPU (most of it in a worker
+    thread of its own, after the last process left it); entering one costs microseconds. The
+    worker itself stays in the host's namespaces (it can then fork test processes for tests
+    marked ``@pytest.mark.network`` that keep the host's network)."""
+
+    def __init__(
+        self, user_fd: int | None = None, net_fd: int | None = None, error: OSError | None = None
+    ) -> None:
+        self.user_fd = user_fd
+        self.net_fd = net_fd
+        #: Why they could not be made: every test process that needs them then fails with it.
+        self.error = error
+
+    @classmethod
+    def make(cls, hermetic: Hermetic) -> SharedNamespaces:
+        """Make them in a throwaway child (a fresh fork: single-threaded, as a new user
+        namespace needs) and keep them by file descriptor."""
+        import signal
+
+        flags = proc.CLONE_NEWNET if hermetic.network else 0
+        if os.geteuid() != 0 and (hermetic.namespaces or hermetic.max_processes):
+            flags |= proc.CLONE_NEWUSER
+        if not flags:
+            return cls()
+        uid, gid = os.geteuid(), os.getegid()
+        answer_r, answer_w = os.pipe2(os.O_CLOEXEC)
+        done_r, done_w = os.pipe2(os.O_CLOEXEC)
+        pid = proc.fork(signal.SIGKILL)
+        if pid == 0:
+            code = 1
+            try:
+                os.close(answer_r)
+                os.close(done_w)
+                try:
+                    _unshare(flags)
+                    if flags & proc.CLONE_NEWUSER:
+                        proc.write_id_maps(0, f"{uid} {uid} 1", f"{gid} {gid} 1")
+                    if flags & proc.CLONE_NEWNET:
+                        proc.interface_up("lo")
+                except OSError as exc:
+                    os.write(answer_w, f"{exc.errno or 0}:{exc}".encode())
+                else:
+                    os.write(answer_w, b"ok")
+                    os.read(done_r, 1)  # EOF once the worker holds the namespaces
+                    code = 0
+            finally:
+                os._exit(code)
+        os.close(answer_w)
+        os.close(done_r)
+        try:
+            answer = os.read(answer_r, 4096).decode("utf-8", "replace")
+            if answer != "ok":
+                number, _, message = answer.partition(":")
+                error = OSError(int(number) if number.isdigit() else 0, message or "no answer")
+                return cls(error=error)
+            user_fd = _open_ns(pid, "user") if flags & proc.CLONE_NEWUSER else None
+            net_fd = _open_ns(pid, "net") if flags & proc.CLONE_NEWNET else None
+            return cls(user_fd, net_fd)
+        finally:
+            os.close(answer_r)
+            os.close(done_w)
+            os.waitpid(pid, 0)
+
+    def enter(
+        self, hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str] = ()
+    ) -> None:
+        """In a test process (single-threaded, forked by the worker): enter the namespaces,
+        make a new mount namespace for ``--private-tmp``, apply the limits. ``OSError`` when
+        the kernel refuses (or refused when the namespaces were made)."""
+        if self.error is not None:
+            raise self.error
+        if self.user_fd is not None:
+            proc.setns(self.user_fd, proc.CLONE_NEWUSER)
+        if self.net_fd is not None and not host_network:
+            proc.setns(self.net_fd, proc.CLONE_NEWNET)
+        self.close()
+        if hermetic.private_tmp:
+            _unshare(proc.CLONE_NEWNS)
+            private_tmp(keep)
+        apply_limits(hermetic)
+
+    def close(self) -> None:
+        for fd in (self.user_fd, self.net_fd):
+            if fd is not None:
+                os.close(fd)
+        self.user_fd = self.net_fd = None
+
+
+def _open_ns(pid: int, kind: str) -> int:
+    return os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _unshare(flags: int) -> None:
     simulated = {word.strip() for word in os.environ.get(SIMULATE_REFUSAL, "").split(",")}
     names = {proc.CLONE_NEWUSER: "user", proc.CLONE_NEWNET: "net", proc.CLONE_NEWNS: "mnt"}

@@ -67,10 +67,18 @@ from _pytest.outcomes import TEST_OUTCOME
 from _pytest.runner import CallInfo
 from _pytest.scope import Scope
 
-from tach import adapters, isolation
+from tach import adapters
 from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach.heap import young_collections_only
+from tach.isolation import (
+    EXIT_NOT_ISOLATED,
+    Hermetic,
+    SharedNamespaces,
+    death_cause,
+    limit_cpu,
+)
+from tach.isolation import enter as enter_namespaces
 from tach.plugin import PHASE_CALL, PHASE_NAMES, PHASE_NONE, PHASE_SETUP, PHASE_TEARDOWN, Progress
 from tach.protocol import Channel, MessageKind, output_excerpt
 
@@ -303,13 +311,13 @@ def _map_new_modules() -> bool:
 def describe_status(
     pid: int,
     status: int,
-    hermetic: isolation.Hermetic | None = None,
+    hermetic: Hermetic | None = None,
     notes: dict[str, Any] | None = None,
 ) -> str:
     """What happened to a process, for a crash report (a limit it died of, named)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        cause = isolation.death_cause(hermetic or isolation.Hermetic(), sig)
+        cause = death_cause(hermetic or Hermetic(), sig)
         if cause is not None:
             return f"Test process {pid} was {cause}"
         try:
@@ -322,7 +330,7 @@ def describe_status(
         return f"Test process {pid} ended: an exception escaped pytest's test protocol"
     if code == EXIT_INTERRUPTED:
         return f"Test process {pid} ended: KeyboardInterrupt"
-    if code == isolation.EXIT_NOT_ISOLATED:
+    if code == EXIT_NOT_ISOLATED:
         why = (notes or {}).get("not_isolated", "")
         return f"Test process {pid} could not be isolated ({why}); it ran no test"
     return f"Test process {pid} exited with status {code} in the middle of the test"
@@ -474,7 +482,7 @@ class Worker:
         collect_only: bool,
         output: LogBuffer | None = None,
         dump_signal: int = 0,
-        hermetic: isolation.Hermetic | None = None,
+        hermetic: Hermetic | None = None,
     ) -> None:
         self.plugin = plugin
         self.session = session
@@ -491,7 +499,9 @@ class Worker:
         #: The signal on which a test process writes its threads' stacks (a timeout).
         self.dump_signal = dump_signal
         #: Namespaces and limits of test processes (``docs/isolation.md``).
-        self.hermetic = hermetic if hermetic is not None else isolation.Hermetic()
+        self.hermetic = hermetic if hermetic is not None else Hermetic()
+        #: The namespaces its test processes enter (made in :meth:`serve`).
+        self.namespaces = SharedNamespaces()
         #: Set once the supervisor said ``StopWorker`` while a unit was running.
         self.stopping = False
         #: Wider fixtures that a child set up itself; primed by the worker from then on.
@@ -523,6 +533,8 @@ class Worker:
             self.isolate(host_network=False)  # the worker is the test process
             if self.hermetic.network:
                 self.config.pluginmanager.register(NoHostNetwork(), "tach-no-host-network")
+        elif self.hermetic.active:
+            self.namespaces = SharedNamespaces.make(self.hermetic)
         self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
         while True:
             message = self.channel.recv()
@@ -566,10 +578,15 @@ class Worker:
         ]
 
     def isolate(self, host_network: bool) -> None:
-        """Put this process (a test process, or the worker with isolation none) in its own
-        namespaces and under its limits (:func:`tach.isolation.enter`)."""
-        if self.hermetic.active:
-            isolation.enter(self.hermetic, host_network=host_network, keep=self.own_paths())
+        """Put this process in its namespaces and under its limits: a test process enters the
+        worker's (:class:`tach.SharedNamespaces`), the worker with isolation none
+        makes its own (:func:`tach.isolation.enter`)."""
+        if not self.hermetic.active:
+            return
+        if self.isolation == "none":
+            enter_namespaces(self.hermetic, host_network=host_network, keep=self.own_paths())
+        else:
+            self.namespaces.enter(self.hermetic, host_network=host_network, keep=self.own_paths())
 
     def end_orphans(
         self, keep: set[int], blame: pytest.Item | None, helpers: Sequence[int] = ()
@@ -688,7 +705,7 @@ class Worker:
             if self.capture_output:
                 self.output.reset()  # a crash report shows this test's output only
             nextitem = items[index + 1] if index + 1 < len(items) else boundary
-            isolation.limit_cpu(self.hermetic)
+            limit_cpu(self.hermetic)
             try:
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             except KeyboardInterrupt:
@@ -904,7 +921,7 @@ class Worker:
             # The probe before the run said the kernel allows it; it refused now (a namespace
             # limit reached, say). No test runs unisolated: the batch's first test fails.
             self.leave_note("not_isolated", str(exc))
-            return isolation.EXIT_NOT_ISOLATED
+            return EXIT_NOT_ISOLATED
         self.plugin.producer_pid = self.plugin.runner_pid = me
         self.plugin.progress = self.progress
         setupstate = self.session._setupstate
@@ -916,7 +933,7 @@ class Worker:
                 self.plugin.item_index = index
                 self.plugin.current_item = item
                 nextitem = items[index + 1] if index + 1 < end else boundary
-                isolation.limit_cpu(self.hermetic)
+                limit_cpu(self.hermetic)
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             self.finish_own_wide_fixtures(inherited, items[end - 1])
         except KeyboardInterrupt:
