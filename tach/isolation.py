@@ -1,23 +1,25 @@
 """Hermetic test processes: network and mount namespaces, resource limits (``docs/isolation.md``).
 
-``--isolate-network`` puts each test process in a new network namespace whose only interface is
+``--isolate-network`` puts each test process in a network namespace whose only interface is
 ``lo``, brought up (127.0.0.1 and ::1 work; every other address is unreachable at once, DNS
 included, for Python code, C extensions and subprocesses alike). ``--private-tmp`` gives each
 test process a new mount namespace with its own tmpfs at ``/tmp`` (``TMPDIR`` points there), the
-run's pytest base temporary directory bound back in so that ``tmp_path`` keeps working. The
-``--max-*`` options are resource limits (``setrlimit``) of each test process.
+run's own directories under /tmp (pytest's base temporary directory, the project) bound back in
+so that ``tmp_path`` keeps working. The ``--max-*`` options are resource limits (``setrlimit``)
+of each test process.
 
-Where it happens: in each test process (one per unit in ``module`` mode, per test in ``test``
-mode), right after the fork, before pytest runs anything there; with ``--isolation none`` the
-worker isolates itself once, as it is the test process. As root the namespaces are unshared
-directly; otherwise a user namespace comes first, in which the user's own uid and gid are mapped
-to themselves (files keep their owner, ``os.getuid()`` does not change).
+Where it happens: a worker makes the user namespace (when not root) and the network namespace
+once, when it starts, and each test process (one per unit in ``module`` mode, per test in
+``test`` mode) enters them with ``setns`` right after its fork, before pytest runs anything
+there, then unshares its own mount namespace (:class:`SharedNamespaces`). With ``--isolation
+none`` the worker isolates itself once, as it is the test process (:func:`enter`). In the user
+namespace the user's own uid and gid are mapped to themselves (files keep their owner,
+``os.getuid()`` does not change).
 
-Nothing here runs silently unisolated: :func:`probe` tries, in a throwaway process, exactly
-what a test process will do, and the run stops before any test when the kernel refuses
-(:class:`Refusal` says which option needs what). The environment variable
-:data:`SIMULATE_REFUSAL` (for Tach's own tests only) makes the probe fail as a kernel that
-refuses the named namespaces would.
+Nothing here runs silently unisolated: :func:`probe` tries, in a throwaway process, what a test
+process will need, and the run stops before any test when the kernel refuses (:func:`explain`
+says which option needs what). The environment variable :data:`SIMULATE_REFUSAL` (for Tach's
+own tests only) makes ``unshare`` fail as a kernel that refuses the named namespaces would.
 """
 
 from __future__ import annotations
@@ -84,20 +86,16 @@ class Hermetic:
         if self.private_tmp:
             flags |= proc.CLONE_NEWNS
         if (flags or self.max_processes) and os.geteuid() != 0:
-            # Unprivileged: the namespaces belong to a user namespace of the process's own,
-            # and RLIMIT_NPROC then counts the processes of that namespace alone.
+            # Unprivileged: the namespaces belong to a user namespace, in which RLIMIT_NPROC
+            # then counts the processes of that namespace alone.
             flags |= proc.CLONE_NEWUSER
         return flags
 
 
-class Refusal(Exception):
-    """The kernel or the privileges refuse what an option needs; the message says which."""
-
-
 def enter(hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str] = ()) -> None:
     """Isolate the calling (single-threaded) process as ``hermetic`` says; raise ``OSError``
-    when the kernel refuses. ``keep``: directories that stay visible at their paths under a
-    private /tmp (see :func:`private_tmp`)."""
+    when the kernel refuses. ``keep``: directories under /tmp that stay visible at their paths
+    under a private /tmp (see :func:`private_tmp`)."""
     flags = hermetic.flags(host_network)
     if flags:
         uid, gid = os.geteuid(), os.getegid()
@@ -221,12 +219,13 @@ def _unshare(flags: int) -> None:
 def private_tmp(keep: Sequence[str] = ()) -> None:
     """In a new mount namespace: stop mount events from flowing back to the host (``/`` made
     a recursive slave), mount a fresh tmpfs at /tmp, bind back at their paths the directories
-    of ``keep`` that lie under /tmp (the run's own: pytest's base temporary directory, the
-    project, the interpreter), and point ``TMPDIR`` (and :mod:`tempfile`) there."""
+    ``keep`` (the run's own that lie under /tmp, as :func:`under_tmp` picks them: pytest's base
+    temporary directory, the project, the interpreter), and point ``TMPDIR`` (and
+    :mod:`tempfile`) there."""
     proc.mount(None, "/", None, proc.MS_REC | proc.MS_SLAVE)
     handles: dict[str, int] = {}
     try:
-        for path in under_tmp(keep):
+        for path in keep:
             # A handle on the host's directory, to bind it back once the tmpfs hides it.
             with contextlib.suppress(OSError):
                 handles[path] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -305,8 +304,8 @@ def death_cause(hermetic: Hermetic, signal_number: int | None) -> str | None:
 NEEDS = {
     "--isolate-network": "a new network namespace (CLONE_NEWNET)",
     "--private-tmp": "a new mount namespace (CLONE_NEWNS) and a tmpfs mount",
-    "--max-processes": "a user namespace of each test process's own (CLONE_NEWUSER), in which "
-    "RLIMIT_NPROC counts that test's processes alone",
+    "--max-processes": "a user namespace (CLONE_NEWUSER) for the test processes, in which "
+    "RLIMIT_NPROC counts a test's processes alone",
 }
 
 

@@ -77,6 +77,7 @@ from tach.isolation import (
     SharedNamespaces,
     death_cause,
     limit_cpu,
+    under_tmp,
 )
 from tach.isolation import enter as enter_namespaces
 from tach.plugin import PHASE_CALL, PHASE_NAMES, PHASE_NONE, PHASE_SETUP, PHASE_TEARDOWN, Progress
@@ -502,6 +503,8 @@ class Worker:
         self.hermetic = hermetic if hermetic is not None else Hermetic()
         #: The namespaces its test processes enter (made in :meth:`serve`).
         self.namespaces = SharedNamespaces()
+        #: The run's own directories under /tmp, by the paths they were picked from.
+        self.kept_under_tmp: tuple[tuple[str, ...], list[str]] = ((), [])
         #: Set once the supervisor said ``StopWorker`` while a unit was running.
         self.stopping = False
         #: Wider fixtures that a child set up itself; primed by the worker from then on.
@@ -558,11 +561,13 @@ class Worker:
         return self.stopping
 
     def own_paths(self) -> list[str]:
-        """The directories the run lives in, visible under a private /tmp: pytest's base
-        temporary directory, the rootdir, the invocation directory, the interpreter and
-        ``sys.path``."""
+        """The directories the run lives in that lie under /tmp, kept visible under a private
+        /tmp: pytest's base temporary directory, the rootdir, the invocation directory, the
+        interpreter and ``sys.path`` (picked again only when one of them changed)."""
+        if not self.hermetic.private_tmp:
+            return []
         config = self.config
-        return [
+        paths = tuple(
             path
             for path in (
                 basetemp(config),
@@ -575,7 +580,10 @@ class Worker:
                 *sys.path,
             )
             if path
-        ]
+        )
+        if paths != self.kept_under_tmp[0]:
+            self.kept_under_tmp = (paths, under_tmp(paths))
+        return self.kept_under_tmp[1]
 
     def isolate(self, host_network: bool) -> None:
         """Put this process in its namespaces and under its limits: a test process enters the
@@ -868,6 +876,7 @@ class Worker:
         sys.stderr.flush()
         gc.freeze()
         keep = set(children())
+        self.own_paths()  # picked in the worker: its test processes find them picked
         adapters.before_fork(self.config)
         # the parent-death signal is armed in the child before any Python code runs there
         pid = proc.fork(signal.SIGKILL)
