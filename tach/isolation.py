@@ -110,29 +110,46 @@ def enter(hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str]
 
 
 class SharedNamespaces:
-    """The namespaces a worker makes once, when it starts, and each of its test processes
-    enters with ``setns``: a user namespace when not root (the user's ids mapped to
-    themselves), and under ``--isolate-network`` a network namespace with ``lo`` up. Making and
-    freeing a network namespace costs the kernel about 2 ms of CPU (most of it in a worker
-    thread of its own, after the last process left it); entering one costs microseconds. The
-    worker itself stays in the host's namespaces (it can then fork test processes for tests
-    marked ``@pytest.mark.network`` that keep the host's network)."""
+    """The namespaces a worker makes once and each of its test processes enters with
+    ``setns``: a user namespace when not root (the user's ids mapped to themselves), under
+    ``--isolate-network`` a network namespace with ``lo`` up, and under ``--private-tmp`` a mount
+    namespace with a tmpfs at /tmp. Making and freeing a network namespace costs the kernel
+    about 2 ms, a mount namespace with its mounts about 1 ms (most of it when its last process
+    exits); entering one costs microseconds. The worker itself stays in the host's namespaces
+    (so it can fork test processes for tests marked ``@pytest.mark.network`` that keep the
+    host's network).
+
+    The tmpfs is kept empty for each test process: after one has ended, :meth:`stale` compares
+    the tmpfs's free inodes with their number when it was made (a file or directory left
+    anywhere in it takes one), and the worker makes all of them anew before the next test
+    process when anything was left."""
 
     def __init__(
-        self, user_fd: int | None = None, net_fd: int | None = None, error: OSError | None = None
+        self,
+        fds: dict[str, int] | None = None,
+        tmp_fd: int | None = None,
+        keep: Sequence[str] = (),
+        error: OSError | None = None,
     ) -> None:
-        self.user_fd = user_fd
-        self.net_fd = net_fd
+        #: ``"user"``, ``"net"``, ``"mnt"``: a file descriptor of each namespace made.
+        self.fds = dict(fds or {})
+        #: The tmpfs's root directory, and its free inodes when it was made.
+        self.tmp_fd = tmp_fd
+        self.tmp_inodes = os.fstatvfs(tmp_fd).f_ffree if tmp_fd is not None else 0
+        #: The run's directories under /tmp that the tmpfs shows (bound back in).
+        self.keep = tuple(keep)
         #: Why they could not be made: every test process that needs them then fails with it.
         self.error = error
 
     @classmethod
-    def make(cls, hermetic: Hermetic) -> SharedNamespaces:
+    def make(cls, hermetic: Hermetic, keep: Sequence[str] = ()) -> SharedNamespaces:
         """Make them in a throwaway child (a fresh fork: single-threaded, as a new user
-        namespace needs) and keep them by file descriptor."""
+        namespace needs) and keep them by file descriptor. ``keep``: see :func:`private_tmp`."""
         import signal
 
         flags = proc.CLONE_NEWNET if hermetic.network else 0
+        if hermetic.private_tmp:
+            flags |= proc.CLONE_NEWNS
         if os.geteuid() != 0 and (hermetic.namespaces or hermetic.max_processes):
             flags |= proc.CLONE_NEWUSER
         if not flags:
@@ -152,6 +169,8 @@ class SharedNamespaces:
                         proc.write_id_maps(0, f"{uid} {uid} 1", f"{gid} {gid} 1")
                     if flags & proc.CLONE_NEWNET:
                         proc.interface_up("lo")
+                    if flags & proc.CLONE_NEWNS:
+                        private_tmp(keep)
                 except OSError as exc:
                     os.write(answer_w, f"{exc.errno or 0}:{exc}".encode())
                 else:
@@ -168,37 +187,50 @@ class SharedNamespaces:
                 number, _, message = answer.partition(":")
                 error = OSError(int(number) if number.isdigit() else 0, message or "no answer")
                 return cls(error=error)
-            user_fd = _open_ns(pid, "user") if flags & proc.CLONE_NEWUSER else None
-            net_fd = _open_ns(pid, "net") if flags & proc.CLONE_NEWNET else None
-            return cls(user_fd, net_fd)
+            kinds = {"user": proc.CLONE_NEWUSER, "net": proc.CLONE_NEWNET, "mnt": proc.CLONE_NEWNS}
+            fds = {kind: _open_ns(pid, kind) for kind, flag in kinds.items() if flags & flag}
+            tmp_fd = None
+            if flags & proc.CLONE_NEWNS:
+                # the tmpfs, as the helper sees it (its root is its mount namespace's)
+                tmp_fd = os.open(
+                    f"/proc/{pid}/root{TMP}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                )
+            return cls(fds, tmp_fd, keep)
         finally:
             os.close(answer_r)
             os.close(done_w)
             os.waitpid(pid, 0)
 
-    def enter(
-        self, hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str] = ()
-    ) -> None:
-        """In a test process (single-threaded, forked by the worker): enter the namespaces,
-        make a new mount namespace for ``--private-tmp``, apply the limits. ``OSError`` when
-        the kernel refuses (or refused when the namespaces were made)."""
+    def stale(self, keep: Sequence[str]) -> bool:
+        """In the worker, between test processes: whether the last one left anything in the
+        tmpfs, or the run's directories under /tmp changed since it was made."""
+        if self.tmp_fd is None:
+            return False
+        return tuple(keep) != self.keep or os.fstatvfs(self.tmp_fd).f_ffree != self.tmp_inodes
+
+    def enter(self, hermetic: Hermetic, *, host_network: bool = False) -> None:
+        """In a test process (single-threaded, forked by the worker): enter the namespaces and
+        apply the limits. ``OSError`` when the kernel refuses (or refused when the namespaces
+        were made)."""
         if self.error is not None:
             raise self.error
-        if self.user_fd is not None:
-            proc.setns(self.user_fd, proc.CLONE_NEWUSER)
-        if self.net_fd is not None and not host_network:
-            proc.setns(self.net_fd, proc.CLONE_NEWNET)
+        if "user" in self.fds:
+            proc.setns(self.fds["user"], proc.CLONE_NEWUSER)
+        if "net" in self.fds and not host_network:
+            proc.setns(self.fds["net"], proc.CLONE_NEWNET)
+        if "mnt" in self.fds:
+            cwd = os.getcwd()
+            proc.setns(self.fds["mnt"], proc.CLONE_NEWNS)  # which moves to its root: come back
+            os.chdir(cwd)
+            point_tmpdir()
         self.close()
-        if hermetic.private_tmp:
-            _unshare(proc.CLONE_NEWNS)
-            private_tmp(keep)
         apply_limits(hermetic)
 
     def close(self) -> None:
-        for fd in (self.user_fd, self.net_fd):
-            if fd is not None:
-                os.close(fd)
-        self.user_fd = self.net_fd = None
+        for fd in [*self.fds.values(), *([self.tmp_fd] if self.tmp_fd is not None else [])]:
+            os.close(fd)
+        self.fds = {}
+        self.tmp_fd = None
 
 
 def _open_ns(pid: int, kind: str) -> int:
@@ -236,6 +268,11 @@ def private_tmp(keep: Sequence[str] = ()) -> None:
     finally:
         for fd in handles.values():
             os.close(fd)
+    point_tmpdir()
+
+
+def point_tmpdir() -> None:
+    """``TMPDIR`` and :mod:`tempfile`'s cached directory: the private /tmp."""
     os.environ["TMPDIR"] = TMP
     tempfile = sys.modules.get("tempfile")
     if tempfile is not None:

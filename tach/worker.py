@@ -537,7 +537,7 @@ class Worker:
             if self.hermetic.network:
                 self.config.pluginmanager.register(NoHostNetwork(), "tach-no-host-network")
         elif self.hermetic.active:
-            self.namespaces = SharedNamespaces.make(self.hermetic)
+            self.namespaces = SharedNamespaces.make(self.hermetic, self.own_paths())
         self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
         while True:
             message = self.channel.recv()
@@ -594,7 +594,7 @@ class Worker:
         if self.isolation == "none":
             enter_namespaces(self.hermetic, host_network=host_network, keep=self.own_paths())
         else:
-            self.namespaces.enter(self.hermetic, host_network=host_network, keep=self.own_paths())
+            self.namespaces.enter(self.hermetic, host_network=host_network)
 
     def end_orphans(
         self, keep: set[int], blame: pytest.Item | None, helpers: Sequence[int] = ()
@@ -875,8 +875,11 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()
+        if self.namespaces.stale(self.own_paths()):
+            # the last test process left something in /tmp: a new, empty one for this one
+            self.namespaces.close()
+            self.namespaces = SharedNamespaces.make(self.hermetic, self.own_paths())
         keep = set(children())
-        self.own_paths()  # picked in the worker: its test processes find them picked
         adapters.before_fork(self.config)
         # the parent-death signal is armed in the child before any Python code runs there
         pid = proc.fork(signal.SIGKILL)

@@ -1,4 +1,5 @@
-"""tach.isolation's pure parts: flags, the paths kept under a private /tmp, causes and advice."""
+"""tach.isolation: flags, the paths kept under a private /tmp, causes and advice, and the
+namespaces a worker shares with its test processes (real ones, in forked children)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import signal
 import pytest
 
 from tach._native import proc
-from tach.isolation import Hermetic, death_cause, explain, under_tmp
+from tach.isolation import (
+    SIMULATE_REFUSAL,
+    Hermetic,
+    SharedNamespaces,
+    death_cause,
+    explain,
+    under_tmp,
+)
 
 
 def test_spec_round_trip_and_defaults():
@@ -59,3 +67,55 @@ def test_explain_says_what_is_needed(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     text = explain("--private-tmp", failure)
     assert "inside a new user namespace" in text and "max_user_namespaces" in text
+
+
+def _in_child(namespaces: SharedNamespaces, hermetic: Hermetic, body: str) -> int:
+    """Fork, enter ``namespaces``, run ``body`` (Python source); the child's exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            namespaces.enter(hermetic)
+            exec(body)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_shared_namespaces_keep_tmp_empty_for_each_test_process(tmp_path):
+    hermetic = Hermetic(network=True, private_tmp=True)
+    namespaces = SharedNamespaces.make(hermetic, under_tmp([str(tmp_path)]))
+    if namespaces.error is not None:
+        pytest.skip(f"the kernel refused: {namespaces.error}")
+    try:
+        assert set(namespaces.fds) >= {"net", "mnt"}
+        checks = (
+            "import os, socket\n"
+            "assert socket.if_nameindex() == [(1, 'lo')]\n"
+            f"assert os.path.isdir({str(tmp_path)!r}) and os.getcwd() == {os.getcwd()!r}\n"
+            "assert os.environ['TMPDIR'] == '/tmp'\n"
+        )
+        assert _in_child(namespaces, hermetic, checks) == 0
+        assert not namespaces.stale(namespaces.keep)  # nothing left behind: kept
+        assert namespaces.stale([])  # the run's directories changed
+        mark = f"/tmp/tach-shared-{os.getpid()}"
+        assert _in_child(namespaces, hermetic, f"open({mark!r}, 'w').close()") == 0
+        assert not os.path.exists(mark)  # the host's /tmp never saw it
+        assert namespaces.stale(namespaces.keep)  # the worker makes new ones now
+        (tmp_path / "kept").write_text("x")
+        assert _in_child(namespaces, hermetic, f"open({str(tmp_path / 'kept')!r}).read()") == 0
+    finally:
+        namespaces.close()
+    assert namespaces.fds == {} and namespaces.tmp_fd is None
+
+
+def test_shared_namespaces_carry_the_kernels_refusal(monkeypatch):
+    monkeypatch.setenv(SIMULATE_REFUSAL, "net")
+    hermetic = Hermetic(network=True)
+    namespaces = SharedNamespaces.make(hermetic)
+    assert namespaces.fds == {} and namespaces.error is not None
+    assert "simulated" in str(namespaces.error)
+    with pytest.raises(OSError, match="simulated"):
+        namespaces.enter(hermetic)
