@@ -19,8 +19,9 @@ starts (a throwaway interpreter that tries the namespaces, ``docs/isolation.md``
 per run, not per unit; it is timed on its own and its share is taken out of the wall figure
 ("wall, less probe"). The kernel frees a network namespace later, in a worker thread of its own,
 whose CPU time no process tree is charged for: the wall figure includes it, on a machine with
-as many cores as workers, the CPU figure does not (the network namespace is the worker's, made
-once, ``docs/isolation.md``; a mount namespace is made and freed per unit).
+as many cores as workers, the CPU figure does not (the namespaces are the worker's, made once
+and again only after a unit that left something in /tmp, ``docs/isolation.md``; the trivial
+suite leaves nothing).
 
 Correctness is checked on every run: the closing line must count every test passed.
 

@@ -8,10 +8,11 @@ run's own directories under /tmp (pytest's base temporary directory, the project
 so that ``tmp_path`` keeps working. The ``--max-*`` options are resource limits (``setrlimit``)
 of each test process.
 
-Where it happens: a worker makes the user namespace (when not root) and the network namespace
-once, when it starts, and each test process (one per unit in ``module`` mode, per test in
-``test`` mode) enters them with ``setns`` right after its fork, before pytest runs anything
-there, then unshares its own mount namespace (:class:`SharedNamespaces`). With ``--isolation
+Where it happens: a worker makes the user namespace (when not root), the network namespace and
+the mount namespace with the tmpfs once, when it starts, and each test process (one per unit in
+``module`` mode, per test in ``test`` mode) enters them with ``setns`` right after its fork,
+before pytest runs anything there (:class:`SharedNamespaces`; they are made anew after a test
+process that left anything in /tmp). With ``--isolation
 none`` the worker isolates itself once, as it is the test process (:func:`enter`). In the user
 namespace the user's own uid and gid are mapped to themselves (files keep their owner,
 ``os.getuid()`` does not change).
