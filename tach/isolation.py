@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -306,6 +307,9 @@ def apply_limits(hermetic: Hermetic) -> None:
         _lower(proc.RLIMIT_NOFILE, hermetic.max_open_files)
     if hermetic.max_processes:
         _lower(proc.RLIMIT_NPROC, hermetic.max_processes)
+    if hermetic.max_cpu_time:
+        # SIGXCPU's default action dumps core: a test ended on purpose leaves no core file
+        proc.setrlimit(proc.RLIMIT_CORE, 0)
 
 
 def _lower(resource: int, value: int) -> None:
@@ -324,7 +328,8 @@ def limit_cpu(hermetic: Hermetic) -> None:
         return
     times = os.times()
     used = times.user + times.system
-    proc.setrlimit(proc.RLIMIT_CPU, int(used + hermetic.max_cpu_time + 0.999))
+    # whole seconds, as the kernel counts: rounded up, the test gets at least the limit
+    proc.setrlimit(proc.RLIMIT_CPU, math.ceil(used + hermetic.max_cpu_time))
 
 
 def death_cause(hermetic: Hermetic, signal_number: int | None) -> str | None:

@@ -14,8 +14,10 @@ from tach.isolation import (
     SIMULATE_REFUSAL,
     Hermetic,
     SharedNamespaces,
+    apply_limits,
     death_cause,
     explain,
+    limit_cpu,
     under_tmp,
 )
 
@@ -119,3 +121,33 @@ def test_shared_namespaces_carry_the_kernels_refusal(monkeypatch):
     assert "simulated" in str(namespaces.error)
     with pytest.raises(OSError, match="simulated"):
         namespaces.enter(hermetic)
+
+
+def test_limits_are_set_and_cannot_be_raised_back():
+    def body() -> None:
+        hermetic = Hermetic(max_open_files=50, max_cpu_time=30.0, max_memory=1 << 30)
+        apply_limits(hermetic)
+        used = sum(os.times()[:2])
+        limit_cpu(hermetic)
+        assert proc.getrlimit(proc.RLIMIT_NOFILE) == (50, 50)
+        assert proc.getrlimit(proc.RLIMIT_DATA)[0] == 1 << 30
+        assert proc.getrlimit(proc.RLIMIT_CORE)[0] == 0  # a CPU-time kill dumps no core
+        soft, _ = proc.getrlimit(proc.RLIMIT_CPU)
+        assert used + 30 <= soft < used + 31 + 0.1  # at least 30 s more, in whole seconds
+        try:
+            proc.setrlimit(proc.RLIMIT_NOFILE, 100, 100)
+        except PermissionError:
+            return  # the hard limit was lowered: a test cannot raise it back
+        if os.geteuid() != 0:  # only CAP_SYS_RESOURCE may
+            raise AssertionError("RLIMIT_NOFILE was raised back")
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            body()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
