@@ -207,6 +207,7 @@ def test_isolated_network_has_only_loopback(runner, host_server, mode):
         "--isolate-network",
         "--isolation",
         mode,
+        "--strict-markers",  # @pytest.mark.network is registered
         "tests/test_network.py",
         env=network_env(host_server),
     )
