@@ -36,7 +36,7 @@ from typing import Any
 
 from tach._native import proc
 
-#: ``TACH_SIMULATE_REFUSAL=user,net,mnt``: the probe fails as if the kernel refused to create
+#: ``TACH_SIMULATE_REFUSAL=user,net,mnt``: ``unshare`` fails as if the kernel refused to create
 #: those namespaces (EPERM). Only Tach's tests set it; a real run never should.
 SIMULATE_REFUSAL = "TACH_SIMULATE_REFUSAL"
 #: Exit status of a test process that could not isolate itself (it ran no test).
@@ -80,8 +80,8 @@ class Hermetic:
         return self != Hermetic()
 
     def flags(self, host_network: bool = False) -> int:
-        """The ``CLONE_NEW*`` flags a test process unshares (``host_network``: the tests it runs
-        are marked ``@pytest.mark.network``)."""
+        """The ``CLONE_NEW*`` flags of the namespaces to make (``host_network``: for tests
+        marked ``@pytest.mark.network``)."""
         flags = 0
         if self.network and not host_network:
             flags |= proc.CLONE_NEWNET
@@ -100,15 +100,22 @@ def enter(hermetic: Hermetic, *, host_network: bool = False, keep: Sequence[str]
     under a private /tmp (see :func:`private_tmp`)."""
     flags = hermetic.flags(host_network)
     if flags:
-        uid, gid = os.geteuid(), os.getegid()
-        _unshare(flags)
-        if flags & proc.CLONE_NEWUSER:
-            proc.write_id_maps(0, f"{uid} {uid} 1", f"{gid} {gid} 1")
-        if flags & proc.CLONE_NEWNET:
-            proc.interface_up("lo")
-        if flags & proc.CLONE_NEWNS:
-            private_tmp(keep)
+        unshare_namespaces(flags, keep)
     apply_limits(hermetic)
+
+
+def unshare_namespaces(flags: int, keep: Sequence[str] = ()) -> None:
+    """Move the calling (single-threaded) process into new namespaces ``flags`` and set them
+    up: the user's own ids mapped to themselves in a user namespace, ``lo`` up in a network
+    namespace, the tmpfs at /tmp in a mount namespace (``keep``: see :func:`private_tmp`)."""
+    uid, gid = os.geteuid(), os.getegid()
+    _unshare(flags)
+    if flags & proc.CLONE_NEWUSER:
+        proc.write_id_maps(0, f"{uid} {uid} 1", f"{gid} {gid} 1")
+    if flags & proc.CLONE_NEWNET:
+        proc.interface_up("lo")
+    if flags & proc.CLONE_NEWNS:
+        private_tmp(keep)
 
 
 class SharedNamespaces:
@@ -149,14 +156,9 @@ class SharedNamespaces:
         namespace needs) and keep them by file descriptor. ``keep``: see :func:`private_tmp`."""
         import signal
 
-        flags = proc.CLONE_NEWNET if hermetic.network else 0
-        if hermetic.private_tmp:
-            flags |= proc.CLONE_NEWNS
-        if os.geteuid() != 0 and (hermetic.namespaces or hermetic.max_processes):
-            flags |= proc.CLONE_NEWUSER
+        flags = hermetic.flags()
         if not flags:
             return cls()
-        uid, gid = os.geteuid(), os.getegid()
         answer_r, answer_w = os.pipe2(os.O_CLOEXEC)
         done_r, done_w = os.pipe2(os.O_CLOEXEC)
         pid = proc.fork(signal.SIGKILL)
@@ -166,13 +168,7 @@ class SharedNamespaces:
                 os.close(answer_r)
                 os.close(done_w)
                 try:
-                    _unshare(flags)
-                    if flags & proc.CLONE_NEWUSER:
-                        proc.write_id_maps(0, f"{uid} {uid} 1", f"{gid} {gid} 1")
-                    if flags & proc.CLONE_NEWNET:
-                        proc.interface_up("lo")
-                    if flags & proc.CLONE_NEWNS:
-                        private_tmp(keep)
+                    unshare_namespaces(flags, keep)
                 except OSError as exc:
                     os.write(answer_w, f"{exc.errno or 0}:{exc}".encode())
                 else:
