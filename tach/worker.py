@@ -537,7 +537,7 @@ class Worker:
             if self.hermetic.network:
                 self.config.pluginmanager.register(NoHostNetwork(), "tach-no-host-network")
         elif self.hermetic.active:
-            self.namespaces = SharedNamespaces.make(self.hermetic, self.own_paths())
+            self.namespaces = SharedNamespaces.make(self.hermetic, self.dirs_under_tmp())
         self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
         while True:
             message = self.channel.recv()
@@ -560,7 +560,7 @@ class Worker:
             )
         return self.stopping
 
-    def own_paths(self) -> list[str]:
+    def dirs_under_tmp(self) -> list[str]:
         """The directories the run lives in that lie under /tmp, kept visible under a private
         /tmp: pytest's base temporary directory, the rootdir, the invocation directory, the
         interpreter and ``sys.path`` (picked again only when one of them changed)."""
@@ -587,12 +587,12 @@ class Worker:
 
     def isolate(self, host_network: bool) -> None:
         """Put this process in its namespaces and under its limits: a test process enters the
-        worker's (:class:`tach.SharedNamespaces`), the worker with isolation none
+        worker's (:class:`tach.isolation.SharedNamespaces`), the worker with isolation none
         makes its own (:func:`tach.isolation.enter`)."""
         if not self.hermetic.active:
             return
         if self.isolation == "none":
-            enter_namespaces(self.hermetic, host_network=host_network, keep=self.own_paths())
+            enter_namespaces(self.hermetic, host_network=host_network, keep=self.dirs_under_tmp())
         else:
             self.namespaces.enter(self.hermetic, host_network=host_network)
 
@@ -875,10 +875,10 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()
-        if self.namespaces.stale(self.own_paths()):
+        if self.namespaces.stale(self.dirs_under_tmp()):
             # the last test process left something in /tmp: a new, empty one for this one
             self.namespaces.close()
-            self.namespaces = SharedNamespaces.make(self.hermetic, self.own_paths())
+            self.namespaces = SharedNamespaces.make(self.hermetic, self.dirs_under_tmp())
         keep = set(children())
         adapters.before_fork(self.config)
         # the parent-death signal is armed in the child before any Python code runs there
