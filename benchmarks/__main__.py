@@ -16,6 +16,7 @@ SUBJECTS = {
     "watch": ("bench_watch", "tach --watch: from an edit to the last result, vs pytest, testmon"),
     "warm": ("bench_warm", "tach --keep-warm: whole commands against pytest and cold tach"),
     "outputs": ("bench_outputs", "NDJSON and JUnit XML reporters: wall time against -q alone"),
+    "hermetic": ("bench_hermetic", "--isolate-network and --private-tmp: cost per unit"),
     "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
 }
 

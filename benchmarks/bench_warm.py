@@ -23,7 +23,10 @@ turns: ``pytest FILE``, ``tach FILE`` and ``tach --keep-warm FILE`` (its server 
 by one untimed run first), then the same for the whole suite.
 
 Every run's summary line is checked against what the suite must give. Medians; ratios are to
-pytest's median in the same run.
+pytest's median in the same run. Every runner's pytest makes its temporary directories under a
+root of the benchmark's own (``PYTEST_DEBUG_TEMPROOT``): at the end of each session pytest looks
+at every ``pytest-N`` directory of the user's default root, and on a machine where killed runs
+left hundreds there (each kept three days), that alone costs each run 10-25 ms.
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ THIRD_PARTY = ("numpy", "hypothesis", "jsonschema", "cryptography", "boto3")
 TARGET = "tests/test_heavy_005.py"
 #: How long one watch run may take before the benchmark gives up.
 RUN_TIMEOUT_S = 300.0
+
+
+def bench_env(workdir: Path) -> dict[str, str]:
+    """The environment of every run: :func:`.bench_e2e.clean_env`, with a temporary root of
+    the benchmark's own (see the module's docstring)."""
+    temproot = workdir / "temproot"
+    temproot.mkdir(exist_ok=True)
+    return {**clean_env(), "PYTEST_DEBUG_TEMPROOT": str(temproot)}
 
 
 def make_suite(root: Path, python: str, test_modules: int, pkg_modules: int) -> _suites.Suite:
@@ -102,11 +113,11 @@ def edit(root: Path, which: str, count: int) -> None:
 class Watch:
     """``tach --watch --format=json`` in a suite, read as it prints."""
 
-    def __init__(self, python: str, root: Path, workers: int) -> None:
+    def __init__(self, python: str, root: Path, workers: int, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
             [python, "-m", "tach", "-w", "--format=json", "-q", "-n", str(workers)],
             cwd=root,
-            env=clean_env(),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -162,11 +173,12 @@ def run_watch(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for runner in runners:
         roots[runner] = workdir / runner.replace(" ", "_").replace("(", "").replace(")", "")
         shutil.copytree(template, roots[runner])
-    watch = Watch(python, roots["tach --watch"], args.workers)
+    env = bench_env(workdir)
+    watch = Watch(python, roots["tach --watch"], args.workers, env)
     watch.finished()  # the first run: everything
     if "pytest --testmon" in runners:
         testmon = [python, "-m", "pytest", "-q", "--testmon"]
-        run_once(testmon, roots["pytest --testmon"], clean_env(), 600)  # builds its database
+        run_once(testmon, roots["pytest --testmon"], env, 600)  # builds its database
     samples: dict[tuple[str, str], list[float]] = {}
     checks: list[str] = []
     try:
@@ -187,7 +199,7 @@ def run_watch(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                             cmd += affected[which]
                         elif runner == "pytest --testmon":
                             cmd = [python, "-m", "pytest", "-q", "--testmon"]
-                        result = run_once(cmd, root, clean_env(), RUN_TIMEOUT_S)
+                        result = run_once(cmd, root, env, RUN_TIMEOUT_S)
                         end = time.perf_counter()
                         counts = result.counts or {}
                         ran = counts.get("passed", 0) + counts.get("failed", 0)
@@ -232,7 +244,7 @@ def run_warm(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     suite = make_suite(root, python, args.test_modules, args.pkg_modules)
     runtime = workdir / "runtime"
     runtime.mkdir(mode=0o700)
-    env = {**clean_env(), "XDG_RUNTIME_DIR": str(runtime)}
+    env = {**bench_env(workdir), "XDG_RUNTIME_DIR": str(runtime)}
     file_tests = tests_in(python, root, [TARGET])
     workers = ["-n", str(args.workers)]
     commands = {

@@ -3,8 +3,8 @@
 Exit codes are pytest's (``ExitCode``): 0 all passed, 1 some failed, 2 interrupted,
 3 internal error, 4 usage error, 5 no tests collected.
 
-Commands: run (the default: ``tach [options] [paths | node ids]``) and ``list`` (static
-discovery, :mod:`tach.listing`).
+Commands: run (the default: ``tach [options] [paths | node ids]``), ``list`` (static
+discovery, :mod:`tach.listing`) and ``doctor`` (what this machine supports, :mod:`tach.doctor`).
 """
 
 from __future__ import annotations
@@ -283,6 +283,11 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if ns.show_config:
         print_config(config, project, layers)
         return EXIT_OK
+    refused = isolation_refused(config)
+    if refused:
+        for problem in refused:
+            sys.stderr.write(f"ERROR: {problem}\n")
+        return EXIT_USAGE_ERROR
     if config.keep_warm and not config.watch:
         from tach.server import ServerError, run_kept_warm
 
@@ -371,6 +376,19 @@ def run_configured(
     return plan_and_run(config, supervisor, found, durations, invocation_dir, retain)
 
 
+def isolation_refused(config: RunConfig) -> list[str]:
+    """What this machine refuses of the run's ``--isolate-network``, ``--private-tmp`` and
+    ``--max-processes`` (tried in a throwaway process before any test runs); empty when none
+    is asked for or all is allowed."""
+    from tach.config import hermetic_spec
+    from tach.isolation import Hermetic, probe_in_subprocess
+
+    hermetic = Hermetic.from_spec(hermetic_spec(config))
+    if not (hermetic.namespaces or hermetic.max_processes):
+        return []
+    return probe_in_subprocess(hermetic)
+
+
 def show_help(parser: argparse.ArgumentParser, config: RunConfig, invocation_dir: Path) -> int:
     """``tach --help``: Tach's options, then pytest's with this project's plugins and conftests
     (pytest's own ``--help``, run with the project's interpreter and arguments)."""
@@ -443,6 +461,10 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["doctor"]:
+        from tach.doctor import doctor
+
+        return doctor(sys.stdout)
     if argv[:1] == ["server"] and argv[1:2] in (["status"], ["stop"]):
         from tach.server import server_command
 

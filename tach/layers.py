@@ -115,8 +115,6 @@ class SessionLayer:
         added = [module for name, module in list(sys.modules.items()) if name not in BASE_MODULES]
         extra = [str(config.inipath)] if config.inipath else []
         self.imported = ImportedFiles.take(added, extra)
-        #: module name -> the modules it depends on (see :meth:`uses`)
-        self._uses: dict[str, frozenset[str]] = {}
         self.conftest_dirs = set(zygote.spec.get("conftest_dirs", []))
         self.conftests = {
             directory
@@ -142,18 +140,11 @@ class SessionLayer:
         changed = set(self.imported.changed())
         if why or not changed:
             return why, []
-        loaded = {
-            name: module
-            for name, module in list(sys.modules.items())
-            if name not in BASE_MODULES and module is not None
-        }
-        for plugin in self.plugins.get_plugins():  # conftests pytest keeps out of sys.modules
-            if isinstance(plugin, types.ModuleType) and plugin not in loaded.values():
-                loaded[f"{plugin.__name__} ({getattr(plugin, '__file__', '')})"] = plugin
-        files = {name: getattr(module, "__file__", None) for name, module in loaded.items()}
+        self.prime()
+        loaded, files = self._loaded, self._files
         stale = {name for name, path in files.items() if path in changed}
         why = sorted(changed - {files[name] for name in stale})  # not a module's: the config
-        forget = dependents(stale, loaded, self.uses)
+        forget = dependents(stale, self._users)
         why += sorted(
             str(files[name] or name)
             for name in forget
@@ -163,17 +154,41 @@ class SessionLayer:
         )
         return (why, []) if why else ([], sorted(forget))
 
+    #: What :meth:`prime` works out: the modules this layer imported, by name (conftests pytest
+    #: keeps out of ``sys.modules`` too), their files, and who uses each.
+    _loaded: dict[str, Any]
+    _files: dict[str, str | None]
+    _users: dict[str, list[str]]
+
+    def prime(self) -> None:
+        """Work out, once, which module depends on which (see :func:`users_of`).
+
+        A session layer runs no code after it is ready, so its modules do not change: done in
+        the layer while its first run goes on, every run zygote forked after inherits it, and
+        checks a change in a few milliseconds (done in a fresh fork, the same walk reads every
+        module's source and copies the pages of every module object it touches)."""
+        if hasattr(self, "_users"):
+            return
+        loaded = {
+            name: module
+            for name, module in list(sys.modules.items())
+            if name not in BASE_MODULES and module is not None
+        }
+        seen = {id(module) for module in loaded.values()}
+        for plugin in self.plugins.get_plugins():  # conftests pytest keeps out of sys.modules
+            if isinstance(plugin, types.ModuleType) and id(plugin) not in seen:
+                loaded[f"{plugin.__name__} ({getattr(plugin, '__file__', '')})"] = plugin
+        self._files = {name: getattr(module, "__file__", None) for name, module in loaded.items()}
+        self._users = users_of(loaded, self.uses)
+        self._loaded = loaded
+
     def uses(self, name: str, module: Any) -> frozenset[str]:
-        """The modules ``module`` depends on (see :func:`dependents`), worked out once: a
-        session layer runs no code after it is ready, so its modules do not change."""
-        found = self._uses.get(name)
-        if found is None:
-            path = getattr(module, "__file__", None)
-            package = name if hasattr(module, "__path__") else name.rpartition(".")[0]
-            found = references(module)
-            if isinstance(path, str) and path.endswith(".py"):
-                found |= import_names(path, package)
-            self._uses[name] = found
+        """The modules ``module`` depends on (see :func:`dependents`)."""
+        path = getattr(module, "__file__", None)
+        package = name if hasattr(module, "__path__") else name.rpartition(".")[0]
+        found = references(module)
+        if isinstance(path, str) and path.endswith(".py"):
+            found |= import_names(path, package)
         return found
 
 
@@ -217,15 +232,21 @@ def import_names(path: str, package: str) -> frozenset[str]:
     return frozenset(name for name in names if name)
 
 
-def dependents(
-    names: set[str], modules: dict[str, Any], uses: Callable[[str, Any], frozenset[str]]
-) -> set[str]:
-    """``names`` and the names of the ``modules`` that depend on one of them, directly or
-    through each other (``uses``: the modules a module depends on)."""
+def users_of(
+    modules: dict[str, Any], uses: Callable[[str, Any], frozenset[str]]
+) -> dict[str, list[str]]:
+    """For each module name, the names of the ``modules`` that depend on it directly
+    (``uses``: the modules a module depends on)."""
     users: dict[str, list[str]] = {}
     for name, module in modules.items():
         for used in uses(name, module):
             users.setdefault(used, []).append(name)
+    return users
+
+
+def dependents(names: set[str], users: dict[str, list[str]]) -> set[str]:
+    """``names`` and the names of the modules that depend on one of them, directly or through
+    each other (``users``: see :func:`users_of`)."""
     found = set(names)
     todo = list(names)
     while todo:
@@ -285,12 +306,13 @@ def _add_origin(value: Any, found: set[str]) -> None:
             found.add(origin)
 
 
-def serve_runs(zygote: Zygote, session: pytest.Session) -> list[str]:
+def serve_runs(zygote: Zygote, session: pytest.Session) -> tuple[SessionLayer, list[str]]:
     """Be the session layer: fork a run zygote per ``run`` request until the link closes.
 
-    Returns only in a forked run zygote, set up with the channels the request handed over; the
-    value is the names of the modules it must forget (see :meth:`SessionLayer.stale`). The
-    session layer itself ends here.
+    Returns only in a forked run zygote, set up with the channels the request handed over: the
+    session layer's :class:`SessionLayer` (a run zygote forked *ahead* of its run checks it
+    again when the run starts: :meth:`tach.zygote.Zygote.prepare`) and the names of the modules
+    it must forget (see :meth:`SessionLayer.stale`). The session layer itself ends here.
     """
     layer = SessionLayer(zygote, session)
     link = LayerLink.from_fd(zygote.spec["link_fd"], "session layer link")
@@ -334,7 +356,7 @@ def serve_runs(zygote: Zygote, session: pytest.Session) -> list[str]:
                 for pidfd in runs:
                     os.close(pidfd)
                 _become_run_zygote(zygote, request["spec"], fds)
-                return forget
+                return layer, forget
             for fd in fds:
                 os.close(fd)
             pidfd = proc.pidfd_open(pid)
@@ -342,6 +364,7 @@ def serve_runs(zygote: Zygote, session: pytest.Session) -> list[str]:
             selector.register(pidfd, selectors.EVENT_READ, pid)
             with contextlib.suppress(OSError):
                 link.send({"op": "started", "pid": pid})
+            layer.prime()  # while the run goes on (once)
 
 
 def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> None:
@@ -378,7 +401,7 @@ def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> 
         if index not in used:
             os.close(fd)
     zygote.pid = os.getpid()
-    for key in ("isolation", "run_id", "dump_signal", "max_memory"):
+    for key in ("isolation", "run_id", "dump_signal", "hermetic", "ahead"):
         if key in spec:
             zygote.spec[key] = spec[key]
     zygote.spec["supervisor_pid"] = os.getppid()  # the session layer: its end is this run's

@@ -334,6 +334,11 @@ class TachPlugin:
         self.terminal_buffer = quiet_terminal_reporter(config)
         install_junit_recorder(config, self if self.zygote.spec.get("junit_xml") else None)
         self.take_over_timeouts(config)
+        config.addinivalue_line(
+            "markers",
+            "network: the test keeps the host's network under --isolate-network "
+            "(Tach runs it in a test process of its own outside the network namespace)",
+        )
 
     def take_over_timeouts(self, config: pytest.Config) -> None:
         """Own ``@pytest.mark.timeout``: register it, and silence pytest-timeout if installed.

@@ -28,6 +28,11 @@ The exchange of one run:
    other tests); the zygote waits for the result before loading conftests:
    Supervisor -> zygote: ``Plan`` {conftest_dirs, warm_imports, collection_paths} (or end of
    stream: the run was abandoned, for instance over a usage error).
+   A run zygote forked from a warm session layer *ahead* of its run (``tach --watch`` forks the
+   next one as soon as a run ends; see ``tach.layers``) first waits for
+   Supervisor -> zygote: ``Resume`` {conftest_dirs}: the run starts now. It checks what it
+   imported and goes on, or it answers Zygote -> supervisor: ``Stale`` {paths} (the files that
+   changed) and exits. End of stream instead of ``Resume``: it was not needed; it exits.
 2. Zygote -> supervisor: ``ZygoteReady`` {pid, rootdir, pytest_version, python, warm_imports,
    warm_failures, threads, report_header, run_last, left_out} (``report_header``: the plugins'
    header lines; ``run_last``: units' paths a plugin orders after the others; ``left_out``:
@@ -123,6 +128,8 @@ class MessageKind(enum.IntEnum):
     Configured = 17
     SessionFinished = 18
     TerminalText = 19
+    Resume = 20
+    Stale = 21
 
 
 MAX_KIND = max(MessageKind)

@@ -78,6 +78,7 @@ def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float
     """The supervisor's :class:`tach.lifecycle.RunSpec` of ``config`` (with what pytest made of
     its options, once :func:`tach.config.apply_pytest_options` has put them there)."""
     from tach import lifecycle
+    from tach.config import hermetic_spec
 
     return lifecycle.RunSpec(
         capture_output=config.capture_output,
@@ -94,7 +95,7 @@ def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float
         junit_xml=bool(config.junit_xml),
         timeout=config.timeout,
         session_timeout=config.session_timeout,
-        max_memory=config.max_memory,
+        hermetic=hermetic_spec(config),
         cwd_on_path=cwd_on_path(),
         debug=config.terminal,
     )

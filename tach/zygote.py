@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 import pytest
@@ -50,6 +50,7 @@ from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.adapters.django import RUN_PATHS
 from tach.debugger import client as debugger
+from tach.isolation import Hermetic
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import (
@@ -63,6 +64,9 @@ from tach.worker import (
     refresh_thread_identity,
     warm_caches,
 )
+
+if TYPE_CHECKING:
+    from tach.layers import SessionLayer
 
 #: Bytes of freed interpreter blocks each process keeps for reuse (``proc.keep_freed_blocks``):
 #: eight arenas, or hundreds of frame-stack chunks.
@@ -168,7 +172,9 @@ class Zygote:
         if self.spec.get("layered"):
             from tach.layers import serve_runs
 
-            forget = serve_runs(self, session)  # returns in a run zygote only
+            layer, forget = serve_runs(self, session)  # returns in a run zygote only
+            if self.spec.get("ahead"):
+                forget = self._resume(layer)
             adapters.run_zygote_started(session.config)
             files = [getattr(sys.modules.get(name), "__file__", None) for name in forget]
             forget_modules(forget)
@@ -181,9 +187,34 @@ class Zygote:
             self._receive_plan()
         self.prepare_run(session)
 
+    def _resume(self, layer: SessionLayer) -> list[str]:
+        """In a run zygote forked ahead of its run: wait for the run (``Resume``), then check
+        what the session layer imported, as it checks before a fork. Returns the modules to
+        forget; exits when the layer went stale meanwhile (``Stale``) or the run never came.
+        Either way nothing of pytest's session end runs here: this process ran nothing."""
+        message = self.control.recv()
+        why: list[str] = []
+        if message is not None and message[0] is MessageKind.Resume:
+            why, forget = layer.stale(list(message[1].get("conftest_dirs") or []))
+            if not why:
+                return forget
+        with contextlib.suppress(OSError):
+            if why:
+                self.control.send(MessageKind.Stale, {"paths": why})
+        self._unused()
+
+    def _unused(self) -> NoReturn:
+        """End a run zygote forked ahead whose run did not come: quietly, with no session
+        end (it ran nothing; its plugins' state is the session layer's)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
     def _receive_plan(self) -> None:
         message = self.control.recv()  # the supervisor's plan, made while pytest started here
         if message is None or message[0] is not MessageKind.Plan:
+            if self.spec.get("ahead"):
+                self._unused()  # resumed while a change settled, then not used
             pytest.exit("the supervisor abandoned the run", returncode=EXIT_ABANDONED)
         self.spec.update(message[1])
 
@@ -496,7 +527,7 @@ class Zygote:
                 collect_only=self.spec.get("collect_only", False),
                 output=output,
                 dump_signal=self.spec.get("dump_signal", 0),
-                max_memory=self.spec.get("max_memory", 0),
+                hermetic=Hermetic.from_spec(self.spec.get("hermetic")),
             )
             worker.serve()
             leave_temp_cleanup_to_zygote(config)

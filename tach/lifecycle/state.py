@@ -47,10 +47,11 @@ class RunSpec:
     durations: dict[str, float] = dataclasses.field(default_factory=dict)
     #: The run writes JUnit XML: test processes forward ``record_testsuite_property`` calls.
     junit_xml: bool = False
-    #: Seconds per test (0: none), for the whole run (0: none); RLIMIT_DATA of test processes.
+    #: Seconds per test (0: none), for the whole run (0: none).
     timeout: float = 0.0
     session_timeout: float = 0.0
-    max_memory: int = 0
+    #: Namespaces and limits of test processes (``tach.isolation.Hermetic.to_spec``).
+    hermetic: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: The invocation directory leads ``sys.path`` in the zygote, as under ``python -m pytest``
     #: (``python -m tach``); the ``tach`` command, like the ``pytest`` command, leaves it out.
     cwd_on_path: bool = True
@@ -121,6 +122,11 @@ class RunState:
         self.zygote: subprocess.Popen[bytes] | LayerProcess | None = None
         #: The warm session layer run zygotes are forked from (None: a cold zygote is started).
         self.layer: WarmSession | None = None
+        #: The run zygote is forked from :attr:`layer` ahead of the run, and waits for
+        #: :meth:`tach.lifecycle.Supervisor.resume` (``tach --watch``: the next run's).
+        self.ahead = False
+        #: ... and its run started (``Resume`` sent).
+        self.resumed = False
         self.zygote_ready = False
         #: The zygote's ``SessionFinished``: how its pytest session (the plugins') ended.
         self.session_end: dict[str, Any] = {}

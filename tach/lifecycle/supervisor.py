@@ -39,6 +39,18 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, DebugSessions, Ti
         """Start the zygote: pytest starts up in it while the supervisor plans the run."""
         self._start_zygote()
 
+    def resume(self, conftest_dirs: list[str]) -> None:
+        """Start the run of a zygote forked ahead (:attr:`ahead`): it checks now whether what
+        it imported is still current, the conftests of ``conftest_dirs`` included (``Stale``
+        comes back during :meth:`run` when not). :meth:`run` resumes it with its plan's
+        directories if this was not called before."""
+        assert self.control is not None
+        self.resumed = True
+        self.started = time.perf_counter()
+        self.started_monotonic = time.monotonic()
+        with contextlib.suppress(OSError):  # a zygote that already died: seen in the loop
+            self.control.send(MessageKind.Resume, {"conftest_dirs": conftest_dirs})
+
     def abort(self) -> None:
         """Give up before the run started (the plan failed): end the zygote."""
         self._close_control()
@@ -67,23 +79,39 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, DebugSessions, Ti
         }
         restore = self._catch_signals()
         try:
-            if self.zygote is None:
-                self._start_zygote()
-            assert self.control is not None
-            with contextlib.suppress(OSError):  # a zygote that already died is seen in the loop
-                self.control.send(MessageKind.Plan, self.plan)
-            self._loop()
-        except KeyboardInterrupt:
-            self.interrupted = "KeyboardInterrupt"
-            self.aborted = True
-        finally:
             try:
+                if self.zygote is None:
+                    self._start_zygote()
+                elif self.ahead and not self.resumed:
+                    self.resume(conftest_dirs)
+                assert self.control is not None
+                with contextlib.suppress(OSError):  # a zygote that already died: seen in the loop
+                    self.control.send(MessageKind.Plan, self.plan)
+                self._loop()
+            except KeyboardInterrupt:
+                self.interrupted = "KeyboardInterrupt"
+                self.aborted = True
+            finally:
                 with contextlib.suppress(OSError):  # shown before the session's teardown
                     self.reporter.flush()
-                self._stop_zygote()
+                self._end_session()
+            # The outcome is known once the zygote's pytest session ended: the run is reported
+            # while the zygote exits. (A zygote that never got ready is reaped first, for its
+            # exit code; an aborted run's is ended first.)
+            if not self.zygote_ready or self.aborted:
+                self._reap_zygote()
+            summary = self._summary()
+            self.reporter.on_run_finished(summary)
+        finally:
+            try:
+                self._reap_zygote()
             finally:
                 restore()
                 self._close()
+        return summary
+
+    def _summary(self) -> RunSummary:
+        """What happened in the run, once its session ended."""
         for slot in self.slots:
             self._release_held(slot)
         if self.aborted:
@@ -112,7 +140,6 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, DebugSessions, Ti
         )
         if self.decide_exit is not None:
             summary.exit_code = self.decide_exit(summary)
-        self.reporter.on_run_finished(summary)
         return summary
 
     def _plugin_exit_status(self) -> int:

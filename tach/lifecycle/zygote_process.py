@@ -22,8 +22,10 @@ import orjson
 
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
+from tach.isolation import Hermetic
 from tach.lifecycle.crashes import describe_exit
 from tach.lifecycle.debugging import STACK_SIGNAL
+from tach.lifecycle.layers import StaleLayer
 from tach.lifecycle.processes import ZYGOTE_EXIT_GRACE_S, end_zygote, kill_group, wait_exit
 from tach.lifecycle.state import BAD_PAYLOAD, RunState, Slot
 from tach.lifecycle.timers import DUMP_SIGNAL
@@ -104,7 +106,7 @@ class ZygoteProcess(RunState):
             "terminal_fds": [1, 2],
             "run_id": uuid.uuid4().hex,
             "dump_signal": int(DUMP_SIGNAL),
-            "max_memory": spec.max_memory,
+            "hermetic": spec.hermetic,
         }
         if debug_end is not None:
             run_spec["debug_fd"] = fds.index(debug_end.fileno())
@@ -114,6 +116,7 @@ class ZygoteProcess(RunState):
             if self.layer is not None:
                 fds.append(self.zygote_log.fileno())
                 run_spec["log_fd"] = len(fds) - 1
+                run_spec["ahead"] = self.ahead and first
                 self.zygote = self.layer.fork_run(
                     run_spec, fds, list(self.plan.get("conftest_dirs", []))
                 )
@@ -249,7 +252,12 @@ class ZygoteProcess(RunState):
                     }
                 )
             for slot in self.slots:
-                self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
+                if slot.index < self.spec.workers:
+                    self.control.send(MessageKind.SpawnWorker, {"slot": slot.index})
+                else:  # made before the run knew how many it needs (a zygote forked ahead)
+                    slot.done = True
+        elif kind is MessageKind.Stale:  # a run zygote forked ahead: its layer went stale
+            raise StaleLayer(list(payload.get("paths") or []))
         elif kind is MessageKind.Warning:  # what a dead worker left behind, and the like
             self.warnings.append(payload)
             self.stats.add("warnings", payload)
@@ -262,19 +270,29 @@ class ZygoteProcess(RunState):
             slot = self.slots[payload["slot"]]
             self._drain(slot)
             if not slot.done:
-                self._worker_lost(
-                    slot, describe_exit(payload["pid"], payload["status"]), respawn=True
-                )
+                hermetic = Hermetic.from_spec(self.spec.hermetic)
+                why = describe_exit(payload["pid"], payload["status"], hermetic)
+                self._worker_lost(slot, why, respawn=True)
 
     def _stop_zygote(self) -> None:
-        zygote = self.zygote
-        if zygote is None:
-            return
-        if self.control is not None:
+        self._end_session()
+        self._reap_zygote()
+
+    def _end_session(self) -> None:
+        """Tell the zygote the run is over (``Shutdown``) and wait for its pytest session to
+        end (``SessionFinished``, or the channel's end), unless the run was aborted."""
+        if self.zygote is not None and self.control is not None:
             with contextlib.suppress(OSError):
                 self.control.send(MessageKind.Shutdown, self._session_outcome())
             if not self.aborted:
                 self._serve_session_end()
+
+    def _reap_zygote(self) -> None:
+        """Wait for the zygote to exit (ending it after a grace period, or at once when the
+        run was aborted), then end whatever is left in its process group."""
+        zygote = self.zygote
+        if zygote is None:
+            return
         if self.aborted and zygote.poll() is None:
             end_zygote(zygote)
         try:
@@ -286,12 +304,14 @@ class ZygoteProcess(RunState):
         kill_group(zygote.pid)
 
     def _serve_session_end(self) -> None:
-        """Read the control channel until the zygote closes it.
+        """Read the control channel until ``SessionFinished`` or its end.
 
         The zygote's pytest session ends after the workers': the plugins' session-finish hooks
         run there (coverage combines every process's data and writes its reports, which can
-        take a while on a large project) and it sends ``SessionFinished``. A signal meanwhile
-        interrupts the run as it would have before.
+        take a while on a large project) and it sends ``SessionFinished``. What the zygote does
+        after that (pytest's unconfigure hooks, its exit) changes nothing in the run's outcome,
+        which is reported before the zygote is reaped. A signal meanwhile interrupts the run
+        as it would have before.
         """
         selector = selectors.DefaultSelector()
         assert self.control is not None
@@ -300,7 +320,7 @@ class ZygoteProcess(RunState):
         if signal_reader is not None:
             selector.register(signal_reader.fileno(), selectors.EVENT_READ, "signal")
         try:
-            while self.control is not None and not self.aborted:
+            while self.control is not None and not self.aborted and not self.session_end:
                 for key, _ in selector.select():
                     if key.data == "signal":
                         self._on_signal()

@@ -16,6 +16,7 @@ import queue
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 #: Directory names whose contents never make a batch.
@@ -170,6 +171,8 @@ class ChangeFeed:
                 if moved and event.dest_path:
                     feed._put(os.fsdecode(event.dest_path), "done")
 
+        #: The last batch got no event after its ``settling`` call (see :meth:`take`).
+        self.settled_quietly = False
         self.observer = Observer()
         self.observer.schedule(Handler(), str(rootdir), recursive=True)
         self.observer.daemon = True
@@ -188,12 +191,18 @@ class ChangeFeed:
     def pending(self) -> bool:
         return not self.events.empty()
 
-    def take(self) -> list[Path]:
+    def take(self, settling: Callable[[Path], None] | None = None) -> list[Path]:
         """The batch that starts with the events already queued: gathered until the files
-        have been quiet for the debounce time, filtered. May be empty (all ignored)."""
+        have been quiet for the debounce time, filtered. May be empty (all ignored).
+
+        ``settling`` is called with the file when the batch so far is one file whose write
+        ended, before the short settle that follows; :attr:`settled_quietly` then tells
+        whether the batch got no event after that call."""
         paths: dict[str, None] = {}
         written: set[str] = set()  # the files whose content changed (not temporary names)
         deadline = time.monotonic() + self.debounce
+        self.settled_quietly = False
+        called = False
         while True:
             try:
                 path, state = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -206,8 +215,13 @@ class ChangeFeed:
                 written.add(path)
             # One file whose write just ended (an editor's save: closed, or renamed into
             # place) needs only a short settle; several (a checkout) wait the whole time.
-            quiet = SETTLE_S if state == "done" and len(written) == 1 else self.debounce
+            one_write = state == "done" and len(written) == 1
+            quiet = SETTLE_S if one_write else self.debounce
+            self.settled_quietly = one_write and not called
             deadline = time.monotonic() + min(quiet, self.debounce)
+            if self.settled_quietly and settling is not None:
+                called = True
+                settling(Path(path))  # the settle goes on meanwhile
         self._drain_wakeups()
         found = [Path(path) for path in paths]
         found = [p for p in found if not _is_virtualenv(p.parent, self.rootdir)]

@@ -87,6 +87,8 @@ class WatchSession:
         self.invocation_dir = Path.cwd()
         self.base: WarmBase | None = None
         self.session: WarmSession | None = None
+        #: The next run's supervisor, its run zygote forked ahead (see :meth:`fork_ahead`).
+        self.ahead: Any = None
         self.configured: dict[str, Any] | None = None
         self.cycle = 0
         self.graph: ImportGraph | None = None
@@ -133,11 +135,16 @@ class WatchSession:
                 elif key == KEY_FAILED:
                     self.run_cycle([], "failed")
                 elif feed.pending():
-                    changed = feed.take()
+                    changed = feed.take(self.speculate)
                     if self.graph is not None:
                         changed = [p for p in changed if p.exists() or self.graph.knows(p)]
+                    if self.speculative is not None and not (
+                        feed.settled_quietly and changed == [self.speculative[0]]
+                    ):
+                        self.drop_speculative()  # more came while it settled: start over
                     if changed:
                         self.on_change(changed)
+                    self.drop_speculative()
         except KeyboardInterrupt:
             self.last_code = 2
         finally:
@@ -182,12 +189,13 @@ class WatchSession:
                     self.write(f"\ntach --watch: {names} removed; nothing to run\n")
                     return
             only = self.failed_files() | (tests or set())
-            early = None
+            early, found = None, None
             if tests and not any(path.name == "conftest.py" for path in changed):
                 # the run zygote forks while discovery reads the files (a conftest that
                 # appeared would make the session stale in a way only discovery shows)
-                early = self.start_run(changed, len(only))
-            found = self.discover(only) if tests else None
+                early, found = self.take_speculative() or (self.start_run(changed, len(only)), None)
+            if found is None:
+                found = self.discover(only) if tests else None
         else:  # a new module: is it a test module? Discovery of everything says
             early = None
             found = self.discover()
@@ -232,20 +240,96 @@ class WatchSession:
     spoke = True
 
     def start_run(self, changed: list[Path], files: int) -> Any:
-        """A supervisor whose run zygote is already forked from the session layer (for at
-        most ``files`` units: no more workers), or None when the session cannot fork now."""
+        """A supervisor whose run zygote is forked from the session layer, ahead or now (for
+        at most ``files`` units: no more workers), or None when the session cannot fork now."""
         if self.session is None:
             return None
-        supervisor = self.new_supervisor(changed)
-        supervisor.layer = self.session
-        supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
+        supervisor = self.take_ahead()
+        if supervisor is not None:
+            supervisor.resume(list(self.conftest_dirs))
+        else:
+            supervisor = self.new_supervisor(changed)
+            supervisor.layer = self.session
+            supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
+            try:
+                supervisor.start()
+            except (StaleLayer, LayerError):
+                supervisor.abort()
+                return None  # the run itself finds it so again, and replaces what must be
         if self.config.slice == "never":
             supervisor.spec.workers = max(1, min(supervisor.spec.workers, files))
+        return supervisor
+
+    #: ``(path, supervisor, found)``: the run of ``path`` started while its change settled,
+    #: and the discovery of what it runs.
+    speculative: tuple[Path, Any, Any] | None = None
+
+    def speculate(self, path: Path) -> None:
+        """A write to ``path`` just ended, and the change is settling: when it is a test module
+        the import graph knows, start its run now (:meth:`start_run`: the zygote forked ahead
+        checks and imports it again) and discover what it runs, while the settle waits. Both
+        are used if nothing else came meanwhile (:meth:`take_speculative`); otherwise the run
+        is ended, and discovery made again: they looked at the files too early."""
+        graph = self.graph
+        if (
+            self.ahead is None
+            or graph is None
+            or self.configured is None
+            or self.config.watch_all
+            or path.name in CONFIG_FILES
+            or not graph.knows(path)
+            or not path.exists()
+        ):
+            return
+        tests, unseen = graph.affected([path])
+        if not tests or unseen:
+            return
+        only = self.failed_files() | tests
+        supervisor = self.start_run([path], len(only))
+        if supervisor is None:
+            return
+        found = self.discover(only)
+        if found is None:
+            supervisor.abort()
+            return
+        self.speculative = (path, supervisor, found)
+
+    def take_speculative(self) -> tuple[Any, Any] | None:
+        """The run :meth:`speculate` started and its discovery, for the change that settled
+        into what it started for; or None."""
+        speculative, self.speculative = self.speculative, None
+        return speculative[1:] if speculative is not None else None
+
+    def drop_speculative(self) -> None:
+        taken = self.take_speculative()
+        if taken is not None:
+            taken[0].abort()
+
+    def fork_ahead(self) -> None:
+        """Fork the next run's zygote now, between runs: when a file changes, the run starts
+        with pytest's session already forked and only checks what changed since
+        (:meth:`tach.lifecycle.Supervisor.resume`). Its slots are as many as ``-n`` says; the
+        run starts as many workers as it has units for."""
+        if self.session is None or self.ahead is not None:
+            return
+        supervisor = self.new_supervisor([])
+        supervisor.layer = self.session
+        supervisor.ahead = True
+        supervisor.plan["conftest_dirs"] = list(self.conftest_dirs)
         try:
             supervisor.start()
         except (StaleLayer, LayerError):
+            supervisor.abort()  # the next run finds the layer stale, and replaces it
+            return
+        self.ahead = supervisor
+
+    def take_ahead(self) -> Any:
+        """The supervisor whose run zygote was forked ahead (its run starts once resumed);
+        None when there is none, or it was forked from a session layer that is gone."""
+        supervisor, self.ahead = self.ahead, None
+        if supervisor is not None and supervisor.layer is not self.session:
             supervisor.abort()
-            return None  # the run itself finds it so again, and replaces what must be
+            return None
         return supervisor
 
     def run_cycle(
@@ -294,7 +378,8 @@ class WatchSession:
                     started.abort()
                 return
             retain: list[object] = []
-            supervisor, started = started or self.new_supervisor(changed), None
+            supervisor = started or self.take_ahead() or self.new_supervisor(changed)
+            started = None
             supervisor.layer = session
             supervisor.spec.run_info = self.run_info(changed)
             try:
@@ -325,7 +410,11 @@ class WatchSession:
         self.conftest_dirs |= set(supervisor.plan.get("conftest_dirs") or [])
         summary = retain[1]
         self.last_interrupted = bool(getattr(summary, "aborted", False))
+        if supervisor.signals:  # it came once the run had ended, while its zygote exited
+            self.last_interrupted, self.last_code = True, 2  # as Ctrl-C between runs
         self.remember(summary, tests)
+        if not self.last_interrupted:
+            self.fork_ahead()
 
     def chooser(
         self, tests: set[Path] | str | None, spec: Any
@@ -511,6 +600,10 @@ class WatchSession:
             return None
 
     def replace_session(self) -> None:
+        self.drop_speculative()
+        if self.ahead is not None:
+            self.ahead.abort()
+            self.ahead = None
         if self.session is not None:
             self.session.close()
             self.session = None

@@ -272,3 +272,99 @@ def test_keys_at_a_terminal_run_all_run_failed_and_quit(project: Path) -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         os.close(fd)
+
+
+def parent_of(pid: int) -> int:
+    """The parent process of ``pid`` (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return int(file.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@pytest.mark.parametrize("project", ["watch_app"], indirect=True)
+def test_the_next_runs_zygote_waits_forked_and_runs_the_change(project: Path) -> None:
+    lineage = project.parent / "lineage"
+    test_file = project / "tests/test_lineage.py"
+    test_file.write_text(
+        "import os, pathlib\n\n"
+        "def test_lineage():  # module isolation: test process <- worker <- run zygote\n"
+        "    with open(f'/proc/{os.getppid()}/stat') as file:\n"
+        "        zygote = file.read().rpartition(')')[2].split()[1]\n"
+        f"    pathlib.Path({str(lineage)!r}).write_text(zygote)\n"
+    )
+    watcher = Watcher(project, "-n", "2")
+    try:
+        watcher.run(1)
+        first = int(lineage.read_text())  # the first run's zygote, perhaps still exiting
+        # the watch's layers: base <- session layer <- the next run's zygote, forked ahead
+        deadline = time.monotonic() + CYCLE_TIMEOUT_S
+        while True:
+            ahead = [
+                pid
+                for pid in watcher.leftovers()
+                if parent_of(parent_of(parent_of(pid))) == watcher.process.pid and pid != first
+            ]
+            if ahead:
+                break
+            assert time.monotonic() < deadline, "no run zygote was forked ahead"
+            time.sleep(0.01)
+        edit(test_file, "test process", "test's process")
+        events = watcher.run(2)
+        assert set(outcomes(events)) == {"tests/test_lineage.py::test_lineage"}
+        assert int(lineage.read_text()) == ahead[0]
+        assert events[0]["workers"] == 1  # one file: one worker of the two slots
+
+        # a new directory with a conftest: the zygote forked ahead checks the conftests of
+        # the run's plan, and finds its session layer has not loaded this one
+        (project / "tests/extra").mkdir()
+        (project / "tests/extra/conftest.py").write_text(
+            "import pytest\n\n@pytest.fixture\ndef extra():\n    return 5\n"
+        )
+        (project / "tests/extra/test_extra.py").write_text(
+            "def test_extra(extra):\n    assert extra == 5\n"
+        )
+        third = {}
+        for number in (3, 4):  # the two files may come as one change or as two
+            third.update(outcomes(watcher.run(number)))
+            if "tests/extra/test_extra.py::test_extra" in third:
+                break
+        assert third["tests/extra/test_extra.py::test_extra"] == "pass"
+        assert third == cold(project, third)
+    finally:
+        code, err = watcher.finish()
+    assert code == 2, err
+    assert watcher.leftovers() == []
+
+
+@pytest.mark.parametrize("project", ["watch_app"], indirect=True)
+def test_ctrl_c_while_a_reported_runs_zygote_still_exits_ends_the_watch(project: Path) -> None:
+    # The run is reported once the run zygote's pytest session ended; its unconfigure hooks
+    # and its exit come after. Here they wait for the test, which interrupts the watch then.
+    exiting, gate = project.parent / "exiting", project.parent / "gate"
+    with (project / "tests/conftest.py").open("a") as conftest:
+        conftest.write(
+            "\n\ndef pytest_unconfigure(config):\n"
+            "    import os, pathlib, time\n"
+            "    if os.environ.get('PYTEST_XDIST_WORKER'):\n"
+            "        return  # the run zygote's alone\n"
+            f"    pathlib.Path({str(exiting)!r}).write_text('')\n"
+            "    deadline = time.monotonic() + 60\n"
+            f"    while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline:\n"
+            "        time.sleep(0.01)\n"
+        )
+    watcher = Watcher(project)
+    try:
+        watcher.run(1)
+        deadline = time.monotonic() + CYCLE_TIMEOUT_S
+        while not exiting.exists():
+            assert time.monotonic() < deadline, watcher.stderr_so_far()
+            time.sleep(0.01)
+        watcher.process.send_signal(signal.SIGINT)
+        gate.write_text("")
+        watcher.process.wait(timeout=30)  # not waiting for changes
+    finally:
+        code, err = watcher.finish()
+    assert code == 2, err
+    assert watcher.leftovers() == []
