@@ -18,6 +18,7 @@ SUBJECTS = {
     "outputs": ("bench_outputs", "NDJSON and JUnit XML reporters: wall time against -q alone"),
     "merge": ("bench_merge", "tach merge of 4 shards' NDJSON streams of a 64,000-test run"),
     "shards": ("shard_agreement", "real-world corpus: 4 shards against the unsharded run"),
+    "hermetic": ("bench_hermetic", "--isolate-network and --private-tmp: cost per unit"),
     "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
 }
 

@@ -52,7 +52,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.number cimport PyNumber_Index
 from libc.errno cimport EINTR, ESRCH, errno
 from libc.stdlib cimport strtol
-from libc.string cimport strrchr
+from libc.string cimport memset, strncpy, strrchr
 from posix.fcntl cimport O_CLOEXEC, O_RDONLY, O_WRONLY, open
 from posix.types cimport pid_t
 from posix.unistd cimport _exit, close, fork as libc_fork, getpid, getppid, read, write
@@ -67,6 +67,22 @@ from includes.linux cimport (
     CLONE_NEWPID as _CLONE_NEWPID,
     CLONE_NEWUSER as _CLONE_NEWUSER,
     CLONE_NEWUTS as _CLONE_NEWUTS,
+    AF_INET,
+    IFF_UP,
+    MS_BIND as _MS_BIND,
+    MS_NODEV as _MS_NODEV,
+    MS_NOSUID as _MS_NOSUID,
+    MS_PRIVATE as _MS_PRIVATE,
+    MS_REC as _MS_REC,
+    MS_SLAVE as _MS_SLAVE,
+    SIOCGIFFLAGS,
+    SIOCSIFFLAGS,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    ifreq,
+    ioctl,
+    mount as libc_mount,
+    socket as libc_socket,
     PR_GET_CHILD_SUBREAPER,
     PR_GET_PDEATHSIG,
     PR_SET_CHILD_SUBREAPER,
@@ -80,6 +96,7 @@ from includes.linux cimport (
     RLIMIT_CPU as _RLIMIT_CPU,
     RLIMIT_DATA as _RLIMIT_DATA,
     RLIMIT_NOFILE as _RLIMIT_NOFILE,
+    RLIMIT_NPROC as _RLIMIT_NPROC,
     getrlimit as libc_getrlimit,
     prctl,
     rlim_t,
@@ -89,6 +106,7 @@ from includes.linux cimport (
     tach_clone_fork,
     tach_pidfd_open,
     tach_pidfd_send_signal,
+    setns as libc_setns,
     unshare as libc_unshare,
     wait4 as libc_wait4,
 )
@@ -114,8 +132,16 @@ RLIMIT_DATA = _RLIMIT_DATA
 RLIMIT_CORE = _RLIMIT_CORE
 RLIMIT_NOFILE = _RLIMIT_NOFILE
 RLIMIT_CPU = _RLIMIT_CPU
+RLIMIT_NPROC = _RLIMIT_NPROC
 #: "No limit", spelled as the ``resource`` module spells it (-1), so the two mix freely.
 RLIM_INFINITY = -1
+
+MS_BIND = _MS_BIND
+MS_REC = _MS_REC
+MS_PRIVATE = _MS_PRIVATE
+MS_SLAVE = _MS_SLAVE
+MS_NOSUID = _MS_NOSUID
+MS_NODEV = _MS_NODEV
 
 WNOHANG = _WNOHANG
 WUNTRACED = _WUNTRACED
@@ -222,6 +248,17 @@ def unshare(int flags):
         raise_oserror("unshare")
 
 
+def setns(int fd, int nstype=0):
+    """Move the calling process into the namespace that ``fd`` refers to (``setns(2)``; an fd of
+    ``/proc/PID/ns/net``, say). ``nstype`` (a ``CLONE_NEW*`` constant, 0: any) makes the kernel
+    check the kind. Entering a user namespace needs a single-threaded caller and
+    ``CAP_SYS_ADMIN`` in it, which its owner has from the parent namespace; entering a network
+    or mount namespace needs ``CAP_SYS_ADMIN`` in the user namespace that owns it and in the
+    caller's own, so an unprivileged process enters the owning user namespace first."""
+    if libc_setns(fd, nstype) < 0:
+        raise_oserror("setns")
+
+
 cdef int _write_proc_file(bytes path, bytes data) except -1:
     # One write(2) per file: the kernel parses uid_map/gid_map from a single write only.
     cdef int fd = open(path, O_WRONLY | O_CLOEXEC)
@@ -295,6 +332,64 @@ def thread_count():
     join returns when the thread's Python state is gone, slightly before the OS thread exits.
     """
     return _thread_count()
+
+
+# -- inside new namespaces --------------------------------------------------------------------------
+
+def mount(source, target, fstype=None, unsigned long flags=0, data=None):
+    """``mount(2)``: ``source``, ``target`` and ``fstype`` are paths/names (str or bytes; ``None``
+    for an unused one), ``flags`` an OR of the ``MS_*`` constants, ``data`` the file system's
+    options (``"size=64m,mode=1777"``). ``mount(None, "/", None, MS_REC | MS_SLAVE)`` changes
+    propagation; ``mount("/a", "/b", None, MS_BIND)`` binds."""
+    cdef bytes b_source = _fs_bytes(source)
+    cdef bytes b_target = _fs_bytes(target)
+    cdef bytes b_fstype = _fs_bytes(fstype)
+    cdef bytes b_data = _fs_bytes(data)
+    if b_target is None:
+        raise ValueError("mount: a target is required")
+    if libc_mount(
+        <const char *>b_source if b_source is not None else NULL,
+        <const char *>b_target,
+        <const char *>b_fstype if b_fstype is not None else NULL,
+        flags,
+        <const void *>(<const char *>b_data) if b_data is not None else NULL,
+    ) < 0:
+        raise_oserror(f"mount({target!s})")
+
+
+cdef bytes _fs_bytes(object value):
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def interface_up(name="lo"):
+    """Bring the network interface ``name`` up (``SIOCGIFFLAGS``, then ``SIOCSIFFLAGS`` with
+    ``IFF_UP``), as ``ip link set lo up`` does. In a new network namespace ``lo`` exists but is
+    down; once up, the kernel gives it 127.0.0.1/8 and ::1. Needs ``CAP_NET_ADMIN`` in the user
+    namespace that owns the network namespace."""
+    cdef ifreq req
+    cdef bytes b_name = name.encode() if isinstance(name, str) else bytes(name)
+    cdef int fd, err
+    if not 0 < len(b_name) < 16:
+        raise ValueError(f"interface_up: bad interface name {name!r}")
+    memset(&req, 0, sizeof(req))
+    strncpy(req.ifr_name, <const char *>b_name, 15)
+    fd = libc_socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)
+    if fd < 0:
+        raise_oserror("socket(AF_INET, SOCK_DGRAM)")
+    if ioctl(fd, SIOCGIFFLAGS, &req) < 0:
+        err = errno
+        close(fd)
+        raise_errnum(err, f"ioctl(SIOCGIFFLAGS, {name})")
+    req.ifr_flags = req.ifr_flags | IFF_UP
+    if ioctl(fd, SIOCSIFFLAGS, &req) < 0:
+        err = errno
+        close(fd)
+        raise_errnum(err, f"ioctl(SIOCSIFFLAGS, {name})")
+    close(fd)
 
 
 # -- parent death and subreapers -------------------------------------------------------------------

@@ -4,8 +4,9 @@ Exit codes are pytest's (``ExitCode``): 0 all passed, 1 some failed, 2 interrupt
 3 internal error, 4 usage error, 5 no tests collected.
 
 Commands: run (the default: ``tach [options] [paths | node ids]``), ``list`` (static
-discovery, :mod:`tach.listing`), ``merge`` (the streams of a run's shards, :mod:`tach.merge`)
-and ``durations --export`` (the durations shards are balanced by).
+discovery, :mod:`tach.listing`), ``doctor`` (what this machine supports, :mod:`tach.doctor`),
+``merge`` (the streams of a run's shards, :mod:`tach.merge`) and ``durations --export`` (the
+durations shards are balanced by).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tach.runner import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE_ERROR,
+    check_debugging,
     check_expressions,
     discover_for_run,
     exit_code,
@@ -294,6 +296,11 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if ns.show_config:
         print_config(config, project, layers)
         return EXIT_OK
+    refused = isolation_refused(config)
+    if refused:
+        for problem in refused:
+            sys.stderr.write(f"ERROR: {problem}\n")
+        return EXIT_USAGE_ERROR
     if config.keep_warm and not config.watch:
         from tach.server import ServerError, run_kept_warm
 
@@ -325,10 +332,12 @@ def run_configured(
     """Start the zygote, plan the run while pytest parses its options, and run it."""
     from tach import lifecycle
     from tach.config import apply_pytest_options
+    from tach.debugger.relay import interactive
     from tach.discovery.ini import ConfigError
     from tach.reporter import Reporters
     from tach.scheduler import load_durations
 
+    config.terminal = interactive()
     durations = load_durations(rootdir / ".tach")
     env = run_environment(config)
     supervisor = lifecycle.Supervisor(
@@ -367,6 +376,7 @@ def run_configured(
     apply_pytest_options(config, configured)
     try:
         check_expressions(config)
+        check_debugging(config)
         if found is None or run_inputs(found, invocation_dir) != pytest_inputs(configured):
             found = discover_for_run(pytest_options(configured, invocation_dir), invocation_dir)
     except ConfigError as exc:
@@ -377,6 +387,19 @@ def run_configured(
         supervisor.abort()
         raise
     return plan_and_run(config, supervisor, found, durations, invocation_dir, retain)
+
+
+def isolation_refused(config: RunConfig) -> list[str]:
+    """What this machine refuses of the run's ``--isolate-network``, ``--private-tmp`` and
+    ``--max-processes`` (tried in a throwaway process before any test runs); empty when none
+    is asked for or all is allowed."""
+    from tach.config import hermetic_spec
+    from tach.isolation import Hermetic, probe_in_subprocess
+
+    hermetic = Hermetic.from_spec(hermetic_spec(config))
+    if not (hermetic.namespaces or hermetic.max_processes):
+        return []
+    return probe_in_subprocess(hermetic)
 
 
 def show_help(parser: argparse.ArgumentParser, config: RunConfig, invocation_dir: Path) -> int:
@@ -498,6 +521,10 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
     """Run the command line and return the process exit code (``retain``: see
     :func:`tach.listing.run_list`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["doctor"]:
+        from tach.doctor import doctor
+
+        return doctor(sys.stdout)
     if argv[:1] == ["server"] and argv[1:2] in (["status"], ["stop"]):
         from tach.server import server_command
 

@@ -207,6 +207,45 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="RLIMIT_DATA of each test process, e.g. 512M, 2G (bytes without a suffix)",
     )
+    parser.add_argument(
+        "--max-processes",
+        default=None,
+        metavar="N",
+        help="RLIMIT_NPROC of each test process: it and its descendants at most N processes "
+        "(needs a non-root user)",
+    )
+    parser.add_argument(
+        "--max-open-files",
+        default=None,
+        metavar="N",
+        help="RLIMIT_NOFILE of each test process",
+    )
+    parser.add_argument(
+        "--max-cpu-time",
+        default=None,
+        metavar="SECONDS",
+        help="CPU time a test may use (RLIMIT_CPU); past it the test process is killed",
+    )
+    add_isolation_arguments(parser)
+
+
+def add_isolation_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--isolate-network`` and ``--private-tmp`` (``docs/isolation.md``)."""
+    parser.add_argument(
+        "--isolate-network",
+        dest="network",
+        action="store_const",
+        const="off",
+        default=None,
+        help="run each test process in a network namespace with only loopback up "
+        "(@pytest.mark.network keeps the host's network)",
+    )
+    parser.add_argument(
+        "--private-tmp",
+        action="store_true",
+        default=None,
+        help="give each test process a private tmpfs at /tmp (and TMPDIR)",
+    )
 
 
 @dataclasses.dataclass
@@ -228,6 +267,13 @@ class RunConfig:
     timeout: float = 0.0
     session_timeout: float = 0.0
     max_memory: int = 0
+    #: ``--max-processes``, ``--max-open-files`` (0: no limit), ``--max-cpu-time`` (seconds).
+    max_processes: int = 0
+    max_open_files: int = 0
+    max_cpu_time: float = 0.0
+    #: ``--isolate-network`` (``[tool.tach] network = "off"``), ``--private-tmp``.
+    isolate_network: bool = False
+    private_tmp: bool = False
     #: Where to write the JUnit XML report (absolute), if anywhere.
     junit_xml: str | None = None
     #: ``[tool.tach] env``: variables set for the zygote (and so every test process).
@@ -269,6 +315,12 @@ class RunConfig:
     last_failed: bool = False
     failed_first: bool = False
     doctest_modules: bool = False
+    #: pytest's ``--pdb`` and ``--trace``.
+    usepdb: bool = False
+    trace: bool = False
+    #: The run can lend its terminal to a test stopped in pdb (a cold run whose standard input
+    #: and output are a terminal; ``tach.debugger``).
+    terminal: bool = False
 
 
 class ConfigValueError(ValueError):
@@ -321,6 +373,58 @@ def parse_size(value: str | None, option: str) -> int:
     return size
 
 
+def size_of(option: str) -> Callable[[Any], int]:
+    """:func:`parse_size` for ``option``, also taking a number (``[tool.tach]``)."""
+    return lambda value: parse_size(str(value), option)
+
+
+def count(option: str) -> Callable[[Any], int]:
+    """A whole number of at least 1 for ``option``."""
+
+    def parse(value: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigValueError(f"{option} takes a whole number, not {value!r}") from None
+        if number < 1 or isinstance(value, bool):
+            raise ConfigValueError(f"{option} must be at least 1, not {value!r}")
+        return number
+
+    return parse
+
+
+def cpu_seconds(value: Any) -> float:
+    """``--max-cpu-time``: whole seconds as the kernel counts them (rounded up), at least 1."""
+    seconds = parse_seconds(str(value), "--max-cpu-time")
+    if seconds <= 0:
+        raise ConfigValueError(f"--max-cpu-time must be more than 0 seconds, not {value!r}")
+    return float(int(seconds + 0.999))
+
+
+def parse_network(value: str | bool) -> bool:
+    """``network``: ``"off"`` (isolated: True) or ``"on"``/``"host"`` (False)."""
+    if value is True or value in ("off", "isolated"):
+        return True
+    if value is False or value in ("on", "host"):
+        return False
+    raise ConfigValueError(f'network must be "off" or "on", not {value!r}')
+
+
+def hermetic_spec(config: RunConfig) -> dict[str, Any]:
+    """The isolation and limits of test processes, as the zygote's spec carries them
+    (:class:`tach.isolation.Hermetic`)."""
+    from tach.isolation import Hermetic
+
+    return Hermetic(
+        network=config.isolate_network,
+        private_tmp=config.private_tmp,
+        max_memory=config.max_memory,
+        max_processes=config.max_processes,
+        max_open_files=config.max_open_files,
+        max_cpu_time=config.max_cpu_time,
+    ).to_spec()
+
+
 def options_parser() -> argparse.ArgumentParser:
     """A parser of Tach's run options alone (for ``addopts`` and ``[tool.tach] addopts``)."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -368,7 +472,32 @@ def build_run_config(
         timeout=resolve("timeout", getattr(ns, "timeout", None), "--timeout", parse_timeout, None)
         or 0.0,
         session_timeout=parse_seconds(ns.session_timeout, "--session-timeout"),
-        max_memory=parse_size(ns.max_memory, "--max-memory"),
+        max_memory=resolve(
+            "max_memory", ns.max_memory, "--max-memory", size_of("--max-memory"), None
+        )
+        or 0,
+        max_processes=resolve(
+            "max_processes", ns.max_processes, "--max-processes", count("--max-processes"), None
+        )
+        or 0,
+        max_open_files=resolve(
+            "max_open_files",
+            ns.max_open_files,
+            "--max-open-files",
+            count("--max-open-files"),
+            None,
+        )
+        or 0,
+        max_cpu_time=resolve("max_cpu_time", ns.max_cpu_time, "--max-cpu-time", cpu_seconds, None)
+        or 0.0,
+        isolate_network=resolve(
+            "network",
+            ns.network,
+            "--isolate-network",
+            parse_network,
+            False,
+        ),
+        private_tmp=resolve("private_tmp", ns.private_tmp, "--private-tmp", parse_flag, False),
         junit_xml=layers.absolute(junit_xml, resolve.sources["junit_xml"]),
         env=resolve.table("env", {}),
         python_path=[layers.from_rootdir(p) for p in resolve.table("python_path", [])],
@@ -426,6 +555,8 @@ def apply_pytest_options(config: RunConfig, configured: Mapping[str, Any]) -> No
     config.last_failed = bool(options.get("lf"))
     config.failed_first = bool(options.get("failedfirst"))
     config.doctest_modules = bool(options.get("doctestmodules"))
+    config.usepdb = bool(options.get("usepdb"))
+    config.trace = bool(options.get("trace"))
     xmlpath = options.get("xmlpath")
     if config.junit_xml is None and xmlpath:  # pytest's --junitxml in addopts
         config.junit_xml = os.path.normpath(Path(configured.get("invocation_dir", ".")) / xmlpath)
@@ -450,6 +581,12 @@ TOOL_KEYS: dict[str, str] = {
     "keep_warm": "a boolean",
     "keep_warm_idle": "a number of seconds",
     "watch_debounce": "a number of milliseconds",
+    "network": '"off" or "on"',
+    "private_tmp": "a boolean",
+    "max_memory": 'a size ("512M") or a number of bytes',
+    "max_processes": "an integer >= 1",
+    "max_open_files": "an integer >= 1",
+    "max_cpu_time": "a number of seconds",
 }
 
 #: The ``TACH_*`` environment variable of each setting that has one.
@@ -463,6 +600,8 @@ ENV_VARS: dict[str, str] = {
     "keep_warm": "TACH_KEEP_WARM",
     "shard": "TACH_SHARD",
     "durations_file": "TACH_DURATIONS_FILE",
+    "network": "TACH_NETWORK",
+    "private_tmp": "TACH_PRIVATE_TMP",
 }
 
 #: The settings ``--show-config`` prints, in its order.
@@ -480,6 +619,12 @@ SETTINGS = (
     "keep_warm",
     "shard",
     "durations_file",
+    "network",
+    "private_tmp",
+    "max_memory",
+    "max_processes",
+    "max_open_files",
+    "max_cpu_time",
 )
 
 #: ``--shard auto``: the CI variables of the shard's number and the number of shards, and
@@ -614,7 +759,17 @@ def _tool_value_ok(key: str, value: object) -> bool:
         return isinstance(value, str) and bool(value)
     if key == "format":
         return value in ("human", "json")
-    if key in ("watch_all", "keep_warm"):
+    if key == "network":
+        return value in ("off", "on")
+    if key in ("max_processes", "max_open_files"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if key == "max_memory":
+        return isinstance(value, str) or (
+            isinstance(value, int) and not isinstance(value, bool) and value > 0
+        )
+    if key == "max_cpu_time":
+        return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if key in ("watch_all", "keep_warm", "private_tmp"):
         return isinstance(value, bool)
     if key == "keep_warm_idle":
         return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
@@ -778,6 +933,12 @@ def show_config(config: RunConfig) -> dict[str, dict[str, Any]]:
         "keep_warm": config.keep_warm,
         "shard": f"{config.shard[0]}/{config.shard[1]}" if config.shard else None,
         "durations_file": config.durations_file,
+        "network": "off" if config.isolate_network else "on",
+        "private_tmp": config.private_tmp,
+        "max_memory": config.max_memory,
+        "max_processes": config.max_processes,
+        "max_open_files": config.max_open_files,
+        "max_cpu_time": config.max_cpu_time,
     }
     return {
         key: {"value": values[key], "source": config.sources.get(key, "default")}

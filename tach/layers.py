@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tach._native import proc
+from tach.debugger import client as debugger
 from tach.protocol import Channel, LayerLink
 
 if TYPE_CHECKING:
@@ -389,7 +390,9 @@ def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> 
             for slot in spec["slots"]
         ]
     )
-    used = {spec["control_fd"]} | {
+    debug_fd = spec.get("debug_fd")
+    debugger.attach(fds[debug_fd] if debug_fd is not None else None)
+    used = {spec["control_fd"], debug_fd} | {
         index
         for slot in spec["slots"]
         for index in (slot["command_fd"], *slot["ring_fds"], slot["output_fd"])
@@ -398,7 +401,7 @@ def _become_run_zygote(zygote: Zygote, spec: dict[str, Any], fds: list[int]) -> 
         if index not in used:
             os.close(fd)
     zygote.pid = os.getpid()
-    for key in ("isolation", "run_id", "dump_signal", "max_memory", "ahead"):
+    for key in ("isolation", "run_id", "dump_signal", "hermetic", "ahead"):
         if key in spec:
             zygote.spec[key] = spec[key]
     zygote.spec["supervisor_pid"] = os.getppid()  # the session layer: its end is this run's

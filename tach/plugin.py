@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tach.debugger import client as debugger
 from tach.protocol import MessageKind, encode
 
 if TYPE_CHECKING:
@@ -333,6 +334,11 @@ class TachPlugin:
         self.terminal_buffer = quiet_terminal_reporter(config)
         install_junit_recorder(config, self if self.zygote.spec.get("junit_xml") else None)
         self.take_over_timeouts(config)
+        config.addinivalue_line(
+            "markers",
+            "network: the test keeps the host's network under --isolate-network "
+            "(Tach runs it in a test process of its own outside the network namespace)",
+        )
 
     def take_over_timeouts(self, config: pytest.Config) -> None:
         """Own ``@pytest.mark.timeout``: register it, and silence pytest-timeout if installed.
@@ -607,6 +613,7 @@ class TachPlugin:
             MessageKind.TestStart,
             {"id": nodeid, "pid": os.getpid(), "slot": self.slot, "timeout": timeout},
         )
+        debugger.current_test = nodeid
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
@@ -654,6 +661,14 @@ class TachPlugin:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         if self.progress is not None:
             self.progress.set(self.item_index + 1, PHASE_NONE)
+        debugger.end()  # a session pdb left open (it stepped out of the test)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_exception_interact(self, node: Any, call: Any, report: Any) -> None:
+        """``--pdb``: the session begins before pytest's post-mortem shows the failure (the
+        captured output, the traceback), so that the user sees it above the prompt."""
+        if node.config.getoption("usepdb", False):
+            debugger.begin_post_mortem(node.config, node.nodeid, report)
 
     def pytest_warning_recorded(
         self, warning_message: Any, when: str, nodeid: str, location: tuple[str, int, str] | None

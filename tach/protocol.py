@@ -10,6 +10,9 @@ kind is a :class:`MessageKind`. Three kinds of channel carry them:
 * one **result ring** per worker slot (:mod:`tach._native.ring`), written by the slot's worker and
   by the test process it forks, one at a time, and read only by the supervisor.
 
+A run on a terminal has one more socketpair, outside this protocol: the debugger's request
+channel, whose datagrams and per-session streams :mod:`tach.debugger.wire` defines.
+
 The exchange of one run:
 
 1. The supervisor starts ``python -m tach.zygote`` with the spec (pytest arguments, fds, slots)

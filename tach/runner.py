@@ -79,6 +79,7 @@ def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float
     """The supervisor's :class:`tach.lifecycle.RunSpec` of ``config`` (with what pytest made of
     its options, once :func:`tach.config.apply_pytest_options` has put them there)."""
     from tach import lifecycle
+    from tach.config import hermetic_spec
 
     return lifecycle.RunSpec(
         capture_output=config.capture_output,
@@ -95,8 +96,9 @@ def run_spec(config: RunConfig, invocation_dir: Path, durations: dict[str, float
         junit_xml=bool(config.junit_xml),
         timeout=config.timeout,
         session_timeout=config.session_timeout,
-        max_memory=config.max_memory,
+        hermetic=hermetic_spec(config),
         cwd_on_path=cwd_on_path(),
+        debug=config.terminal,
     )
 
 
@@ -135,6 +137,21 @@ def check_expressions(config: RunConfig) -> None:
     for expression, flag in ((config.keyword, "-k"), (config.markexpr, "-m")):
         if expression is not None:
             compile_expression(expression, flag)
+
+
+def check_debugging(config: RunConfig) -> None:
+    """``--pdb`` and ``--trace`` need a terminal to debug on: ``ConfigError`` without one."""
+    from tach.discovery.ini import ConfigError
+
+    flags = [flag for flag, on in (("--pdb", config.usepdb), ("--trace", config.trace)) if on]
+    if flags and not config.terminal:
+        raise ConfigError(
+            f"{' and '.join(flags)} need{'s' if len(flags) == 1 else ''} a terminal to debug "
+            "on: Tach's standard input or output is not a terminal here (CI, a pipe, "
+            "--format=json redirected), or Tach runs in the background, or the run is a --watch "
+            "or --keep-warm one, which do not lend theirs. Run tach from a terminal, in the "
+            "foreground, or leave the option out."
+        )
 
 
 def discover_for_run(options: CollectOptions, invocation_dir: Path) -> Any:

@@ -339,6 +339,10 @@ class Reporter(Protocol):
     def on_terminal_text(self, text: dict[str, Any]) -> None:
         """What a test process wrote to pytest's terminal writer ({id, text}): the terminal's."""
 
+    def on_debug(self, event: dict[str, Any]) -> None:
+        """A debugger session began (``event``: ``debug_start`` {id, slot, pid, where, how})
+        or ended (``debug_end`` {id, slot, pid, duration}); see ``tach.lifecycle.debugging``."""
+
     def on_run_finished(self, summary: RunSummary) -> None: ...
 
     def flush(self) -> None:

@@ -344,11 +344,12 @@ def _new_session(config: RunConfig, base: WarmBase, invocation_dir: Path) -> War
 def _discover(config: RunConfig, configured: dict[str, Any], invocation_dir: Path) -> Any:
     from tach.config import apply_pytest_options
     from tach.discovery.ini import ConfigError
-    from tach.runner import check_expressions, discover_for_run, pytest_options
+    from tach.runner import check_debugging, check_expressions, discover_for_run, pytest_options
 
     apply_pytest_options(config, configured)
     try:
         check_expressions(config)
+        check_debugging(config)
         return discover_for_run(pytest_options(configured, invocation_dir), invocation_dir)
     except ConfigError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")

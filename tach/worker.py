@@ -63,14 +63,24 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
-from _pytest.outcomes import TEST_OUTCOME
+from _pytest.outcomes import TEST_OUTCOME, Exit
 from _pytest.runner import CallInfo
 from _pytest.scope import Scope
 
 from tach import adapters
 from tach._native import proc
 from tach._native.memfd import LogBuffer
+from tach.debugger import client as debugger
 from tach.heap import young_collections_only
+from tach.isolation import (
+    EXIT_NOT_ISOLATED,
+    Hermetic,
+    SharedNamespaces,
+    death_cause,
+    limit_cpu,
+    under_tmp,
+)
+from tach.isolation import enter as enter_namespaces
 from tach.plugin import PHASE_CALL, PHASE_NAMES, PHASE_NONE, PHASE_SETUP, PHASE_TEARDOWN, Progress
 from tach.protocol import Channel, MessageKind, output_excerpt
 
@@ -109,8 +119,6 @@ def get_reraise_exceptions(config: pytest.Config) -> tuple[type[BaseException], 
     try:
         from _pytest.runner import get_reraise_exceptions as pytests  # pytest >= 9
     except ImportError:  # pytest 8.4 builds the same tuple inside call_and_report
-        from _pytest.outcomes import Exit
-
         return (Exit,) if config.getoption("usepdb", False) else (Exit, KeyboardInterrupt)
     return pytests(config)
 
@@ -300,10 +308,18 @@ def _map_new_modules() -> bool:
     return True
 
 
-def describe_status(pid: int, status: int) -> str:
-    """What happened to a process, for a crash report."""
+def describe_status(
+    pid: int,
+    status: int,
+    hermetic: Hermetic | None = None,
+    notes: dict[str, Any] | None = None,
+) -> str:
+    """What happened to a process, for a crash report (a limit it died of, named)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        cause = death_cause(hermetic or Hermetic(), sig)
+        if cause is not None:
+            return f"Test process {pid} was {cause}"
         try:
             name = signal.Signals(sig).name
         except ValueError:
@@ -314,7 +330,38 @@ def describe_status(pid: int, status: int) -> str:
         return f"Test process {pid} ended: an exception escaped pytest's test protocol"
     if code == EXIT_INTERRUPTED:
         return f"Test process {pid} ended: KeyboardInterrupt"
+    if code == EXIT_NOT_ISOLATED:
+        why = (notes or {}).get("not_isolated", "")
+        return f"Test process {pid} could not be isolated ({why}); it ran no test"
     return f"Test process {pid} exited with status {code} in the middle of the test"
+
+
+def wants_host_network(item: pytest.Item) -> bool:
+    """Whether ``item`` is marked ``@pytest.mark.network`` (it keeps the host's network)."""
+    return item.get_closest_marker("network") is not None
+
+
+def basetemp(config: pytest.Config) -> str | None:
+    """pytest's base temporary directory of the run, if it was made (the zygote makes it)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    path = getattr(factory, "_basetemp", None)
+    return str(path) if path is not None else None
+
+
+class NoHostNetwork:
+    """With ``--isolation none --isolate-network`` the worker itself is in the isolated network
+    namespace and cannot leave it: a test marked ``@pytest.mark.network`` fails in setup,
+    saying so, rather than running without the network it asked for."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if wants_host_network(item):
+            pytest.fail(
+                "@pytest.mark.network: with --isolation none the tests run in the worker, "
+                "which --isolate-network put in a network namespace of its own; use "
+                "--isolation module or test to give marked tests the host's network",
+                pytrace=False,
+            )
 
 
 def own_files(capturing: Any) -> None:
@@ -435,7 +482,7 @@ class Worker:
         collect_only: bool,
         output: LogBuffer | None = None,
         dump_signal: int = 0,
-        max_memory: int = 0,
+        hermetic: Hermetic | None = None,
     ) -> None:
         self.plugin = plugin
         self.session = session
@@ -451,8 +498,12 @@ class Worker:
         self.output = output if output is not None else LogBuffer(f"tach-test-output-{slot}")
         #: The signal on which a test process writes its threads' stacks (a timeout).
         self.dump_signal = dump_signal
-        #: RLIMIT_DATA of test processes (0: none).
-        self.max_memory = max_memory
+        #: Namespaces and limits of test processes (``docs/isolation.md``).
+        self.hermetic = hermetic if hermetic is not None else Hermetic()
+        #: The namespaces its test processes enter (made in :meth:`serve`).
+        self.namespaces = SharedNamespaces()
+        #: The run's own directories under /tmp, by the paths they were picked from.
+        self.kept_under_tmp: tuple[tuple[str, ...], list[str]] = ((), [])
         #: Set once the supervisor said ``StopWorker`` while a unit was running.
         self.stopping = False
         #: Wider fixtures that a child set up itself; primed by the worker from then on.
@@ -468,6 +519,7 @@ class Worker:
 
         plugin.ring = ring
         plugin.slot = slot
+        debugger.slot = slot
         plugin.producer_pid = plugin.runner_pid = os.getpid()
         # The paths the user named are pytest's initial paths, whatever a unit collects.
         session.isinitpath = InitialPaths(self.config)  # type: ignore[method-assign]
@@ -481,7 +533,11 @@ class Worker:
         with contextlib.suppress(OSError):
             proc.set_child_subreaper(True)
         if self.isolation == "none":
-            self.limit_memory()
+            self.isolate(host_network=False)  # the worker is the test process
+            if self.hermetic.network:
+                self.config.pluginmanager.register(NoHostNetwork(), "tach-no-host-network")
+        elif self.hermetic.active:
+            self.namespaces = SharedNamespaces.make(self.hermetic, self.dirs_under_tmp())
         self.plugin.send(MessageKind.WorkerReady, {"slot": self.slot, "pid": os.getpid()})
         while True:
             message = self.channel.recv()
@@ -504,11 +560,41 @@ class Worker:
             )
         return self.stopping
 
-    def limit_memory(self) -> None:
-        """``--max-memory``: RLIMIT_DATA of this process (a test process, or the worker with
-        isolation none); an allocation past it raises MemoryError in the test."""
-        if self.max_memory:
-            proc.setrlimit(proc.RLIMIT_DATA, self.max_memory)
+    def dirs_under_tmp(self) -> list[str]:
+        """The directories the run lives in that lie under /tmp, kept visible under a private
+        /tmp: pytest's base temporary directory, the rootdir, the invocation directory, the
+        interpreter and ``sys.path`` (picked again only when one of them changed)."""
+        if not self.hermetic.private_tmp:
+            return []
+        config = self.config
+        paths = tuple(
+            path
+            for path in (
+                basetemp(config),
+                str(config.rootpath),
+                str(config.invocation_params.dir),
+                os.getcwd(),
+                sys.prefix,
+                sys.exec_prefix,
+                os.path.dirname(sys.executable),
+                *sys.path,
+            )
+            if path
+        )
+        if paths != self.kept_under_tmp[0]:
+            self.kept_under_tmp = (paths, under_tmp(paths))
+        return self.kept_under_tmp[1]
+
+    def isolate(self, host_network: bool) -> None:
+        """Put this process in its namespaces and under its limits: a test process enters the
+        worker's (:class:`tach.isolation.SharedNamespaces`), the worker with isolation none
+        makes its own (:func:`tach.isolation.enter`)."""
+        if not self.hermetic.active:
+            return
+        if self.isolation == "none":
+            enter_namespaces(self.hermetic, host_network=host_network, keep=self.dirs_under_tmp())
+        else:
+            self.namespaces.enter(self.hermetic, host_network=host_network)
 
     def end_orphans(
         self, keep: set[int], blame: pytest.Item | None, helpers: Sequence[int] = ()
@@ -627,8 +713,19 @@ class Worker:
             if self.capture_output:
                 self.output.reset()  # a crash report shows this test's output only
             nextitem = items[index + 1] if index + 1 < len(items) else boundary
+            limit_cpu(self.hermetic)
             try:
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            except Exit as exc:
+                if not debugger.attached():
+                    raise
+                # pytest's ``Exit`` (the user quit the debugger): the supervisor stops the run;
+                # what the unit set up is torn down, as after an interrupt.
+                debugger.end()
+                debugger.request_exit(str(exc.msg))
+                with contextlib.suppress(BaseException):
+                    self.session._setupstate.teardown_exact(boundary)
+                return
             except KeyboardInterrupt:
                 if not self.stop_requested():
                     # Raised by the test itself: this worker's death is its failure. pytest
@@ -669,12 +766,19 @@ class Worker:
             self.teardown_to(worker_chain(items[-1]), blame=items[-1])
 
     def group_end(self, items: list[pytest.Item], start: int) -> int:
-        """End of the run of items from ``start`` whose wider-than-module parameters are equal."""
-        key = self.wide_params(items[start])
+        """End of the run of items from ``start`` whose wider-than-module parameters are equal
+        (and, under ``--isolate-network``, that agree on ``@pytest.mark.network``)."""
+        key = self.batch_key(items[start])
         end = start + 1
-        while end < len(items) and self.wide_params(items[end]) == key:
+        while end < len(items) and self.batch_key(items[end]) == key:
             end += 1
         return end
+
+    def batch_key(self, item: pytest.Item) -> tuple[Any, ...]:
+        """What the items one test process runs have in common."""
+        if self.hermetic.network:
+            return (self.wide_params(item), wants_host_network(item))
+        return (self.wide_params(item),)
 
     @staticmethod
     def wide_params(item: pytest.Item) -> tuple[tuple[str, int], ...]:
@@ -781,6 +885,10 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()
+        if self.namespaces.stale(self.dirs_under_tmp()):
+            # the last test process left something in /tmp: a new, empty one for this one
+            self.namespaces.close()
+            self.namespaces = SharedNamespaces.make(self.hermetic, self.dirs_under_tmp())
         keep = set(children())
         adapters.before_fork(self.config)
         # the parent-death signal is armed in the child before any Python code runs there
@@ -829,7 +937,13 @@ class Worker:
         """In the forked child: run the batch through pytest's own protocol."""
         me = os.getpid()
         refresh_thread_identity()
-        self.limit_memory()
+        try:
+            self.isolate(host_network=any(wants_host_network(i) for i in items[start:end]))
+        except OSError as exc:
+            # The probe before the run said the kernel allows it; it refused now (a namespace
+            # limit reached, say). No test runs unisolated: the batch's first test fails.
+            self.leave_note("not_isolated", str(exc))
+            return EXIT_NOT_ISOLATED
         self.plugin.producer_pid = self.plugin.runner_pid = me
         self.plugin.progress = self.progress
         setupstate = self.session._setupstate
@@ -841,17 +955,29 @@ class Worker:
                 self.plugin.item_index = index
                 self.plugin.current_item = item
                 nextitem = items[index + 1] if index + 1 < end else boundary
+                limit_cpu(self.hermetic)
                 hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             self.finish_own_wide_fixtures(inherited, items[end - 1])
         except KeyboardInterrupt:
             # As pytest does on Ctrl-C: what was set up is torn down before the process ends.
+            debugger.end()
             traceback.print_exc()
             with contextlib.suppress(BaseException):
                 setupstate.teardown_exact(boundary)
             sys.stdout.flush()
             sys.stderr.flush()
             return EXIT_INTERRUPTED
-        except BaseException:
+        except BaseException as exc:
+            debugger.end()
+            if isinstance(exc, Exit) and debugger.attached():
+                # pytest's ``Exit`` (the user quit the debugger): the supervisor stops the run,
+                # as ``Exit`` stops pytest's; what was set up is torn down.
+                debugger.request_exit(str(exc.msg))
+                with contextlib.suppress(BaseException):
+                    setupstate.teardown_exact(boundary)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                return EXIT_INTERRUPTED
             traceback.print_exc()
             sys.stderr.flush()
             return EXIT_ESCAPED
@@ -937,6 +1063,7 @@ class Worker:
         if not notes:
             return []
         note = orjson.loads(notes)
+        self.child_notes = note  # in the worker: what the ended test process left
         self.dynamic_wide.update(note.get("dynamic_wide", ()))
         return [int(pid) for pid in note.get("helpers", ())]
 
@@ -996,7 +1123,7 @@ class Worker:
     ) -> None:
         from _pytest.reports import TestReport
 
-        header = describe_status(pid, status)
+        header = describe_status(pid, status, self.hermetic, self.child_notes)
         when = PHASE_NAMES[phase] if phase in (PHASE_SETUP, PHASE_CALL, PHASE_TEARDOWN) else "setup"
         text = f"{header} (during {when})."
         for title, excerpt in self.crash_output():

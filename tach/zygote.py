@@ -49,6 +49,8 @@ from tach._native import proc
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
 from tach.adapters.django import RUN_PATHS
+from tach.debugger import client as debugger
+from tach.isolation import Hermetic
 from tach.plugin import TachPlugin
 from tach.protocol import Channel, MessageKind
 from tach.worker import (
@@ -143,6 +145,10 @@ class Zygote:
             os.dup2(stderr_fd, 2)
         for fd in self.spec.pop("terminal_fds", ()):
             os.close(fd)
+        debugger.install(config)
+        debugger.attach(self.spec.get("debug_fd"))
+        if self.spec.get("stacks_fd") is not None:
+            debugger.write_stacks_on(self.spec["stacks_signal"], self.spec["stacks_fd"])
         option.maxfail = 0
         option.lf = option.failedfirst = False
         option.xmlpath = None
@@ -521,7 +527,7 @@ class Zygote:
                 collect_only=self.spec.get("collect_only", False),
                 output=output,
                 dump_signal=self.spec.get("dump_signal", 0),
-                max_memory=self.spec.get("max_memory", 0),
+                hermetic=Hermetic.from_spec(self.spec.get("hermetic")),
             )
             worker.serve()
             leave_temp_cleanup_to_zygote(config)
@@ -605,6 +611,8 @@ CONFIGURED_OPTIONS = (
     "markers",
     "cacheshow",
     "setupplan",
+    "usepdb",
+    "trace",
 )
 #: Options that make pytest show something instead of running tests.
 INFORMATIONAL_OPTIONS = ("showfixtures", "show_fixtures_per_test", "markers", "cacheshow")

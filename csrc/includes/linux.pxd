@@ -17,6 +17,42 @@ cdef extern from "<sched.h>" nogil:
     int setns(int fd, int nstype)
 
 
+cdef extern from "<sys/mount.h>" nogil:
+    unsigned long MS_BIND
+    unsigned long MS_REC
+    unsigned long MS_PRIVATE
+    unsigned long MS_SLAVE
+    unsigned long MS_NOSUID
+    unsigned long MS_NODEV
+    int mount(const char *source, const char *target, const char *filesystemtype,
+              unsigned long mountflags, const void *data)
+
+
+cdef extern from "<sys/ioctl.h>" nogil:
+    int ioctl(int fd, unsigned long request, ...)
+
+
+cdef extern from "<net/if.h>" nogil:
+    int IFF_UP
+    int IFNAMSIZ
+    struct ifreq:
+        char ifr_name[16]  # IFNAMSIZ
+        short ifr_flags    # a macro for ifr_ifru.ifru_flags
+    # ...
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    int AF_INET
+    int SOCK_DGRAM
+    int SOCK_CLOEXEC
+    int socket(int domain, int type, int protocol)
+
+
+cdef extern from "<linux/sockios.h>" nogil:
+    unsigned long SIOCGIFFLAGS
+    unsigned long SIOCSIFFLAGS
+
+
 cdef extern from "<sys/prctl.h>" nogil:
     int PR_SET_PDEATHSIG
     int PR_GET_PDEATHSIG

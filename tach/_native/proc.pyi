@@ -1,5 +1,6 @@
 """Type stub for tach._native.proc (csrc/proc.pyx): fork with CPython's fork hooks, clone into
-namespaces, unshare, parent-death signals, subreapers, pidfds, wait4 with rusage, rlimits."""
+namespaces, unshare, mount, bringing an interface up, parent-death signals, subreapers, pidfds,
+wait4 with rusage, rlimits."""
 
 from typing import Final
 
@@ -15,7 +16,15 @@ RLIMIT_DATA: Final[int]
 RLIMIT_CORE: Final[int]
 RLIMIT_NOFILE: Final[int]
 RLIMIT_CPU: Final[int]
+RLIMIT_NPROC: Final[int]
 RLIM_INFINITY: Final[int]  # -1, as in the resource module
+
+MS_BIND: Final[int]
+MS_REC: Final[int]
+MS_PRIVATE: Final[int]
+MS_SLAVE: Final[int]
+MS_NOSUID: Final[int]
+MS_NODEV: Final[int]
 
 WNOHANG: Final[int]
 WUNTRACED: Final[int]
@@ -25,8 +34,17 @@ EXIT_PARENT_GONE: Final[int]
 def fork(pdeathsig: int = 0) -> int: ...
 def clone(flags: int) -> int: ...
 def unshare(flags: int) -> None: ...
+def setns(fd: int, nstype: int = 0) -> None: ...
 def write_id_maps(pid: int, uid_map: str, gid_map: str) -> None: ...
 def thread_count() -> int: ...
+def mount(
+    source: str | bytes | None,
+    target: str | bytes,
+    fstype: str | bytes | None = None,
+    flags: int = 0,
+    data: str | bytes | None = None,
+) -> None: ...
+def interface_up(name: str = "lo") -> None: ...
 def set_pdeathsig(sig: int, parent_pid: int = 0) -> None: ...
 def get_pdeathsig() -> int: ...
 def set_child_subreaper(on: bool = True) -> None: ...

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 
+from tach.isolation import Hermetic, death_cause
 from tach.lifecycle.layers import LayerError, StaleLayer
 from tach.lifecycle.processes import ZYGOTE_EXIT_GRACE_S, kill_group, wait_exit
 from tach.lifecycle.state import RunState, Slot
@@ -216,9 +217,13 @@ def describe_returncode(code: int) -> str:
     return f"exit status {code}"
 
 
-def describe_exit(pid: int, status: int) -> str:
+def describe_exit(pid: int, status: int, hermetic: Hermetic | None = None) -> str:
+    """A worker's end in words (``hermetic``: the limits it may have died of)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        cause = death_cause(hermetic or Hermetic(), sig)
+        if cause is not None:
+            return f"worker {pid} was {cause}"
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         return f"worker {pid} was killed by signal {sig} ({name})"
     return f"worker {pid} exited with status {os.WEXITSTATUS(status)}"

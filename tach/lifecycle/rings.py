@@ -194,10 +194,16 @@ class ResultRings(RunState):
         result.finished = True
         if result.status is None:
             return  # collected but never started (deselected by -x, or its unit was dropped)
-        if self.aborted and not self._complete(result):
+        if self.aborted and not self._complete(result) and not self._failed(result):
             result.status = None  # cut short by the interrupt: reported as not run
             return
         self.reporter.on_test_finished(result)
+
+    @staticmethod
+    def _failed(result: TestResult) -> bool:
+        """Whether a test cut short by an interrupt had already failed: it was reported so
+        (pytest's ``--pdb`` and a quit debugger, a Ctrl-C during its teardown), and keeps it."""
+        return result.status in ("fail", "error")
 
     @staticmethod
     def _complete(result: TestResult) -> bool:

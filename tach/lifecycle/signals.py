@@ -45,7 +45,8 @@ class Interrupts(RunState):
             reader.close()
             writer.close()
             return lambda: None
-        for signum in INTERRUPT_SIGNALS:
+        caught = (*INTERRUPT_SIGNALS, signal.SIGQUIT) if self.spec.debug else INTERRUPT_SIGNALS
+        for signum in caught:
             previous[signum] = signal.signal(signum, self._note_signal)
         self.selector.register(reader.fileno(), selectors.EVENT_READ, "signal")
         self._signal_reader = reader
@@ -69,14 +70,20 @@ class Interrupts(RunState):
             self._signal_reader.recv(4096)
         signals, self.signals = self.signals, []
         for signum in signals:
+            if signum == signal.SIGQUIT:  # a terminal's Ctrl-\: what each worker runs now
+                self._show_stacks()
+                continue
             if self.aborted:
                 self._kill_all()  # a second interrupt: end everything now
                 return
             name = signal.Signals(signum).name
             self._interrupt("KeyboardInterrupt" if signum == signal.SIGINT else name)
 
-    def _interrupt(self, why: str) -> None:
-        """Stop scheduling, interrupt the running tests, give the workers time to tear down."""
+    def _interrupt(self, why: str, spare: int = 0) -> None:
+        """Stop scheduling, interrupt the running tests, give the workers time to tear down.
+
+        ``spare``: a test process that stops by itself (it quit the debugger), not interrupted.
+        """
         self.interrupted = why
         self.aborted = True
         self.dropped.extend(self.queue.clear())
@@ -91,6 +98,8 @@ class Interrupts(RunState):
                 slot.channel.send(MessageKind.StopWorker, {})
             current = slot.current
             if current is None or current.finished:
+                continue
+            if current.pid == spare:
                 continue
             if not self._complete(current) or current.pid != slot.worker_pid:
                 # A test process between two tests is interrupted too: it would go on with
@@ -111,7 +120,7 @@ class Interrupts(RunState):
         seen = set()
         for test_id, result in self.results.items():
             seen.add(test_id)
-            if result.status is None or not self._complete(result):
+            if result.status is None or not (self._complete(result) or self._failed(result)):
                 result.status = None
                 self.not_run.append(test_id)
         for unit in [*self.dropped, *self.queue.clear()]:

@@ -47,15 +47,18 @@ class RunSpec:
     durations: dict[str, float] = dataclasses.field(default_factory=dict)
     #: The run writes JUnit XML: test processes forward ``record_testsuite_property`` calls.
     junit_xml: bool = False
-    #: Seconds per test (0: none), for the whole run (0: none); RLIMIT_DATA of test processes.
+    #: Seconds per test (0: none), for the whole run (0: none).
     timeout: float = 0.0
     session_timeout: float = 0.0
-    max_memory: int = 0
+    #: Namespaces and limits of test processes (``tach.isolation.Hermetic.to_spec``).
+    hermetic: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: The invocation directory leads ``sys.path`` in the zygote, as under ``python -m pytest``
     #: (``python -m tach``); the ``tach`` command, like the ``pytest`` command, leaves it out.
     cwd_on_path: bool = True
     #: Added to what reporters get at the run's start (``tach --watch``: the cycle).
     run_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The supervisor has a terminal to lend to a test stopped in pdb (``tach.debugger``).
+    debug: bool = False
 
 
 @dataclasses.dataclass

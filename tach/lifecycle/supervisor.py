@@ -17,6 +17,7 @@ import math
 import time
 
 from tach.lifecycle.crashes import CrashAttribution
+from tach.lifecycle.debugging import DebugSessions
 from tach.lifecycle.rings import ResultRings
 from tach.lifecycle.signals import Interrupts
 from tach.lifecycle.state import RunSpec
@@ -31,7 +32,7 @@ from tach.scheduler import Reporter, RunSummary, Unit, UnitQueue
 HOT_POLL_S = 0.02
 
 
-class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, Timers, Interrupts):
+class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, DebugSessions, Timers, Interrupts):
     """One run: the zygote, its workers, and the results they send."""
 
     def start(self) -> None:
@@ -171,6 +172,8 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, Timers, Interrupt
                     self._on_control()
                 elif key.data == "signal":
                     self._on_signal()
+                elif isinstance(key.data, str):
+                    self._on_debug(key.data)
                 else:
                     key.data.ring.clear_wakeup()
                     hot.add(key.data.index)
@@ -186,6 +189,7 @@ class Supervisor(ZygoteProcess, ResultRings, CrashAttribution, Timers, Interrupt
         return self.zygote_ready and all(slot.done for slot in self.slots)
 
     def _close(self) -> None:
+        self._close_debug()
         self.selector.close()
         if self.control is not None:
             self.control.close()

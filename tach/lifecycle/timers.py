@@ -44,6 +44,8 @@ class Timer:
     result: TestResult | None
     #: 0 armed, 1 stacks requested, 2 SIGTERM sent, 3 SIGKILL sent, 4 worker killed.
     stage: int = 0
+    #: While the test is in the debugger (``deadline`` is infinite): the seconds it had left.
+    remaining: float = 0.0
 
 
 class Timers(RunState):

@@ -22,7 +22,9 @@ import orjson
 
 from tach._native.memfd import LogBuffer
 from tach._native.ring import Ring
+from tach.isolation import Hermetic
 from tach.lifecycle.crashes import describe_exit
+from tach.lifecycle.debugging import STACK_SIGNAL
 from tach.lifecycle.layers import StaleLayer
 from tach.lifecycle.processes import ZYGOTE_EXIT_GRACE_S, end_zygote, kill_group, wait_exit
 from tach.lifecycle.state import BAD_PAYLOAD, RunState, Slot
@@ -93,6 +95,9 @@ class ZygoteProcess(RunState):
                     "output_fd": base + 3,
                 }
             )
+        debug_end = self._debug_channel_end()
+        if debug_end is not None:
+            fds += [debug_end.fileno(), self.debug_stacks.fileno()]
         run_spec = {
             "control_fd": 0,
             "slots": slot_specs,
@@ -101,8 +106,12 @@ class ZygoteProcess(RunState):
             "terminal_fds": [1, 2],
             "run_id": uuid.uuid4().hex,
             "dump_signal": int(DUMP_SIGNAL),
-            "max_memory": spec.max_memory,
+            "hermetic": spec.hermetic,
         }
+        if debug_end is not None:
+            run_spec["debug_fd"] = fds.index(debug_end.fileno())
+            run_spec["stacks_fd"] = fds.index(self.debug_stacks.fileno())
+            run_spec["stacks_signal"] = int(STACK_SIGNAL)
         try:
             if self.layer is not None:
                 fds.append(self.zygote_log.fileno())
@@ -162,6 +171,8 @@ class ZygoteProcess(RunState):
                 for slot in run_spec["slots"]
             ],
             "supervisor_pid": os.getpid(),
+            "debug_fd": fd(run_spec["debug_fd"]) if "debug_fd" in run_spec else None,
+            "stacks_fd": fd(run_spec["stacks_fd"]) if "stacks_fd" in run_spec else None,
             "cwd_on_path": spec.cwd_on_path,
             "python_path": spec.python_path,
             "junit_xml": spec.junit_xml,
@@ -259,9 +270,9 @@ class ZygoteProcess(RunState):
             slot = self.slots[payload["slot"]]
             self._drain(slot)
             if not slot.done:
-                self._worker_lost(
-                    slot, describe_exit(payload["pid"], payload["status"]), respawn=True
-                )
+                hermetic = Hermetic.from_spec(self.spec.hermetic)
+                why = describe_exit(payload["pid"], payload["status"], hermetic)
+                self._worker_lost(slot, why, respawn=True)
 
     def _stop_zygote(self) -> None:
         self._end_session()

@@ -53,6 +53,10 @@ class Reporters:
         for reporter in self.reporters:
             reporter.on_terminal_text(text)
 
+    def on_debug(self, event: dict[str, Any]) -> None:
+        for reporter in self.reporters:
+            reporter.on_debug(event)
+
     def flush(self) -> None:
         for reporter in self.reporters:
             reporter.flush()

@@ -164,6 +164,11 @@ class HumanReporter:
     def on_record(self, record: dict[str, Any]) -> None:
         pass
 
+    def on_debug(self, event: dict[str, Any]) -> None:
+        """The session itself was on the terminal; after it, progress starts on a new line."""
+        if event.get("event") == "debug_end":
+            self.column = 0
+
     def on_terminal_text(self, text: dict[str, Any]) -> None:
         """Written where pytest writes it: between the progress letters (``--setup-show``'s
         ``SETUP``/``TEARDOWN`` lines and its test line, which the letter then ends)."""

@@ -236,6 +236,13 @@ class JsonReporter:
     def on_terminal_text(self, text: dict[str, Any]) -> None:
         pass  # terminal text, as pytest's: not an event
 
+    def on_debug(self, event: dict[str, Any]) -> None:
+        common = {"id": event["id"], "worker": event["slot"], "pid": event["pid"]}
+        if event["event"] == "debug_start":
+            self.emit("debug_start", **common, where=event["where"], how=event["how"])
+        else:
+            self.emit("debug_end", **common, duration_ms=round(event["duration"] * 1000, 3))
+
     def flush(self) -> None:
         pass  # every event is flushed as it is written
 

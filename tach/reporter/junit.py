@@ -304,6 +304,9 @@ class JunitXmlReporter:
     def on_terminal_text(self, text: dict[str, Any]) -> None:
         pass  # pytest's --junitxml has no place for it either
 
+    def on_debug(self, event: dict[str, Any]) -> None:
+        pass  # nor for a debugger session
+
     def on_record(self, record: dict[str, Any]) -> None:
         """A ``record_testsuite_property`` or ``record_xml_attribute`` call in a test process."""
         name, value = str(record.get("name")), bin_xml_escape(record.get("value"))

@@ -520,7 +520,7 @@ class WatchSession:
         refuses to start (its output was shown: a usage error, a conftest that fails)."""
         from tach.config import apply_pytest_options
         from tach.discovery.ini import ConfigError
-        from tach.runner import check_expressions, session_plan, session_spec
+        from tach.runner import check_debugging, check_expressions, session_plan, session_spec
 
         if self.session is not None:
             return self.session
@@ -542,6 +542,7 @@ class WatchSession:
         apply_pytest_options(self.config, configured)
         try:
             check_expressions(self.config)
+            check_debugging(self.config)
         except ConfigError as exc:
             session.close()
             self.write(f"ERROR: {exc}\n")

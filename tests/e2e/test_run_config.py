@@ -51,9 +51,11 @@ def test_command_line_and_environment_win_over_the_table(project):
     assert shown["env"]["value"] == {"CONFIGURED_FLAG": "from-pyproject"}
     assert shown["isolation"] == {"value": "module", "source": "default"}
     result = tach(project, "--show-config", "-n", "3", "--format=human")
-    # the keys are padded to the longest (durations_file)
-    assert "workers        = 3  # command line (-n/--workers)" in result.stdout
-    assert f"python_path    = [\"{project / 'src'}\"]  # [tool.tach]" in result.stdout
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]  # as padded
+    assert "workers = 3 # command line (-n/--workers)" in lines
+    assert any(
+        line.startswith(f'python_path = ["{project / "src"}"] # [tool.tach]') for line in lines
+    )
 
 
 @pytest.mark.parametrize(

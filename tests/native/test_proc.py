@@ -651,6 +651,136 @@ def test_unshare_and_write_id_maps_errors():
     assert maps_errno == errno.EPERM and maps_msg.startswith("write(/proc/")
 
 
+def test_interface_up_brings_loopback_up_in_a_new_network_namespace():
+    def body() -> Any:
+        try:
+            proc.unshare(proc.CLONE_NEWNET)
+        except OSError as e:
+            if e.errno in REFUSED:
+                return ("refused", str(e))
+            raise
+        results = []
+        for step in ("down", "up"):
+            if step == "up":
+                proc.interface_up("lo")
+            with socket.socket() as server:
+                try:
+                    server.bind(("127.0.0.1", 0))
+                    server.listen()
+                    with socket.create_connection(server.getsockname(), timeout=2):
+                        results.append((step, "connected"))
+                except OSError as e:
+                    results.append((step, errno.errorcode[e.errno]))
+        with socket.socket(socket.AF_INET6) as server6:
+            server6.bind(("::1", 0))  # ::1 comes with lo up
+        return results
+
+    outcome = run(body)
+    if outcome[0] == "refused":
+        pytest.skip(f"the kernel refused unshare: {outcome[1]}")
+    # lo starts down: nothing, not even 127.0.0.1, is reachable
+    assert outcome[1] == ("up", "connected")
+    assert outcome[0][0] == "down" and outcome[0][1] in ("ENETUNREACH", "EADDRNOTAVAIL")
+
+
+def test_interface_up_errors():
+    with pytest.raises(OSError) as info:
+        proc.interface_up("tach-nonesuch")
+    assert info.value.errno == errno.ENODEV and "SIOCGIFFLAGS" in str(info.value)
+    with pytest.raises(ValueError):
+        proc.interface_up("x" * 20)
+
+
+def test_setns_enters_a_namespace_held_by_a_file_descriptor():
+    def can_unshare() -> Any:
+        try:
+            proc.unshare(proc.CLONE_NEWNET)
+        except OSError as e:
+            if e.errno in REFUSED:
+                return ("refused", str(e))
+            raise
+        return ("ok",)
+
+    allowed = run(can_unshare)
+    if allowed[0] == "refused":
+        pytest.skip(f"the kernel refused unshare: {allowed[1]}")
+    # A child makes a namespace and stays in it until this process holds it by fd.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            proc.unshare(proc.CLONE_NEWNET)
+            os.write(write, b"x")
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        os.read(read, 1)
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        inode = os.fstat(fd).st_ino
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+        os.close(write)
+    try:
+
+        def enter() -> Any:
+            proc.setns(fd, proc.CLONE_NEWNET)
+            return ns_inode("net"), socket.if_nameindex()
+
+        assert run(enter) == (inode, [(1, "lo")])  # the namespace outlived its last process
+
+        def wrong_kind() -> Any:
+            try:
+                proc.setns(fd, proc.CLONE_NEWNS)
+            except OSError as e:
+                return e.errno, e.strerror
+            return None
+
+        err, message = run(wrong_kind)
+        assert err == errno.EINVAL and message.startswith("setns: ")
+    finally:
+        os.close(fd)
+
+
+def test_mount_tmpfs_in_a_new_mount_namespace_is_private():
+    marker = f"tach-mount-{os.getpid()}"
+
+    def body() -> Any:
+        try:
+            proc.unshare(proc.CLONE_NEWNS)
+        except OSError as e:
+            if e.errno in REFUSED:
+                return ("refused", str(e))
+            raise
+        proc.mount(None, "/", None, proc.MS_REC | proc.MS_SLAVE)
+        proc.mount("tmpfs", "/tmp", "tmpfs", proc.MS_NOSUID | proc.MS_NODEV, "mode=1777")
+        with open(f"/tmp/{marker}", "w") as f:
+            f.write("x")
+        return sorted(os.listdir("/tmp"))
+
+    outcome = run(body)
+    if outcome[0] == "refused":
+        pytest.skip(f"the kernel refused unshare: {outcome[1]}")
+    assert outcome == [marker]
+    assert not os.path.exists(f"/tmp/{marker}")  # the host's /tmp never saw it
+
+
+def test_mount_errors_name_the_target():
+    def body() -> Any:
+        try:
+            proc.mount("tmpfs", "/nonexistent/tach", "tmpfs")
+        except OSError as e:
+            return e.errno, e.strerror
+        return None
+
+    err, message = run(body)
+    assert err in (errno.ENOENT, errno.EPERM) and message.startswith("mount(/nonexistent/tach)")
+    with pytest.raises(ValueError):
+        proc.mount("a", None)  # type: ignore[arg-type]
+
+
 # -- pdeathsig, subreaper --------------------------------------------------------------------------
 
 def test_pdeathsig_is_cleared_in_children_and_settable():

@@ -72,6 +72,12 @@ def test_defaults_and_their_source():
         "keep_warm",
         "shard",
         "durations_file",
+        "network",
+        "private_tmp",
+        "max_memory",
+        "max_processes",
+        "max_open_files",
+        "max_cpu_time",
     }
     assert all(entry["source"] == "default" for entry in show_config(config).values())
     assert config.shard is None and config.durations_file is None
@@ -233,6 +239,13 @@ def test_tool_table_is_normalised(tmp_path):
         ("addopts = 3", "addopts"),
         ('format = "xml"', "format"),
         ("junit_xml = 1", "junit_xml"),
+        ("network = false", "network"),
+        ('network = "none"', "network"),
+        ('private_tmp = "yes"', "private_tmp"),
+        ("max_processes = 0", "max_processes"),
+        ("max_open_files = 1.5", "max_open_files"),
+        ("max_cpu_time = 0", "max_cpu_time"),
+        ("max_memory = true", "max_memory"),
     ],
 )
 def test_wrong_types_name_the_key_the_file_and_the_type(tmp_path, table, key):
@@ -247,3 +260,40 @@ def test_unknown_keys_are_errors(tmp_path):
     path = write(tmp_path, "wokers = 2")
     with pytest.raises(ConfigValueError, match=r"unknown key 'wokers' in \[tool.tach\]"):
         load_tool_table(path)
+
+
+def test_isolation_and_limits_from_each_layer():
+    config = resolve(
+        ["--isolate-network", "--max-cpu-time", "2.5", "--max-open-files", "64"],
+        tool={"private_tmp": True, "max_processes": 16, "max_memory": "1G"},
+    )
+    assert (config.isolate_network, config.private_tmp) == (True, True)
+    assert config.max_cpu_time == 3.0  # whole seconds, as the kernel counts CPU time
+    assert (config.max_open_files, config.max_processes, config.max_memory) == (64, 16, 1 << 30)
+    assert config.sources["network"] == "command line (--isolate-network)"
+    assert config.sources["private_tmp"].startswith("[tool.tach]")
+    shown = show_config(config)
+    assert shown["network"]["value"] == "off" and shown["max_memory"]["value"] == 1 << 30
+    table = resolve(tool={"network": "off"})
+    assert table.isolate_network is True and table.sources["network"].startswith("[tool.tach]")
+    assert resolve(environ={"TACH_NETWORK": "off", "TACH_PRIVATE_TMP": "1"}).private_tmp is True
+    assert resolve(tool={"network": "on"}).isolate_network is False
+    assert resolve().isolate_network is False
+    from_addopts = resolve(addopts=["--isolate-network", "--private-tmp"])
+    assert from_addopts.isolate_network and from_addopts.private_tmp
+    assert from_addopts.sources["network"] == "pytest ini options (addopts)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--max-processes", "0"], "--max-processes"),
+        (["--max-open-files", "many"], "--max-open-files"),
+        (["--max-cpu-time", "0"], "--max-cpu-time"),
+        (["--max-cpu-time", "-1"], "--max-cpu-time"),
+        (["--max-memory", "12Q"], "--max-memory"),
+    ],
+)
+def test_bad_limits_name_the_option(argv, named):
+    with pytest.raises(ConfigValueError, match=named):
+        resolve(argv)

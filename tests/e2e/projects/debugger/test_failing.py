@@ -1,0 +1,4 @@
+def test_assertion():
+    word = "hello"
+    print("printed before the failure")
+    assert word == "world"

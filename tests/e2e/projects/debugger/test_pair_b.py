@@ -1,0 +1,3 @@
+def test_b():
+    side = "side b"
+    breakpoint()

@@ -1,0 +1,12 @@
+import os
+import time
+from pathlib import Path
+
+
+def wait_for(path):
+    while not path.exists():
+        time.sleep(0.01)
+
+
+def test_stuck():
+    wait_for(Path(os.environ["STUCK_RELEASE"]))
