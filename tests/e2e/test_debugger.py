@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -366,25 +367,30 @@ def test_without_a_terminal_pdb_is_a_usage_error(project, option):
 @project
 @pytest.mark.parametrize("how", ["key", "SIGQUIT"])
 def test_what_each_worker_runs_now(terminal, project, how):
-    release = project / "release"
+    release, started = project / "release", project / "started"
     tach = terminal(
         "-n",
         "2",
         "--format=json",
         "test_stuck.py",
         "test_plain.py",
-        env={"STUCK_RELEASE": str(release)},
+        env={"STUCK_RELEASE": str(release), "STUCK_STARTED": str(started)},
     )
-    # The supervisor knows the test runs (the event stream, on the terminal too, says so).
+    # The supervisor knows the test runs (the event stream, on the terminal too, says so),
+    # and the test is where its stack is to show it.
     tach.expect(r'"event":"test_start","id":"test_stuck\.py::test_stuck"')
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline, "the stuck test never started waiting"
+        time.sleep(0.01)
     if how == "key":
         tach.child.send("s")
     else:
         tach.child.sendcontrol("\\")  # the terminal sends SIGQUIT
     tach.expect("what each worker runs now")
     tach.expect(r"worker \d \(pid \d+\): test_stuck\.py::test_stuck \(for [\d.]+ s\)")
-    tach.expect(r'test_stuck\.py", line 8 in wait_for')
-    tach.expect(r'test_stuck\.py", line 12 in test_stuck')
+    tach.expect(r'test_stuck\.py", line 9 in wait_for')
+    tach.expect(r'test_stuck\.py", line 13 in test_stuck')
     release.touch()  # the run goes on: the test ends by itself
     code, shown = tach.finish()
     assert code == 0, shown
@@ -392,11 +398,15 @@ def test_what_each_worker_runs_now(terminal, project, how):
 
 
 @project
-def test_ctrl_c_during_the_run_restores_the_terminal(terminal):
+def test_ctrl_c_during_the_run_restores_the_terminal(terminal, tmp_path):
     # A run on a terminal reads single keys (cbreak mode) while it lasts; an interrupt ends it
     # with the terminal as it was.
     tach = terminal(
-        "-n", "2", "--format=json", "test_stuck.py", env={"STUCK_RELEASE": "/nonexistent"}
+        "-n",
+        "2",
+        "--format=json",
+        "test_stuck.py",
+        env={"STUCK_RELEASE": "/nonexistent", "STUCK_STARTED": str(tmp_path / "started")},
     )
     tach.expect(r'"event":"test_start","id":"test_stuck\.py::test_stuck"')
     tach.child.sendintr()
