@@ -88,7 +88,8 @@ def _in_child(namespaces: SharedNamespaces, hermetic: Hermetic, body: str) -> in
 
 def test_shared_namespaces_keep_tmp_empty_for_each_test_process(tmp_path):
     hermetic = Hermetic(network=True, private_tmp=True)
-    namespaces = SharedNamespaces.make(hermetic, under_tmp([str(tmp_path)]))
+    # the run's directories under /tmp, as a worker keeps them: the checkout may be there too
+    namespaces = SharedNamespaces.make(hermetic, under_tmp([str(tmp_path), os.getcwd()]))
     if namespaces.error is not None:
         pytest.skip(f"the kernel refused: {namespaces.error}")
     try:
