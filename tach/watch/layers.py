@@ -41,14 +41,13 @@ class WarmLayers:
     #: and the discovery of what it runs.
     speculative: tuple[Path, Any, Any] | None = None
 
-    def discover(self, only: set[Path] | None = None) -> Any:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the watch session's, used here
 
-    def failed_files(self) -> set[Path]:
-        raise NotImplementedError
+        def discover(self, only: set[Path] | None = None) -> Any: ...
 
-    def write(self, text: str) -> None:
-        raise NotImplementedError
+        def failed_files(self) -> set[Path]: ...
+
+        def write(self, text: str) -> None: ...
 
     # -- the run zygote of each run -------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import jsonschema
@@ -22,6 +21,7 @@ import pytest
 
 from tach.reporter.json import schema
 from tests.e2e._run import MODES, outcomes, run_tach
+from tests.gauntlet._procs import wait_until
 
 PROMPT = r"\(Pdb\) "
 project = pytest.mark.parametrize("project", ["debugger"], indirect=True)
@@ -379,10 +379,7 @@ def test_what_each_worker_runs_now(terminal, project, how):
     # The supervisor knows the test runs (the event stream, on the terminal too, says so),
     # and the test is where its stack is to show it.
     tach.expect(r'"event":"test_start","id":"test_stuck\.py::test_stuck"')
-    deadline = time.monotonic() + 60
-    while not started.exists():
-        assert time.monotonic() < deadline, "the stuck test never started waiting"
-        time.sleep(0.01)
+    assert wait_until(started.exists, 60), "the stuck test never started waiting"
     if how == "key":
         tach.child.send("s")
     else:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e._run import edit, marked_processes, outcomes, pytest_outcomes
+from tests.gauntlet._procs import children_of, wait_until
 
 #: How long a watch run may take to show up (a machine under load is slow, never this slow).
 CYCLE_TIMEOUT_S = 90.0
@@ -274,15 +275,6 @@ def test_keys_at_a_terminal_run_all_run_failed_and_quit(project: Path) -> None:
         os.close(fd)
 
 
-def parent_of(pid: int) -> int:
-    """The parent process of ``pid`` (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return int(file.read().rpartition(")")[2].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 @pytest.mark.parametrize("project", ["watch_app"], indirect=True)
 def test_the_next_runs_zygote_waits_forked_and_runs_the_change(project: Path) -> None:
     lineage = project.parent / "lineage"
@@ -299,17 +291,14 @@ def test_the_next_runs_zygote_waits_forked_and_runs_the_change(project: Path) ->
         watcher.run(1)
         first = int(lineage.read_text())  # the first run's zygote, perhaps still exiting
         # the watch's layers: base <- session layer <- the next run's zygote, forked ahead
-        deadline = time.monotonic() + CYCLE_TIMEOUT_S
-        while True:
-            ahead = [
-                pid
-                for pid in watcher.leftovers()
-                if parent_of(parent_of(parent_of(pid))) == watcher.process.pid and pid != first
-            ]
-            if ahead:
-                break
-            assert time.monotonic() < deadline, "no run zygote was forked ahead"
-            time.sleep(0.01)
+
+        def forked_ahead() -> list[int]:
+            bases = children_of(watcher.process.pid)
+            sessions = [pid for base in bases for pid in children_of(base)]
+            return [pid for session in sessions for pid in children_of(session) if pid != first]
+
+        ahead = wait_until(forked_ahead, CYCLE_TIMEOUT_S)
+        assert ahead, "no run zygote was forked ahead"
         edit(test_file, "test process", "test's process")
         events = watcher.run(2)
         assert set(outcomes(events)) == {"tests/test_lineage.py::test_lineage"}
@@ -357,10 +346,7 @@ def test_ctrl_c_while_a_reported_runs_zygote_still_exits_ends_the_watch(project:
     watcher = Watcher(project)
     try:
         watcher.run(1)
-        deadline = time.monotonic() + CYCLE_TIMEOUT_S
-        while not exiting.exists():
-            assert time.monotonic() < deadline, watcher.stderr_so_far()
-            time.sleep(0.01)
+        assert wait_until(exiting.exists, CYCLE_TIMEOUT_S), watcher.stderr_so_far()
         watcher.process.send_signal(signal.SIGINT)
         gate.write_text("")
         watcher.process.wait(timeout=30)  # not waiting for changes
