@@ -285,6 +285,17 @@ def run_tests(argv: Sequence[str], *, retain: list[object] | None = None) -> int
     if config.shard is not None and config.watch:
         sys.stderr.write("ERROR: --shard cannot be used with --watch\n")
         return EXIT_USAGE_ERROR
+    if config.changed_since is not None and not ns.show_config:
+        from tach.changed import ChangedSinceError, git_change
+
+        if config.watch:
+            sys.stderr.write("ERROR: --changed-since cannot be used with --watch\n")
+            return EXIT_USAGE_ERROR
+        try:
+            config.change = git_change(config.changed_since, Path(project.rootdir))
+        except ChangedSinceError as exc:
+            sys.stderr.write(f"ERROR: {exc}\n")
+            return EXIT_USAGE_ERROR
     if config.durations_file and not ns.show_config:
         from tach.scheduler import DurationsFileError, load_durations_file
 

@@ -107,6 +107,24 @@ def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
         help="balance --shard by the durations in FILE (tach durations --export), not by "
         ".tach/durations.json, so that every machine plans the same shards",
     )
+    parser.add_argument(
+        "--changed-since",
+        default=None,
+        metavar="REF",
+        help="run only the tests a change since the git revision REF can affect (committed "
+        "since its merge base with HEAD, staged, unstaged and untracked files), by their "
+        "imports (env TACH_CHANGED_SINCE)",
+    )
+    parser.add_argument(
+        "--changed-dep",
+        action="append",
+        default=None,
+        dest="changed_deps",
+        metavar="GLOB=PATHS",
+        help="with --changed-since: a changed file matching GLOB (rootdir-relative) affects "
+        "the tests under PATHS (comma-separated; none: no test), for what imports do not "
+        "show (data files, dynamic imports); repeatable, adds to [tool.tach] changed_deps",
+    )
 
 
 def add_warm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -292,6 +310,12 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     #: ``--durations-file``: the durations shards are balanced by (absolute), if not .tach's.
     durations_file: str | None = None
+    #: ``--changed-since REF``: run only the tests a change since REF can affect.
+    changed_since: str | None = None
+    #: ``--changed-dep`` and ``[tool.tach] changed_deps``: (glob, rootdir-relative paths).
+    changed_deps: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
+    #: What git says changed since ``changed_since`` (asked before the run starts).
+    change: Any = None
     #: ``--keep-warm``: run from (and leave) a per-user server; its idle time in seconds.
     keep_warm: bool = False
     keep_warm_idle: float = 900.0
@@ -533,8 +557,26 @@ def build_run_config(
             ),
             resolve.sources.get("durations_file", "default"),
         ),
+        changed_since=resolve(
+            "changed_since", getattr(ns, "changed_since", None), "--changed-since", str, None
+        ),
+        changed_deps=[
+            *resolve.table("changed_deps", {}).items(),
+            *(parse_changed_dep(value) for value in getattr(ns, "changed_deps", None) or ()),
+        ],
         sources=resolve.sources,
     )
+
+
+def parse_changed_dep(value: str) -> tuple[str, list[str]]:
+    """``--changed-dep GLOB=PATH[,PATH...]`` as ``(GLOB, [PATH, ...])`` (``GLOB=``: none)."""
+    glob, equals, paths = value.partition("=")
+    if not equals or not glob.strip():
+        raise ConfigValueError(
+            f"--changed-dep takes GLOB=PATH[,PATH...] (GLOB= for a file that affects no "
+            f"test), not {value!r}"
+        )
+    return glob.strip(), [path.strip() for path in paths.split(",") if path.strip()]
 
 
 def apply_pytest_options(config: RunConfig, configured: Mapping[str, Any]) -> None:
@@ -587,6 +629,7 @@ TOOL_KEYS: dict[str, str] = {
     "max_processes": "an integer >= 1",
     "max_open_files": "an integer >= 1",
     "max_cpu_time": "a number of seconds",
+    "changed_deps": "a table of lists of strings (glob = [paths])",
 }
 
 #: The ``TACH_*`` environment variable of each setting that has one.
@@ -602,6 +645,7 @@ ENV_VARS: dict[str, str] = {
     "durations_file": "TACH_DURATIONS_FILE",
     "network": "TACH_NETWORK",
     "private_tmp": "TACH_PRIVATE_TMP",
+    "changed_since": "TACH_CHANGED_SINCE",
 }
 
 #: The settings ``--show-config`` prints, in its order.
@@ -625,6 +669,8 @@ SETTINGS = (
     "max_processes",
     "max_open_files",
     "max_cpu_time",
+    "changed_since",
+    "changed_deps",
 )
 
 #: ``--shard auto``: the CI variables of the shard's number and the number of shards, and
@@ -743,6 +789,8 @@ def _tool_value_ok(key: str, value: object) -> bool:
         )
     if key in ("python_path", "warm_imports"):
         return _is_str_list(value)
+    if key == "changed_deps":
+        return isinstance(value, dict) and all(_is_str_list(v) for v in value.values())
     if key == "workers":
         return (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
             value == "auto"
@@ -939,6 +987,8 @@ def show_config(config: RunConfig) -> dict[str, dict[str, Any]]:
         "max_processes": config.max_processes,
         "max_open_files": config.max_open_files,
         "max_cpu_time": config.max_cpu_time,
+        "changed_since": config.changed_since,
+        "changed_deps": {glob: paths for glob, paths in config.changed_deps},
     }
     return {
         key: {"value": values[key], "source": config.sources.get(key, "default")}

@@ -315,6 +315,9 @@ def plan_and_run(
     if choose is not None:
         units = choose(units)
     expected = plan.expected_tests
+    if config.change is not None:
+        units = changed_units(config, found, supervisor, units)
+        expected = sum(len(unit.expected) for unit in units)
     if config.shard is not None:
         narrowed = bool(config.last_failed and last_failed)
         units = shard_of_run(config, found, plan.units, units, durations, narrowed)
@@ -344,7 +347,31 @@ def plan_and_run(
             save_last_failed(cache_dir, summary, last_failed)
     if retain is not None:
         retain += [supervisor, summary, found, plan, units, durations, locations, last_failed]
-    return shard_exit_code(summary) if config.shard is not None else exit_code(summary)
+    if config.shard is not None or (config.change is not None and not units):
+        return shard_exit_code(summary)
+    return exit_code(summary)
+
+
+def changed_units(config: RunConfig, found: Any, supervisor: Any, units: list[Unit]) -> list[Unit]:
+    """The units of ``units`` with a test ``config.change`` (``--changed-since``) can affect
+    (:mod:`tach.changed`); the selection goes to ``run_start``. No unit: the run is not a
+    failure (pytest's 5 becomes 0), as nothing the change touches is tested."""
+    from tach.changed import select, unit_path
+    from tach.watch.graph import ImportGraph
+
+    result = found.result
+    graph = ImportGraph(Path(result.rootdir), result.imports)
+    test_files = {unit_path(unit) for unit in units if not unit.id.endswith("/")}
+    python_files = found.config.get("python_files") or ("test_*.py", "*_test.py")
+    selection = select(config.change, graph, test_files, config.changed_deps, python_files)
+    kept = [unit for unit in units if selection.keeps(unit)]
+    supervisor.spec.run_info = {
+        **supervisor.spec.run_info,
+        "changed_since": selection.to_json(units, kept),
+    }
+    if not kept:
+        supervisor.decide_exit = shard_exit_code
+    return kept
 
 
 def shard_exit_code(summary: RunSummary) -> int:

@@ -122,7 +122,31 @@ class HumanReporter:
         shard = info.get("shard")
         of = f", shard {shard['index']}/{shard['total']}" if shard else ""
         self.line(f"tach: {workers} worker{plural}, isolation {info.get('isolation')}{found}{of}")
+        if info.get("changed_since"):
+            self.changed_since(info["changed_since"])
         self.line()
+
+    def changed_since(self, selection: dict[str, Any]) -> None:
+        """``--changed-since``: what changed, and which tests that selects (each file's reason
+        with ``-v``, and always the files that make every test run)."""
+        base = selection["base"][:12]
+        since = f"{selection['ref']} ({'merge base ' if selection['merge_base'] else ''}{base})"
+        changed = selection["changed"]
+        files = f"{len(changed)} changed file{'' if len(changed) == 1 else 's'}"
+        if selection["everything"]:
+            path, why = next(iter(selection["everything"].items()))
+            more = len(selection["everything"]) - 1
+            also = f" (and {more} more)" if more else ""
+            self.line(f"tach: changed since {since}: {files}; every test runs: {path}{also}: {why}")
+        else:
+            self.line(
+                f"tach: changed since {since}: {files} select {selection['tests']} of "
+                f"{selection['of_tests']} tests, in {selection['modules']} of "
+                f"{selection['of_modules']} test files"
+            )
+        if self.verbosity > 0:
+            for path, why in changed.items():
+                self.line(f"  {path}: {why}")
 
     def on_collected(
         self, unit: Unit, ids: Sequence[str], errors: Sequence[dict[str, Any]]

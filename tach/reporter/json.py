@@ -131,8 +131,13 @@ class JsonReporter:
                 os.close(devnull)
 
     def on_run_start(self, info: dict[str, Any]) -> None:
-        # tach --watch: the run's number in the watch session, and what changed; --shard
-        watch = {key: info[key] for key in ("cycle", "changed", "warm", "shard") if key in info}
+        # tach --watch: the run's number in the watch session, and what changed; --shard;
+        # --changed-since: what changed since the revision, and what that selects
+        watch = {
+            key: info[key]
+            for key in ("cycle", "changed", "warm", "shard", "changed_since")
+            if key in info
+        }
         self.cycle = {"cycle": watch["cycle"]} if "cycle" in watch else {}
         self.emit(
             "run_start",

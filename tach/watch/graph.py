@@ -49,11 +49,13 @@ class ImportGraph:
                     roots[root] = None
         self.roots = list(roots)
         self._edges: dict[Path, tuple[int, set[Path]]] = {}
+        #: file -> module files its imports name that do not exist (:meth:`missing_of`).
+        self._missing: dict[Path, set[Path]] = {}
 
     def updated(self, imports: Mapping[str, Sequence[ModuleImport]]) -> ImportGraph:
         """The graph of a newer discovery, keeping what was read of unchanged files."""
         graph = ImportGraph(self.rootdir, imports)
-        graph._edges = self._edges
+        graph._edges, graph._missing = self._edges, self._missing
         return graph
 
     def merged(self, imports: Mapping[str, Sequence[ModuleImport]]) -> ImportGraph:
@@ -61,7 +63,7 @@ class ImportGraph:
         graph = ImportGraph(self.rootdir, imports)
         graph.direct = {**self.direct, **graph.direct}
         graph.roots = list(dict.fromkeys([*self.roots, *graph.roots]))
-        graph._edges = self._edges
+        graph._edges, graph._missing = self._edges, self._missing
         return graph
 
     def knows(self, path: Path) -> bool:
@@ -78,9 +80,10 @@ class ImportGraph:
             self.closure(test)
 
     def closure(self, test: Path) -> set[Path]:
-        """The project files ``test`` imports, directly or through other project files."""
+        """The project files ``test`` (a test module, or any project file such as a conftest)
+        imports, directly or through other project files."""
         seen: set[Path] = set()
-        todo = list(self.direct.get(test, ()))
+        todo = list(self.direct[test] if test in self.direct else self.imports_of(test))
         while todo:
             path = todo.pop()
             if path in seen:
@@ -98,11 +101,19 @@ class ImportGraph:
         cached = self._edges.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        found = set(self._resolve_all(path))
+        missing: set[Path] = set()
+        found = set(self._resolve_all(path, missing))
         self._edges[path] = (mtime, found)
+        self._missing[path] = missing
         return found
 
-    def _resolve_all(self, path: Path) -> Iterable[Path]:
+    def missing_of(self, path: Path) -> set[Path]:
+        """The module files ``path``'s imports name that do not exist (``x.py`` and
+        ``x/__init__.py`` for each): a deleted module is found among them."""
+        self.imports_of(path)
+        return self._missing.get(path, set())
+
+    def _resolve_all(self, path: Path, missing: set[Path]) -> Iterable[Path]:
         try:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (OSError, SyntaxError, ValueError):
@@ -111,7 +122,7 @@ class ImportGraph:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    yield from self._absolute(alias.name)
+                    yield from self._absolute(alias.name, missing)
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package
@@ -119,15 +130,22 @@ class ImportGraph:
                         base = base.parent
                     parts = node.module.split(".") if node.module else []
                     target = base.joinpath(*parts) if parts else base
-                    yield from _module_files(target)
+                    yield from _module_files(target, missing)
                     for alias in node.names:
-                        yield from _module_files(target / alias.name)
+                        yield from _module_files(target / alias.name, missing)
                 elif node.module:
-                    yield from self._absolute(node.module)
+                    yield from self._absolute(node.module, missing)
                     for alias in node.names:
-                        yield from self._absolute(f"{node.module}.{alias.name}", packages=False)
+                        name = f"{node.module}.{alias.name}"
+                        yield from self._absolute(name, missing, packages=False)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                # ``pytest_plugins = ["pkg.fixtures"]``: pytest imports the modules named
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == "pytest_plugins" for t in targets):
+                    for name in _plugin_names(node.value):
+                        yield from self._absolute(name, missing)
 
-    def _absolute(self, name: str, packages: bool = True) -> Iterable[Path]:
+    def _absolute(self, name: str, missing: set[Path], packages: bool = True) -> Iterable[Path]:
         parts = name.split(".")
         for root in self.roots:
             if not (root / parts[0]).exists() and not (root / f"{parts[0]}.py").exists():
@@ -135,12 +153,21 @@ class ImportGraph:
             # ``import a.b.c`` runs a/__init__.py and a/b/__init__.py too
             start = 1 if packages else len(parts)
             for depth in range(start, len(parts) + 1):
-                yield from _module_files(root.joinpath(*parts[:depth]))
+                yield from _module_files(root.joinpath(*parts[:depth]), missing)
             return
+        # found in no root: a top-level module of the project that was deleted, if not an
+        # installed one
+        for root in self.roots:
+            missing.update(_module_files_named(root / parts[0]))
 
     def affected(self, changed: Iterable[Path]) -> tuple[set[Path] | None, list[Path]]:
         """``(tests, unseen)``: the test modules a change to ``changed`` affects (None: all of
-        them), and the changed files no test is known to depend on."""
+        them), and the changed files no test is known to depend on.
+
+        A test module is affected by itself, by a project file its imports reach (one that was
+        deleted included), and by a conftest of its directory or a directory above (up to the
+        rootdir) or a project file that conftest's imports reach.
+        """
         changed = [Path(os.path.abspath(path)) for path in changed]
         tests: set[Path] = set()
         unseen: list[Path] = []
@@ -150,7 +177,7 @@ class ImportGraph:
             if path.name in CONFIG_FILES and path.name != "conftest.py":
                 return None, []
             if path.name == "conftest.py":
-                below = {test for test in known_tests if path.parent in test.parents}
+                below = _below(path.parent, known_tests)
                 tests |= below
                 if not below:
                     unseen.append(path)
@@ -161,25 +188,90 @@ class ImportGraph:
             else:
                 unseen.append(path)
         if project:
-            reached = set()
-            for test in known_tests:
-                hit = self.closure(test) & project
-                if hit:
-                    tests.add(test)
-                    reached |= hit
-            unseen += sorted(project - reached)
+            reached = self.importers(project)
+            for found in reached.values():
+                tests |= found
+            unseen += sorted(project - set(reached))
         return tests, unseen
 
+    def importers(self, project: set[Path]) -> dict[Path, set[Path]]:
+        """Each file of ``project`` (project modules, some of them deleted) that test modules
+        depend on, and those test modules: the ones whose imports reach it, and the ones below
+        a conftest whose imports reach it."""
+        deleted = {path for path in project if not path.exists()}
+        known_tests = self.test_modules()
+        reached: dict[Path, set[Path]] = {}
+        for test in known_tests:
+            for path in self.reaches(test, project, deleted):
+                reached.setdefault(path, set()).add(test)
+        for conftest in self.conftests():
+            hit = self.reaches(conftest, project, deleted)
+            if hit:
+                below = _below(conftest.parent, known_tests)
+                for path in hit:
+                    reached.setdefault(path, set()).update(below)
+        return reached
 
-def _module_files(target: Path) -> Iterable[Path]:
-    """The file a module at ``target`` (a path without suffix) is: a module or a package."""
-    module = target.with_name(target.name + ".py")
+    def conftests(self) -> set[Path]:
+        """The ``conftest.py`` files of the test modules' directories and of the directories
+        above them, up to the rootdir."""
+        found: set[Path] = set()
+        seen: set[Path] = set()
+        for test in self.direct:
+            for directory in test.parents:
+                if directory in seen or not (
+                    directory == self.rootdir or self.rootdir in directory.parents
+                ):
+                    break
+                seen.add(directory)
+                if (directory / "conftest.py").is_file():
+                    found.add(directory / "conftest.py")
+        return found
+
+    def reaches(self, start: Path, project: set[Path], deleted: set[Path]) -> set[Path]:
+        """The files of ``project`` the imports of ``start`` reach (``deleted``: those of them
+        that no longer exist, found by the names the imports give)."""
+        files = self.closure(start)
+        hit = files & project
+        if deleted:
+            for path in (start, *files):
+                hit |= self.missing_of(path) & deleted
+        return hit
+
+
+def _below(directory: Path, tests: Iterable[Path]) -> set[Path]:
+    return {test for test in tests if directory in test.parents}
+
+
+def _module_files(target: Path, missing: set[Path] | None = None) -> Iterable[Path]:
+    """The file a module at ``target`` (a path without suffix) is: a module or a package
+    (neither: both names go to ``missing``)."""
+    module, init = _module_files_named(target)
     if module.is_file():
         yield module
         return
-    init = target / "__init__.py"
     if init.is_file():
         yield init
+        return
+    if missing is not None:
+        missing.update((module, init))
+
+
+def _module_files_named(target: Path) -> tuple[Path, Path]:
+    return target.with_name(target.name + ".py"), target / "__init__.py"
+
+
+def _plugin_names(value: ast.expr | None) -> list[str]:
+    """The module names of a ``pytest_plugins`` value: a string, or a list or tuple of them."""
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return [value.value]
+    if isinstance(value, ast.List | ast.Tuple):
+        return [
+            item.value
+            for item in value.elts
+            if isinstance(item, ast.Constant) and isinstance(item.value, str)
+        ]
+    return []
 
 
 def _import_root(module: str, path: Path) -> Path | None:
