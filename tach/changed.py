@@ -15,8 +15,13 @@ follows the rules of ``tach --watch`` (:mod:`tach.watch.graph`), first rule firs
 4. a test file: its tests;
 5. a module of the project: the test modules whose imports reach it (a deleted one: whose
    imports name it), directly or through other project modules or a conftest above them;
-6. anything else (a data file, a module only imported by a computed name): the import graph
-   cannot tell who reads it, so every test runs, and Tach says which file made it so.
+6. anything else under the rootdir (a data file, a module only imported by a computed name):
+   the import graph cannot tell who reads it, so every test runs, and Tach says which file
+   made it so.
+
+What ``--watch`` never watches is left out (bytecode, caches, virtualenvs, build output:
+:func:`tach.watch.changes.never_watched`), and so is a file outside the rootdir that no test's
+imports reach.
 
 Nothing here imports user code: the graph is read with ``ast``.
 """
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tach.scheduler import Unit
+from tach.watch.changes import never_watched
 from tach.watch.graph import CONFIG_FILES, ImportGraph
 
 #: Files whose change means the installed packages, hence any test's outcome, may differ.
@@ -73,7 +79,15 @@ def git_change(ref: str, directory: Path) -> GitChange:
     diff = _git(top, "diff", "--name-only", "--no-renames", "-z", base, "--")
     untracked = _git(top, "ls-files", "--others", "--exclude-standard", "-z")
     names = dict.fromkeys(name for name in (diff + untracked).split("\0") if name)
-    return GitChange(ref, base, merge_base, [top / name for name in names])
+    # git names files from its top level, symbolic links resolved: spell them as the rootdir
+    # is spelled, which the import graph's paths are
+    real = Path(os.path.realpath(directory))
+    files = []
+    for name in names:
+        path = Path(os.path.realpath(top)) / name
+        inside = real == path or real in path.parents
+        files.append(directory / path.relative_to(real) if inside else path)
+    return GitChange(ref, base, merge_base, files)
 
 
 def _git(directory: Path, *args: str, what: str = "") -> str:
@@ -182,6 +196,9 @@ def select(
     modules: set[Path] = set()
     for path in change.files:
         relative = os.path.relpath(path, rootdir)
+        if rootdir in path.parents and never_watched(path, rootdir):
+            selection.why[path] = "not a source file (ignored, as by --watch)"
+            continue
         why = []
         for matches, targets, glob in patterns:
             if matches(relative):
@@ -217,6 +234,8 @@ def select(
     for path in change.files:
         if not selection.why[path] and not path.exists() and _test_module_name(path, test_globs):
             selection.why[path] = "a test module deleted: its tests are gone"
+        if not selection.why[path] and rootdir not in path.parents:
+            selection.why[path] = "outside the rootdir, and no test imports it (ignored)"
         if not selection.why[path] and path not in selection.everything:
             selection.everything[path] = (
                 "no test is known to depend on it (imports only are followed)"

@@ -560,12 +560,21 @@ def build_run_config(
         changed_since=resolve(
             "changed_since", getattr(ns, "changed_since", None), "--changed-since", str, None
         ),
-        changed_deps=[
-            *resolve.table("changed_deps", {}).items(),
-            *(parse_changed_dep(value) for value in getattr(ns, "changed_deps", None) or ()),
-        ],
+        changed_deps=changed_deps(resolve, getattr(ns, "changed_deps", None)),
         sources=resolve.sources,
     )
+
+
+def changed_deps(resolve: _Resolver, cli: Sequence[str] | None) -> list[tuple[str, list[str]]]:
+    """``[tool.tach] changed_deps``, then each ``--changed-dep`` of the command line."""
+    deps = list(resolve.table("changed_deps", {}).items())
+    if cli:
+        table = resolve.sources["changed_deps"]
+        deps += [parse_changed_dep(value) for value in cli]
+        resolve.sources["changed_deps"] = "command line (--changed-dep)" + (
+            f" and {table}" if table != "default" else ""
+        )
+    return deps
 
 
 def parse_changed_dep(value: str) -> tuple[str, list[str]]:

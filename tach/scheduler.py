@@ -294,6 +294,11 @@ def save_durations(cache_dir: Path, results: Iterable[TestResult], old: dict[str
             # To the microsecond; ``round(x, 6)`` costs 1.7 µs a test, this a tenth of that.
             merged[result.id] = int(result.duration * 1e6 + 0.5) / 1e6
     write_atomically(cache_dir / "durations.json", orjson.dumps(merged))
+    ignore = cache_dir / ".gitignore"
+    if not ignore.exists():
+        # as pytest does for .pytest_cache: git ignores the cache (``--changed-since`` and
+        # ``git status`` alike) without a rule of the project's
+        ignore.write_text("# Created by tach automatically.\n*\n")
 
 
 def write_atomically(path: Path, data: bytes) -> None:

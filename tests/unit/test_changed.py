@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -139,7 +140,8 @@ def test_select_rules(tmp_path):
     files.add(tmp_path / "tests/doc.txt")
 
     def run(*names: str, deps=()):
-        change = GitChange("main", "0" * 40, True, [tmp_path / name for name in names])
+        paths = [Path(os.path.normpath(tmp_path / name)) for name in names]
+        change = GitChange("main", "0" * 40, True, paths)
         return select(change, graph, files, deps)
 
     selection = run("src/shop/prices.py", "tests/doc.txt")
@@ -149,6 +151,9 @@ def test_select_rules(tmp_path):
     assert selection.dirs == {tmp_path / "tests"} and not selection.all
     selection = run("setup.cfg")
     assert selection.everything == {tmp_path / "setup.cfg": "pytest's or Tach's configuration"}
+    # what --watch never watches, and a file outside the rootdir no test imports: nothing
+    selection = run("src/shop/__pycache__/prices.cpython-311.pyc", "../elsewhere/notes.txt")
+    assert not selection.all and not selection.files and not selection.dirs
     selection = run("requirements-dev.txt")
     assert selection.everything == {tmp_path / "requirements-dev.txt": "the installed packages"}
     # what the user names stands, even for a file that would run every test

@@ -78,10 +78,27 @@ def test_defaults_and_their_source():
         "max_processes",
         "max_open_files",
         "max_cpu_time",
+        "changed_since",
+        "changed_deps",
     }
     assert all(entry["source"] == "default" for entry in show_config(config).values())
     assert config.shard is None and config.durations_file is None
     assert config.keep_warm is False
+
+
+def test_changed_deps_from_the_config_file_and_the_command_line():
+    tool = {"changed_deps": {"tests/data/**": ["tests/test_data.py"], "*.md": []}}
+    argv = ["--changed-since", "main", "--changed-dep", "docs/**=", "--changed-dep", "a=b, c"]
+    config = resolve(argv, [], {}, tool)
+    assert config.changed_since == "main"
+    assert config.changed_deps == [
+        ("tests/data/**", ["tests/test_data.py"]),
+        ("*.md", []),
+        ("docs/**", []),
+        ("a", ["b", "c"]),
+    ]
+    assert show_config(config)["changed_deps"]["source"].startswith("command line")
+    assert resolve([], [], {"TACH_CHANGED_SINCE": "v1"}, tool).changed_since == "v1"
 
 
 @pytest.mark.parametrize(
