@@ -20,6 +20,7 @@ SUBJECTS = {
     "shards": ("shard_agreement", "real-world corpus: 4 shards against the unsharded run"),
     "hermetic": ("bench_hermetic", "--isolate-network and --private-tmp: cost per unit"),
     "junit": ("junit_agreement", "real-world corpus: Tach's JUnit XML against pytest's"),
+    "changed": ("changed_agreement", "real-world corpus: --changed-since against a full run"),
 }
 
 
