@@ -9,7 +9,10 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import jsonschema
 import pytest
+
+from tach.reporter.json import schema
 
 from ._run import outcomes, run_tach
 
@@ -155,8 +158,12 @@ def test_nothing_changed_runs_nothing_and_is_no_failure(shop):
 
 def test_a_module_selects_the_tests_its_importers_reach(shop):
     append(shop / "src/shop/prices.py", "# a comment\n")
-    selection, found, result = changed(shop, "--changed-since", "main")
+    events, result = run_tach(shop, "-n", "2", "--changed-since", "main")
     assert result.returncode == 0, result.stderr
+    validator = jsonschema.Draft202012Validator(schema())
+    for event in events:
+        validator.validate(event)
+    selection, found = events[0]["changed_since"], outcomes(events)
     assert set(found) == {"tests/test_prices.py::test_price", "tests/test_cart.py::test_total"}
     assert selection["changed"] == {"src/shop/prices.py": "imported by 2 test modules"}
     assert (selection["tests"], selection["modules"], selection["of_modules"]) == (2, 2, 6)
