@@ -15,8 +15,8 @@ in a copy of its work dir made a git repository, with the copy's own sources fir
    in the selection (a test whose module no longer imports: that module's collection error),
    with the full run's outcomes.
 
-Reported per module: the selection (tests and test files, of all), the tests the break
-altered, whether the selection holds them all, and the wall times of the selected run and of
+Reported per module: the selection (the tests static discovery expects and the test files,
+of all, as ``run_start`` says), the tests the break altered, whether the selection holds them all, and the wall times of the selected run and of
 the full run.
 
 Run: ``python -m tach.bench.changed_agreement [--project NAME] [--modules 3]`` or
@@ -149,8 +149,9 @@ def check_project(
         results.append(
             {
                 "module": module,
-                "selected_tests": len(selected),
-                "of_tests": len(full),
+                "selected_tests": selection.get("tests"),
+                "of_tests": selection.get("of_tests"),
+                "outcomes": len(selected),
                 "selected_files": selection.get("modules"),
                 "of_files": selection.get("of_modules", test_files),
                 "altered": len(altered),
