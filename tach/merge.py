@@ -217,13 +217,20 @@ def merge(streams: Sequence[ShardStream]) -> Merged:
     stats.counts["deselected"] = sum(int((s.finish or {}).get("deselected") or 0) for s in ordered)
     finishes = [s.finish or {} for s in ordered]
     duration = max(float(f.get("duration_ms") or 0.0) for f in finishes) / 1000
-    return Merged(ordered, stats, counts, duration, whole_exit_code(finishes, stats))
+    # --changed-since that selected nothing: an empty run is no failure, as unsharded
+    selection = (ordered[0].start or {}).get("changed_since") or {}
+    nothing_selected = selection.get("modules") == 0 and not selection.get("everything")
+    code = whole_exit_code(finishes, stats)
+    if code == EXIT_NO_TESTS and nothing_selected:
+        code = EXIT_OK
+    return Merged(ordered, stats, counts, duration, code)
 
 
 def whole_exit_code(finishes: Sequence[dict[str, Any]], stats: Stats) -> int:
     """pytest's exit code of the whole run: a shard's usage error (4), internal error (3) or
     interruption (2) first, in that order; then 1 if a test failed or a shard did (a plugin's
-    ``--cov-fail-under``); 5 if no shard ran a test; else 0."""
+    ``--cov-fail-under``); 5 if no shard ran a test; else 0 (also when ``--changed-since``
+    selected no test, as :func:`merge` decides)."""
     codes = {f.get("exit_code") for f in finishes}
     if any(f.get("interrupted") for f in finishes):
         codes.add(EXIT_INTERRUPTED)

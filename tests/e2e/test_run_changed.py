@@ -313,6 +313,23 @@ def test_shards_of_a_selection_make_the_selection(shop):
     assert union == whole and len(whole) == 5
 
 
+def test_merged_shards_of_an_empty_selection_are_no_failure(shop):
+    streams = []
+    for k in (1, 2):
+        events, result = run_tach(shop, "--changed-since", "main", f"--shard={k}/2")
+        assert result.returncode == 0, result.stderr
+        (shop / f"shard{k}.ndjson").write_text(result.stdout)
+        streams.append(f"shard{k}.ndjson")
+    merged = subprocess.run(
+        [os.sys.executable, "-m", "tach", "merge", *streams],
+        cwd=shop,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+
+
 def test_the_terminal_report_says_what_the_selection_is(shop):
     append(shop / "src/shop/prices.py", "\n")
     result = subprocess.run(
