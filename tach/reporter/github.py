@@ -405,13 +405,14 @@ def publish(
 
 
 def append_summary(path: str, markdown: str) -> None:
-    """Append ``markdown`` to the file at ``path``, after what other steps wrote there (on a
-    line of its own, a blank line between)."""
-    with open(path, "a+", encoding="utf-8") as file:
-        file.seek(0, os.SEEK_END)
-        if file.tell():
-            markdown = "\n" + markdown
-        file.write(markdown)
+    """Append ``markdown`` to the file at ``path``, after what other steps wrote there (never
+    truncated), a blank line between."""
+    with open(path, "a+b") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size:
+            file.seek(size - 1)
+            markdown = ("\n" if file.read(1) == b"\n" else "\n\n") + markdown
+        file.write(markdown.encode("utf-8"))  # in append mode: at the end, wherever we read
 
 
 class GithubReporter(JsonReporter):
