@@ -239,7 +239,9 @@ class GithubRun:
         short = bounded(str(event.get("message") or "").strip(), SHORT_LIMIT)
         if event.get("status") == "error":
             short = f"error at {event.get('when') or 'setup'}: {short}".rstrip(": ")
-        report = str(event.get("longrepr") or "").rstrip()
+        report = str(event.get("longrepr") or "").rstrip().lstrip("\n")
+        if report.strip() == str(event.get("message") or "").strip():
+            report = ""  # a crash's report is its message: once is enough
         message = short + (f"\n\n{bounded(report, MESSAGE_LIMIT)}" if report else "")
         line = event.get("failure_line") or event.get("line")
         return workflow_command(

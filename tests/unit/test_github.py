@@ -173,6 +173,14 @@ def test_each_failure_and_error_is_one_annotation_at_its_line():
     ]
 
 
+def test_a_crashed_test_says_its_crash_once():
+    crash = "Test process 8 exited with status 3 in the middle of the test (during call)."
+    event = {**finished("t.py::test_a", "fail", message=crash), "longrepr": crash + "\n"}
+    assert run_of(event, run_finished(1)).annotations() == [
+        f"::error file=t.py,line=3,title=t.py%3A%3Atest_a::{crash}"
+    ]
+
+
 def test_paths_are_relative_to_the_workspace_when_it_holds_the_rootdir():
     run = run_of(finished("tests/t.py::test_a", "fail"), run_finished(1), rootdir="/w/repo/sub")
     assert run.annotations("/w/repo")[0].startswith("::error file=sub/tests/t.py,line=3,")
