@@ -386,10 +386,12 @@ def publish(
     out: IO[str],
     environ: Mapping[str, str] | None = None,
     err: IO[str] | None = None,
+    summary: bool = True,
 ) -> None:
-    """Write the run's annotations to ``out`` and append its job summary to the file
-    ``GITHUB_STEP_SUMMARY`` names, if it names one. A summary that cannot be written is said
-    on ``err`` and does not change the run's exit code: the tests' outcome is what counts."""
+    """Write the run's annotations to ``out`` and append its job summary (unless not
+    ``summary``) to the file ``GITHUB_STEP_SUMMARY`` names, if it names one. A summary that
+    cannot be written is said on ``err`` and does not change the run's exit code: the tests'
+    outcome is what counts."""
     environ = environ if environ is not None else os.environ
     workspace = environ.get("GITHUB_WORKSPACE") or None
     lines = run.annotations(workspace)
@@ -397,7 +399,7 @@ def publish(
         out.write("\n".join(lines) + "\n")
         out.flush()
     target = environ.get("GITHUB_STEP_SUMMARY")
-    if target:
+    if target and summary:
         try:
             append_summary(target, run.summary(workspace))
         except OSError as exc:
@@ -440,4 +442,5 @@ class GithubReporter(JsonReporter):
 
     def on_run_finished(self, summary: RunSummary) -> None:
         super().on_run_finished(summary)
-        publish(self.run, self.out, self.environ)
+        # --co runs no test: its collection errors are annotated, but there is no run to sum up
+        publish(self.run, self.out, self.environ, summary=not summary.collect_only)

@@ -368,3 +368,13 @@ def test_merge_github_with_the_stream_on_stdout_is_a_usage_error(tmp_path, githu
     assert run_merge(paths, json_out="-", err=err, out=io.StringIO(), fmt="github") == 4
     assert "--format=github writes to stdout" in err.getvalue()
     assert github_env.read_text() == "before\n"
+
+
+def test_no_summary_when_asked_for_none(tmp_path):
+    """``--co`` runs no test: annotations of its collection errors, no job summary."""
+    target = tmp_path / "s.md"
+    run = run_of(finished("t.py::test_a", "fail"), run_finished(1))
+    out = io.StringIO()
+    publish(run, out, environ={"GITHUB_STEP_SUMMARY": str(target)}, summary=False)
+    assert out.getvalue().startswith("::error file=t.py,line=3,")
+    assert not target.exists()
