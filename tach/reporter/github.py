@@ -199,7 +199,7 @@ class GithubRun:
                 relative = os.path.relpath(full, base)
             except ValueError:  # another drive
                 continue
-            if not relative.startswith(os.pardir):
+            if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
                 return PurePath(relative).as_posix()
         return None
 
@@ -238,7 +238,8 @@ class GithubRun:
         file = str(event.get("file") or "")
         short = bounded(str(event.get("message") or "").strip(), SHORT_LIMIT)
         if event.get("status") == "error":
-            short = f"error at {event.get('when') or 'setup'}: {short}".rstrip(": ")
+            phase = f"error at {event.get('when') or 'setup'}"
+            short = f"{phase}: {short}" if short else phase
         report = str(event.get("longrepr") or "").rstrip().lstrip("\n")
         if report.strip() == str(event.get("message") or "").strip():
             report = ""  # a crash's report is its message: once is enough
@@ -255,7 +256,8 @@ class GithubRun:
     def _collect_error(self, event: dict[str, Any], workspace: str | None) -> str:
         file = str(event.get("file") or "")
         report = str(event.get("message") or "").rstrip()
-        message = f"collection error: {collect_error_message(report)}".rstrip(": ")
+        short = collect_error_message(report)
+        message = f"collection error: {short}" if short else "collection error"
         return workflow_command(
             "error",
             message + (f"\n\n{bounded(report, MESSAGE_LIMIT)}" if report else ""),

@@ -173,6 +173,13 @@ def test_each_failure_and_error_is_one_annotation_at_its_line():
     ]
 
 
+def test_an_error_without_a_message_names_its_phase():
+    event = {**finished("t.py::test_a", "error", "teardown"), "longrepr": ""}
+    assert run_of(event, run_finished(1)).annotations() == [
+        "::error file=t.py,line=3,title=t.py%3A%3Atest_a::error at teardown"
+    ]
+
+
 def test_a_crashed_test_says_its_crash_once():
     crash = "Test process 8 exited with status 3 in the middle of the test (during call)."
     event = {**finished("t.py::test_a", "fail", message=crash), "longrepr": crash + "\n"}
@@ -186,6 +193,8 @@ def test_paths_are_relative_to_the_workspace_when_it_holds_the_rootdir():
     assert run.annotations("/w/repo")[0].startswith("::error file=sub/tests/t.py,line=3,")
     assert run.annotations("/elsewhere")[0].startswith("::error file=tests/t.py,line=3,")
     assert run.annotations(None)[0].startswith("::error file=tests/t.py,line=3,")
+    assert run.path("..data/t.py", "/w/repo") == "sub/..data/t.py"  # a name, not the parent
+    assert run.path("../../other/t.py", "/w/repo") is None
 
 
 def test_a_collection_error_points_at_its_line_with_the_exception():
