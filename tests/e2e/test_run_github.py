@@ -148,13 +148,36 @@ def test_a_passing_run_writes_no_annotations_and_its_summary(tmp_path):
     assert not any(line.startswith("| Outcome") for line in lines)
 
 
+XPASS = """\
+    import pytest
+
+
+    def test_a():
+        assert 0
+
+
+    @pytest.mark.xfail(strict=True, reason="bug 12")
+    def test_strict():
+        pass
+
+
+    @pytest.mark.xfail(reason="bug 13")
+    def test_loose():
+        pass
+    """
+
+
 def test_the_environment_chooses_github_and_a_bad_value_names_the_formats(tmp_path):
-    root = make(tmp_path / "p", {"test_x.py": "def test_a():\n    assert 0\n"})
+    """A strict xpass fails, as in pytest, and is annotated; a non-strict one passes."""
+    root = make(tmp_path / "p", {"test_x.py": XPASS})
     result = tach(root, "-p", "no:randomly", env={"TACH_FORMAT": "github"})
     assert result.returncode == 1, result.stderr
-    [line] = commands(result.stdout)
-    assert line.startswith(
-        "::error file=test_x.py,line=2,title=test_x.py%3A%3Atest_a::assert 0%0A%0A"
+    [failed, strict] = commands(result.stdout)
+    assert failed.startswith(
+        "::error file=test_x.py,line=5,title=test_x.py%3A%3Atest_a::assert 0%0A%0A"
+    )
+    assert strict == (
+        "::error file=test_x.py,line=9,title=test_x.py%3A%3Atest_strict::[XPASS(strict)] bug 12"
     )
     bad = tach(root, env={"TACH_FORMAT": "gh"})
     assert bad.returncode == 4
