@@ -482,7 +482,8 @@ def list_paths(words: Sequence[str], other_options: bool) -> list[str]:
 
 
 def merge_command(argv: Sequence[str]) -> int:
-    """``tach merge STREAM... [--junit-xml OUT] [--json OUT]`` (:mod:`tach.merge`)."""
+    """``tach merge STREAM... [--junit-xml OUT] [--json OUT] [--format github]``
+    (:mod:`tach.merge`)."""
     from tach.merge import run_merge
 
     parser = _ArgumentParser(
@@ -500,8 +501,15 @@ def merge_command(argv: Sequence[str]) -> int:
         "--json", dest="json_out", metavar="PATH", help="write the merged NDJSON stream (-: stdout)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+    parser.add_argument(
+        "--format",
+        choices=("human", "github"),
+        default="human",
+        help="github: GitHub Actions annotations of the whole run's failures on stdout, and a "
+        "job summary appended to $GITHUB_STEP_SUMMARY",
+    )
     ns = parser.parse_args(argv)
-    return run_merge(ns.streams, ns.junit_xml, ns.json_out, ns.quiet)
+    return run_merge(ns.streams, ns.junit_xml, ns.json_out, ns.quiet, fmt=ns.format)
 
 
 def durations_command(argv: Sequence[str]) -> int:

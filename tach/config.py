@@ -36,6 +36,8 @@ from typing import Any
 ISOLATION_MODES = ("none", "module", "test")
 #: ``--slice``: when a long module may be split across processes (``docs/engine.md``).
 SLICE_LEVELS = ("never", "safe", "always")
+#: ``--format``: the terminal report, the NDJSON stream, GitHub Actions annotations.
+FORMATS = ("human", "json", "github")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +45,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     and ``--help`` aside)."""
     parser.add_argument(
         "--format",
-        choices=("human", "json"),
+        choices=FORMATS,
         default=None,
-        help="json: the NDJSON event stream on stdout, the report on stderr (default: human)",
+        help="json: the NDJSON event stream on stdout, the report on stderr; github: the "
+        "report, then GitHub Actions annotations of the failures on stdout, and a Markdown job "
+        "summary appended to $GITHUB_STEP_SUMMARY (default: human)",
     )
     parser.add_argument(
         "--show-config",
@@ -626,7 +630,7 @@ TOOL_KEYS: dict[str, str] = {
     "warm_imports": "a list of strings",
     "addopts": "a string or a list of strings",
     "junit_xml": "a string (a path)",
-    "format": '"human" or "json"',
+    "format": '"human", "json" or "github"',
     "slice": '"never", "safe" or "always"',
     "watch_all": "a boolean",
     "keep_warm": "a boolean",
@@ -747,8 +751,8 @@ def parse_slice(value: str) -> str:
 
 
 def parse_format(value: str) -> str:
-    if value not in ("human", "json"):
-        raise ConfigValueError(f"--format must be human or json, not {value!r}")
+    if value not in FORMATS:
+        raise ConfigValueError(f"--format must be human, json or github, not {value!r}")
     return value
 
 
@@ -815,7 +819,7 @@ def _tool_value_ok(key: str, value: object) -> bool:
     if key == "junit_xml":
         return isinstance(value, str) and bool(value)
     if key == "format":
-        return value in ("human", "json")
+        return value in FORMATS
     if key == "network":
         return value in ("off", "on")
     if key in ("max_processes", "max_open_files"):

@@ -378,12 +378,17 @@ def run_merge(
     quiet: bool = False,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
+    fmt: str = "human",
 ) -> int:
     """``tach merge``: read, check and merge the shards' streams; write the outputs asked
     for; the whole run's exit code (3 when the shards are not a whole run, 4 when a stream
-    cannot be read)."""
+    cannot be read). ``fmt="github"``: the whole run's GitHub Actions annotations and job
+    summary too (:mod:`tach.reporter.github`)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    if fmt == "github" and json_out == "-":
+        err.write("ERROR: tach merge: --format=github writes to stdout: give --json a file\n")
+        return EXIT_USAGE_ERROR
     try:
         streams = [read_stream(path) for path in paths]
         merged = merge(streams)
@@ -414,7 +419,21 @@ def run_merge(
         return EXIT_USAGE_ERROR
     if not quiet:
         out.write("\n".join(summary_lines(merged)) + "\n")
+    if fmt == "github":
+        publish_github(merged, out, err)
     return merged.exit_code
+
+
+def publish_github(merged: Merged, out: IO[str], err: IO[str]) -> None:
+    """The annotations and job summary of the whole run, from its merged stream: the same
+    code as a live ``tach --format=github`` run's."""
+    import io
+
+    from tach.reporter.github import GithubRun, publish
+
+    buffer = io.BytesIO()
+    write_ndjson(merged, buffer)
+    publish(GithubRun.from_lines(buffer.getvalue().splitlines()), out, err=err)
 
 
 def export_durations(

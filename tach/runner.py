@@ -281,6 +281,11 @@ def plan_and_run(
     if config.fmt == "json":
         json_reporter = JsonReporter(locations=locations)
         reporters.append(json_reporter)
+    elif config.fmt == "github":  # after the terminal report: its commands end the output
+        from tach.reporter.github import GithubReporter
+
+        json_reporter = GithubReporter(locations=locations)
+        reporters.append(json_reporter)
     if config.junit_xml:
         reporters.append(junit_reporter(config.junit_xml, found.config, locations))
     supervisor.reporter = Reporters(reporters)

@@ -29,6 +29,7 @@ from typing import IO, Any
 import orjson
 
 from tach import __version__
+from tach.reporter.failure_line import failure_line
 from tach.results import Locations, TestResult
 from tach.scheduler import RunSummary, Unit
 
@@ -113,6 +114,8 @@ class JsonReporter:
         self.expected = expected_tests
         #: ``tach --watch``: ``{"cycle": N}`` for ``run_finished``, once ``run_start`` said it.
         self.cycle: dict[str, int] = {}
+        #: The run's rootdir (``run_start``), which the files of the events are relative to.
+        self.rootdir: str | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
         stream = self.stream
@@ -139,6 +142,7 @@ class JsonReporter:
             if key in info
         }
         self.cycle = {"cycle": watch["cycle"]} if "cycle" in watch else {}
+        self.rootdir = info.get("rootdir")
         self.emit(
             "run_start",
             **watch,
@@ -208,6 +212,8 @@ class JsonReporter:
         last = next((r for r in reversed(result.reports) if "sections" in r), deciding)
         file, line = self.locations.of(result.id, deciding)
         failed = result.status in ("fail", "error")
+        # only a failure has one; left out of the other tests' events (64,000 a run)
+        where = {"failure_line": failure_line(deciding, file, self.rootdir)} if failed else {}
         self.emit(
             "test_finished",
             id=result.id,
@@ -222,6 +228,7 @@ class JsonReporter:
             stderr=captured(last, "stderr"),
             worker=result.slot,
             pid=result.pid,
+            **where,
         )
 
     def on_warning(self, warning: dict[str, Any]) -> None:
