@@ -16,8 +16,8 @@ in a copy of its work dir made a git repository, with the copy's own sources fir
    with the full run's outcomes.
 
 Reported per module: the selection (the tests static discovery expects and the test files,
-of all, as ``run_start`` says), the tests the break altered, whether the selection holds them all, and the wall times of the selected run and of
-the full run.
+of all, as ``run_start`` says), the tests the break altered, whether the selection holds them
+all, and the wall times of the selected run and of the full run.
 
 Run: ``python -m tach.bench.changed_agreement [--project NAME] [--modules 3]`` or
 ``tach-bench changed``.

@@ -180,13 +180,15 @@ def select(
     test_files: Iterable[Path],
     deps: Sequence[tuple[str, Sequence[str]]] = (),
     python_files: Sequence[str] = ("test_*.py", "*_test.py"),
+    durations_file: Path | None = None,
 ) -> ChangeSelection:
     """The tests ``change`` can affect (see the module's docstring for the rules).
 
     ``graph``: the test modules' imports; ``test_files``: every file the run has tests in
     (modules and others, such as doctest text files), absolute; ``deps``: ``--changed-dep``'s
     globs and the rootdir-relative paths each affects; ``python_files``: pytest's option of
-    that name (a deleted file it names was a test module, whose tests are gone).
+    that name (a deleted file it names was a test module, whose tests are gone);
+    ``durations_file``: ``--durations-file``'s, which only balances shards.
     """
     rootdir = graph.rootdir
     test_globs = [_glob(glob) for glob in python_files]
@@ -198,6 +200,9 @@ def select(
         relative = os.path.relpath(path, rootdir)
         if rootdir in path.parents and never_watched(path, rootdir):
             selection.why[path] = "not a source file (ignored, as by --watch)"
+            continue
+        if path == durations_file:
+            selection.why[path] = "--durations-file: it balances shards, no test reads it"
             continue
         why = []
         for matches, targets, glob in patterns:

@@ -368,7 +368,10 @@ def changed_units(config: RunConfig, found: Any, supervisor: Any, units: list[Un
     graph = ImportGraph(Path(result.rootdir), result.imports)
     test_files = {unit_path(unit) for unit in units if not unit.id.endswith("/")}
     python_files = found.config.get("python_files") or ("test_*.py", "*_test.py")
-    selection = select(config.change, graph, test_files, config.changed_deps, python_files)
+    durations_file = Path(config.durations_file) if config.durations_file else None
+    selection = select(
+        config.change, graph, test_files, config.changed_deps, python_files, durations_file
+    )
     kept = [unit for unit in units if selection.keeps(unit)]
     supervisor.spec.run_info = {
         **supervisor.spec.run_info,

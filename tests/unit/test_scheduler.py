@@ -92,7 +92,9 @@ def test_durations_round_trip_and_merge(tmp_path):
     never_ran = TestResult("t::b")
     save_durations(tmp_path, [done, never_ran], {"t::old": 1.0})
     assert load_durations(tmp_path) == {"t::a": 0.5, "t::old": 1.0}
-    assert [p for p in os.listdir(tmp_path)] == ["durations.json"]  # no temporary left behind
+    # no temporary left behind; the cache ignored by git, as .pytest_cache is
+    assert sorted(os.listdir(tmp_path)) == [".gitignore", "durations.json"]
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
 def test_corrupt_or_foreign_durations_are_ignored(tmp_path):
