@@ -173,6 +173,19 @@ def check_whole(streams: Sequence[ShardStream]) -> int:
         )
     if problems:
         raise MergeError("\n".join(problems))
+    plans: dict[str, list[ShardStream]] = {}
+    for stream in sorted(streams, key=lambda s: s.shard or (0, 0)):
+        plan = ((stream.start or {}).get("shard") or {}).get("plan")
+        if plan:  # absent from streams of older versions
+            plans.setdefault(plan, []).append(stream)
+    if len(plans) > 1:
+        cuts = "; ".join(", ".join(s.name() for s in group) for group in plans.values())
+        raise MergeError(
+            f"the shards cut the run differently ({cuts}): a module may have run in no shard. "
+            "Plan every shard from the same inputs: the same checkout and arguments, and the "
+            "same durations (a committed --durations-file, or one .tach/ restored in every "
+            "job)"
+        )
     owner: dict[str, ShardStream] = {}
     for stream in streams:
         for test_id in stream.tests:

@@ -325,11 +325,11 @@ def plan_and_run(
         expected = sum(len(unit.expected) for unit in units)
     if config.shard is not None:
         narrowed = bool(config.last_failed and last_failed)
-        units = shard_of_run(config, found, plan.units, units, durations, narrowed)
+        units, digest = shard_of_run(config, found, plan.units, units, durations, narrowed)
         expected = sum(len(u.expected) for u in units)
         supervisor.spec.run_info = {
             **supervisor.spec.run_info,
-            "shard": {"index": config.shard[0], "total": config.shard[1]},
+            "shard": {"index": config.shard[0], "total": config.shard[1], "plan": digest},
         }
         supervisor.decide_exit = shard_exit_code
     locations.update(result.tests)
@@ -396,8 +396,9 @@ def shard_of_run(
     units: Sequence[Unit],
     durations: dict[str, float],
     narrowed: bool,
-) -> list[Unit]:
-    """The units of ``config.shard`` among the run's ``units`` (:mod:`tach.shards`).
+) -> tuple[list[Unit], str]:
+    """The units of ``config.shard`` among the run's ``units`` (:mod:`tach.shards`), and the
+    digest of the whole cut (:func:`tach.shards.plan_digest`).
 
     A module weighs what its unit of the plan (``planned``, before slicing) weighs with the
     durations of ``--durations-file``, else ``durations`` (``.tach``'s), less the tests
@@ -411,7 +412,7 @@ def shard_of_run(
         load_durations_file,
         recorded_items,
     )
-    from tach.shards import shard_units
+    from tach.shards import cut, group_of, plan_digest
 
     assert config.shard is not None
     if config.durations_file:
@@ -439,7 +440,10 @@ def shard_of_run(
         extra = UNIT_OVERHEAD_SECONDS * (len(members) - 1)
         return sum(weight(unit) for unit in members) - extra
 
-    return shard_units(units, config.shard, weigh)
+    index, total = config.shard
+    shard_of = cut(units, total, weigh)
+    mine = [unit for unit in units if shard_of[group_of(unit)] == index]
+    return mine, plan_digest(shard_of)
 
 
 def plan_run(config: RunConfig, found: Any, invocation_dir: Path) -> Any:

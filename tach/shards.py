@@ -57,8 +57,25 @@ def shard_units(
     """The units of shard ``shard`` = ``(K, N)`` among ``units``, in their order; ``weigh``:
     what a group (its id, its units) weighs."""
     index, total = shard
+    shard_of = cut(units, total, weigh)
+    return [unit for unit in units if shard_of[group_of(unit)] == index]
+
+
+def cut(
+    units: Sequence[Unit], total: int, weigh: Callable[[str, list[Unit]], float]
+) -> dict[str, int]:
+    """Each group of ``units`` (:func:`group_of`) and its shard (1-based) of ``total``."""
     groups: dict[str, list[Unit]] = {}
     for unit in units:
         groups.setdefault(group_of(unit), []).append(unit)
-    shard_of = assign({g: round(weigh(g, members), 6) for g, members in groups.items()}, total)
-    return [unit for unit in units if shard_of[group_of(unit)] == index]
+    return assign({g: round(weigh(g, members), 6) for g, members in groups.items()}, total)
+
+
+def plan_digest(shard_of: dict[str, int]) -> str:
+    """A digest of the whole cut: every shard of one run has the same, and ``tach merge``
+    refuses shards whose digests differ (planned from other inputs, a module may have run in
+    no shard at all)."""
+    import hashlib
+
+    text = "\n".join(f"{group}\t{index}" for group, index in sorted(shard_of.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

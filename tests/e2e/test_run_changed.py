@@ -322,8 +322,9 @@ def test_merged_shards_of_an_empty_selection_are_no_failure(shop):
     for k in (1, 2):
         _, result = run_tach(shop, "--changed-since", "main", f"--shard={k}/2")
         assert result.returncode == 0, result.stderr
-        (shop / f"shard{k}.ndjson").write_text(result.stdout)
-        streams.append(f"shard{k}.ndjson")
+        # outside the work tree: an untracked stream would be a change of the next shard's
+        (shop.parent / f"shard{k}.ndjson").write_text(result.stdout)
+        streams.append(str(shop.parent / f"shard{k}.ndjson"))
     merged = subprocess.run(
         [os.sys.executable, "-m", "tach", "merge", *streams],
         cwd=shop,

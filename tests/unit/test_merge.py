@@ -224,6 +224,23 @@ def test_shards_of_different_runs_or_a_test_run_twice_are_errors(shards, tmp_pat
     assert code == 3 and "a.py::t1 ran in" in err and "same inputs" in err
 
 
+def test_shards_that_cut_the_run_differently_are_an_error_naming_them(shards, tmp_path):
+    """A module can run in no shard when the shards were cut from other durations: no test
+    ran twice, yet the run is not whole. The cut's digest in each run_start shows it."""
+
+    def planned(k: int, plan: str, *events: dict) -> str:
+        first = start(k, 2)
+        first["shard"]["plan"] = plan
+        return write(tmp_path / f"p{k}{plan}", [first, *events, run_finished()])
+
+    one = planned(1, "aaaa", finished("a.py::t1", "pass"))
+    code, _, err = merge([one, planned(2, "bbbb", finished("c.py::t1", "pass"))], tmp_path)
+    assert code == 3 and "the shards cut the run differently" in err
+    assert f"{one} (shard 1/2)" in err and "--durations-file" in err
+    code, _, err = merge([one, planned(2, "aaaa", finished("c.py::t1", "pass"))], tmp_path)
+    assert code == 0, err
+
+
 def test_a_stream_not_of_a_shard_or_an_unreadable_file(shards, tmp_path):
     plain = dict(start(1, 1))
     del plain["shard"]
