@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -438,11 +439,18 @@ class GithubReporter(JsonReporter):
         self.out = out if out is not None else sys.stdout
         self.environ = environ
         self.run = GithubRun()
+        # The terminal report shows what tests print: a line of a test's output that looks
+        # like a workflow command (``::error ...``, ``::add-mask::``) must not be one. The
+        # runner reads no command until the token, written just before the annotations.
+        self.token = secrets.token_hex(16)
+        self.out.write(f"::stop-commands::{self.token}\n")
+        self.out.flush()
 
     def emit(self, event: str, **fields: Any) -> None:
         self.run.feed({"event": event, **fields})
 
     def on_run_finished(self, summary: RunSummary) -> None:
         super().on_run_finished(summary)
+        self.out.write(f"::{self.token}::\n")  # workflow commands again
         # --co runs no test: its collection errors are annotated, but there is no run to sum up
         publish(self.run, self.out, self.environ, summary=not summary.collect_only)

@@ -69,7 +69,14 @@ def tach(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 
 
 def commands(stdout: str) -> list[str]:
-    return [line for line in stdout.splitlines() if line.startswith("::")]
+    """The workflow commands GitHub reads: a run stops them on its first line and starts them
+    again with the token (what the tests printed in between is no command)."""
+    lines = stdout.splitlines()
+    if lines and lines[0].startswith("::stop-commands::"):
+        token = lines[0].removeprefix("::stop-commands::")
+        assert len(token) >= 32
+        lines = lines[lines.index(f"::{token}::") + 1 :]
+    return [line for line in lines if line.startswith("::")]
 
 
 def unescape(text: str) -> str:
@@ -98,7 +105,8 @@ def test_failures_errors_and_collection_errors_are_annotated(tmp_path):
     closing = next(i for i, line in enumerate(lines) if "1 failed, 1 passed" in line)
     assert lines[closing].endswith("=") and "2 errors" in lines[closing]
     found = commands(result.stdout)
-    assert lines[closing + 1 :] == found
+    assert lines[closing + 2 :] == found
+    assert lines[closing + 1] == "::" + lines[0].removeprefix("::stop-commands::") + "::"
     assert len(found) == 3, found
     bad, fail, err = found
     assert bad.startswith(
@@ -141,11 +149,35 @@ def test_a_passing_run_writes_no_annotations_and_its_summary(tmp_path):
     result = tach(root, "-p", "no:randomly", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert result.returncode == 0, result.stderr
     assert commands(result.stdout) == []
-    assert "2 passed" in result.stdout.splitlines()[-1]
+    # the report's closing line, then the token that lets the step's later commands work
+    assert "2 passed" in result.stdout.splitlines()[-2]
     lines = summary.read_text().splitlines()
     assert lines[0].startswith("### Tests: 2 passed in ")
     assert lines[2] == "Exit code 0 (all tests passed)"
     assert not any(line.startswith("| Outcome") for line in lines)
+
+
+def test_what_a_test_prints_is_no_workflow_command(tmp_path):
+    """A failing test's output, which the terminal report shows, says ``::error`` and
+    ``::add-mask::``: GitHub reads no command there; the annotations come after the token."""
+    root = make(
+        tmp_path / "p",
+        {
+            "test_x.py": "def test_x():\n"
+            "    print('::error file=forged.py,line=1::forged')\n"
+            "    print('::add-mask::secret')\n"
+            "    assert 0\n"
+        },
+    )
+    result = tach(root, "--format=github", "-p", "no:randomly")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    token = lines[0].removeprefix("::stop-commands::")
+    resume = lines.index(f"::{token}::")
+    assert "::error file=forged.py,line=1::forged" in lines[1:resume]  # shown, stopped
+    assert "::add-mask::secret" in lines[1:resume]
+    [annotation] = commands(result.stdout)
+    assert annotation.startswith("::error file=test_x.py,line=4,title=test_x.py%3A%3Atest_x::")
 
 
 XPASS = """\
