@@ -144,6 +144,30 @@ class ImportGraph:
                 if any(isinstance(t, ast.Name) and t.id == "pytest_plugins" for t in targets):
                     for name in _plugin_names(node.value):
                         yield from self._absolute(name, missing)
+            elif isinstance(node, ast.Call) and _imports_dynamically(node.func) and node.args:
+                yield from self._dynamic(node.args[0], package, missing)
+
+    def _dynamic(self, name: ast.expr, package: Path, missing: set[Path]) -> Iterable[Path]:
+        """What ``import_module(name)`` or ``__import__(name)`` may import: the module a
+        constant names; every module of the package a computed name begins with (``"pkg.sub."
+        + name``); else every module of the importer's own package (a plugin registry loading
+        its siblings by name: pygments' lexers, formatters and styles)."""
+        if (
+            isinstance(name, ast.Constant)
+            and isinstance(name.value, str)
+            and not name.value.startswith(".")
+        ):
+            yield from self._absolute(name.value, missing)
+            return
+        prefix = _constant_prefix(name)
+        if prefix and not prefix.startswith(".") and "." in prefix:
+            parts = prefix.rpartition(".")[0].split(".")
+            for root in self.roots:
+                target = root.joinpath(*parts)
+                if target.is_dir():
+                    yield from _package_modules(target)
+                    return
+        yield from _package_modules(package)
 
     def _absolute(self, name: str, missing: set[Path], packages: bool = True) -> Iterable[Path]:
         parts = name.split(".")
@@ -255,6 +279,35 @@ def _module_files(target: Path, missing: set[Path] | None = None) -> Iterable[Pa
         return
     if missing is not None:
         missing.update((module, init))
+
+
+def _imports_dynamically(func: ast.expr) -> bool:
+    """``importlib.import_module``, ``import_module``, ``__import__``."""
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name in ("import_module", "__import__")
+
+
+def _constant_prefix(node: ast.expr) -> str | None:
+    """The constant beginning of a string built at run time: ``"a.b." + name`` and
+    ``f"a.b.{name}"`` begin with ``a.b.``."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left = node.left
+        if isinstance(left, ast.Constant) and isinstance(left.value, str):
+            return left.value
+        return _constant_prefix(left)
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            return first.value
+    return None
+
+
+def _package_modules(directory: Path) -> list[Path]:
+    """The Python modules in ``directory`` and below."""
+    try:
+        return sorted(directory.rglob("*.py"))
+    except OSError:
+        return []
 
 
 def _module_files_named(target: Path) -> tuple[Path, Path]:

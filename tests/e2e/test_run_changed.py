@@ -33,7 +33,16 @@ FILES = {
             return price() * n
     """,
     "src/shop/tax.py": "RATE = 0.25\n",
-    "src/shop/plugins.py": "NAME = 'plugin'\n",
+    "src/shop/registry.py": """
+        import importlib
+
+
+        def load(name):
+            return importlib.import_module("shop.plugins." + name)
+    """,
+    "src/shop/plugins/__init__.py": "",
+    "src/shop/plugins/card.py": "NAME = 'card'\n",
+    "src/shop/unused.py": "X = 1\n",
     "tests/__init__.py": "",
     "tests/test_prices.py": """
         from shop.prices import price
@@ -58,11 +67,11 @@ FILES = {
             assert n
     """,
     "tests/test_dynamic.py": """
-        import importlib
+        from shop.registry import load
 
 
         def test_plugin():
-            assert importlib.import_module("shop.plugins").NAME == "plugin"
+            assert load("card").NAME == "card"
     """,
     "tests/test_data.py": """
         from pathlib import Path
@@ -252,10 +261,7 @@ def test_a_deleted_test_module_runs_nothing(shop):
         ("pyproject.toml", "pytest's or Tach's configuration"),
         ("uv.lock", "the installed packages"),
         ("tests/data/expected.txt", "no test is known to depend on it (imports only are followed)"),
-        (
-            "src/shop/plugins.py",
-            "no test is known to depend on it (imports only are followed)",
-        ),
+        ("src/shop/unused.py", "no test is known to depend on it (imports only are followed)"),
     ],
 )
 def test_what_the_graph_cannot_place_runs_every_test(shop, name, why):
@@ -266,6 +272,14 @@ def test_what_the_graph_cannot_place_runs_every_test(shop, name, why):
     assert set(found) == ALL
     assert selection["everything"] == {name: why}
     assert f"every test runs: {name}: {why}" in result.stderr
+
+
+def test_a_module_loaded_by_a_computed_name_selects_the_loaders_tests(shop):
+    """``import_module("shop.plugins." + name)``: every module of shop.plugins may be loaded."""
+    (shop / "src/shop/plugins/card.py").write_text("raise RuntimeError('broken')\n")
+    selection, found, _ = changed(shop, "--changed-since", "main")
+    assert found == {"tests/test_dynamic.py::test_plugin": "fail"}
+    assert selection["changed"] == {"src/shop/plugins/card.py": "imported by 1 test module"}
 
 
 def test_changed_dep_names_what_a_data_file_affects(shop):
@@ -292,10 +306,10 @@ def test_changed_dep_names_what_a_data_file_affects(shop):
 def test_changed_deps_in_the_config_file(shop):
     append(
         shop / "pyproject.toml",
-        '\n[tool.tach.changed_deps]\n"src/shop/plugins.py" = ["tests/test_dynamic.py"]\n',
+        '\n[tool.tach.changed_deps]\n"src/shop/unused.py" = ["tests/test_dynamic.py"]\n',
     )
     git(shop, "commit", "-q", "-am", "deps")
-    append(shop / "src/shop/plugins.py", "\n")
+    append(shop / "src/shop/unused.py", "\n")
     _, found, _ = changed(shop, "--changed-since", "main")
     assert set(found) == {"tests/test_dynamic.py::test_plugin"}
 

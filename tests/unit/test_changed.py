@@ -164,3 +164,34 @@ def test_select_rules(tmp_path):
     assert selection.why[tmp_path / "src/shop/prices.py"] == (
         "--changed-dep src/**; imported by 1 test module"
     )
+
+
+def test_modules_loaded_by_name_are_what_the_name_can_reach(tmp_path):
+    """``import_module``/``__import__``: a constant names its module; a name built from a
+    constant beginning, that package's modules; any other name, the loader's own package."""
+    write(
+        tmp_path,
+        {
+            "src/app/__init__.py": "",
+            "src/app/const.py": "import importlib\nimportlib.import_module('app.extra')\n",
+            "src/app/extra.py": "",
+            "src/app/prefixed.py": "def load(n):\n    return __import__('app.plugins.' + n)\n",
+            "src/app/fstring.py": "from importlib import import_module\n"
+            "def load(n):\n    return import_module(f'app.plugins.{n}')\n",
+            "src/app/plugins/__init__.py": "",
+            "src/app/plugins/one.py": "",
+            "src/app/plugins/deep/two.py": "",
+            "src/app/styles/__init__.py": "def load(n):\n    return __import__(n)\n",
+            "src/app/styles/dark.py": "",
+            "tests/test_a.py": "",
+        },
+    )
+    graph = graph_of(tmp_path, {"tests/test_a.py": [("app", "src/app/__init__.py")]})
+    src = tmp_path / "src/app"
+    assert graph.imports_of(src / "const.py") >= {src / "extra.py"}
+    plugins = {src / "plugins/__init__.py", src / "plugins/one.py", src / "plugins/deep/two.py"}
+    assert graph.imports_of(src / "prefixed.py") >= plugins
+    assert graph.imports_of(src / "fstring.py") >= plugins
+    assert src / "extra.py" not in graph.imports_of(src / "prefixed.py")
+    styles = graph.imports_of(src / "styles/__init__.py")
+    assert src / "styles/dark.py" in styles and src / "plugins/one.py" not in styles
