@@ -85,7 +85,7 @@ for path in sorted(root.rglob("*.py")):
     if any(part.startswith(".") for part in path.relative_to(root).parts):
         continue
     selection = select(GitChange("HEAD", "", True, [path]), graph, tests)
-    if not selection.all and selection.files and len(selection.files) < len(tests):
+    if not selection.all and selection.files:
         rows.append([len(selection.files), str(path.relative_to(root))])
 print(json.dumps([len(tests), rows]))
 """
@@ -128,7 +128,11 @@ def check_project(
     git(workdir, "init", "-q")
     git(workdir, "add", "-A")
     git(workdir, "commit", "-q", "-m", "corpus")
-    test_files, rows = candidates(python, workdir, env, args)
+    test_files, every = candidates(python, workdir, env, args)
+    # a module whose change selects every test file checks nothing of the selection
+    rows = [row for row in every if row[0] < test_files]
+    if not rows:
+        return {"modules": len(every), "test_files": test_files, "rows": []}
     baseline, _, baseline_s = tach_run()
     results = []
     for _, module in pick(rows, modules):
@@ -163,7 +167,13 @@ def check_project(
                 "full_s": round(full_s, 2),
             }
         )
-    return {"baseline_tests": len(baseline), "baseline_s": round(baseline_s, 2), "rows": results}
+    return {
+        "modules": len(every),
+        "test_files": test_files,
+        "baseline_tests": len(baseline),
+        "baseline_s": round(baseline_s, 2),
+        "rows": results,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             python = str(venv / "bin" / "python")
             result = check_project(python, copy, env, corpus.pytest_args(project), ns.modules)
         results[project["name"]] = result
+        if not result["rows"]:
+            print(
+                f"| {project['name']} | each of its {result['modules']} modules pytest does not "
+                f"import itself selects all {result['test_files']} test modules | | | | | | |"
+            )
         for row in result["rows"]:
             ok = ok and row["superset"] and row["same_outcomes"]
             print(
