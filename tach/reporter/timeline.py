@@ -191,7 +191,7 @@ class RunModel:
     def unit_spans(self) -> list[Span]:
         """Every unit's span, those still open at the end closed there, each with its tests'
         count and worst status."""
-        end = max(self.duration, self.last_t)
+        end = self.duration
         spans = list(self.units)
         spans += [
             Span(lane, start, max(end, start), "unit", unit)
