@@ -416,11 +416,19 @@ def timeline_section(model: RunModel) -> str:
     tests = model.test_spans()
     note = ""
     if len(tests) > MAX_TEST_BARS:
+        grouped = group_tests(tests, max(model.duration, 1e-3) / CHART_WIDTH)
         note = (
-            f'<p class="note">{len(tests):,} tests: drawn as their units only (tests get bars of '
-            f"their own up to {MAX_TEST_BARS:,}); a unit's colour is its worst outcome.</p>\n"
+            f'<p class="note">{len(tests):,} tests: the tests of a worker that ran one after '
+            "the other with the same outcome, less than a pixel apart, are drawn as one bar "
+            f"({len(grouped):,} bars).</p>\n"
         )
-        tests = []
+        tests = grouped
+        if len(grouped) > MAX_TEST_BARS:
+            note = (
+                f'<p class="note">{len(tests):,} tests: drawn as their units only (tests get '
+                f"bars up to {MAX_TEST_BARS:,}); a unit's colour is its worst outcome.</p>\n"
+            )
+            tests = []
     legend = "".join(
         f'<span class="key s-{status}"></span>{word.lower()} '
         for status, word in STATUS_WORDS.items()
@@ -431,6 +439,32 @@ def timeline_section(model: RunModel) -> str:
         f'<p class="legend">{legend}</p>\n<div class="chart" id="timeline-chart">'
         f"{timeline_svg(model, tests)}</div>\n</section>\n"
     )
+
+
+def group_tests(tests: list[Span], pixel: float) -> list[Span]:
+    """``tests`` with each run of consecutive tests of a lane that have the same status and
+    less than ``pixel`` seconds between them made one span (``kind`` ``tests``): a run of
+    64,000 tests is drawn with a few bars per pixel of its lanes, its gaps (a unit's
+    collection, a slow fixture) and its failures still where they were."""
+    grouped: list[Span] = []
+    last: Span | None = None
+    for span in sorted(tests, key=lambda s: (s.lane, s.start)):
+        if (
+            last is not None
+            and span.lane == last.lane
+            and span.status == last.status
+            and span.start - last.end < pixel
+        ):
+            last.end = max(last.end, span.end)
+            last.tests += 1
+            last.label = f"{last.label.split(' … ')[0]} … {span.label}"
+            continue
+        last = Span(span.lane, span.start, span.end, "tests", span.label, span.status, tests=1)
+        grouped.append(last)
+    for span in grouped:
+        if span.tests == 1:
+            span.kind = "test"
+    return grouped
 
 
 def timeline_svg(model: RunModel, tests: list[Span]) -> str:
@@ -502,6 +536,9 @@ def _span_title(span: Span) -> str:
     seconds = f"{span.end - span.start:.3f} s"
     if span.kind == "test":
         return f"{span.label}\n{STATUS_WORDS.get(span.status or '', span.status)} in {seconds}"
+    if span.kind == "tests":
+        word = STATUS_WORDS.get(span.status or "", span.status)
+        return f"{span.tests} tests: {span.label}\n{word}, {seconds} (from {span.start:.3f} s)"
     if span.kind == "unit":
         failed = f", {span.failed} failed" if span.failed else ""
         return f"{span.label}\n{seconds}, {span.tests} tests{failed} (from {span.start:.3f} s)"

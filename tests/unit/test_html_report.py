@@ -216,7 +216,7 @@ def test_a_merged_stream_has_a_lane_group_per_shard(tmp_path):
     assert ">shard 2 · worker 1</text>" in target.read_text()
 
 
-def test_a_large_run_draws_units_only_and_lists_failures_beyond_the_cap():
+def test_a_large_run_groups_its_tests_and_lists_failures_beyond_the_cap():
     tests = [(f"m{i // 100}.py::t{i}", i % 2, 1 + i * 0.001, 0.001, "pass") for i in range(6000)]
     tests += [
         (f"f.py::t{i}", 0, 8 + i * 0.001, 0.001, "fail")
@@ -225,11 +225,27 @@ def test_a_large_run_draws_units_only_and_lists_failures_beyond_the_cap():
     units = [(f"m{i}.py", i % 2, 1 + i * 0.1, 1 + (i + 1) * 0.1) for i in range(60)]
     text = page(run_events(tests, units=[*units, ("f.py", 0, 7.9, 9.0)]))
     assert len(tests) > report.MAX_TEST_BARS
-    assert '<rect class="test ' not in text
+    # a lane's passing tests are one bar, its failing ones another
+    bars = re.findall(r'<rect class="test s-(\w+)"[^>]*><title>(\d+) tests: ', text)
+    assert sorted(bars) == [
+        ("fail", str(report.MAX_DETAILED_FAILURES + 5)),
+        ("pass", "3000"),
+        ("pass", "3000"),
+    ]
+    assert "m0.py::t0 … m59.py::t5998" in text
     assert text.count('<rect class="unit ') == 61
-    assert "drawn as their units only" in text
+    assert "are drawn as one bar (3 bars)" in text
     assert text.count('<details class="failure"') == report.MAX_DETAILED_FAILURES
     assert "5 more, without their reports" in text
+
+
+def test_a_large_run_whose_tests_cannot_be_grouped_draws_its_units():
+    statuses = ("pass", "skip")
+    tests = [(f"m.py::t{i}", 0, 1 + i * 0.01, 0.001, statuses[i % 2]) for i in range(6000)]
+    text = page(run_events(tests, units=[("m.py", 0, 0.5, 61.0)]))
+    assert '<rect class="test' not in text
+    assert text.count('<rect class="unit s-skip"') == 1
+    assert "drawn as their units only" in text
 
 
 def test_a_stream_of_an_older_version_has_no_timeline_but_the_rest():
