@@ -208,7 +208,8 @@ def build_run_parser() -> argparse.ArgumentParser:
         usage="tach [tach options] [pytest options] [file_or_dir] [file_or_dir] [...]",
         description="Run an existing pytest suite from a warm, forking zygote: the options below "
         "are Tach's, every other option and argument is pytest's (and its plugins'), with "
-        "pytest's meaning. `tach list --help` for static discovery.",
+        "pytest's meaning. `tach list --help` for static discovery; `tach report --help` for "
+        "a run's NDJSON stream as an HTML page.",
         add_help=False,
     )
     parser.add_argument(
