@@ -277,7 +277,9 @@ def plan_and_run(
             locations=locations,
         )
         reporters.append(human)
-    origin = getattr(supervisor, "started", None)  # events' ``t`` counts from the run's start
+    # events' ``t`` counts from the run's start: read when each is written, since a watch
+    # run's supervisor (made ahead) starts its clock again when the run is resumed
+    origin = (lambda: supervisor.started) if hasattr(supervisor, "started") else None
     json_reporter = None
     if config.fmt == "json":
         json_reporter = JsonReporter(locations=locations, origin=origin)

@@ -163,7 +163,11 @@ class HtmlReporter(JsonReporter):
     rather than written, and the page written when the run ends."""
 
     def __init__(
-        self, path: str, *, locations: Locations | None = None, origin: float | None = None
+        self,
+        path: str,
+        *,
+        locations: Locations | None = None,
+        origin: float | Callable[[], float] | None = None,
     ) -> None:
         self.model = RunModel()
         self.path = Path(path)

@@ -108,8 +108,10 @@ def first_line(text: str) -> str:
 
 class JsonReporter:
     """Writes the event stream to ``stream`` (stdout by default), or hands each event to
-    ``sink``; ``origin`` (a ``time.perf_counter()`` value: the run's start) makes every event
-    carry ``t``, the seconds since then."""
+    ``sink``; ``origin`` (a ``time.perf_counter()`` value: the run's start, or a function
+    giving it) makes every event carry ``t``, the seconds since then. A function is asked at
+    each event, because a ``--watch`` run's supervisor, made ahead of the run, starts its clock
+    again when its run begins."""
 
     def __init__(
         self,
@@ -118,7 +120,7 @@ class JsonReporter:
         locations: Locations | None = None,
         expected_tests: int = 0,
         sink: Sink | None = None,
-        origin: float | None = None,
+        origin: float | Callable[[], float] | None = None,
     ) -> None:
         self.sink = sink
         self.origin = origin
@@ -132,8 +134,10 @@ class JsonReporter:
         self.cycle: dict[str, int] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
-        if self.origin is not None:
-            fields["t"] = round(time.perf_counter() - self.origin, 6)
+        origin = self.origin
+        if origin is not None:
+            start = origin() if callable(origin) else origin
+            fields["t"] = round(time.perf_counter() - start, 6)
         if self.sink is not None:
             self.sink({"event": event, **fields})
             return
