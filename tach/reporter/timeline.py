@@ -62,6 +62,10 @@ class RunModel:
     """A run's events, reduced to what its report shows."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every event taken (a ``--watch`` stream's next run begins)."""
         self.start: dict[str, Any] | None = None
         self.finish: dict[str, Any] | None = None
         self.tests: dict[str, TestRow] = {}
@@ -116,6 +120,9 @@ class RunModel:
             self._close_unit(lane, t)
             self._last_work[shard] = max(self._last_work.get(shard, t), t)
         elif kind == "run_start":
+            if self.start is not None and event.get("cycle"):
+                self.reset()  # a --watch stream: its last run is the one shown
+                self.events = 1
             self.start = self.start or event
         elif kind == "run_finished":
             self.finish = event

@@ -279,3 +279,13 @@ def test_report_names_a_missing_file_and_a_line_that_is_no_event(tmp_path, capsy
     with pytest.raises(SystemExit) as exited:
         main(["report", str(bad)])  # no -o
     assert exited.value.code == 4
+
+
+def test_a_watch_streams_page_shows_its_last_run():
+    first = run_events([("a.py::t", 0, 1.0, 0.5, "fail")], units=[("a.py", 0, 0.9, 1.6)])
+    second = run_events([("a.py::t", 0, 0.2, 0.1, "pass")], units=[("a.py", 0, 0.1, 0.4)])
+    for cycle, events in ((1, first), (2, second)):
+        events[0]["cycle"] = events[-1]["cycle"] = cycle
+    model = report.model_of([*first, *second])
+    assert model.start["cycle"] == 2 and not model.failures
+    assert [(s.start, s.end) for s in model.unit_spans()] == [(0.1, 0.4)]
