@@ -198,7 +198,29 @@ class RunModel:
         return self.last_t
 
     def test_spans(self) -> list[Span]:
-        return list(self._test_spans.values())
+        """Each test's span; those of a lane never overlap.
+
+        A ``test_start``'s ``t`` is when the supervisor read it from its worker's ring, which
+        can be a little after the test began (messages are read in batches), while
+        ``duration_ms`` is measured in the test process: a span drawn from the late ``t`` could
+        reach into the next test's. A test ended before the next one of its worker began, and
+        that one's ``t`` is no earlier than its true start: so a span that would overlap the
+        next is moved back to end where the next begins.
+        """
+        by_lane: dict[Lane, list[Span]] = {}
+        for span in self._test_spans.values():
+            by_lane.setdefault(span.lane, []).append(span)
+        laid: list[Span] = []
+        for spans in by_lane.values():
+            spans.sort(key=lambda s: s.start)
+            following = float("inf")
+            for span in reversed(spans):
+                if span.end > following:
+                    length = span.end - span.start
+                    span = dataclasses.replace(span, start=following - length, end=following)
+                laid.append(span)
+                following = span.start
+        return laid
 
     def unit_spans(self) -> list[Span]:
         """Every unit's span, those still open at the end closed there, each with its tests'
@@ -210,7 +232,7 @@ class RunModel:
             for lane, (unit, start) in self._open_units.items()
         ]
         by_lane: dict[Lane, list[Span]] = {}
-        for test in self._test_spans.values():
+        for test in self.test_spans():
             by_lane.setdefault(test.lane, []).append(test)
         starts: dict[Lane, list[float]] = {}
         for lane, tests in by_lane.items():

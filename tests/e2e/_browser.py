@@ -167,17 +167,20 @@ class Browser:
         return found
 
     def screenshot(self, selector: str, path: Path) -> tuple[int, int]:
-        """A PNG of the element ``selector`` written to ``path``; its width and height."""
+        """A PNG of the element ``selector`` written to ``path``; its width and height. The
+        element is scrolled into view and captured there (captured beyond the viewport, the
+        SVG's text was left out), so it must fit in the window."""
         box = self.evaluate(
-            f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-            ".getBoundingClientRect(); return {x: r.left + window.scrollX, "
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+            "e.scrollIntoView(); const r = e.getBoundingClientRect(); "
+            "return {x: r.left + window.scrollX, "
             "y: r.top + window.scrollY, width: r.width, height: r.height}; })()"
         )
         shot = self.call(
             "Page.captureScreenshot",
             session=self.session,
             format="png",
-            captureBeyondViewport=True,
+            captureBeyondViewport=False,
             clip={**box, "scale": 1},
         )
         data = base64.b64decode(shot["data"])

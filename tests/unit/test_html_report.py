@@ -289,3 +289,15 @@ def test_a_watch_streams_page_shows_its_last_run():
     model = report.model_of([*first, *second])
     assert model.start["cycle"] == 2 and not model.failures
     assert [(s.start, s.end) for s in model.unit_spans()] == [(0.1, 0.4)]
+
+
+def test_a_workers_tests_never_overlap():
+    # the first test_start was read late: 0.05 s after its test began
+    events = run_events(
+        [("a.py::t1", 0, 1.0, 0.3, "pass"), ("a.py::t2", 0, 1.25, 0.1, "pass")],
+        units=[("a.py", 0, 0.9, 1.5)],
+    )
+    spans = {
+        s.label: (round(s.start, 6), round(s.end, 6)) for s in report.model_of(events).test_spans()
+    }
+    assert spans == {"a.py::t1": (0.95, 1.25), "a.py::t2": (1.25, 1.35)}
