@@ -5,8 +5,9 @@ Exit codes are pytest's (``ExitCode``): 0 all passed, 1 some failed, 2 interrupt
 
 Commands: run (the default: ``tach [options] [paths | node ids]``), ``list`` (static
 discovery, :mod:`tach.listing`), ``doctor`` (what this machine supports, :mod:`tach.doctor`),
-``merge`` (the streams of a run's shards, :mod:`tach.merge`) and ``durations --export`` (the
-durations shards are balanced by).
+``merge`` (the streams of a run's shards, :mod:`tach.merge`), ``durations --export`` (the
+durations shards are balanced by) and ``report`` (a run's stream as one HTML page,
+:mod:`tach.reporter.html`).
 """
 
 from __future__ import annotations
@@ -207,7 +208,8 @@ def build_run_parser() -> argparse.ArgumentParser:
         usage="tach [tach options] [pytest options] [file_or_dir] [file_or_dir] [...]",
         description="Run an existing pytest suite from a warm, forking zygote: the options below "
         "are Tach's, every other option and argument is pytest's (and its plugins'), with "
-        "pytest's meaning. `tach list --help` for static discovery.",
+        "pytest's meaning. `tach list --help` for static discovery; `tach report --help` for "
+        "a run's NDJSON stream as an HTML page.",
         add_help=False,
     )
     parser.add_argument(
@@ -512,6 +514,45 @@ def merge_command(argv: Sequence[str]) -> int:
     return run_merge(ns.streams, ns.junit_xml, ns.json_out, ns.quiet, fmt=ns.format)
 
 
+def report_command(argv: Sequence[str]) -> int:
+    """``tach report RUN.ndjson [SHARD.ndjson...] -o report.html`` (:mod:`tach.reporter.html`)."""
+    from tach.reporter.html import run_report
+
+    parser = _ArgumentParser(
+        prog="tach report",
+        description="Write a run's NDJSON stream (tach --format=json, or tach merge --json) as "
+        "one self-contained HTML page: the summary, failures with their reports and output, "
+        "the slowest tests and a timeline of the workers. Several streams are the shards of "
+        "one run, merged as tach merge merges them. Exit code 0 once written.",
+    )
+    parser.add_argument("streams", nargs="+", metavar="RUN.ndjson")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="the HTML file to write"
+    )
+    ns = parser.parse_args(argv)
+    return run_report(ns.streams, ns.output, combine=_merged_stream)
+
+
+def _merged_stream(paths: Sequence[str]) -> bytes:
+    """The shards' streams ``paths`` as ``tach merge --json`` writes them."""
+    import io
+
+    from tach.merge import InputError, MergeError, merge, read_stream, write_ndjson
+    from tach.reporter.html import ReportError
+
+    try:
+        merged = merge([read_stream(path) for path in paths])
+    except InputError as exc:
+        raise ReportError(str(exc), EXIT_USAGE_ERROR) from None
+    except MergeError as exc:
+        raise ReportError(
+            f"the shards do not make a whole run:\n{exc}", EXIT_INTERNAL_ERROR
+        ) from None
+    buffer = io.BytesIO()
+    write_ndjson(merged, buffer)
+    return buffer.getvalue()
+
+
 def durations_command(argv: Sequence[str]) -> int:
     """``tach durations --export FILE [STREAM...]`` (:func:`tach.merge.export_durations`)."""
     from tach.discovery.ini import ConfigError, determine_config
@@ -552,6 +593,8 @@ def main(argv: Sequence[str] | None = None, *, retain: list[object] | None = Non
         return merge_command(argv[1:])
     if argv[:1] == ["durations"]:
         return durations_command(argv[1:])
+    if argv[:1] == ["report"]:
+        return report_command(argv[1:])
     if _command_of(argv) == "run":
         from tach.heap import young_collections_only
 

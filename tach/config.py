@@ -88,6 +88,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write a JUnit XML report to PATH (as pytest's --junitxml)",
     )
+    parser.add_argument(
+        "--report-html",
+        default=None,
+        metavar="PATH",
+        help="write the run's report as one self-contained HTML page to PATH: failures, "
+        "slowest tests, a timeline of the workers (env TACH_REPORT_HTML; --html is "
+        "pytest-html's)",
+    )
     add_shard_arguments(parser)
     add_fault_arguments(parser)
     add_watch_arguments(parser)
@@ -298,6 +306,8 @@ class RunConfig:
     private_tmp: bool = False
     #: Where to write the JUnit XML report (absolute), if anywhere.
     junit_xml: str | None = None
+    #: Where to write the HTML report (absolute), if anywhere (``--report-html``).
+    report_html: str | None = None
     #: ``[tool.tach] env``: variables set for the zygote (and so every test process).
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     #: ``[tool.tach] python_path``: absolute directories put in front of ``sys.path``.
@@ -490,6 +500,9 @@ def build_run_config(
     base = tach_options_in([*addopts, *tool_tach])
     resolve = _Resolver(layers, base)
     junit_xml = resolve("junit_xml", getattr(ns, "junit_xml", None), "--junit-xml", str, None)
+    report_html = resolve(
+        "report_html", getattr(ns, "report_html", None), "--report-html", str, None
+    )
     return RunConfig(
         workers=resolve("workers", ns.workers, "-n/--workers", parse_workers, "auto"),
         isolation=resolve("isolation", ns.isolation, "--isolation", parse_isolation, "module"),
@@ -527,6 +540,7 @@ def build_run_config(
         ),
         private_tmp=resolve("private_tmp", ns.private_tmp, "--private-tmp", parse_flag, False),
         junit_xml=layers.absolute(junit_xml, resolve.sources["junit_xml"]),
+        report_html=layers.absolute(report_html, resolve.sources["report_html"]),
         env=resolve.table("env", {}),
         python_path=[layers.from_rootdir(p) for p in resolve.table("python_path", [])],
         warm_imports=resolve.table("warm_imports", []),
@@ -630,6 +644,7 @@ TOOL_KEYS: dict[str, str] = {
     "warm_imports": "a list of strings",
     "addopts": "a string or a list of strings",
     "junit_xml": "a string (a path)",
+    "report_html": "a string (a path)",
     "format": '"human", "json" or "github"',
     "slice": '"never", "safe" or "always"',
     "watch_all": "a boolean",
@@ -651,6 +666,7 @@ ENV_VARS: dict[str, str] = {
     "isolation": "TACH_ISOLATION",
     "timeout": "TACH_TIMEOUT",
     "junit_xml": "TACH_JUNIT_XML",
+    "report_html": "TACH_REPORT_HTML",
     "format": "TACH_FORMAT",
     "slice": "TACH_SLICE",
     "keep_warm": "TACH_KEEP_WARM",
@@ -669,6 +685,7 @@ SETTINGS = (
     "timeout",
     "format",
     "junit_xml",
+    "report_html",
     "addopts",
     "env",
     "python_path",
@@ -816,7 +833,7 @@ def _tool_value_ok(key: str, value: object) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
     if key == "addopts":
         return isinstance(value, str) or _is_str_list(value)
-    if key == "junit_xml":
+    if key in ("junit_xml", "report_html"):
         return isinstance(value, str) and bool(value)
     if key == "format":
         return value in FORMATS
@@ -987,6 +1004,7 @@ def show_config(config: RunConfig) -> dict[str, dict[str, Any]]:
         "timeout": config.timeout,
         "format": config.fmt,
         "junit_xml": config.junit_xml,
+        "report_html": config.report_html,
         "addopts": config.tool_addopts,
         "env": config.env,
         "python_path": config.python_path,

@@ -262,7 +262,8 @@ def whole_exit_code(finishes: Sequence[dict[str, Any]], stats: Stats) -> int:
 def write_ndjson(merged: Merged, out: IO[bytes]) -> None:
     """One stream: the first shard's ``run_start`` (without ``shard``; ``count`` and
     ``workers`` summed, ``merged``: the number of shards), every shard's other events in
-    shard order, and one ``run_finished``."""
+    shard order, each with ``shard``: its shard's K (a merged run's timeline draws each
+    shard's workers apart), and one ``run_finished``."""
     streams = merged.streams
     start = dict(streams[0].start or {})
     start.pop("shard", None)
@@ -272,7 +273,10 @@ def write_ndjson(merged: Merged, out: IO[bytes]) -> None:
     out.write(orjson.dumps(start) + b"\n")
     for stream in streams:
         if stream.lines:
-            out.write(b"\n".join(stream.lines) + b"\n")
+            field = b',"shard":%d}' % (stream.shard or (0, 0))[0]
+            # each line is a JSON object (read_stream parsed it): the field goes in before its
+            # closing brace, without parsing and writing again every event of 64,000 tests
+            out.write(b"\n".join(line.rstrip()[:-1] + field for line in stream.lines) + b"\n")
     finishes = [s.finish or {} for s in streams]
     stats, counts = merged.stats, merged.counts
     reports = [str(f.get("plugin_report") or "") for f in finishes]

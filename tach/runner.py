@@ -277,9 +277,12 @@ def plan_and_run(
             locations=locations,
         )
         reporters.append(human)
+    # events' ``t`` counts from the run's start: read when each is written, since a watch
+    # run's supervisor (made ahead) starts its clock again when the run is resumed
+    origin = (lambda: supervisor.started) if hasattr(supervisor, "started") else None
     json_reporter = None
     if config.fmt == "json":
-        json_reporter = JsonReporter(locations=locations)
+        json_reporter = JsonReporter(locations=locations, origin=origin)
         reporters.append(json_reporter)
     elif config.fmt == "github":  # after the terminal report: its commands end the output
         from tach.reporter.github import GithubReporter
@@ -288,6 +291,12 @@ def plan_and_run(
         reporters.append(json_reporter)
     if config.junit_xml:
         reporters.append(junit_reporter(config.junit_xml, found.config, locations))
+    html_reporter = None
+    if config.report_html:
+        from tach.reporter.html import HtmlReporter
+
+        html_reporter = HtmlReporter(config.report_html, locations=locations, origin=origin)
+        reporters.append(html_reporter)
     supervisor.reporter = Reporters(reporters)
 
     plan = plan_run(config, found, invocation_dir)
@@ -335,8 +344,9 @@ def plan_and_run(
     locations.update(result.tests)
     if human is not None:
         human.expected = expected
-    if json_reporter is not None:
-        json_reporter.expected = expected
+    for events in (json_reporter, html_reporter):
+        if events is not None:
+            events.expected = expected
     summary = supervisor.run(units, plan.conftest_dirs, config.warm_imports, plan.collection_paths)
     if config.shard is not None and summary.exit_code == EXIT_OK and exit_code(summary) != EXIT_OK:
         k, n = config.shard

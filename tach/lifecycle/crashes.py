@@ -136,6 +136,7 @@ class CrashAttribution(RunState):
                 self.queue.push_front(
                     Unit(f"{unit.id} (rest)", remaining, remaining, attempts=unit.attempts)
                 )
+            self._report_unit("unit_finished", slot)
             slot.unit, slot.unit_ids, slot.collecting = None, [], []
         if slot.stopping or self.aborted or slot.retired:
             slot.done = True

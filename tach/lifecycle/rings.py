@@ -180,6 +180,7 @@ class ResultRings(RunState):
             result = self.results.get(test_id)
             if result is not None and result is not slot.held and not result.finished:
                 self._finalize(result)
+        self._report_unit("unit_finished", slot)
         slot.unit, slot.unit_ids = None, []
         self._dispatch(slot)
 
@@ -230,6 +231,7 @@ class ResultRings(RunState):
             MessageKind.RunUnit,
             {"unit": unit.id, "args": unit.args, "ignore": unit.ignore, "slice": unit.slice},
         )
+        self._report_unit("unit_start", slot)
 
 
 def checked_pid(pid: Any) -> int:

@@ -146,3 +146,11 @@ class RunState:
             "warm_imports": [],
             "collection_paths": [],
         }
+
+    def _report_unit(self, event: str, slot: Slot) -> None:
+        """``unit_start`` or ``unit_finished`` of ``slot``'s unit, to a reporter that draws the
+        run's timeline. ``on_unit`` is optional (reporters without it are not told), so that
+        every other reporter stays as it is."""
+        hook = getattr(self.reporter, "on_unit", None)
+        if hook is not None and slot.unit is not None:
+            hook(event, slot.unit, slot.index)

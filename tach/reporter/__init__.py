@@ -57,6 +57,14 @@ class Reporters:
         for reporter in self.reporters:
             reporter.on_debug(event)
 
+    def on_unit(self, event: str, unit: Unit, worker: int) -> None:
+        """A unit started (``unit_start``) or finished (``unit_finished``) on worker slot
+        ``worker``. Optional in a reporter: only those that draw the run's timeline have it."""
+        for reporter in self.reporters:
+            hook = getattr(reporter, "on_unit", None)
+            if hook is not None:
+                hook(event, unit, worker)
+
     def flush(self) -> None:
         for reporter in self.reporters:
             reporter.flush()

@@ -5,8 +5,13 @@ moment it finishes. Every event has an ``event`` field naming it; the fields of 
 specified by the JSON Schema shipped in the package (``tach/reporter/events.schema.json``,
 :func:`schema`) and documented in ``docs/outputs.md``:
 
-``run_start``, ``collect_error``, ``test_start``, ``test_finished``, ``warning``,
-``worker_crash``, ``run_finished``.
+``run_start``, ``collect_error``, ``unit_start``, ``test_start``, ``test_finished``,
+``unit_finished``, ``warning``, ``worker_crash``, ``run_finished``.
+
+Every event of a run carries ``t``: seconds since the run began (the supervisor's start, before
+the zygote is forked), so that a consumer can draw the run's timeline (``tach report``,
+:mod:`tach.reporter.html`). The same events can go to a function instead of a stream
+(``sink``): ``--report-html`` collects them in memory that way.
 
 ``test_finished`` carries the merged status (pass, fail, skip, xfail, xpass, error) and the
 phase that decided it. A test whose teardown error arrives after it was reported (the teardown
@@ -22,7 +27,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import IO, Any
 
@@ -32,6 +38,9 @@ from tach import __version__
 from tach.reporter.failure_line import failure_line
 from tach.results import Locations, TestResult
 from tach.scheduler import RunSummary, Unit
+
+#: Where a reporter with a ``sink`` sends each event (an ``{"event": name, ...}`` object).
+Sink = Callable[[dict[str, Any]], None]
 
 SCHEMA_VERSION = 2
 #: Longest stdout/stderr text kept per test in an event (its head and its tail are kept).
@@ -99,7 +108,11 @@ def first_line(text: str) -> str:
 
 
 class JsonReporter:
-    """Writes the event stream to ``stream`` (stdout by default)."""
+    """Writes the event stream to ``stream`` (stdout by default), or hands each event to
+    ``sink``; ``origin`` (a ``time.perf_counter()`` value: the run's start, or a function
+    giving it) makes every event carry ``t``, the seconds since then. A function is asked at
+    each event, because a ``--watch`` run's supervisor, made ahead of the run, starts its clock
+    again when its run begins."""
 
     def __init__(
         self,
@@ -107,8 +120,14 @@ class JsonReporter:
         *,
         locations: Locations | None = None,
         expected_tests: int = 0,
+        sink: Sink | None = None,
+        origin: float | Callable[[], float] | None = None,
     ) -> None:
-        self.stream: IO[bytes] | None = stream if stream is not None else sys.stdout.buffer
+        self.sink = sink
+        self.origin = origin
+        self.stream: IO[bytes] | None = None
+        if sink is None:
+            self.stream = stream if stream is not None else sys.stdout.buffer
         self.locations = locations if locations is not None else Locations()
         #: Tests static discovery found (``run_start``'s ``count``); set once the run is planned.
         self.expected = expected_tests
@@ -118,6 +137,13 @@ class JsonReporter:
         self.rootdir: str | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
+        origin = self.origin
+        if origin is not None:
+            start = origin() if callable(origin) else origin
+            fields["t"] = round(time.perf_counter() - start, 6)
+        if self.sink is not None:
+            self.sink({"event": event, **fields})
+            return
         stream = self.stream
         if stream is None:
             return
@@ -187,6 +213,11 @@ class JsonReporter:
                 line=_collect_error_line(report, file),
                 message=str(report.get("longreprtext") or report.get("longrepr") or ""),
             )
+
+    def on_unit(self, event: str, unit: Unit, worker: int) -> None:
+        """``unit_start`` (a worker was given a unit: it collects, then runs its tests) or
+        ``unit_finished`` (the worker is done with it, or died in it)."""
+        self.emit(event, unit=unit.id, worker=worker)
 
     def on_test_start(self, result: TestResult) -> None:
         file, line = self.locations.of(result.id)

@@ -65,6 +65,7 @@ def test_defaults_and_their_source():
         "timeout",
         "format",
         "junit_xml",
+        "report_html",
         "addopts",
         "env",
         "python_path",
@@ -141,6 +142,20 @@ def test_paths_are_relative_to_the_rootdir_in_the_file_and_to_the_cwd_elsewhere(
     config = resolve(environ={"TACH_JUNIT_XML": "r.xml"}, tool=tool)
     assert config.junit_xml == "/project/sub/r.xml"
     assert resolve(["--junitxml", "a.xml"]).junit_xml == "/project/sub/a.xml"
+
+
+def test_report_html_is_a_path_setting_of_every_layer_and_not_pytest_htmls_option():
+    assert resolve().report_html is None
+    assert resolve(tool={"report_html": "out/r.html"}).report_html == "/project/out/r.html"
+    config = resolve(environ={"TACH_REPORT_HTML": "r.html"}, tool={"report_html": "x.html"})
+    assert config.report_html == "/project/sub/r.html"
+    assert config.sources["report_html"] == "environment (TACH_REPORT_HTML)"
+    config = resolve(["--report-html", "a.html"], addopts=["--report-html=b.html"])
+    assert config.report_html == "/project/sub/a.html"
+    assert show_config(config)["report_html"]["value"] == "/project/sub/a.html"
+    # pytest-html's --html stays pytest's: it goes to pytest, Tach writes no report of its own
+    config = resolve(["--html=pytest.html"])
+    assert config.report_html is None and "--html=pytest.html" in config.pytest_args
 
 
 def test_tool_addopts_go_to_pytest_before_the_command_line_and_count_for_tach():
