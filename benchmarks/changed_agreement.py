@@ -28,15 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tach.bench.shard_agreement import CORPUS, ROOT, outcomes
+from tach.bench.shard_agreement import CORPUS, ROOT, corpus_copy, outcomes
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",
@@ -197,14 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |")
     for project in corpus.select(manifest, "all", ns.project):
         venv, workdir = corpus.paths(manifest, project)
-        with tempfile.TemporaryDirectory(prefix="tach-changed-") as tmp:
-            copy = Path(tmp) / workdir.name
-            shutil.copytree(
-                workdir,
-                copy,
-                symlinks=True,
-                ignore=shutil.ignore_patterns(".tach", "__pycache__", ".pytest_cache"),
-            )
+        with corpus_copy(workdir, "tach-changed-") as copy:
             sources = copy / "src" if (copy / "src").is_dir() else copy
             env = corpus.run_env(project, venv, copy, extra_pythonpath=[sources, ROOT])
             env = {k: v for k, v in env.items() if not k.startswith("TACH_")}

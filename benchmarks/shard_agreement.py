@@ -25,6 +25,7 @@ Run: ``python -m tach.bench.shard_agreement [--project NAME] [--once] [--json-ou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,21 @@ def outcomes(stdout: str) -> dict[str, str]:
             elif event["event"] == "collect_error":
                 found[event["id"]] = "collect_error"
     return found
+
+
+@contextlib.contextmanager
+def corpus_copy(workdir: Path, prefix: str) -> Iterator[Path]:
+    """A throwaway copy of a project's work dir, without the caches earlier runs left (the
+    corpus's own ``.tach/`` is left alone)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        copy = Path(tmp) / workdir.name
+        shutil.copytree(
+            workdir,
+            copy,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(".tach", "__pycache__", ".pytest_cache"),
+        )
+        yield copy
 
 
 def check_project(
@@ -152,14 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | ---: | --- | --- | ---: | ---: | ---: | --- | --- | ---: |")
     for project in corpus.select(manifest, "all", ns.project):
         venv, workdir = corpus.paths(manifest, project)
-        with tempfile.TemporaryDirectory(prefix="tach-shards-") as tmp:
-            copy = Path(tmp) / workdir.name
-            shutil.copytree(
-                workdir,
-                copy,
-                symlinks=True,
-                ignore=shutil.ignore_patterns(".tach", "__pycache__", ".pytest_cache"),
-            )
+        with corpus_copy(workdir, "tach-shards-") as copy:
             env = corpus.run_env(project, venv, copy, extra_pythonpath=[ROOT])
             env = {k: v for k, v in env.items() if not k.startswith("TACH_")}
             python = str(venv / "bin" / "python")

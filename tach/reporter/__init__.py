@@ -12,6 +12,16 @@ from typing import Any
 from tach.results import TestResult
 from tach.scheduler import Reporter, RunSummary, Unit
 
+#: pytest's exit codes and what its ``ExitCode`` calls them (the reports say both).
+EXIT_MEANINGS = {
+    0: "all tests passed",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
+
 
 class Reporters:
     """Several reporters behind one: each event goes to all of them, in order."""

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import orjson
 
+from tach.reporter import EXIT_MEANINGS
 from tach.reporter.json import JsonReporter, bounded
 from tach.results import Locations, Stats, format_duration, summary_line
 from tach.scheduler import RunSummary
@@ -67,15 +68,6 @@ _OUTCOME = {
     "skip": "skipped",
     "xfail": "xfailed",
     "xpass": "xpassed",
-}
-#: pytest's exit codes, as its ``ExitCode`` names them.
-_EXIT_CODES = {
-    0: "all tests passed",
-    1: "tests failed",
-    2: "interrupted",
-    3: "internal error",
-    4: "usage error",
-    5: "no tests collected",
 }
 
 
@@ -221,7 +213,7 @@ class GithubRun:
             errors.append(
                 workflow_command(
                     "error",
-                    f"tach exited with code {code} ({_EXIT_CODES[code]}){said}; see the log",
+                    f"tach exited with code {code} ({EXIT_MEANINGS[code]}){said}; see the log",
                     title="tach",
                 )
             )
@@ -301,7 +293,7 @@ class GithubRun:
         facts = []
         code = self.exit_code
         if code is not None:
-            facts.append(f"exit code {code} ({_EXIT_CODES.get(code, 'unknown')})")
+            facts.append(f"exit code {code} ({EXIT_MEANINGS.get(code, 'unknown')})")
         shard = self.start.get("shard")
         if isinstance(shard, dict):
             facts.append(f"shard {shard.get('index')}/{shard.get('total')}")

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from tach import __version__
+from tach.reporter import EXIT_MEANINGS
 from tach.reporter.html_assets import SCRIPT, STYLE
 from tach.reporter.json import JsonReporter, bounded
 from tach.reporter.timeline import RUN_LANE, Lane, RunModel, Span
@@ -41,15 +42,6 @@ MAX_DETAILED_FAILURES = 200
 LONGREPR_LIMIT = 64 * 1024
 SLOWEST = 20
 
-#: Exit codes and what pytest calls them.
-EXIT_NAMES = {
-    0: "all tests passed",
-    1: "tests failed",
-    2: "interrupted",
-    3: "internal error",
-    4: "usage error",
-    5: "no tests collected",
-}
 #: Status -> the word pytest's summary uses.
 STATUS_WORDS = {
     "pass": "PASSED",
@@ -246,7 +238,7 @@ def header(model: RunModel) -> str:
         rows.append(("run", "the stream has no run_finished: the run did not finish"))
     else:
         code = finish.get("exit_code")
-        rows.append(("exit code", f"{code} ({EXIT_NAMES.get(code, 'unknown')})"))
+        rows.append(("exit code", f"{code} ({EXIT_MEANINGS.get(code, 'unknown')})"))
         if finish.get("interrupted"):
             rows.append(("interrupted", str(finish["interrupted"])))
         if finish.get("not_run"):
