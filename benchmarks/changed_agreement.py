@@ -62,7 +62,7 @@ import pytest
 from tach.changed import GitChange, select
 from tach.discovery.ini import split_pytest_args
 from tach.runner import discover_for_run
-from tach.watch.graph import ImportGraph
+from tach.graph import ImportGraph
 
 import contextlib, io, os, tempfile
 root = Path.cwd()

@@ -3,7 +3,7 @@
 What changed is asked of git: the files that differ between the merge base of ``REF`` and
 ``HEAD`` and the work tree (what the branch committed since it left ``REF``, and what is staged
 or only written), and the untracked files ``.gitignore`` does not hide. Which tests they affect
-follows the rules of ``tach --watch`` (:mod:`tach.watch.graph`), first rule first:
+follows the rules of ``tach --watch`` (:mod:`tach.graph`), first rule first:
 
 1. a file a ``--changed-dep GLOB=PATHS`` (``[tool.tach] changed_deps``) names: the tests under
    those paths, and what the rules below find of it when it is a Python module;
@@ -20,7 +20,7 @@ follows the rules of ``tach --watch`` (:mod:`tach.watch.graph`), first rule firs
    made it so.
 
 What ``--watch`` never watches is left out (bytecode, caches, virtualenvs, build output:
-:func:`tach.watch.changes.never_watched`), and so is a file outside the rootdir that no test's
+:func:`tach.graph.not_source`), and so is a file outside the rootdir that no test's
 imports reach.
 
 Nothing here imports user code: the graph is read with ``ast``.
@@ -36,9 +36,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tach.graph import CONFIG_FILES, ImportGraph, not_source
 from tach.scheduler import Unit
-from tach.watch.changes import never_watched
-from tach.watch.graph import CONFIG_FILES, ImportGraph
 
 #: Files whose change means the installed packages, hence any test's outcome, may differ.
 ENVIRONMENT_FILES = frozenset(
@@ -198,7 +197,7 @@ def select(
     modules: set[Path] = set()
     for path in change.files:
         relative = os.path.relpath(path, rootdir)
-        if rootdir in path.parents and never_watched(path, rootdir):
+        if rootdir in path.parents and not_source(path, rootdir):
             selection.why[path] = "not a source file (ignored, as by --watch)"
             continue
         if path == durations_file:

@@ -372,7 +372,7 @@ def changed_units(config: RunConfig, found: Any, supervisor: Any, units: list[Un
     (:mod:`tach.changed`); the selection goes to ``run_start``. No unit: the run is not a
     failure (pytest's 5 becomes 0), as nothing the change touches is tested."""
     from tach.changed import select, unit_path
-    from tach.watch.graph import ImportGraph
+    from tach.graph import ImportGraph
 
     result = found.result
     graph = ImportGraph(Path(result.rootdir), result.imports)

@@ -29,6 +29,8 @@ LAYERS: dict[str, tuple[int, str]] = {
     "resolver": (3, "supervisor"),
     "scheduler": (3, "supervisor"),
     "shards": (4, "supervisor"),
+    "graph": (3, "supervisor"),
+    "changed": (4, "supervisor"),
     "adapters": (3, "pytest"),
     "plugin": (4, "pytest"),
     "worker": (5, "pytest"),

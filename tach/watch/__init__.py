@@ -2,7 +2,7 @@
 
 * :mod:`~tach.watch.session`: :class:`WatchSession`, the loop, its runs and its layers.
 * :mod:`~tach.watch.changes`: batches of changed files, from watchdog, filtered and debounced.
-* :mod:`~tach.watch.graph`: which test modules a change affects, from the import graph.
+Which test modules a change affects comes from the import graph, :mod:`tach.graph`.
 """
 
 from tach.watch.session import WatchSession

@@ -19,43 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-#: Directory names whose contents never make a batch.
-IGNORED_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        ".tach",
-        "__pycache__",
-        ".pytest_cache",
-        ".mypy_cache",
-        ".ruff_cache",
-        ".hypothesis",
-        ".tox",
-        ".nox",
-        ".venv",
-        "venv",
-        "node_modules",
-        "build",
-        "dist",
-        ".eggs",
-    }
-)
-#: File name patterns that never make a batch (editor swap files, coverage data, bytecode).
-IGNORED_FILES = (
-    "*.pyc",
-    "*.pyo",
-    "*.swp",
-    "*.swx",
-    "*~",
-    ".#*",
-    "#*#",
-    "4913",
-    ".coverage",
-    ".coverage.*",
-    "*.egg-info",
-)
-
+from tach.graph import not_source
 
 #: The quiet time after a single file's write ended (see :meth:`ChangeFeed.take`).
 SETTLE_S = 0.01
@@ -119,18 +83,6 @@ def _in_git_tree(path: Path) -> bool:
     return any((parent / ".git").exists() for parent in (path, *path.parents))
 
 
-def never_watched(path: Path, rootdir: Path) -> bool:
-    """A path under a directory nobody edits by hand, or a file name no source has."""
-    try:
-        parts = path.relative_to(rootdir).parts
-    except ValueError:
-        return True
-    if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in parts[:-1]):
-        return True
-    name = parts[-1] if parts else ""
-    return any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_FILES)
-
-
 def _is_virtualenv(directory: Path, rootdir: Path) -> bool:
     for parent in (directory, *directory.parents):
         if parent == rootdir or rootdir not in parent.parents:
@@ -179,7 +131,7 @@ class ChangeFeed:
         self.observer.start()
 
     def _put(self, path: str, state: str) -> None:
-        if never_watched(Path(path), self.rootdir):
+        if not_source(Path(path), self.rootdir):
             return
         self.events.put((path, state))
         with contextlib.suppress(BlockingIOError):  # a full pipe wakes the reader anyway

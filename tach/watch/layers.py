@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tach.graph import CONFIG_FILES, ImportGraph
 from tach.lifecycle.layers import LayerError, StaleLayer, WarmBase, WarmSession, base_imports
-from tach.watch.graph import CONFIG_FILES, ImportGraph
 
 if TYPE_CHECKING:
     from tach.config import RunConfig

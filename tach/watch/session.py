@@ -5,7 +5,7 @@ each later run forks a run zygote from the session layer, so that it starts with
 the conftests loaded and the test modules imported. A test file that changed is imported again
 by the run zygote; a project module, conftest or config file the session layer imported makes it
 stale, and a new one is forked from the base (which is itself replaced when a module it imported
-or a site directory changed). Which tests run is decided by :class:`tach.watch.graph.ImportGraph`;
+or a site directory changed). Which tests run is decided by :class:`tach.graph.ImportGraph`;
 the last run's failures run first.
 """
 
@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tach.graph import CONFIG_FILES, ImportGraph
 from tach.lifecycle.layers import LayerError, StaleLayer
 from tach.watch.changes import ChangeFeed
-from tach.watch.graph import CONFIG_FILES, ImportGraph
 from tach.watch.layers import WarmLayers
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """The selection of ``--changed-since`` (:mod:`tach.changed`) and the import graph it reads
-(:mod:`tach.watch.graph`), on files written by each test."""
+(:mod:`tach.graph`), on files written by each test."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tach.changed import GitChange, _glob, select
 from tach.discovery.model import ModuleImport
-from tach.watch.graph import ImportGraph
+from tach.graph import ImportGraph
 
 
 def write(root: Path, files: dict[str, str]) -> None:

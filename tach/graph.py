@@ -4,15 +4,17 @@ Discovery records, for every test module, the modules it imports and which of th
 files (:attr:`tach.discovery.model.DiscoveryResult.imports`). :class:`ImportGraph` follows the
 project files further: it reads each one's ``import`` statements with ``ast`` (no code runs)
 and resolves them against the directories the test modules' imports were found in. A change to
-a project module affects the test modules whose import closure reaches it; a conftest, its
-directory's tests; pytest's or Tach's configuration, every test. What the graph cannot see
-(an ``importlib.import_module`` of a computed name, a data file a test reads) is listed in
-``docs/watch.md`` with the ways around it.
+a project module affects the test modules whose import closure reaches it, or a conftest's
+above them; a conftest, its directory's tests; pytest's or Tach's configuration, every test.
+``tach --watch`` (:mod:`tach.watch`) and ``--changed-since`` (:mod:`tach.changed`) select by
+it. What the graph cannot see (a module loaded by an entry point, a data file a test reads) is
+listed in ``docs/watch.md`` with the ways around it.
 """
 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,57 @@ from tach.discovery.model import ModuleImport
 CONFIG_FILES = frozenset(
     {"pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py"}
 )
+
+
+#: Directory names whose contents are no project source (``--watch`` ignores their changes).
+IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".tach",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".tox",
+        ".nox",
+        ".venv",
+        "venv",
+        "node_modules",
+        "build",
+        "dist",
+        ".eggs",
+    }
+)
+#: File name patterns of no project source (editor swap files, coverage data, bytecode).
+IGNORED_FILES = (
+    "*.pyc",
+    "*.pyo",
+    "*.swp",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
+    ".coverage",
+    ".coverage.*",
+    "*.egg-info",
+)
+
+
+def not_source(path: Path, rootdir: Path) -> bool:
+    """A path under a directory nobody edits by hand, or a file name no source has."""
+    try:
+        parts = path.relative_to(rootdir).parts
+    except ValueError:
+        return True
+    if any(part in IGNORED_DIRS or part.endswith(".egg-info") for part in parts[:-1]):
+        return True
+    name = parts[-1] if parts else ""
+    return any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_FILES)
+
 
 
 class ImportGraph:
