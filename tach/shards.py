@@ -49,18 +49,6 @@ def assign(weights: dict[str, float], total: int) -> dict[str, int]:
     return shard_of
 
 
-def shard_units(
-    units: Sequence[Unit],
-    shard: tuple[int, int],
-    weigh: Callable[[str, list[Unit]], float],
-) -> list[Unit]:
-    """The units of shard ``shard`` = ``(K, N)`` among ``units``, in their order; ``weigh``:
-    what a group (its id, its units) weighs."""
-    index, total = shard
-    shard_of = cut(units, total, weigh)
-    return [unit for unit in units if shard_of[group_of(unit)] == index]
-
-
 def cut(
     units: Sequence[Unit], total: int, weigh: Callable[[str, list[Unit]], float]
 ) -> dict[str, int]:

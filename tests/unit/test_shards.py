@@ -9,7 +9,13 @@ import pytest
 
 from tach.config import ConfigValueError, parse_shard
 from tach.scheduler import Unit, UnitSlice
-from tach.shards import assign, group_of, shard_units
+from tach.shards import assign, cut, group_of
+
+
+def shard_units(units, shard, weigh):
+    """The units of shard ``shard`` = ``(K, N)``, in their order, as the runner keeps them."""
+    shard_of = cut(units, shard[1], weigh)
+    return [unit for unit in units if shard_of[group_of(unit)] == shard[0]]
 
 
 def by_weight(weights: dict[str, float]):
