@@ -80,10 +80,10 @@ def git_change(ref: str, directory: Path) -> GitChange:
     names = dict.fromkeys(name for name in (diff + untracked).split("\0") if name)
     # git names files from its top level, symbolic links resolved: spell them as the rootdir
     # is spelled, which the import graph's paths are
-    real = Path(os.path.realpath(directory))
+    real, real_top = Path(os.path.realpath(directory)), Path(os.path.realpath(top))
     files = []
     for name in names:
-        path = Path(os.path.realpath(top)) / name
+        path = real_top / name
         inside = real == path or real in path.parents
         files.append(directory / path.relative_to(real) if inside else path)
     return GitChange(ref, base, merge_base, files)
@@ -223,11 +223,9 @@ def select(
             modules.add(path)
         selection.why[path] = "; ".join(why)
     if modules:
-        deleted = {path for path in modules if not path.exists()}
-        for conftest in graph.conftests():  # tests pytest finds below it, not modules alone
-            if graph.reaches(conftest, modules, deleted):
-                selection.dirs.add(conftest.parent)
-        reached = graph.importers(modules)
+        reached, conftests = graph.importers(modules)
+        # a conftest's imports reach the change: every test pytest finds below it
+        selection.dirs.update(conftest.parent for conftest in conftests)
         for path in modules:
             found = reached.get(path, set())
             selection.files |= found

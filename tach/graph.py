@@ -265,29 +265,32 @@ class ImportGraph:
             else:
                 unseen.append(path)
         if project:
-            reached = self.importers(project)
+            reached, _ = self.importers(project)
             for found in reached.values():
                 tests |= found
             unseen += sorted(project - set(reached))
         return tests, unseen
 
-    def importers(self, project: set[Path]) -> dict[Path, set[Path]]:
-        """Each file of ``project`` (project modules, some of them deleted) that test modules
-        depend on, and those test modules: the ones whose imports reach it, and the ones below
-        a conftest whose imports reach it."""
+    def importers(self, project: set[Path]) -> tuple[dict[Path, set[Path]], set[Path]]:
+        """``(reached, conftests)``: each file of ``project`` (project modules, some of them
+        deleted) that test modules depend on, and those test modules — the ones whose imports
+        reach it, and the ones below a conftest whose imports reach it; and those conftests
+        (pytest may collect more below them than the test modules the graph knows)."""
         deleted = {path for path in project if not path.exists()}
         known_tests = self.test_modules()
         reached: dict[Path, set[Path]] = {}
         for test in known_tests:
             for path in self.reaches(test, project, deleted):
                 reached.setdefault(path, set()).add(test)
+        conftests = set()
         for conftest in self.conftests():
             hit = self.reaches(conftest, project, deleted)
             if hit:
+                conftests.add(conftest)
                 below = _below(conftest.parent, known_tests)
                 for path in hit:
                     reached.setdefault(path, set()).update(below)
-        return reached
+        return reached, conftests
 
     def conftests(self) -> set[Path]:
         """The ``conftest.py`` files of the test modules' directories and of the directories

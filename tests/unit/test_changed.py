@@ -72,7 +72,8 @@ def test_a_deleted_module_is_found_by_the_names_imports_give(tmp_path):
         tmp_path / "src/shop/gone/__init__.py",
         tmp_path / "src/helpers.py",
     }
-    reached = graph.importers(deleted)
+    reached, conftests = graph.importers(deleted)
+    assert conftests == set()
     assert reached == {
         tmp_path / "src/shop/prices.py": {tmp_path / "tests/test_cart.py"},
         tmp_path / "src/shop/gone/__init__.py": {tmp_path / "tests/test_cart.py"},
@@ -82,7 +83,7 @@ def test_a_deleted_module_is_found_by_the_names_imports_give(tmp_path):
     (tmp_path / "tests/test_top.py").write_text("import helpers\n")
     fresh = graph_of(tmp_path, {"tests/test_top.py": [("helpers", None)]})
     fresh.roots = [tmp_path / "src"]
-    assert fresh.importers({tmp_path / "src/helpers.py"}) == {
+    assert fresh.importers({tmp_path / "src/helpers.py"})[0] == {
         tmp_path / "src/helpers.py": {tmp_path / "tests/test_top.py"}
     }
 
@@ -109,10 +110,12 @@ def test_pytest_plugins_are_imports(tmp_path):
     )
     assert graph.conftests() == {tmp_path / "tests/conftest.py", tmp_path / "tests/sub/conftest.py"}
     fixtures, more = tmp_path / "src/shop/fixtures.py", tmp_path / "src/shop/more.py"
-    assert graph.importers({fixtures, more}) == {
+    reached, conftests = graph.importers({fixtures, more})
+    assert reached == {
         fixtures: {tmp_path / "tests/test_a.py", tmp_path / "tests/sub/test_b.py"},
         more: {tmp_path / "tests/sub/test_b.py"},
     }
+    assert conftests == {tmp_path / "tests/conftest.py", tmp_path / "tests/sub/conftest.py"}
     tests, unseen = graph.affected([more])
     assert tests == {tmp_path / "tests/sub/test_b.py"} and unseen == []
 
